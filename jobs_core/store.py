@@ -1,0 +1,87 @@
+"""The storage operations the scheduler needs, as a small Protocol.
+
+Two objects live in storage:
+- shard logs: append blobs holding JSON-lines records (see ``records.py``);
+- claims: tiny blobs whose metadata says which executor owns a slot (see ``claims.py``).
+
+Adapters: ``memory_store.InMemoryStore`` (tests, single process) and
+``blob_store.AzureBlobStore`` (Azure Storage / Azurite). Both pass ``tests/contract``.
+Errors an adapter raises are the ones in ``errors.py``: ``BlobNotFoundError``,
+``ConcurrencyConflictError`` (409/412 on a conditional write: a signal, never retried blindly),
+``BlockLimitError`` (the 50,000-block limit), ``TransientStoreError`` (retried inside the adapter
+first; raised only once retries are exhausted) and ``StoreError`` for anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    name: str
+    size: int
+    etag: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    offset: int  # where the block starts
+    size: int  # blob size after the append
+    block_count: int  # committed blocks after the append
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    data: bytes  # bytes from the requested offset to the end (may be empty)
+    size: int  # total blob size at the time of the read
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBlob:
+    etag: str
+    metadata: dict[str, str]
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """What jobs_core needs from storage. All methods are coroutines."""
+
+    async def append(
+        self, name: str, data: bytes, *, create_metadata: dict[str, str]
+    ) -> AppendResult:
+        """Append one block to the append blob ``name``, creating it (with ``create_metadata``)
+        first if it does not exist. Concurrent creators must not truncate each other."""
+        ...
+
+    async def read(self, name: str, offset: int = 0) -> ReadResult:
+        """Bytes of ``name`` from ``offset`` to its end; ``offset == size`` gives empty data.
+        Raises ``BlobNotFoundError``."""
+        ...
+
+    async def list(self, prefix: str) -> list[BlobInfo]:
+        """Every blob whose name starts with ``prefix``, sorted by name, with metadata."""
+        ...
+
+    async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
+        """Replace the metadata of an existing blob (unconditionally)."""
+        ...
+
+    async def read_claim(self, name: str) -> ClaimBlob | None:
+        """The claim blob's ETag and metadata, or None if it does not exist."""
+        ...
+
+    async def write_claim(self, name: str, metadata: dict[str, str], *, etag: str | None) -> str:
+        """Write a claim blob's metadata if its ETag is still ``etag`` (``None``: only if the blob
+        does not exist yet). Returns the new ETag; raises ``ConcurrencyConflictError`` when
+        the condition fails."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Delete a blob; deleting a missing blob is not an error."""
+        ...
+
+    async def close(self) -> None: ...
