@@ -1,0 +1,377 @@
+"""``JobStore`` on Azure Blob Storage (or Azurite), with ``azure.storage.blob.aio``.
+
+This is the only module of the project that imports ``azure.storage.blob``.
+
+Errors (see ``errors.py``):
+
+- Transient: connection errors, timeouts, and HTTP 408, 429, 500, 502, 503, 504
+  (``TRANSIENT_STATUS``). The SDK's ``ExponentialRetry`` retries connection errors, timeouts,
+  408 and every 5xx but 501/505 (``RETRY_TOTAL`` times, about 1 s, 4 s, 10 s apart); once
+  it gives up, the adapter raises ``TransientStoreError``. The SDK does not retry 429 (Azure
+  Storage throttles with 503 ``ServerBusy`` / 500 ``OperationTimedOut``); a 429 is raised as
+  ``TransientStoreError`` at once.
+  Caution: the SDK also retries ``append_block`` after a 5xx or a lost response, so a block
+  can be committed twice (at-least-once): records must be safe to replay.
+- 404 → ``BlobNotFoundError`` (``read``, ``set_metadata``); ``read_claim`` answers None and
+  ``delete`` ignores it. A missing container is a ``StoreError`` (call ``ensure_container``).
+- A failed condition (412 ``ConditionNotMet``, 409 ``BlobAlreadyExists``) →
+  ``ConcurrencyConflictError``; never retried here.
+- 409 ``BlockCountExceedsLimit`` → ``BlockLimitError``.
+- Anything else → ``StoreError`` whose message holds the status and the service's error code.
+
+Reads: GETs are capped at 4 MiB per request (``max_single_get_size`` / ``max_chunk_get_size``):
+Azurite fails larger GETs over many blocks (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    IncompleteReadError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob.aio import BlobClient, ContainerClient, ExponentialRetry
+
+from .errors import (
+    BlobNotFoundError,
+    BlockLimitError,
+    ConcurrencyConflictError,
+    StoreError,
+    TransientStoreError,
+)
+from .request_counter import RequestCounter
+from .storage_settings import StorageSettings
+from .store import AppendResult, BlobInfo, ClaimBlob, ReadResult
+
+TRANSIENT_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+"""HTTP statuses worth retrying (besides connection errors and timeouts)."""
+
+MAX_GET_SIZE = 4 * 1024 * 1024
+RETRY_TOTAL = 3
+RETRY_INITIAL_BACKOFF_S = 1
+RETRY_INCREMENT_BASE_S = 3
+RETRY_JITTER_S = 1
+
+_CONFLICT_409_CODES = frozenset({"BlobAlreadyExists"})
+
+
+def _error_code(err: AzureError) -> str:
+    code = getattr(err, "error_code", None)
+    if not code:
+        response = getattr(err, "response", None)
+        headers = getattr(response, "headers", None) or {}
+        code = headers.get("x-ms-error-code")
+    return str(code or "")
+
+
+def _status(err: AzureError) -> int | None:
+    status = getattr(err, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def translate_error(err: AzureError, op: str, name: str) -> StoreError:
+    """The ``StoreError`` subclass for an SDK error (see the module docstring)."""
+    status = _status(err)
+    code = _error_code(err)
+    first_line = (str(err.message or err).strip().splitlines() or [""])[0]
+    text = f"{op} {name!r}: {status or type(err).__name__} {code}".rstrip() + f": {first_line}"
+    if isinstance(err, ServiceRequestError | ServiceResponseError | IncompleteReadError):
+        return TransientStoreError(text)
+    if status == 404 and code != "ContainerNotFound":
+        return BlobNotFoundError(text)
+    if status == 412 or (status == 409 and code in _CONFLICT_409_CODES):
+        return ConcurrencyConflictError(text)
+    if status == 409 and code == "BlockCountExceedsLimit":
+        return BlockLimitError(text)
+    if status in TRANSIENT_STATUS:
+        return TransientStoreError(text)
+    return StoreError(text)
+
+
+@contextmanager
+def _translated(op: str, name: str) -> Iterator[None]:
+    try:
+        yield
+    except AzureError as err:
+        raise translate_error(err, op, name) from err
+
+
+def _quoted(etag: str | None) -> str:
+    """ETags in the header form (``"0x..."``): listings give them without quotes."""
+    if not etag:
+        raise StoreError("the storage service returned no ETag")
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _is_not_found(err: HttpResponseError) -> bool:
+    return _status(err) == 404 and _error_code(err) != "ContainerNotFound"
+
+
+class AzureBlobStore:
+    """A ``JobStore`` over one blob container.
+
+    Build it with ``from_settings`` (then ``await ensure_container()``), or ``await open(...)``
+    which does both. ``counter`` (a ``RequestCounter``) counts the requests sent, if given.
+    """
+
+    def __init__(
+        self,
+        container: ContainerClient,
+        *,
+        counter: RequestCounter | None = None,
+        credential: Any = None,
+    ) -> None:
+        self._container = container
+        self._credential = credential  # closed with the store (async identity credential)
+        self.counter = counter
+
+    # --- construction ---------------------------------------------------------------------
+
+    @staticmethod
+    def client_options(
+        settings: StorageSettings, counter: RequestCounter | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for the SDK client (retry policy, GET sizes, API version)."""
+        options: dict[str, Any] = {
+            "max_single_get_size": MAX_GET_SIZE,
+            "max_chunk_get_size": MAX_GET_SIZE,
+            "retry_policy": ExponentialRetry(
+                initial_backoff=RETRY_INITIAL_BACKOFF_S,
+                increment_base=RETRY_INCREMENT_BASE_S,
+                retry_total=RETRY_TOTAL,
+                random_jitter_range=RETRY_JITTER_S,
+            ),
+        }
+        if counter is not None:
+            # per_call_policies / per_retry_policies are ignored by the blob clients.
+            options["_additional_pipeline_policies"] = [counter]
+        if settings.api_version:
+            options["api_version"] = settings.api_version
+        return options
+
+    @classmethod
+    def from_settings(
+        cls, settings: StorageSettings, *, counter: RequestCounter | None = None
+    ) -> AzureBlobStore:
+        """A store for ``settings.container``: connection string (Azurite / development) or
+        account URL plus managed identity (``ManagedIdentityCredential`` when a client id is
+        set, else ``DefaultAzureCredential``). Sends no request: ``await ensure_container()``
+        next (or use ``open``)."""
+        options = cls.client_options(settings, counter)
+        if settings.connection_string:
+            client = ContainerClient.from_connection_string(
+                settings.connection_string, settings.container, **options
+            )
+            return cls(client, counter=counter)
+        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+        credential: Any = (
+            ManagedIdentityCredential(client_id=settings.client_id)
+            if settings.client_id
+            else DefaultAzureCredential()
+        )
+        assert settings.account_url is not None  # StorageSettings checks it
+        client = ContainerClient(
+            settings.account_url, settings.container, credential=credential, **options
+        )
+        return cls(client, counter=counter, credential=credential)
+
+    @classmethod
+    async def open(
+        cls, settings: StorageSettings, *, counter: RequestCounter | None = None
+    ) -> AzureBlobStore:
+        """``from_settings`` then ``ensure_container``."""
+        store = cls.from_settings(settings, counter=counter)
+        try:
+            await store.ensure_container()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    @property
+    def container_name(self) -> str:
+        return str(self._container.container_name)
+
+    async def ensure_container(self) -> None:
+        """Create the container unless it exists (one request)."""
+        try:
+            await self._container.create_container()
+        except ResourceExistsError:
+            return
+        except AzureError as err:
+            raise translate_error(err, "create_container", self.container_name) from err
+
+    def _blob(self, name: str) -> BlobClient:
+        return self._container.get_blob_client(name)
+
+    # --- JobStore -------------------------------------------------------------------------
+
+    async def append(
+        self, name: str, data: bytes, *, create_metadata: dict[str, str]
+    ) -> AppendResult:
+        """One ``append_block``; on 404, create the blob only if it is still missing
+        (``If-None-Match: *``, so a concurrent creator's blocks are never truncated) and
+        append again: 3 requests for the first append to a new blob, 1 otherwise."""
+        blob = self._blob(name)
+        try:
+            response = await blob.append_block(data)
+        except HttpResponseError as err:
+            if not _is_not_found(err):
+                raise translate_error(err, "append", name) from err
+            await self._create_append_blob(blob, name, create_metadata)
+            with _translated("append", name):
+                response = await blob.append_block(data)
+        except AzureError as err:
+            raise translate_error(err, "append", name) from err
+        offset = int(response["blob_append_offset"])
+        return AppendResult(
+            offset=offset,
+            size=offset + len(data),
+            block_count=int(response["blob_committed_block_count"]),
+        )
+
+    async def _create_append_blob(
+        self, blob: BlobClient, name: str, metadata: dict[str, str]
+    ) -> None:
+        try:
+            await blob.create_append_blob(
+                metadata=metadata, match_condition=MatchConditions.IfMissing
+            )
+        except ResourceExistsError:
+            return  # a concurrent creator won; its metadata stands
+        except HttpResponseError as err:
+            if _status(err) == 412 or _error_code(err) == "BlobAlreadyExists":
+                return
+            raise translate_error(err, "create", name) from err
+        except AzureError as err:
+            raise translate_error(err, "create", name) from err
+
+    async def read(self, name: str, offset: int = 0) -> ReadResult:
+        """One ranged GET per 4 MiB from ``offset`` to the end.
+
+        For ``offset > 0`` the GET starts one byte early and drops that byte, so reading at
+        ``offset == size`` is an ordinary 1-byte read (Azure may answer a range starting at the
+        end with 416 ``InvalidRange``, Azurite with an empty 206). A range past the end falls
+        back to a HEAD for the size and metadata."""
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        blob = self._blob(name)
+        start = offset - 1 if offset > 0 else 0
+        try:
+            downloader = await blob.download_blob(offset=start if offset > 0 else None)
+            body = await downloader.readall()
+        except HttpResponseError as err:
+            if _status(err) != 416:
+                raise translate_error(err, "read", name) from err
+            return await self._read_past_end(blob, name)
+        except AzureError as err:
+            raise translate_error(err, "read", name) from err
+        if offset > 0 and not body:
+            return await self._read_past_end(blob, name)
+        return ReadResult(
+            data=bytes(body[1:] if offset > 0 else body),
+            size=start + len(body),
+            metadata=dict(downloader.properties.metadata or {}),
+        )
+
+    async def _read_past_end(self, blob: BlobClient, name: str) -> ReadResult:
+        with _translated("read", name):
+            props = await blob.get_blob_properties()
+        return ReadResult(data=b"", size=int(props.size), metadata=dict(props.metadata or {}))
+
+    async def list(self, prefix: str) -> list[BlobInfo]:
+        """All blobs named ``prefix...`` with metadata, sorted by name (one request per page
+        of up to 5,000)."""
+        found: list[BlobInfo] = []
+        with _translated("list", prefix):
+            async for item in self._container.list_blobs(
+                name_starts_with=prefix, include=["metadata"]
+            ):
+                found.append(
+                    BlobInfo(
+                        name=item.name,
+                        size=int(item.size or 0),
+                        etag=_quoted(item.etag),
+                        metadata=dict(item.metadata or {}),
+                    )
+                )
+        found.sort(key=lambda info: info.name)
+        return found
+
+    async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
+        with _translated("set_metadata", name):
+            await self._blob(name).set_blob_metadata(metadata)
+
+    async def read_claim(self, name: str) -> ClaimBlob | None:
+        """One HEAD request; None when the blob does not exist."""
+        try:
+            props = await self._blob(name).get_blob_properties()
+        except HttpResponseError as err:
+            if _is_not_found(err):
+                return None
+            raise translate_error(err, "read_claim", name) from err
+        except AzureError as err:
+            raise translate_error(err, "read_claim", name) from err
+        return ClaimBlob(etag=_quoted(props.etag), metadata=dict(props.metadata or {}))
+
+    async def write_claim(self, name: str, metadata: dict[str, str], *, etag: str | None) -> str:
+        """``etag=None``: create an empty block blob only if absent (one PUT, ``If-None-Match:
+        *``). Otherwise replace its metadata if its ETag is still ``etag`` (one PUT,
+        ``If-Match``). A failed condition, or a missing blob when an ETag was given, raises
+        ``ConcurrencyConflictError``."""
+        blob = self._blob(name)
+        try:
+            if etag is None:
+                response = await blob.upload_blob(b"", metadata=metadata, overwrite=False)
+            else:
+                response = await blob.set_blob_metadata(
+                    metadata, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except HttpResponseError as err:
+            failed = translate_error(err, "write_claim", name)
+            if etag is not None and isinstance(failed, BlobNotFoundError):
+                failed = ConcurrencyConflictError(f"{failed} (the claim blob is gone)")
+            raise failed from err
+        except AzureError as err:
+            raise translate_error(err, "write_claim", name) from err
+        return _quoted(response.get("etag"))
+
+    async def delete(self, name: str) -> None:
+        """One DELETE; a missing blob is fine."""
+        try:
+            await self._blob(name).delete_blob()
+        except HttpResponseError as err:
+            if _is_not_found(err):
+                return
+            raise translate_error(err, "delete", name) from err
+        except AzureError as err:
+            raise translate_error(err, "delete", name) from err
+
+    async def close(self) -> None:
+        """Close the HTTP client and the credential (if this store made one)."""
+        try:
+            await self._container.close()
+        finally:
+            if self._credential is not None:
+                await self._credential.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
