@@ -1,0 +1,88 @@
+"""The handler registry: only registered functions can ever run as jobs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InvalidHandlerNameError, JobsError, UnknownHandlerError
+from .model import ErrorInfo
+
+HANDLER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+class PermanentJobError(JobsError):
+    """Raise from a handler for a failure that no retry can fix: the job fails at once."""
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    handler: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    due_at: datetime
+    deadline: datetime
+    error: ErrorInfo | None = None  # for compensation: the failure being compensated
+
+    def remaining_seconds(self) -> float:
+        return (self.deadline - datetime.now(UTC)).total_seconds()
+
+
+HandlerFunc = Callable[[JobContext], Any | Awaitable[Any]]
+
+
+@dataclass
+class Handler:
+    name: str
+    func: HandlerFunc
+    compensate_func: HandlerFunc | None = None
+    timeout_seconds: float | None = None
+
+    def compensate(self, func: HandlerFunc) -> HandlerFunc:
+        """Decorator: ``@send_email.compensate`` registers the compensation step."""
+        self.compensate_func = func
+        return func
+
+
+@dataclass
+class HandlerRegistry:
+    _handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def handler(self, name: str, *, compensate: HandlerFunc | None = None,
+                timeout_seconds: float | None = None) -> Callable[[HandlerFunc], Handler]:
+        """Register a sync or async function ``f(ctx: JobContext)`` under ``name``."""
+        validate_handler_name(name)
+        if name in self._handlers:
+            raise ValueError(f"a handler named {name!r} is already registered")
+
+        def register(func: HandlerFunc) -> Handler:
+            entry = Handler(name, func, compensate, timeout_seconds)
+            self._handlers[name] = entry
+            return entry
+
+        return register
+
+    def get(self, name: str) -> Handler:
+        entry = self._handlers.get(name)
+        if entry is None:
+            raise UnknownHandlerError(name, list(self._handlers))
+        return entry
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+
+def validate_handler_name(name: object) -> str:
+    if not isinstance(name, str) or not HANDLER_NAME.match(name):
+        raise InvalidHandlerNameError(
+            f"handler name {name!r} is invalid: use 1-64 characters, a letter first, then "
+            "letters, digits, '_', '.' or '-'")
+    return name

@@ -1,0 +1,133 @@
+"""Data types of the scheduler: job status, retry policy, recurrence, the job itself."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+JSON = Any  # a JSON-compatible value (dict, list, str, int, float, bool, None)
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its due time
+    RUNNING = "running"  # an attempt started and has not reported back
+    RETRYING = "retrying"  # an attempt failed; the next one waits for its backoff
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the last attempt failed and no retry is left (or it was permanent)
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (JobStatus.SCHEDULED, JobStatus.RETRYING)
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff: the n-th retry waits ``min(max_delay, base_delay * 2**(n-1))``
+    seconds, scaled by a random factor in ``[1 - jitter, 1 + jitter]``."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+    jitter: float = 0.2
+
+    def delay(self, failed_attempts: int, rng: random.Random | None = None) -> float:
+        exp = min(self.max_delay, self.base_delay * (2 ** max(0, failed_attempts - 1)))
+        if self.jitter <= 0:
+            return exp
+        factor = 1 + (rng or random).uniform(-self.jitter, self.jitter)
+        return max(0.0, min(self.max_delay * (1 + self.jitter), exp * factor))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval."""
+
+    cron: str | None = None
+    timezone: str = "UTC"
+    interval_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.cron is not None:
+            return {"cron": self.cron, "timezone": self.timezone}
+        return {"interval_seconds": self.interval_seconds}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    type: str
+    message: str
+    attempt: int = 0
+    permanent: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    handler: str
+    due_at: datetime
+    created_at: datetime
+    payload: JSON = None
+    status: JobStatus = JobStatus.SCHEDULED
+    attempts: int = 0  # attempts of the current occurrence
+    idempotency_key: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    recurrence: Recurrence | None = None
+    notify: str | None = None
+    timeout_seconds: float | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: ErrorInfo | None = None
+    result: JSON = None
+    runs: int = 0  # finished occurrences of a recurring job
+    epoch: int = 0  # claim epoch of the executor that started the current attempt
+    compensation: str | None = None  # "succeeded" or the compensation's error message
+    cancel_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+        return {
+            "id": self.id,
+            "handler": self.handler,
+            "status": self.status.value,
+            "due_at": iso(self.due_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "attempts": self.attempts,
+            "max_attempts": self.retry.max_attempts,
+            "runs": self.runs,
+            "payload": self.payload,
+            "result": self.result,
+            "error": None if self.last_error is None else self.last_error.to_dict(),
+            "compensation": self.compensation,
+            "idempotency_key": self.idempotency_key,
+            "retry": self.retry.to_dict(),
+            "recurrence": None if self.recurrence is None else self.recurrence.to_dict(),
+            "notify": self.notify,
+            "cancel_reason": self.cancel_reason,
+        }
+
+
+def deadline_for(job: Job, started: datetime, default_timeout: float) -> datetime:
+    return started + timedelta(seconds=job.timeout_seconds or default_timeout)

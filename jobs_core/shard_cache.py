@@ -1,0 +1,92 @@
+"""Cached shard states kept current by incremental tail reads.
+
+A shard blob is downloaded once; afterwards only the bytes past the remembered offset are read
+(one small ranged GET, whatever the blob's size). Appends this process made itself are applied
+without reading when nothing else was appended in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import records as rec
+from .shard_state import ShardState
+from .store import AppendResult, JobStore
+
+
+@dataclass
+class _View:
+    state: ShardState
+    offset: int = 0  # bytes replayed so far (always at a line boundary)
+    size: int = 0  # blob size when last seen
+    metadata: dict[str, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ShardCache:
+    def __init__(self, store: JobStore, *, keep_finished: bool = True,
+                 max_blobs: int = 256) -> None:
+        self._store = store
+        self._keep_finished = keep_finished
+        self._max_blobs = max_blobs
+        self._views: OrderedDict[str, _View] = OrderedDict()
+
+    def _view(self, name: str) -> _View:
+        view = self._views.get(name)
+        if view is None:
+            view = _View(ShardState(name, keep_finished=self._keep_finished))
+            self._views[name] = view
+            while len(self._views) > self._max_blobs:
+                self._views.popitem(last=False)
+        else:
+            self._views.move_to_end(name)
+        return view
+
+    def known_size(self, name: str) -> int | None:
+        view = self._views.get(name)
+        return None if view is None else view.offset
+
+    def cached(self, name: str) -> ShardState | None:
+        view = self._views.get(name)
+        return None if view is None else view.state
+
+    def metadata(self, name: str) -> dict[str, str]:
+        view = self._views.get(name)
+        return {} if view is None else view.metadata
+
+    async def refresh(self, name: str, *, if_size_differs: int | None = None) -> ShardState:
+        """Bring the cached state of ``name`` up to date (one ranged read of the new bytes).
+        With ``if_size_differs`` (a size from a listing) no read is made when nothing is new.
+        Raises ``BlobNotFoundError`` for a blob that does not exist."""
+        view = self._view(name)
+        async with view.lock:
+            if if_size_differs is not None and if_size_differs == view.offset and view.offset:
+                return view.state
+            result = await self._store.read(name, view.offset)
+            view.size = result.size
+            view.metadata = result.metadata
+            data = result.data
+            end = data.rfind(b"\n") + 1  # replay whole lines only; a torn tail waits
+            if end:
+                view.state.feed_lines(data[:end].split(b"\n"))
+                view.offset += end
+            return view.state
+
+    def apply_own(self, name: str, result: AppendResult, records: list[rec.Record]) -> bool:
+        """Apply records this process just appended, if the cache had seen everything before
+        them. Returns False when someone else appended in between (the caller must refresh)."""
+        view = self._views.get(name)
+        if view is None or view.offset != result.offset or view.lock.locked():
+            return False
+        for record in records:
+            view.state.apply(record)
+        view.offset = view.size = result.size
+        return True
+
+    def forget(self, name: str) -> None:
+        self._views.pop(name, None)
+
+    def names(self) -> list[str]:
+        return list(self._views)

@@ -1,0 +1,241 @@
+"""Turning a scheduling request into a valid job, or a typed error that says what to fix."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from .errors import (
+    HorizonExceededError,
+    InvalidDueTimeError,
+    InvalidIdempotencyKeyError,
+    InvalidNotifyTargetError,
+    InvalidPayloadError,
+    InvalidRecurrenceError,
+    InvalidRetryPolicyError,
+    JobValidationError,
+    PayloadTooLargeError,
+)
+from .handlers import HandlerRegistry, validate_handler_name
+from .model import JSON, Recurrence, RetryPolicy
+from .settings import JobsSettings
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+MIN_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a caller asks for. ``due_at`` (ISO-8601 with offset, or an aware datetime) and
+    ``delay`` (seconds) are exclusive; with neither the job is due now."""
+
+    handler: str
+    payload: JSON = None
+    due_at: str | datetime | None = None
+    delay: float | None = None
+    idempotency_key: str | None = None
+    retry: RetryPolicy | dict[str, Any] | None = None
+    recurrence: Recurrence | dict[str, Any] | None = None
+    notify: str | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ValidJob:
+    handler: str
+    payload: JSON
+    due_at: datetime
+    idempotency_key: str | None
+    retry: RetryPolicy
+    recurrence: Recurrence | None
+    notify: str | None
+    timeout_seconds: float | None
+
+
+def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
+             now: datetime) -> ValidJob:
+    registry.get(validate_handler_name(request.handler))
+    check_json_size(request.payload, settings.max_payload_bytes, "payload")
+    recurrence = parse_recurrence(request.recurrence)
+    due = resolve_due(request.due_at, request.delay, settings, now)
+    if recurrence is not None and request.due_at is None and request.delay is None:
+        due = next_occurrence(recurrence, now)
+    return ValidJob(
+        handler=request.handler,
+        payload=request.payload,
+        due_at=due,
+        idempotency_key=parse_idempotency_key(request.idempotency_key),
+        retry=parse_retry(request.retry, settings.retry),
+        recurrence=recurrence,
+        notify=parse_notify(request.notify),
+        timeout_seconds=parse_timeout(request.timeout_seconds),
+    )
+
+
+def check_json_size(value: JSON, limit: int, what: str) -> int:
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayloadError(f"the {what} is not JSON-serialisable: {exc}",
+                                  field=what) from None
+    if size > limit:
+        raise PayloadTooLargeError(size, limit, what)
+    return size
+
+
+def parse_due_at(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidDueTimeError(
+                f"due_at {value!r} is not an ISO-8601 date-time; write it like "
+                "'2026-11-22T14:05:00Z' or '2026-11-22T15:05:00+01:00'") from None
+    else:
+        raise InvalidDueTimeError(f"due_at must be a string, got {type(value).__name__}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidDueTimeError(
+            f"due_at {value!s} has no UTC offset, so it is ambiguous; add 'Z' for UTC or an "
+            "offset such as '+01:00'")
+    return moment.astimezone(UTC)
+
+
+def resolve_due(due_at: str | datetime | None, delay: float | None, settings: JobsSettings,
+                now: datetime) -> datetime:
+    if due_at is not None and delay is not None:
+        raise InvalidDueTimeError("give either due_at or delay, not both", field="delay")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or \
+                not math.isfinite(delay) or delay < 0:
+            raise InvalidDueTimeError(f"delay must be a number of seconds >= 0, got {delay!r}",
+                                      field="delay")
+        if delay > settings.horizon_days * 86400:
+            raise HorizonExceededError(
+                f"delay {delay} s is beyond the horizon of {settings.horizon_days} days",
+                field="delay")
+        return now + timedelta(seconds=delay)
+    if due_at is None:
+        return now
+    due = parse_due_at(due_at)
+    if due > now + timedelta(days=settings.horizon_days):
+        raise HorizonExceededError(
+            f"due_at {due.isoformat()} is more than {settings.horizon_days} days ahead "
+            f"(JOBS_HORIZON_DAYS); schedule it closer or raise the horizon")
+    if due < now - timedelta(seconds=settings.max_past_seconds):
+        raise InvalidDueTimeError(
+            f"due_at {due.isoformat()} is more than {settings.max_past_seconds} s in the past; "
+            "check the date (a due time in the recent past runs at once)")
+    return due
+
+
+def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | None:
+    if value is None or isinstance(value, Recurrence):
+        rec = value
+    elif isinstance(value, dict):
+        unknown = set(value) - {"cron", "timezone", "interval_seconds"}
+        if unknown:
+            raise InvalidRecurrenceError(f"unknown recurrence fields: {sorted(unknown)}")
+        rec = Recurrence(cron=value.get("cron"), timezone=value.get("timezone") or "UTC",
+                         interval_seconds=value.get("interval_seconds"))
+    else:
+        raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
+                                     "'interval_seconds'")
+    if rec is None:
+        return None
+    if (rec.cron is None) == (rec.interval_seconds is None):
+        raise InvalidRecurrenceError("recurrence needs exactly one of 'cron' (with optional "
+                                     "'timezone') or 'interval_seconds'")
+    if rec.cron is not None:
+        if not isinstance(rec.cron, str) or len(rec.cron.split()) != 5 or \
+                not croniter.is_valid(rec.cron):
+            raise InvalidRecurrenceError(
+                f"cron {rec.cron!r} is not a valid 5-field cron expression "
+                "(minute hour day-of-month month day-of-week, e.g. '0 2 * * *')")
+        try:
+            ZoneInfo(rec.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidRecurrenceError(
+                f"time zone {rec.timezone!r} is unknown; use an IANA name such as "
+                "'Europe/Berlin' or 'UTC'") from None
+    else:
+        interval = rec.interval_seconds
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or \
+                not math.isfinite(interval) or interval < MIN_INTERVAL_SECONDS:
+            raise InvalidRecurrenceError(
+                f"interval_seconds must be a number >= {MIN_INTERVAL_SECONDS:g}, "
+                f"got {interval!r}")
+    return rec
+
+
+def next_occurrence(rec: Recurrence, after: datetime) -> datetime:
+    if rec.interval_seconds is not None:
+        return after + timedelta(seconds=rec.interval_seconds)
+    local = after.astimezone(ZoneInfo(rec.timezone))
+    nxt = croniter(rec.cron, local).get_next(datetime)
+    return nxt.astimezone(UTC)
+
+
+def parse_retry(value: RetryPolicy | dict[str, Any] | None, default: RetryPolicy) -> RetryPolicy:
+    if value is None:
+        return default
+    if isinstance(value, RetryPolicy):
+        policy = value
+    elif isinstance(value, dict):
+        unknown = set(value) - {"max_attempts", "base_delay", "max_delay", "jitter"}
+        if unknown:
+            raise InvalidRetryPolicyError(f"unknown retry fields: {sorted(unknown)}")
+        try:
+            merged = {**default.to_dict(), **value}
+            policy = RetryPolicy(int(merged["max_attempts"]), float(merged["base_delay"]),
+                                 float(merged["max_delay"]), float(merged["jitter"]))
+        except (TypeError, ValueError):
+            raise InvalidRetryPolicyError("retry fields must be numbers") from None
+    else:
+        raise InvalidRetryPolicyError("retry must be an object")
+    if not 1 <= policy.max_attempts <= 100:
+        raise InvalidRetryPolicyError("retry.max_attempts must be 1..100")
+    if not (0 <= policy.base_delay <= policy.max_delay <= 86_400):
+        raise InvalidRetryPolicyError("need 0 <= retry.base_delay <= retry.max_delay <= 86400")
+    if not 0 <= policy.jitter <= 1:
+        raise InvalidRetryPolicyError("retry.jitter must be between 0 and 1")
+    return policy
+
+
+def parse_idempotency_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.match(value):
+        raise InvalidIdempotencyKeyError(
+            "idempotency key must be 1-200 printable ASCII characters without spaces")
+    return value
+
+
+def parse_notify(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not QUEUE_NAME.match(value):
+        raise InvalidNotifyTargetError(
+            f"notify {value!r} is not a valid storage queue name (3-63 lowercase letters, "
+            "digits and single hyphens)")
+    return value
+
+
+def parse_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not 0 < value <= 3600:
+        raise JobValidationError("timeout_seconds must be a number in (0, 3600]",
+                                 field="timeout_seconds")
+    return float(value)
