@@ -33,7 +33,8 @@ async def status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
     if not st:
         return func.HttpResponse("not found", status_code=404)
     body = st.to_json()
-    body["history"] = st.history
+    # The HTTP API names it historyEvents; the SDK keeps unknown fields as attributes.
+    body["history"] = getattr(st, "historyEvents", None)
     return func.HttpResponse(json.dumps(body), mimetype="application/json")
 
 
