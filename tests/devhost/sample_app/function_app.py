@@ -196,3 +196,32 @@ def with_retry(context: df.DurableOrchestrationContext):
             "fail_always", df.RetryOptions(50, 2), "retry")
     except Exception as exc:
         return {"flaky": result, "final_error": str(exc)}
+
+
+@app.activity_trigger(input_name="path")
+def wait_for_file(path: str) -> str:
+    """Blocks until ``path`` exists; counts its runs in ``path.runs`` (at-least-once checks)."""
+    import time
+
+    with Path(path + ".runs").open("a") as fh:
+        fh.write("run\n")
+    deadline = time.monotonic() + 30
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Path(path).read_text()
+
+
+@app.orchestration_trigger(context_name="context")
+def blocking(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("wait_for_file", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def input_drift(context: df.DurableOrchestrationContext):
+    # Same activity name on replay, different input: only strict mode notices.
+    marker = Path(context.get_input())
+    value = 2 if marker.exists() else 1
+    marker.touch()
+    result = yield context.call_activity("double", value)
+    yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=50))
+    return result
