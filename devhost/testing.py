@@ -72,7 +72,7 @@ class DevHostProcess:
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
         cmd = [sys.executable, "-m", "devhost", "--app-dir", str(self.app_dir),
-               "--port", str(self.port), "--key", self.key, "--data-dir", str(self.data_dir),
+               "--port", str(self.port), f"--key={self.key}", "--data-dir", str(self.data_dir),
                *self.extra_args]
         log = self.log_file.open("ab")
         log.write(f"\n=== starting: {' '.join(cmd)}\n".encode())
