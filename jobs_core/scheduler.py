@@ -157,10 +157,14 @@ class JobScheduler:
 
     async def _confirm_adds(self, blob: str, result: AppendResult, records: list[rec.Record],
                             placed: list[Job]) -> list[tuple[int, Scheduled]]:
-        if self.cache.cached(blob) is not None and not self.cache.apply_own(blob, result, records):
+        """Keyed adds are confirmed against the replayed log: when several adds raced with the
+        same idempotency key, the first in the log wins and every caller gets that job."""
+        keyed = any(job.idempotency_key is not None for job in placed)
+        state = self.cache.cached(blob)
+        if state is not None and not self.cache.apply_own(blob, result, records):
+            state = await self.cache.refresh(blob) if keyed else None
+        elif state is None and keyed:
             state = await self.cache.refresh(blob)
-        else:
-            state = self.cache.cached(blob)
         out = []
         for i, job in enumerate(placed):
             if job.idempotency_key is not None and state is not None:
