@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devhost.history import parse_ts
 from devhost.testing import DevHostProcess
 from tests.devhost.helpers import poll, start, status, wait_done
 
@@ -178,3 +179,12 @@ def test_parallel_starts_of_same_id_make_one_instance(host: DevHostProcess) -> N
     # A finished instance may be replaced.
     assert start(host, "wait_event", None, "singleton-1").status_code == 202
     poll(lambda: status(host, "singleton-1").json(), lambda s: s["runtimeStatus"] == "Running")
+
+
+def test_durable_timer_fires_promptly(host: DevHostProcess) -> None:
+    instance_id = start(host, "sleeper", 1).json()["id"]
+    wait_done(host, instance_id)
+    events = status(host, instance_id, showHistory="true").json()["historyEvents"]
+    fired = next(e for e in events if e["EventType"] == "TimerFired")
+    lateness = parse_ts(fired["Timestamp"]) - parse_ts(fired["FireAt"])
+    assert 0 <= lateness.total_seconds() < 0.1

@@ -1,0 +1,49 @@
+"""Small units of devhost: NCRONTAB, atomic instance files, route templates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devhost import ncrontab
+from devhost.http_triggers import compile_template
+from devhost.instance_store import InstanceRecord, InstanceStore
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_ncrontab_next_occurrences() -> None:
+    every5 = ncrontab.parse("*/5 * * * * *")
+    assert every5.next_after(at(2024, 1, 1, 0, 0, 3)) == at(2024, 1, 1, 0, 0, 5)
+    assert every5.next_after(at(2024, 1, 1, 0, 0, 5)) == at(2024, 1, 1, 0, 0, 10)
+    weekday_9am = ncrontab.parse("0 30 9 * * mon-fri")
+    assert weekday_9am.next_after(at(2024, 1, 5, 10, 0, 0)) == at(2024, 1, 8, 9, 30, 0)
+    yearly = ncrontab.parse("0 0 0 1 jan *")
+    assert yearly.next_after(at(2024, 3, 1)) == at(2025, 1, 1)
+    assert ncrontab.parse("00:00:10").next_after(at(2024, 1, 1)) == at(2024, 1, 1, 0, 0, 10)
+    with pytest.raises(ValueError, match="6 fields"):
+        ncrontab.parse("* * * * *")
+
+
+def test_store_survives_torn_write(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    rec = InstanceRecord("a/b?c", "orch", "e1", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
+    store.save(rec)
+    # A kill during the next write leaves only a partial temp file behind.
+    (store.dir / f".{store.path_for(rec.instance_id).name}.999.tmp").write_bytes(b'{"inst')
+    loaded = InstanceStore(tmp_path).load_all()
+    assert loaded == {"a/b?c": rec}
+    assert not list(store.dir.glob(".*.tmp"))
+
+
+def test_route_templates() -> None:
+    assert compile_template("jobs/{id}").match("jobs/42").groupdict() == {"id": "42"}
+    assert compile_template("jobs/{id}").match("jobs/42/x") is None
+    assert compile_template("JOBS/{id:int}").match("jobs/x") is None
+    optional = compile_template("orchestrators/{name}/{instance_id?}")
+    assert optional.match("orchestrators/o").groupdict() == {"name": "o", "instance_id": None}
+    assert compile_template("files/{*rest}").match("files/a/b").group("rest") == "a/b"
