@@ -88,6 +88,7 @@ class StorageSettings:
 
         A connection string wins over an account URL when both are set.
         """
+
         def get(key: str) -> str | None:
             value = env.get(key, "").strip()
             return value or None
