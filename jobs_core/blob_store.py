@@ -70,7 +70,7 @@ def _error_code(err: AzureError) -> str:
         response = getattr(err, "response", None)
         headers = getattr(response, "headers", None) or {}
         code = headers.get("x-ms-error-code")
-    return str(code or "")
+    return str(getattr(code, "value", code) or "")  # StorageErrorCode members -> their text
 
 
 def _status(err: AzureError) -> int | None:

@@ -1,0 +1,277 @@
+"""Adapter-specific tests for ``AzureBlobStore``: request counts, big reads, errors, settings."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ServiceRequestError
+
+from jobs_core import blob_store
+from jobs_core.blob_store import AzureBlobStore, translate_error
+from jobs_core.errors import (
+    BlobNotFoundError,
+    BlockLimitError,
+    ConcurrencyConflictError,
+    StoreError,
+    TransientStoreError,
+)
+from jobs_core.request_counter import RequestCounter, operation_name
+from jobs_core.storage_settings import ConfigurationError, StorageSettings
+from tests import azurite as azurite_helpers
+
+MiB = 1024 * 1024
+
+
+def counted(store: AzureBlobStore) -> RequestCounter:
+    assert store.counter is not None
+    store.counter.reset()
+    return store.counter
+
+
+# --- request counts (Azurite) ---------------------------------------------------------------
+
+
+@pytest.mark.azurite
+async def test_request_counts_per_operation(azurite_store: AzureBlobStore) -> None:
+    store = azurite_store
+    counter = counted(store)
+    await store.append("s/a", b"x" * 100, create_metadata={"k": "v"})
+    # append_block (404) + create_append_blob (If-None-Match: *) + append_block
+    assert counter.snapshot() == {"append": 2, "create": 1}
+
+    counter.reset()
+    await store.append("s/a", b"y" * 100, create_metadata={})
+    assert counter.snapshot() == {"append": 1}
+
+    counter.reset()
+    assert (await store.read("s/a")).size == 200
+    assert counter.snapshot() == {"read": 1}
+
+    counter.reset()
+    assert (await store.read("s/a", 150)).data == b"y" * 50
+    assert counter.snapshot() == {"read": 1}
+
+    counter.reset()
+    assert (await store.read("s/a", 200)).data == b""
+    assert counter.snapshot() == {"read": 1}
+
+    counter.reset()
+    assert len(await store.list("s/")) == 1
+    assert counter.snapshot() == {"list": 1}
+
+    counter.reset()
+    await store.set_metadata("s/a", {"k": "w"})
+    assert counter.snapshot() == {"set_metadata": 1}
+
+    counter.reset()
+    etag = await store.write_claim("c/1", {"owner": "a"}, etag=None)
+    assert counter.snapshot() == {"create": 1}
+
+    counter.reset()
+    assert await store.read_claim("c/1") is not None
+    assert await store.read_claim("c/none") is None
+    assert counter.snapshot() == {"get_properties": 2}
+
+    counter.reset()
+    await store.write_claim("c/1", {"owner": "b"}, etag=etag)
+    with pytest.raises(ConcurrencyConflictError):
+        await store.write_claim("c/1", {"owner": "c"}, etag=etag)
+    assert counter.snapshot() == {"set_metadata": 2}  # a lost condition is not retried
+
+    counter.reset()
+    await store.delete("c/1")
+    await store.delete("c/1")
+    assert counter.snapshot() == {"delete": 2}
+    assert counter.total == 2
+
+
+@pytest.mark.azurite
+async def test_blobs_over_4_mib_read_back_intact(azurite_store: AzureBlobStore) -> None:
+    store = azurite_store
+    blocks = [bytes([i]) * (2 * MiB + 123) for i in range(1, 4)]  # ~6 MiB in 3 blocks
+    for block in blocks:
+        await store.append("s/big", block, create_metadata={"big": "1"})
+    counter = counted(store)
+    whole = await store.read("s/big")
+    assert whole.data == b"".join(blocks)
+    assert whole.size == sum(map(len, blocks))
+    assert whole.metadata == {"big": "1"}
+    assert counter.snapshot() == {"read": 2}  # GETs of at most 4 MiB
+
+    counter.reset()
+    offset = 2 * len(blocks[0]) + 7  # a tail under 4 MiB: one GET
+    tail = await store.read("s/big", offset)
+    assert tail.data == b"".join(blocks)[offset:]
+    assert counter.snapshot() == {"read": 1}
+
+
+@pytest.mark.azurite
+async def test_error_mapping_on_azurite(azurite_store: AzureBlobStore) -> None:
+    store = azurite_store
+    await store.write_claim("c/block-blob", {}, etag=None)
+    with pytest.raises(StoreError, match="InvalidBlobType") as info:
+        await store.append("c/block-blob", b"x", create_metadata={})
+    assert type(info.value) is StoreError
+    with pytest.raises(BlobNotFoundError, match="404 BlobNotFound"):
+        await store.set_metadata("c/missing", {})
+
+
+@pytest.mark.azurite
+async def test_missing_container_is_not_a_missing_blob(azurite: azurite_helpers.Azurite) -> None:
+    settings = azurite_helpers.settings(azurite, azurite_helpers.unique_container("missing"))
+    async with AzureBlobStore.from_settings(settings) as store:
+        with pytest.raises(StoreError, match="ContainerNotFound") as info:
+            await store.read("x")
+        assert not isinstance(info.value, BlobNotFoundError)
+        await store.ensure_container()
+        await store.ensure_container()  # idempotent
+        assert await store.list("") == []
+        await store._container.delete_container()
+
+
+# --- retries and error mapping (no Azurite) -------------------------------------------------
+
+
+async def test_connection_errors_are_retried_then_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(blob_store, "RETRY_INITIAL_BACKOFF_S", 0)
+    monkeypatch.setattr(blob_store, "RETRY_INCREMENT_BASE_S", 0)
+    monkeypatch.setattr(blob_store, "RETRY_JITTER_S", 0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    endpoint = f"http://127.0.0.1:{port}/{azurite_helpers.ACCOUNT_NAME}"
+    settings = StorageSettings(
+        container="jobs", connection_string=azurite_helpers.connection_string(endpoint)
+    )
+    counter = RequestCounter()
+    async with AzureBlobStore.from_settings(settings, counter=counter) as store:
+        with pytest.raises(TransientStoreError):
+            await store.read_claim("c/1")
+    assert counter.snapshot() == {"get_properties": 1 + blob_store.RETRY_TOTAL}
+
+
+def _http_error(status: int, code: str) -> HttpResponseError:
+    err = HttpResponseError(message=f"{status} {code}\nRequestId:1")
+    err.status_code = status
+    err.error_code = code
+    return err
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (404, "BlobNotFound", BlobNotFoundError),
+        (404, "ContainerNotFound", StoreError),
+        (412, "ConditionNotMet", ConcurrencyConflictError),
+        (412, "AppendPositionConditionNotMet", ConcurrencyConflictError),
+        (409, "BlobAlreadyExists", ConcurrencyConflictError),
+        (409, "BlockCountExceedsLimit", BlockLimitError),
+        (409, "LeaseAlreadyPresent", StoreError),
+        (403, "AuthorizationPermissionMismatch", StoreError),
+        *[(status, "X", TransientStoreError) for status in sorted(blob_store.TRANSIENT_STATUS)],
+    ],
+)
+def test_translate_error(status: int, code: str, expected: type[StoreError]) -> None:
+    err = translate_error(_http_error(status, code), "append", "s/a")
+    assert type(err) is expected
+    assert f"{status} {code}" in str(err)
+    assert "RequestId" not in str(err)  # first line of the service message only
+
+
+def test_connection_failures_are_transient() -> None:
+    assert type(translate_error(ServiceRequestError("refused"), "read", "x")) is (
+        TransientStoreError
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers", "expected"),
+    [
+        ("PUT", "http://h/a/c/b?comp=appendblock", {}, "append"),
+        ("PUT", "http://h/a/c/b?comp=metadata", {}, "set_metadata"),
+        ("PUT", "http://h/a/c/b", {"x-ms-blob-type": "AppendBlob"}, "create"),
+        ("PUT", "http://h/a/c?restype=container", {}, "create_container"),
+        ("HEAD", "http://h/a/c/b", {}, "get_properties"),
+        ("GET", "http://h/a/c?restype=container&comp=list&prefix=p", {}, "list"),
+        ("GET", "http://h/a/c/b", {"x-ms-range": "bytes=0-1"}, "read"),
+        ("DELETE", "http://h/a/c/b", {}, "delete"),
+        ("PUT", "http://h/a/c/b?comp=lease", {}, "other:PUT"),
+    ],
+)
+def test_operation_names(method: str, url: str, headers: dict[str, str], expected: str) -> None:
+    assert operation_name(method, url, headers) == expected
+
+
+# --- settings -------------------------------------------------------------------------------
+
+CONN = azurite_helpers.connection_string("http://127.0.0.1:10000/devstoreaccount1")
+
+
+def test_settings_connection_string() -> None:
+    settings = StorageSettings.from_env({"JOBS_STORAGE_CONNECTION_STRING": CONN})
+    assert settings == StorageSettings(container="jobs", connection_string=CONN)
+    assert not settings.uses_identity
+    assert azurite_helpers.ACCOUNT_KEY not in repr(settings)
+
+
+def test_settings_connection_string_wins_over_account_url() -> None:
+    settings = StorageSettings.from_env(
+        {
+            "JOBS_STORAGE_CONNECTION_STRING": CONN,
+            "JOBS_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
+            "JOBS_CONTAINER": "my-jobs",
+            "JOBS_STORAGE_API_VERSION": "2025-11-05",
+        }
+    )
+    assert (settings.connection_string, settings.account_url) == (CONN, None)
+    assert (settings.container, settings.api_version) == ("my-jobs", "2025-11-05")
+
+
+def test_settings_managed_identity() -> None:
+    settings = StorageSettings.from_env(
+        {
+            "JOBS_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
+            "JOBS_STORAGE__clientId": "00000000-0000-0000-0000-000000000001",
+        }
+    )
+    assert settings.uses_identity
+    assert settings.account_url == "https://acct.blob.core.windows.net"
+    assert settings.client_id == "00000000-0000-0000-0000-000000000001"
+
+
+def test_settings_from_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOBS_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("JOBS_STORAGE__blobServiceUri", "https://acct.blob.core.windows.net")
+    assert StorageSettings.from_env().account_url == "https://acct.blob.core.windows.net"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "storage is not configured"),
+        ({"JOBS_STORAGE_CONNECTION_STRING": "  "}, "storage is not configured"),
+        ({"JOBS_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}, "not supported"),
+        ({"JOBS_STORAGE_CONNECTION_STRING": "nonsense"}, "not a connection string"),
+        ({"JOBS_STORAGE__blobServiceUri": "acct.blob.core.windows.net"}, "must be a URL"),
+        ({"JOBS_STORAGE_CONNECTION_STRING": CONN, "JOBS_CONTAINER": "Bad_Name"}, "container"),
+    ],
+)
+def test_settings_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as info:
+        StorageSettings.from_env(env)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("client_id", [None, "00000000-0000-0000-0000-000000000001"])
+async def test_from_settings_with_identity_sends_nothing(client_id: str | None) -> None:
+    settings = StorageSettings(
+        account_url="https://acct.blob.core.windows.net", client_id=client_id
+    )
+    store = AzureBlobStore.from_settings(settings)
+    expected = "ManagedIdentityCredential" if client_id else "DefaultAzureCredential"
+    assert type(store._credential).__name__ == expected
+    assert store.container_name == "jobs"
+    await store.close()
