@@ -1,0 +1,258 @@
+"""HTTP handlers of /api/jobs (JSON in and out, errors as problem+json)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from jobs_core import Job, JobRequest, JobStatus, Scheduled
+from jobs_core.errors import JobsError, JobValidationError
+from jobs_core.ids import parse_job_id
+
+from .problems import ApiProblem, error_response, problem_of
+from .runtime import get_runtime, instance_id
+
+log = logging.getLogger(__name__)
+JOB_FIELDS = {"handler", "payload", "due_at", "delay", "idempotency_key", "retry", "recurrence",
+              "notify", "timeout_seconds"}
+PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+POLL_SECONDS = 0.2
+Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[func.HttpResponse]]
+
+
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json",
+                             charset="utf-8", headers=headers or {})
+
+
+def guarded(handler: Handler) -> Handler:
+    """Answer every expected error as problem+json (never a 500 for bad input)."""
+
+    async def run(req: func.HttpRequest,
+                  client: df.DurableOrchestrationClient) -> func.HttpResponse:
+        try:
+            return await handler(req, client)
+        except (ApiProblem, JobsError) as exc:
+            return error_response(exc)
+
+    run.__name__ = handler.__name__
+    return run
+
+
+def read_json(req: func.HttpRequest, limit: int) -> Any:
+    body = req.get_body() or b""
+    if len(body) > limit:
+        raise ApiProblem(413, "body-too-large", "Request body too large",
+                         f"the body is {len(body)} bytes; the limit is {limit} bytes")
+    ctype = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise ApiProblem(415, "unsupported-media-type", "Unsupported media type",
+                         f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiProblem(400, "invalid-json", "Invalid JSON", f"the body is not JSON: {exc}") \
+            from None
+
+
+def to_request(item: Any, header_key: str | None = None) -> JobRequest:
+    if not isinstance(item, dict):
+        raise JobValidationError("a job must be a JSON object")
+    unknown = set(item) - JOB_FIELDS
+    if unknown:
+        raise JobValidationError(f"unknown fields: {sorted(unknown)}", field=sorted(unknown)[0])
+    if "handler" not in item:
+        raise JobValidationError("'handler' is required", field="handler")
+    key = item.get("idempotency_key")
+    if header_key is not None:
+        if key is not None and key != header_key:
+            raise JobValidationError("the Idempotency-Key header and idempotency_key differ",
+                                     field="idempotency_key")
+        key = header_key
+    return JobRequest(handler=item["handler"], payload=item.get("payload"),
+                      due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
+                      retry=item.get("retry"), recurrence=item.get("recurrence"),
+                      notify=item.get("notify"), timeout_seconds=item.get("timeout_seconds"))
+
+
+def job_location(job_id: str) -> str:
+    return f"/api/jobs/{job_id}"
+
+
+async def wake_slots(client: df.DurableOrchestrationClient, done: Iterable[Scheduled]) -> None:
+    """Raise ``wake`` on the slots of jobs due before the slot's longest sleep, so their
+    lateness does not depend on polling. Errors are ignored (the slot may not run yet)."""
+    rt = get_runtime()
+    horizon = datetime.now(UTC) + timedelta(seconds=rt.settings.max_sleep_seconds)
+    slots = {s.slot for s in done if s.created and s.job.due_at <= horizon}
+    for slot in sorted(slots):
+        try:
+            await client.raise_event(instance_id(slot), "wake", None)
+        except Exception as exc:  # the orchestrator may not exist yet
+            log.debug("wake of slot %s not delivered: %s", slot, exc)
+
+
+def wait_seconds(req: func.HttpRequest) -> float:
+    raw = req.params.get("wait")
+    if raw is None:
+        match = PREFER_WAIT.search(req.headers.get("prefer") or "")
+        raw = match.group(1) if match else None
+    if raw is None:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise JobValidationError(f"wait must be a number of seconds, got {raw!r}",
+                                 field="wait") from None
+    if value < 0:
+        raise JobValidationError("wait must be >= 0", field="wait")
+    return min(value, get_runtime().api.max_wait_seconds)
+
+
+def finished(job: Job, runs_before: int) -> bool:
+    return job.status.is_final or job.runs > runs_before
+
+
+async def create_job(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    rt = get_runtime()
+    wait = wait_seconds(req)
+    body = read_json(req, rt.api.max_body_bytes)
+    request = to_request(body, req.headers.get("idempotency-key"))
+    scheduler = await rt.scheduler()
+    scheduled = await scheduler.schedule(request)
+    await wake_slots(client, [scheduled])
+    job = scheduled.job
+    headers = {"Location": job_location(job.id)}
+    status = 201 if scheduled.created else 200
+    if wait > 0 and not finished(job, 0):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            job = await scheduler.get(job.id)
+            if finished(job, 0):
+                break
+        if not finished(job, 0):
+            retry_after = max(1, int(rt.settings.max_sleep_seconds // 4) or 1)
+            return json_response(job.to_dict(), 202,
+                                 {**headers, "Retry-After": str(retry_after)})
+        status = 200
+    return json_response(job.to_dict(), status, headers)
+
+
+async def create_batch(req: func.HttpRequest,
+                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    rt = get_runtime()
+    body = read_json(req, rt.api.max_batch_body_bytes)
+    items = body.get("jobs") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise JobValidationError("the body must be {\"jobs\": [...]}", field="jobs")
+    if len(items) > rt.api.max_batch:
+        raise ApiProblem(413, "batch-too-large", "Batch too large",
+                         f"{len(items)} jobs; the limit is {rt.api.max_batch} (JOBS_MAX_BATCH)",
+                         "jobs")
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    requests: list[JobRequest] = []
+    positions: list[int] = []
+    for i, item in enumerate(items):
+        try:
+            requests.append(to_request(item))
+            positions.append(i)
+        except JobsError as exc:
+            problem = problem_of(exc)
+            results[i] = {"status": problem["status"], "problem": problem}
+    scheduler = await rt.scheduler()
+    outcomes = await scheduler.schedule_many(requests) if requests else []
+    done: list[Scheduled] = []
+    for i, outcome in zip(positions, outcomes, strict=True):
+        if isinstance(outcome, Scheduled):
+            done.append(outcome)
+            results[i] = {"status": 201 if outcome.created else 200,
+                          "job": outcome.job.to_dict()}
+        else:
+            problem = problem_of(outcome)
+            results[i] = {"status": problem["status"], "problem": problem}
+    await wake_slots(client, done)
+    return json_response({"results": results})
+
+
+async def get_job(req: func.HttpRequest,
+                  client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    scheduler = await get_runtime().scheduler()
+    job = await scheduler.get(req.route_params["id"])
+    return json_response(job.to_dict())
+
+
+async def cancel_job(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    scheduler = await get_runtime().scheduler()
+    job = await scheduler.cancel(req.route_params["id"], req.params.get("reason"))
+    return json_response(job.to_dict())
+
+
+async def run_job(req: func.HttpRequest,
+                  client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    scheduler = await get_runtime().scheduler()
+    job = await scheduler.run_now(req.route_params["id"])
+    slot = parse_job_id(job.id).key.slot
+    await wake_slots(client, [Scheduled(job, created=True)])
+    log.debug("run now: %s on slot %s", job.id, slot)
+    return json_response(job.to_dict())
+
+
+def _parse_time(name: str, raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise JobValidationError(f"{name} {raw!r} is not an ISO-8601 date-time",
+                                 field=name) from None
+    if moment.tzinfo is None:
+        raise JobValidationError(f"{name} needs a UTC offset", field=name)
+    return moment.astimezone(UTC)
+
+
+def _parse_int(name: str, raw: str | None, low: int, high: int) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise JobValidationError(f"{name} must be an integer {low}..{high}", field=name)
+    return value
+
+
+async def list_jobs(req: func.HttpRequest,
+                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    rt = get_runtime()
+    p = req.params
+    status = None
+    if p.get("status"):
+        try:
+            status = JobStatus(p["status"])
+        except ValueError:
+            raise JobValidationError(
+                f"status must be one of {[s.value for s in JobStatus]}", field="status") \
+                from None
+    scheduler = await rt.scheduler()
+    page = await scheduler.list(
+        slot=_parse_int("slot", p.get("slot"), 0, rt.settings.slots - 1),
+        status=status, handler=p.get("handler") or None,
+        due_from=_parse_time("due_from", p.get("due_from")),
+        due_to=_parse_time("due_to", p.get("due_to")),
+        limit=_parse_int("limit", p.get("limit"), 1, 500) or 100, cursor=p.get("cursor") or None)
+    return json_response({"jobs": [j.to_dict() for j in page.jobs],
+                          "next_cursor": page.next_cursor})

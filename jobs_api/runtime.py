@@ -1,0 +1,101 @@
+"""Process-wide objects, created lazily on first use inside the running event loop.
+
+Azure Functions runs every ``async def`` function of a Python worker on one event loop (devhost
+does too), so one blob store, one scheduler and one executor per slot serve every invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from jobs_core import Executor, JobScheduler, JobsSettings
+from jobs_core.blob_store import AzureBlobStore
+from jobs_core.storage_settings import StorageSettings
+
+from .user_handlers import registry
+
+DEFAULT_HUB = "JobsHub"
+
+
+def _num(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Settings of the Functions layer (``jobs_core`` ignores them)."""
+
+    task_hub: str = DEFAULT_HUB  # JOBS_TASK_HUB: must match host.json's durableTask.hubName
+    max_wait_seconds: float = 30.0  # JOBS_MAX_WAIT_SECONDS: cap of ?wait= / Prefer: wait=
+    max_batch: int = 1000  # JOBS_MAX_BATCH: items per POST /api/jobs/batch
+    max_body_bytes: int = 1024 * 1024  # JOBS_MAX_BODY_BYTES: body of POST /api/jobs
+    max_batch_body_bytes: int = 32 * 1024 * 1024  # JOBS_MAX_BATCH_BODY_BYTES
+    min_sleep_seconds: float = 1.0  # JOBS_MIN_SLEEP_SECONDS: first back-off step
+    error_sleep_seconds: float = 5.0  # JOBS_ERROR_SLEEP_SECONDS: first error back-off step
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        return cls(
+            task_hub=os.environ.get("JOBS_TASK_HUB", "").strip() or DEFAULT_HUB,
+            max_wait_seconds=_num("JOBS_MAX_WAIT_SECONDS", 30.0),
+            max_batch=int(_num("JOBS_MAX_BATCH", 1000)),
+            max_body_bytes=int(_num("JOBS_MAX_BODY_BYTES", 1024 * 1024)),
+            max_batch_body_bytes=int(_num("JOBS_MAX_BATCH_BODY_BYTES", 32 * 1024 * 1024)),
+            min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0),
+            error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0),
+        )
+
+
+def instance_id(slot: int) -> str:
+    return f"jobs-slot-{slot}"
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.settings = JobsSettings.from_env()
+        self.api = ApiSettings.from_env()
+        self._store: AzureBlobStore | None = None
+        self._scheduler: JobScheduler | None = None
+        self._executors: dict[int, Executor] = {}
+        self._lock: asyncio.Lock | None = None
+
+    async def store(self) -> AzureBlobStore:
+        if self._store is None:
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._store is None:
+                    self._store = await AzureBlobStore.open(StorageSettings.from_env())
+        return self._store
+
+    async def scheduler(self) -> JobScheduler:
+        store = await self.store()
+        if self._scheduler is None:
+            self._scheduler = JobScheduler(store, registry, self.settings)
+        return self._scheduler
+
+    def owner(self, slot: int) -> str:
+        return f"{self.api.task_hub}/{instance_id(slot)}"
+
+    async def executor(self, slot: int) -> Executor:
+        store = await self.store()
+        if slot not in self._executors:
+            self._executors[slot] = Executor(store, registry, self.settings,
+                                             owner=self.owner(slot))
+        return self._executors[slot]
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime

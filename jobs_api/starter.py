@@ -1,0 +1,66 @@
+"""Make sure every slot's eternal orchestrator runs (HTTP starter and timer keeper)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+
+from .orchestrator import ORCHESTRATOR
+from .runtime import get_runtime, instance_id
+
+log = logging.getLogger(__name__)
+RESTARTABLE = {"Completed", "Failed", "Terminated", "Canceled"}
+
+
+def _status_name(status: Any) -> str | None:
+    runtime = getattr(status, "runtime_status", None)
+    if runtime is None:
+        return None
+    return str(getattr(runtime, "value", runtime))
+
+
+async def ensure_slot(client: df.DurableOrchestrationClient, slot: int) -> dict[str, Any]:
+    iid = instance_id(slot)
+    status = await client.get_status(iid)
+    state = _status_name(status)
+    if state is not None and state not in RESTARTABLE:
+        return {"slot": slot, "instance_id": iid, "action": "already running", "status": state}
+    try:
+        await client.start_new(ORCHESTRATOR, iid, {"slot": slot})
+    except Exception as exc:  # 409: a concurrent start won; it runs now
+        if "409" in str(exc) or "already" in str(exc).lower():
+            return {"slot": slot, "instance_id": iid, "action": "already running",
+                    "status": "Running"}
+        raise
+    return {"slot": slot, "instance_id": iid, "action": "started", "previous": state,
+            "status": "Pending"}
+
+
+async def ensure_all(client: df.DurableOrchestrationClient) -> list[dict[str, Any]]:
+    slots = range(get_runtime().settings.slots)
+    results = await asyncio.gather(*(ensure_slot(client, k) for k in slots),
+                                   return_exceptions=True)
+    out: list[dict[str, Any]] = []
+    for k, result in zip(slots, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("could not ensure slot %s: %r", k, result)
+            out.append({"slot": k, "instance_id": instance_id(k), "action": "error",
+                        "error": str(result)[:500]})
+        else:
+            out.append(result)
+    return out
+
+
+async def describe_all(client: df.DurableOrchestrationClient) -> list[dict[str, Any]]:
+    out = []
+    for k in range(get_runtime().settings.slots):
+        status = await client.get_status(instance_id(k))
+        out.append({"slot": k, "instance_id": instance_id(k),
+                    "runtime_status": _status_name(status),
+                    "custom_status": getattr(status, "custom_status", None),
+                    "last_updated": str(getattr(status, "last_updated_time", None) or "")
+                    or None})
+    return out

@@ -1,0 +1,76 @@
+"""Helpers for the end-to-end tests: a devhost running the real app on Azurite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from devhost.testing import DevHostProcess
+from tests import azurite as azurite_helpers
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def make_host(azurite: azurite_helpers.Azurite, root: Path,
+              **settings: str) -> DevHostProcess:
+    env = {
+        "JOBS_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "JOBS_STORAGE_API_VERSION": azurite_helpers.API_VERSION,
+        "JOBS_CONTAINER": azurite_helpers.unique_container("e2e"),
+        "JOBS_SLOTS": "2",
+        "JOBS_MAX_SLEEP_SECONDS": "5",
+        "JOBS_MIN_SLEEP_SECONDS": "0.5",
+        "JOBS_ERROR_SLEEP_SECONDS": "1",
+        "JOBS_KEEPER_SCHEDULE": "0 0 0 1 1 *",  # the test starts the slots itself
+        **settings,
+    }
+    return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",
+                          env=env, startup_timeout=60)
+
+
+class Api:
+    def __init__(self, host: DevHostProcess) -> None:
+        self.host = host
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, *, key: bool = True,
+                **kwargs: Any) -> requests.Response:
+        headers = {**(self.host.headers if key else {}), **kwargs.pop("headers", {})}
+        return self.session.request(method, self.host.url(path), headers=headers,
+                                    timeout=kwargs.pop("timeout", 60), **kwargs)
+
+    def schedule(self, **job: Any) -> dict[str, Any]:
+        r = self.request("POST", "/api/jobs", json=job)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        r = self.request("GET", f"/api/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def start(self) -> dict[str, Any]:
+        r = self.request("POST", "/api/scheduler/start")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def wait_final(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        return dict(poll(lambda: self.get(job_id), lambda j: j["status"] in FINAL, timeout))
+
+
+def poll(fn: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 60,
+         interval: float = 0.1) -> Any:
+    """Call ``fn`` until ``until(result)`` holds; fail with the last result at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if until(last):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s; last: {last!r}")
