@@ -1,0 +1,142 @@
+"""Targets, the printed table and the lateness figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+BURST_TARGET = 0.05  # requests per job, schedule side of a burst
+LONE_TARGET = 4  # requests for one lone job, end to end
+THROUGHPUT_TARGET = 20.0  # x the raw one-record append rate
+P99_TARGET_S = 1.0
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    req, tp = r["requests_per_job"], r["throughput"]
+    out = [
+        {"name": "lone job requests (schedule+run+read)", "target": f"<= {LONE_TARGET}",
+         "value": req["lone"]["requests_total"]},
+        {"name": "burst single schedule() requests/job", "target": f"<= {BURST_TARGET}",
+         "value": req["burst_single"]["schedule"]["requests_per_job"]},
+        {"name": "burst schedule_many() requests/job", "target": f"<= {BURST_TARGET}",
+         "value": req["burst_bulk"]["schedule"]["requests_per_job"]},
+        {"name": "concurrent schedule() vs raw concurrent appends", "target":
+         f">= {THROUGHPUT_TARGET:g}x", "value": tp["ratio_concurrent_vs_raw_concurrent"]},
+        {"name": "schedule_many() vs raw concurrent appends", "target":
+         f">= {THROUGHPUT_TARGET:g}x", "value": tp["ratio_bulk_vs_raw_concurrent"]},
+    ]
+    out[0]["met"] = out[0]["value"] <= LONE_TARGET
+    out[1]["met"] = out[1]["value"] <= BURST_TARGET
+    out[2]["met"] = out[2]["value"] <= BURST_TARGET
+    out[3]["met"] = out[3]["value"] >= THROUGHPUT_TARGET
+    out[4]["met"] = out[4]["value"] >= THROUGHPUT_TARGET
+    for row in r["lateness"]:
+        p99 = row["lateness_s"]["p99"]
+        out.append({"name": f"lateness p99 at {row['rate_per_s']:g}/s", "target":
+                    f"<= {P99_TARGET_S:g} s", "value": p99,
+                    "met": p99 is not None and p99 <= P99_TARGET_S})
+    out.append({"name": "warm get() requests constant", "target": "same for every shard size",
+                "value": [row["warm"]["requests_total"] for row in r["status_query"]["rows"]],
+                "met": r["status_query"]["warm_requests_constant"]})
+    return out
+
+
+def _ops(counts: dict[str, int]) -> str:
+    return " ".join(f"{op}={n}" for op, n in counts.items()) or "-"
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def table(r: dict[str, Any]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    req = r["requests_per_job"]
+    add("1. Storage requests per job (RequestCounter, every request)")
+    lone = req["lone"]
+    add(f"  lone job        total {lone['requests_total']:>4}   schedule: {_ops(lone['schedule'])}"
+        f" | run: {_ops(lone['run'])} | read back: {_ops(lone['read_back'])}")
+    add(f"  {'burst':<24}{'jobs':>7}{'sched req/job':>15}{'run req/job':>13}{'total/job':>11}"
+        "   schedule ops | run ops")
+    for key in ("burst_single", "burst_bulk"):
+        b = req[key]
+        add(f"  {key:<24}{b['jobs']:>7}{b['schedule']['requests_per_job']:>15.4f}"
+            f"{b['run']['requests_per_job']:>13.4f}{b['requests_per_job_total']:>11.4f}"
+            f"   {_ops(b['schedule']['requests'])} | {_ops(b['run']['requests'])}")
+    tp = r["throughput"]
+    add("2. Schedule throughput (durable jobs/s) vs raw one-record append_block on one blob")
+    for name, row, unit in (("schedule() sequential", tp["single_sequential"], "jobs_per_s"),
+                            ("schedule() concurrent", tp["single_concurrent"], "jobs_per_s"),
+                            ("schedule_many()", tp["bulk"], "jobs_per_s"),
+                            ("raw append sequential", tp["raw_sequential"], "records_per_s"),
+                            ("raw append concurrent", tp["raw_concurrent"], "records_per_s")):
+        n = row.get("jobs", row.get("appends"))
+        add(f"  {name:<24}{n:>7} in {row['seconds']:7.2f} s = {row[unit]:>10.0f} /s")
+    add(f"  ratios: concurrent/raw-seq {tp['ratio_concurrent_vs_raw_sequential']:.1f}x, "
+        f"concurrent/raw-conc {tp['ratio_concurrent_vs_raw_concurrent']:.1f}x, "
+        f"bulk/raw-conc {tp['ratio_bulk_vs_raw_concurrent']:.1f}x")
+    d = r["drain"]
+    add(f"3. Drain: {d['jobs']} no-op jobs due now -> {d['succeeded']} succeeded in "
+        f"{d['seconds']:.2f} s = {d['jobs_per_s']:.0f} jobs/s; {d['requests_total']} requests "
+        f"({d['requests_per_job']:.4f}/job): {_ops(d['requests'])}")
+    add("4. Lateness (handler start - due), jobs_core direct; Functions app end-to-end: "
+        "not measured")
+    add(f"  {'rate/s':>8}{'jobs':>7}{'ran':>7}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'max s':>8}"
+        f"{'req/job':>9}{'cycles':>8}")
+    for row in r["lateness"]:
+        lat = row["lateness_s"]
+        add(f"  {row['rate_per_s']:>8g}{row['jobs']:>7}{row['ran']:>7}{_f(lat['p50']):>8}"
+            f"{_f(lat['p95']):>8}{_f(lat['p99']):>8}{_f(lat['max']):>8}"
+            f"{row['requests_per_job']:>9.3f}{row['cycles']:>8}")
+    add("5. Status query get(id): requests and time, cold (fresh scheduler) / warm (2nd get)")
+    for row in r["status_query"]["rows"]:
+        c, w = row["cold"], row["warm"]
+        add(f"  {row['jobs_in_shard']:>7} jobs in shard: cold {c['requests_total']} req "
+            f"{c['seconds'] * 1000:8.1f} ms | warm {w['requests_total']} req "
+            f"{w['seconds'] * 1000:6.1f} ms")
+    m = r["memory"]
+    add(f"6. Memory: executor draining {m['jobs']} jobs ({m['store']} store, "
+        f"{m['jobs_per_s']:.0f} jobs/s); peak RSS {m['peak_rss_mb']:.1f} MB")
+    for c in m["at"]:
+        add(f"  after {c['finished']:>7} finished: RSS {c['rss_mb']:7.1f} MB, store "
+            f"{c['store_mb']:6.1f} MB, RSS-store {c['rss_minus_store_mb']:7.1f} MB")
+    add("Targets")
+    for t in r["targets"]:
+        value = t["value"]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        add(f"  {t['name']:<52} {t['target']:<26} {shown:<12} {_met(t['met'])}")
+    return "\n".join(lines)
+
+
+def plot(r: dict[str, Any], path: Path) -> str:
+    """Draw the lateness distribution; returns what happened (for the printout)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: lateness plot skipped"
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for row in r["lateness"]:
+        samples = sorted(row["samples"])
+        if not samples:
+            continue
+        ys = [(i + 1) / len(samples) for i in range(len(samples))]
+        ax.plot(samples, ys, label=f"{row['rate_per_s']:g} jobs/s "
+                f"(p99 {row['lateness_s']['p99']:.3f} s)")
+    ax.axvline(P99_TARGET_S, color="grey", linestyle="--", label="p99 target")
+    ax.set_xlabel("lateness: handler start - due time (s)")
+    ax.set_ylabel("fraction of jobs")
+    ax.set_title("Lateness distribution (jobs_core on Azurite)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"lateness plot: {path}"
