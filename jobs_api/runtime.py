@@ -7,6 +7,7 @@ does too), so one blob store, one scheduler and one executor per slot serve ever
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from jobs_core.storage_settings import StorageSettings
 from .user_handlers import registry
 
 DEFAULT_HUB = "JobsHub"
+# the storage SDK logs every request and response at INFO: far too much for a poller
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 def _num(name: str, default: float) -> float:
