@@ -70,12 +70,8 @@ async def run(jobs: int) -> dict[str, Any]:
 
 def pick(checkpoints: list[dict[str, Any]], jobs: int, fractions: tuple[float, ...] = (
         0.1, 0.5, 1.0)) -> list[dict[str, Any]]:
-    """The first checkpoint at or past each fraction of the jobs."""
-    out = []
-    for f in fractions:
-        hit = next((c for c in checkpoints if c["finished"] >= f * jobs), checkpoints[-1])
-        out.append(hit)
-    return out
+    """The checkpoint nearest to each fraction of the jobs."""
+    return [min(checkpoints, key=lambda c: abs(c["finished"] - f * jobs)) for f in fractions]
 
 
 def main(argv: list[str] | None = None) -> int:
