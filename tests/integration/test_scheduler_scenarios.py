@@ -7,7 +7,12 @@ import asyncio
 import pytest
 
 from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy
-from jobs_core.errors import ClaimHeldError, IdempotencyConflictError, InvalidTransitionError
+from jobs_core.errors import (
+    ClaimHeldError,
+    IdempotencyConflictError,
+    InvalidTransitionError,
+    ShardFullError,
+)
 from jobs_core.ids import parse_job_id
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
@@ -233,3 +238,16 @@ async def test_rollover_to_the_next_blob_before_the_limit(store: object) -> None
     assert indexes == [0, 0, 0, 1, 1, 1, 2, 2]
     await drain(executor, 1)
     assert len(rec.runs) == 8 and rec.duplicates == 0
+
+
+async def test_changes_to_a_full_blob_are_refused_clearly() -> None:
+    clock, rec = Clock(), Recorder()
+    store = InMemoryStore(max_blocks=2)
+    scheduler, _ = make(store, rec, clock, slots=1, commit_linger_ms=0)
+    first = (await scheduler.schedule(JobRequest("echo", delay=60))).job
+    second = (await scheduler.schedule(JobRequest("echo", delay=60))).job
+    third = (await scheduler.schedule(JobRequest("echo", delay=60))).job  # blob 0 is full
+    assert [parse_job_id(j.id).index for j in (first, second, third)] == [0, 0, 1]
+    with pytest.raises(ShardFullError, match="is full"):
+        await scheduler.cancel(first.id)
+    assert (await scheduler.get(first.id)).status is JobStatus.SCHEDULED
