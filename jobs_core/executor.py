@@ -180,7 +180,12 @@ class Executor:
         outcomes (one more append). At-least-once: a crash in between re-runs them later."""
         result = BatchResult()
         now = self.clock()
-        state = await self.cache.refresh(batch.blob)
+        state = self.cache.cached(batch.blob)
+        if state is None or any(i not in state.jobs for i in batch.job_ids):
+            # planned in another process (or since then): read the new records first. A cache
+            # that is merely behind is safe: if anyone appended since, the start append lands
+            # after their records, apply_own fails, and the replay decides which starts count.
+            state = await self.cache.refresh(batch.blob)
         starting: list[Job] = []
         records: list[rec.Record] = []
         for job_id in batch.job_ids:
