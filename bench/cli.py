@@ -7,8 +7,10 @@ fresh data folder), runs the workloads, prints a table, writes every figure as J
 
 Figures: 1 storage requests per job (lone job, 10k-job bursts through ``schedule()`` and
 ``schedule_many()``, schedule and run sides); 2 schedule throughput next to the raw
-one-record ``append_block`` rate; 3 drain rate; 4 lateness at steady rates; 5 ``get(id)`` cost
-by shard size; 6 executor memory while draining (own process, in-memory store).
+one-record ``append_block`` rate; 3 drain rate; 4 lateness at steady rates (``jobs_core``
+direct, and end to end through the Functions app on devhost over HTTP, ``bench/e2e.py``);
+5 ``get(id)`` cost by shard size; 6 executor memory while draining (own process, in-memory
+store).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from tests import azurite as azurite_helpers
 
-from . import lateness, report, status, workloads
+from . import e2e, lateness, report, status, workloads
 from .common import Env
 
 
@@ -43,14 +45,18 @@ class Scale:
     sleep_cap_s: float
     shard_sizes: tuple[int, ...]
     memory_jobs: int
+    e2e_rates: tuple[float, ...]
+    e2e_window_s: float
 
 
 FULL = Scale(burst=10_000, sequential=300, raw_sequential=500, raw_concurrent=2_000,
              raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=10,
-             sleep_cap_s=0.1, shard_sizes=(1_000, 10_000, 100_000), memory_jobs=100_000)
+             sleep_cap_s=0.1, shard_sizes=(1_000, 10_000, 100_000), memory_jobs=100_000,
+             e2e_rates=(200, 1_000), e2e_window_s=10)
 QUICK = Scale(burst=1_000, sequential=50, raw_sequential=100, raw_concurrent=300,
               raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=2,
-              sleep_cap_s=0.1, shard_sizes=(1_000, 10_000), memory_jobs=10_000)
+              sleep_cap_s=0.1, shard_sizes=(1_000, 10_000), memory_jobs=10_000,
+              e2e_rates=(50,), e2e_window_s=5)
 
 
 def log(message: str) -> None:
@@ -100,6 +106,18 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
             "status_query": status_query}
 
 
+def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, Any]]:
+    rows = []
+    for per_s in scale.e2e_rates:
+        log(f"4e. end-to-end lateness (devhost + HTTP) at {per_s:g}/s for "
+            f"{scale.e2e_window_s:g} s")
+        row = e2e.steady(azurite, per_s, scale.e2e_window_s)
+        if row.get("error"):
+            log(f"4e. {per_s:g}/s failed: {row['error']}")
+        rows.append(row)
+    return rows
+
+
 def run_memory(jobs: int) -> dict[str, Any]:
     log(f"6. memory: executor draining {jobs} jobs (own process)")
     out = subprocess.run([sys.executable, "-m", "bench.memory", "--jobs", str(jobs)],
@@ -124,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"Azurite at {azurite.blob_endpoint} ({'given' if found else 'started'})")
     try:
         results = asyncio.run(run_azurite(Env(azurite), scale))
+        results["lateness_e2e"] = run_e2e(azurite, scale)
     finally:
         if found is None:
             azurite.stop()
@@ -133,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                        "finished_at": datetime.now(UTC).isoformat(),
                        "seconds": time.perf_counter() - started,
                        "python": platform.python_version(), "machine": platform.machine(),
-                       "cpus": _cpus(), "end_to_end_functions_app": "not measured"}
+                       "cpus": _cpus(),
+                       "end_to_end_functions_app": "devhost + Azurite over HTTP (lateness_e2e)"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str))
     print(report.table(results))

@@ -17,8 +17,8 @@ import pytest
 from tests import azurite as azurite_helpers
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = ("requests_per_job", "throughput", "drain", "lateness", "status_query", "memory",
-           "targets", "meta")
+FIGURES = ("requests_per_job", "throughput", "drain", "lateness", "lateness_e2e",
+           "status_query", "memory", "targets", "meta")
 
 
 @pytest.mark.azurite
@@ -53,4 +53,10 @@ def test_bench_quick(tmp_path: Path, azurite: azurite_helpers.Azurite) -> None:
         assert row["cold"]["requests_total"] > 0 and row["warm"]["requests_total"] > 0
     mem = r["memory"]
     assert mem["finished"] == mem["jobs"] and len(mem["at"]) == 3 and mem["peak_rss_mb"] > 0
-    assert "not measured" in proc.stdout
+    # end to end through the Functions app on devhost: every job ran, lateness measured
+    assert len(r["lateness_e2e"]) == 1
+    for row in r["lateness_e2e"]:
+        assert "error" not in row, row.get("error", "") + row.get("devhost_log_tail", "")
+        assert row["all_succeeded"] and row["ran"] == row["jobs"] > 0
+        assert all(row["lateness_s"][k] is not None for k in ("p50", "p95", "p99", "max"))
+    assert "END TO END" in proc.stdout and "not measured" not in proc.stdout

@@ -1,0 +1,176 @@
+"""Figure 4b: lateness END TO END through the Functions app on devhost, over real HTTP.
+
+For each rate: start devhost (``devhost.testing.DevHostProcess``) on the repo root with a fresh
+container on the bench's Azurite, call ``POST /api/scheduler/start``, then a producer posts,
+every ``TICK_S``, one ``POST /api/jobs/batch`` holding the ``echo`` jobs falling due ``LEAD_S``
+later (``due_at`` spread evenly at the rate). Once every job succeeded, ``GET /api/jobs``
+(paged, ``status=succeeded``) gives each job's ``started_at - due_at``. The client is aiohttp
+with the function key; batching per tick keeps it cheap (one request per 100 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from devhost.testing import REPO_ROOT, DevHostProcess
+from tests import azurite as azurite_helpers
+
+from .common import percentiles
+
+LEAD_S = 2.0  # jobs are posted this long before they are due
+TICK_S = 0.1  # one POST /api/jobs/batch per tick
+HANDLER = "echo"
+APP_SETTINGS = {  # like tests/e2e/helpers.make_host; the bench starts the slots itself
+    "JOBS_SLOTS": "4",
+    "JOBS_MAX_SLEEP_SECONDS": "5",
+    "JOBS_KEEPER_SCHEDULE": "0 0 0 1 1 *",
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse(raw: str) -> datetime:
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+def host_for(azurite: azurite_helpers.Azurite, root: Path, per_s: float) -> DevHostProcess:
+    env = {"JOBS_STORAGE_CONNECTION_STRING": azurite.connection_string,
+           "JOBS_STORAGE_API_VERSION": azurite_helpers.API_VERSION,
+           "JOBS_CONTAINER": azurite_helpers.unique_container(f"e2elate{int(per_s)}"),
+           **APP_SETTINGS}
+    return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",
+                          env=env, startup_timeout=60)
+
+
+class _Client:
+    def __init__(self, host: DevHostProcess, session: aiohttp.ClientSession) -> None:
+        self.host, self.session = host, session
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self.session.request(method, self.host.url(path), headers=self.host.headers,
+                                        **kwargs) as r:
+            body = await r.json(content_type=None)
+            if r.status >= 300:
+                raise RuntimeError(f"{method} {path}: {r.status} {str(body)[:500]}")
+            return body
+
+
+async def _post_batch(client: _Client, jobs: list[dict[str, Any]],
+                      latencies: list[float]) -> int:
+    start = time.perf_counter()
+    body = await client.call("POST", "/api/jobs/batch", json={"jobs": jobs})
+    latencies.append(time.perf_counter() - start)
+    bad = [r for r in body["results"] if r.get("status") not in (200, 201)]
+    if bad:
+        raise RuntimeError(f"batch refused {len(bad)} jobs: {bad[0]}")
+    return len(body["results"])
+
+
+async def _produce(client: _Client, first_due: datetime, per_s: float, count: int,
+                   latencies: list[float]) -> int:
+    """Post, per tick, the jobs due within ``LEAD_S``; the POSTs run as tasks so a slow one
+    does not hold the next tick back. Returns how many jobs were accepted."""
+    sent = 0
+    posts: list[asyncio.Task[int]] = []
+    while sent < count:
+        horizon = datetime.now(UTC) + timedelta(seconds=LEAD_S)
+        batch = []
+        while sent < count:
+            due = first_due + timedelta(seconds=sent / per_s)
+            if due > horizon:
+                break
+            batch.append({"handler": HANDLER, "payload": {"i": sent}, "due_at": _iso(due)})
+            sent += 1
+        if batch:
+            posts.append(asyncio.create_task(_post_batch(client, batch, latencies)))
+        await asyncio.sleep(TICK_S)
+    return sum(await asyncio.gather(*posts))
+
+
+async def _succeeded(client: _Client) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"status": "succeeded", "limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = await client.call("GET", "/api/jobs", params=params)
+        jobs.extend(page["jobs"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return jobs
+
+
+async def _warm_up(client: _Client, timeout_s: float = 30) -> float:
+    """Not timed: wait until every slot ran its first cycle (cold start of the worker, the
+    store and the orchestrators), so the figure is steady state, not start-up."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        await client.call("GET", "/api/jobs", params={"limit": "1"})
+        status = await client.call("GET", "/api/scheduler")
+        slots = status.get("slots", []) if isinstance(status, dict) else []
+        if slots and all((s.get("custom_status") or {}).get("cycle") for s in slots):
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    return time.perf_counter() - start
+
+
+async def _measure(host: DevHostProcess, per_s: float, window_s: float,
+                   timeout_s: float) -> dict[str, Any]:
+    count = int(per_s * window_s)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        client = _Client(host, session)
+        started = await client.call("POST", "/api/scheduler/start")
+        warm_up_s = await _warm_up(client)
+        first_due = datetime.now(UTC) + timedelta(seconds=LEAD_S)
+        latencies: list[float] = []
+        start = time.perf_counter()
+        accepted = await _produce(client, first_due, per_s, count, latencies)
+        posted_s = time.perf_counter() - start
+        deadline = time.monotonic() + timeout_s
+        done: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            done = await _succeeded(client)
+            if len(done) >= count:
+                break
+            await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - start
+    samples = [(_parse(j["started_at"]) - _parse(j["due_at"])).total_seconds()
+               for j in done if j.get("started_at") and j.get("due_at")]
+    after_due = sum(1 for j in done if j.get("created_at") and j.get("due_at")
+                    and _parse(j["created_at"]) > _parse(j["due_at"]))
+    return {"rate_per_s": per_s, "window_s": window_s, "jobs": count, "accepted": accepted,
+            "accepted_after_due": after_due,
+            "ran": len(done), "all_succeeded": len(done) >= count, "seconds": elapsed,
+            "posting_s": posted_s, "posts": len(latencies),
+            "post_latency_s": percentiles(latencies), "warm_up_s": warm_up_s,
+            "lead_s": LEAD_S, "tick_s": TICK_S,
+            "slots_started": [s.get("action") for s in started.get("slots", [])],
+            "lateness_s": percentiles(samples), "samples": [round(x, 4) for x in samples]}
+
+
+def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,
+           timeout_s: float = 90) -> dict[str, Any]:
+    """One devhost (fresh container) at ``per_s`` jobs/s for ``window_s``; never raises:
+    a failure is reported in the row (``error``) so the rest of the bench still prints."""
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        host = host_for(azurite, Path(tmp), per_s)
+        try:
+            with host:
+                row = asyncio.run(_measure(host, per_s, window_s, timeout_s))
+        except Exception as exc:  # report, do not hide: the row says what went wrong
+            row = {"rate_per_s": per_s, "window_s": window_s, "jobs": int(per_s * window_s),
+                   "ran": 0, "all_succeeded": False, "error": repr(exc)[:1000],
+                   "devhost_log_tail": host.logs()[-3000:],
+                   "lateness_s": percentiles([]), "samples": []}
+        row["app_settings"] = dict(APP_SETTINGS)
+        row["handler"] = HANDLER
+        return row
