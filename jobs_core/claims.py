@@ -11,7 +11,6 @@ shard: a stale owner cannot record outcomes once the new owner has written (fenc
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,14 +61,6 @@ class ClaimManager:
             latest = await self._store.read_claim(name)
             meta = latest.metadata if latest else {}
             raise ClaimHeldError(slot, meta.get("owner", "?"), meta.get("expires", "?")) from None
-
-    async def release(self, slot: int, owner: str, now: datetime) -> None:
-        """Let the claim expire now (a clean shutdown), keeping the epoch."""
-        held = self._held.pop(slot, None)
-        if held is not None and held.owner == owner:
-            meta = {"owner": owner, "epoch": str(held.epoch), "expires": ts(now)}
-            with contextlib.suppress(ConcurrencyConflictError):
-                await self._store.write_claim(claim_blob(slot), meta, etag=held.etag)
 
     async def _write(self, slot: int, owner: str, epoch: int, now: datetime,
                      etag: str | None) -> Claim:

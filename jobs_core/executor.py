@@ -19,7 +19,7 @@ from . import records as rec
 from .claims import ClaimManager
 from .errors import JobsError, UnknownHandlerError
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
-from .ids import bucket_of, parse_shard_name, slot_prefix
+from .ids import parse_shard_name, slot_prefix
 from .model import ErrorInfo, Job, JobStatus
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
@@ -322,5 +322,3 @@ def _error_info(exc: BaseException, attempt: int, timeout: float) -> ErrorInfo:
     permanent = isinstance(exc, PermanentJobError | UnknownHandlerError | JobsError)
     return ErrorInfo(type(exc).__name__, str(exc)[:2000] or repr(exc), attempt, permanent)
 
-
-__all__ = ["Batch", "BatchResult", "Executor", "Plan", "bucket_of"]

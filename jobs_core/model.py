@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -128,6 +128,3 @@ class Job:
             "cancel_reason": self.cancel_reason,
         }
 
-
-def deadline_for(job: Job, started: datetime, default_timeout: float) -> datetime:
-    return started + timedelta(seconds=job.timeout_seconds or default_timeout)

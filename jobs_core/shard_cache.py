@@ -20,8 +20,6 @@ from .store import AppendResult, JobStore
 class _View:
     state: ShardState
     offset: int = 0  # bytes replayed so far (always at a line boundary)
-    size: int = 0  # blob size when last seen
-    metadata: dict[str, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -52,10 +50,6 @@ class ShardCache:
         view = self._views.get(name)
         return None if view is None else view.state
 
-    def metadata(self, name: str) -> dict[str, str]:
-        view = self._views.get(name)
-        return {} if view is None else view.metadata
-
     async def refresh(self, name: str, *, if_size_differs: int | None = None) -> ShardState:
         """Bring the cached state of ``name`` up to date (one ranged read of the new bytes).
         With ``if_size_differs`` (a size from a listing) no read is made when nothing is new.
@@ -65,8 +59,6 @@ class ShardCache:
             if if_size_differs is not None and if_size_differs == view.offset and view.offset:
                 return view.state
             result = await self._store.read(name, view.offset)
-            view.size = result.size
-            view.metadata = result.metadata
             data = result.data
             end = data.rfind(b"\n") + 1  # replay whole lines only; a torn tail waits
             if end:
@@ -82,7 +74,7 @@ class ShardCache:
             return False
         for record in records:
             view.state.apply(record)
-        view.offset = view.size = result.size
+        view.offset = result.size
         return True
 
     def forget(self, name: str) -> None:

@@ -32,7 +32,6 @@ class ShardState:
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
         self.max_epoch = 0  # highest executor epoch seen: lower ones are fenced off
         self.touched: set[str] = set()
-        self.records = 0
         self.skipped = 0  # malformed lines and records whose transition did not apply
         self.fenced = 0
 
@@ -62,7 +61,6 @@ class ShardState:
             log.warning("shard %s: skipped a record without a known version: %.80r", self.blob,
                         record)
             return
-        self.records += 1
         try:
             self._apply(record)
         except InvalidTransitionError as exc:
@@ -137,10 +135,6 @@ class ShardState:
 
     def pending(self) -> list[Job]:
         return [j for j in self.jobs.values() if not j.status.is_final]
-
-    def next_due(self) -> datetime | None:
-        dues = [j.due_at for j in self.jobs.values() if j.status.is_waiting]
-        return min(dues) if dues else None
 
 
 def _opt_ts(text: str | None) -> datetime | None:
