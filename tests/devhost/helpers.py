@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from devhost.testing import DevHostProcess
+from tests.polling import poller
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
 TERMINAL = {"Completed", "Failed", "Terminated"}
@@ -25,17 +24,7 @@ def make_app_dir(root: Path) -> Path:
     return app_dir
 
 
-def poll(fn: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 15.0,
-         interval: float = 0.05) -> Any:
-    """Call ``fn`` until ``until(result)`` holds or the deadline passes (then fail)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if until(last):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+poll = poller(15.0, 0.05)
 
 
 def start(host: DevHostProcess, name: str, payload: Any = None,

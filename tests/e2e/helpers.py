@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import requests
 
 from devhost.testing import DevHostProcess
 from tests import azurite as azurite_helpers
+from tests.polling import poller
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -60,17 +59,8 @@ class Api:
         return dict(r.json())
 
     def wait_final(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
-        return dict(poll(lambda: self.get(job_id), lambda j: j["status"] in FINAL, timeout))
+        return dict(poll(lambda: self.get(job_id), lambda j: j["status"] in FINAL,
+                         timeout=timeout))
 
 
-def poll(fn: Callable[[], Any], until: Callable[[Any], bool], timeout: float = 60,
-         interval: float = 0.1) -> Any:
-    """Call ``fn`` until ``until(result)`` holds; fail with the last result at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if until(last):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s; last: {last!r}")
+poll = poller(60, 0.1)
