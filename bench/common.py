@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs_core import BatchResult, Executor, HandlerRegistry, JobContext, JobsSettings
@@ -104,3 +104,22 @@ def percentiles(samples: Iterable[float]) -> dict[str, float | int | None]:
 
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
+
+
+async def steady_ticks(first_due: datetime, per_s: float, count: int, lead_s: float,
+                       tick_s: float) -> AsyncIterator[list[tuple[int, datetime]]]:
+    """Every ``tick_s``, yield the (index, due time) pairs falling due within ``lead_s``, with
+    due times ``first_due + i / per_s`` for ``i`` in ``0..count-1``; empty ticks are skipped."""
+    sent = 0
+    while sent < count:
+        horizon = datetime.now(UTC) + timedelta(seconds=lead_s)
+        batch: list[tuple[int, datetime]] = []
+        while sent < count:
+            due = first_due + timedelta(seconds=sent / per_s)
+            if due > horizon:
+                break
+            batch.append((sent, due))
+            sent += 1
+        if batch:
+            yield batch
+        await asyncio.sleep(tick_s)

@@ -22,7 +22,7 @@ import aiohttp
 from devhost.testing import REPO_ROOT, DevHostProcess
 from tests import azurite as azurite_helpers
 
-from .common import percentiles
+from .common import percentiles, steady_ticks
 
 LEAD_S = 2.0  # jobs are posted this long before they are due
 TICK_S = 0.1  # one POST /api/jobs/batch per tick
@@ -79,20 +79,11 @@ async def _produce(client: _Client, first_due: datetime, per_s: float, count: in
                    latencies: list[float]) -> int:
     """Post, per tick, the jobs due within ``LEAD_S``; the POSTs run as tasks so a slow one
     does not hold the next tick back. Returns how many jobs were accepted."""
-    sent = 0
     posts: list[asyncio.Task[int]] = []
-    while sent < count:
-        horizon = datetime.now(UTC) + timedelta(seconds=LEAD_S)
-        batch = []
-        while sent < count:
-            due = first_due + timedelta(seconds=sent / per_s)
-            if due > horizon:
-                break
-            batch.append({"handler": HANDLER, "payload": {"i": sent}, "due_at": _iso(due)})
-            sent += 1
-        if batch:
-            posts.append(asyncio.create_task(_post_batch(client, batch, latencies)))
-        await asyncio.sleep(TICK_S)
+    async for ticks in steady_ticks(first_due, per_s, count, LEAD_S, TICK_S):
+        batch = [{"handler": HANDLER, "payload": {"i": i}, "due_at": _iso(due)}
+                 for i, due in ticks]
+        posts.append(asyncio.create_task(_post_batch(client, batch, latencies)))
     return sum(await asyncio.gather(*posts))
 
 

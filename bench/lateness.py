@@ -16,7 +16,7 @@ from typing import Any
 
 from jobs_core import Executor, JobRequest, JobScheduler
 
-from .common import Env, Lateness, percentiles, rate, registry, settings, total
+from .common import Env, Lateness, percentiles, rate, registry, settings, steady_ticks, total
 
 LEAD_S = 1.0  # jobs are scheduled this long before they are due
 TICK_S = 0.05
@@ -26,22 +26,12 @@ async def _produce(scheduler: JobScheduler, first_due: datetime, per_s: float,
                    count: int) -> float:
     """Schedule ``count`` jobs due at ``first_due + i / per_s``; returns the seconds spent
     waiting for ``schedule()`` calls (the producer's own lateness is not job lateness)."""
-    sent = 0
     busy = 0.0
-    while sent < count:
-        horizon = datetime.now(UTC) + timedelta(seconds=LEAD_S)
-        batch = []
-        while sent < count:
-            due = first_due + timedelta(seconds=sent / per_s)
-            if due > horizon:
-                break
-            batch.append(JobRequest("late", due_at=due))
-            sent += 1
-        if batch:
-            start = time.perf_counter()
-            await asyncio.gather(*(scheduler.schedule(r) for r in batch))
-            busy += time.perf_counter() - start
-        await asyncio.sleep(TICK_S)
+    async for batch in steady_ticks(first_due, per_s, count, LEAD_S, TICK_S):
+        start = time.perf_counter()
+        await asyncio.gather(*(scheduler.schedule(JobRequest("late", due_at=due))
+                               for _, due in batch))
+        busy += time.perf_counter() - start
     return busy
 
 
