@@ -234,9 +234,13 @@ class JobScheduler:
         except BlockLimitError:
             raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed") \
                 from None
-        if not self.cache.apply_own(blob, result, [record]):
-            await self.cache.refresh(blob)
-        after = await self.get(job_id)
+        if self.cache.apply_own(blob, result, [record]):
+            state = self.cache.cached(blob)  # nothing came in between: no need to read
+        else:
+            state = await self.cache.refresh(blob)
+        after = state.jobs.get(job_id) if state is not None else None
+        if after is None:
+            raise JobNotFoundError(job_id)
         if after == current:  # our record did not apply: someone changed the job first
             change(after)  # raises the reason why it no longer fits
         return after
