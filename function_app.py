@@ -12,10 +12,11 @@ import os
 import azure.durable_functions as df
 import azure.functions as func
 
-from jobs_api import http_api, orchestrator, starter
+from jobs_api import dashboard, http_api, insights, maintenance, openapi, orchestrator, starter
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 KEEPER_SCHEDULE = os.environ.get("JOBS_KEEPER_SCHEDULE", "").strip() or "0 */5 * * * *"
+PURGE_SCHEDULE = os.environ.get("JOBS_PURGE_SCHEDULE", "").strip() or "0 17 3 * * *"
 
 
 @app.route(route="jobs", methods=["POST"])
@@ -74,6 +75,45 @@ async def scheduler_status(req: func.HttpRequest,
                            client: df.DurableOrchestrationClient) -> func.HttpResponse:
     slots = await starter.describe_all(client)
     return func.HttpResponse(json.dumps({"slots": slots}), mimetype="application/json")
+
+
+@app.route(route="shards", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def shards_list(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(insights.list_shards)(req, client)
+
+
+@app.route(route="timeline", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def jobs_timeline(req: func.HttpRequest,
+                        client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(insights.timeline)(req, client)
+
+
+@app.route(route="dashboard", methods=["GET"])
+async def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
+    return dashboard.page(req)
+
+
+@app.route(route="openapi.json", methods=["GET"])
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return openapi.document_response(req)
+
+
+# Not "admin/purge": the Functions host refuses routes that start with "admin" (its own API).
+@app.route(route="maintenance/purge", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def purge_now(req: func.HttpRequest,
+                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(maintenance.purge_now)(req, client)
+
+
+@app.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False)
+@app.durable_client_input(client_name="client")
+async def retention_purge(timer: func.TimerRequest,
+                          client: df.DurableOrchestrationClient) -> None:
+    await maintenance.purge_on_timer(client)
 
 
 @app.timer_trigger(schedule=KEEPER_SCHEDULE, arg_name="timer", run_on_startup=True)

@@ -55,12 +55,20 @@ def compile_template(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}/?$", re.IGNORECASE)
 
 
+RESERVED_ROUTE_PREFIXES = frozenset({"admin", "runtime"})
+
+
 def build_routes(functions: list[IndexedFunction]) -> list[HttpRoute]:
     routes = []
     for fn in functions:
         if fn.trigger_type != "httpTrigger":
             continue
         template = (fn.trigger.get("route") or fn.name).strip("/")
+        if template.split("/")[0].lower() in RESERVED_ROUTE_PREFIXES:
+            # what the Functions host does: the function is in error, the others still run
+            log.error("%s: The specified route conflicts with one or more built in routes "
+                      "(a route may not start with 'admin' or 'runtime')", fn.name)
+            continue
         methods = fn.trigger.get("methods")
         routes.append(HttpRoute(
             function=fn, template=template, regex=compile_template(template),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from devhost import ncrontab
-from devhost.http_triggers import compile_template
+from devhost.http_triggers import build_routes, compile_template
+from devhost.indexer import IndexedFunction
 from devhost.instance_store import InstanceRecord, InstanceStore
 
 
@@ -47,3 +48,14 @@ def test_route_templates() -> None:
     optional = compile_template("orchestrators/{name}/{instance_id?}")
     assert optional.match("orchestrators/o").groupdict() == {"name": "o", "instance_id": None}
     assert compile_template("files/{*rest}").match("files/a/b").group("rest") == "a/b"
+
+
+def test_routes_the_functions_host_reserves_are_refused(caplog: pytest.LogCaptureFixture) -> None:
+    def fn(route: str) -> IndexedFunction:
+        return IndexedFunction(name=route.replace("/", "_"), trigger_type="httpTrigger",
+                               trigger={"route": route, "methods": ["GET"]}, bindings=[],
+                               func=print, is_async=False, trigger_param="req")
+
+    routes = build_routes([fn("admin/purge"), fn("Runtime/x"), fn("maintenance/purge")])
+    assert [r.template for r in routes] == ["maintenance/purge"]
+    assert "admin_purge: The specified route conflicts" in caplog.text
