@@ -77,6 +77,13 @@ async def scheduler_status(req: func.HttpRequest,
     return func.HttpResponse(json.dumps({"slots": slots}), mimetype="application/json")
 
 
+@app.route(route="jobs/{id}/history", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def jobs_history(req: func.HttpRequest,
+                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(insights.job_history)(req, client)
+
+
 @app.route(route="shards", methods=["GET"])
 @app.durable_client_input(client_name="client")
 async def shards_list(req: func.HttpRequest,

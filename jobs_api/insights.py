@@ -17,3 +17,8 @@ async def list_shards(req: func.HttpRequest,
 async def timeline(req: func.HttpRequest,
                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
     raise ApiProblem(501, "not-built", "Not built yet", "timeline")
+
+
+async def job_history(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    raise ApiProblem(501, "not-built", "Not built yet", "history")

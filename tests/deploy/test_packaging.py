@@ -27,6 +27,7 @@ EXPECTED_HTTP = {
     "jobs_run": ("jobs/{id}/run", ["POST"]),
     "scheduler_start": ("scheduler/start", ["POST"]),
     "scheduler_status": ("scheduler", ["GET"]),
+    "jobs_history": ("jobs/{id}/history", ["GET"]),
     "shards_list": ("shards", ["GET"]),
     "jobs_timeline": ("timeline", ["GET"]),
     "dashboard_page": ("dashboard", ["GET"]),
