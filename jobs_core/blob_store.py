@@ -308,6 +308,16 @@ class AzureBlobStore:
         found.sort(key=lambda info: info.name)
         return found
 
+    async def stat(self, name: str) -> BlobInfo:
+        """One HEAD request (``x-ms-blob-committed-block-count`` is sent for append blobs
+        only; List Blobs does not return it)."""
+        with _translated("stat", name):
+            props = await self._blob(name).get_blob_properties()
+        count = props.append_blob_committed_block_count
+        return BlobInfo(name=name, size=int(props.size or 0), etag=_quoted(props.etag),
+                        metadata=dict(props.metadata or {}),
+                        block_count=None if count is None else int(count))
+
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
         with _translated("set_metadata", name):
             await self._blob(name).set_blob_metadata(metadata)

@@ -71,6 +71,15 @@ class InMemoryStore:
             if name.startswith(prefix)
         ]
 
+    async def stat(self, name: str) -> BlobInfo:
+        await asyncio.sleep(0)
+        self._count("stat")
+        blob = self._blobs.get(name)
+        if blob is None:
+            raise BlobNotFoundError(f"{name}: 404 BlobNotFound")
+        return BlobInfo(name, len(blob.data), blob.etag, dict(blob.metadata),
+                        blob.blocks if blob.append_blob else None)
+
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
         await asyncio.sleep(0)
         self._count("set_metadata")

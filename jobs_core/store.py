@@ -24,6 +24,8 @@ class BlobInfo:
     size: int
     etag: str
     metadata: dict[str, str] = field(default_factory=dict)
+    # committed blocks of an append blob: set by ``stat`` only (List Blobs does not return it)
+    block_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,12 @@ class JobStore(Protocol):
 
     async def list(self, prefix: str) -> list[BlobInfo]:
         """Every blob whose name starts with ``prefix``, sorted by name, with metadata."""
+        ...
+
+    async def stat(self, name: str) -> BlobInfo:
+        """Size, ETag, metadata and committed block count of one blob (one HEAD request);
+        ``block_count`` is None for a blob that is not an append blob (a claim). Raises
+        ``BlobNotFoundError``."""
         ...
 
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:

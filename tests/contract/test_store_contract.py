@@ -91,6 +91,24 @@ async def test_set_metadata(store: JobStore) -> None:
         await store.set_metadata("m/missing", {"b": "2"})
 
 
+async def test_stat_gives_size_metadata_and_committed_block_count(store: JobStore) -> None:
+    for part in (b"one\n", b"two\n", b"three\n"):
+        await store.append("b/a", part, create_metadata={"k": "v"})
+    info = await store.stat("b/a")
+    assert (info.name, info.size, info.metadata, info.block_count) == ("b/a", 14, {"k": "v"}, 3)
+    [listed] = await store.list("b/")
+    assert info.etag == listed.etag
+    assert listed.block_count is None  # List Blobs does not carry it: that is why stat exists
+    await store.set_metadata("b/a", {"k": "w"})
+    after = await store.stat("b/a")
+    assert (after.metadata, after.block_count) == ({"k": "w"}, 3)
+    await store.write_claim("b/claim", {"owner": "a"}, etag=None)
+    claim = await store.stat("b/claim")
+    assert (claim.size, claim.block_count, claim.metadata) == (0, None, {"owner": "a"})
+    with pytest.raises(BlobNotFoundError):
+        await store.stat("b/missing")
+
+
 async def test_claims(store: JobStore) -> None:
     assert await store.read_claim("c/1") is None
     etag = await store.write_claim("c/1", {"owner": "a"}, etag=None)
