@@ -63,6 +63,9 @@ def read_json(req: func.HttpRequest, limit: int) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid-json", "Invalid JSON", f"the body is not JSON: {exc}") \
             from None
+    except RecursionError:
+        raise ApiProblem(400, "invalid-json", "Invalid JSON",
+                         "the body nests arrays/objects too deeply") from None
 
 
 def to_request(item: Any, header_key: str | None = None) -> JobRequest:

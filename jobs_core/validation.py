@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .errors import (
     HorizonExceededError,
@@ -30,6 +30,9 @@ from .settings import JobsSettings
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 MIN_INTERVAL_SECONDS = 1.0
+# Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
+# when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
+MAX_JSON_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,11 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
     registry.get(validate_handler_name(request.handler))
     check_json_size(request.payload, settings.max_payload_bytes, "payload")
     recurrence = parse_recurrence(request.recurrence)
+    if recurrence is not None and recurrence.interval_seconds is not None and \
+            recurrence.interval_seconds > settings.horizon_days * 86400:
+        raise InvalidRecurrenceError(
+            f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
+            f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
     due = resolve_due(request.due_at, request.delay, settings, now)
     if recurrence is not None and request.due_at is None and request.delay is None:
         due = next_occurrence(recurrence, now)
@@ -81,6 +89,9 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
 
 
 def check_json_size(value: JSON, limit: int, what: str) -> int:
+    if json_depth_exceeds(value, MAX_JSON_DEPTH):
+        raise InvalidPayloadError(f"the {what} is nested deeper than {MAX_JSON_DEPTH} levels",
+                                  field=what)
     try:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False,
                               allow_nan=False).encode())
@@ -90,6 +101,21 @@ def check_json_size(value: JSON, limit: int, what: str) -> int:
     if size > limit:
         raise PayloadTooLargeError(size, limit, what)
     return size
+
+
+def json_depth_exceeds(value: JSON, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[JSON, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, list | tuple) else None
+        if children is None:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_due_at(value: str | datetime) -> datetime:
@@ -117,7 +143,7 @@ def resolve_due(due_at: str | datetime | None, delay: float | None, settings: Jo
         raise InvalidDueTimeError("give either due_at or delay, not both", field="delay")
     if delay is not None:
         if isinstance(delay, bool) or not isinstance(delay, int | float) or \
-                not math.isfinite(delay) or delay < 0:
+                not _finite(delay) or delay < 0:
             raise InvalidDueTimeError(f"delay must be a number of seconds >= 0, got {delay!r}",
                                       field="delay")
         if delay > settings.horizon_days * 86400:
@@ -164,18 +190,28 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                 "(minute hour day-of-month month day-of-week, e.g. '0 2 * * *')")
         try:
             ZoneInfo(rec.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise InvalidRecurrenceError(
                 f"time zone {rec.timezone!r} is unknown; use an IANA name such as "
                 "'Europe/Berlin' or 'UTC'") from None
+        try:
+            croniter(rec.cron).get_next(datetime)
+        except CroniterBadDateError:
+            raise InvalidRecurrenceError(
+                f"cron {rec.cron!r} never fires (a day that no month has)") from None
     else:
         interval = rec.interval_seconds
         if isinstance(interval, bool) or not isinstance(interval, int | float) or \
-                not math.isfinite(interval) or interval < MIN_INTERVAL_SECONDS:
+                not _finite(interval) or interval < MIN_INTERVAL_SECONDS:
             raise InvalidRecurrenceError(
                 f"interval_seconds must be a number >= {MIN_INTERVAL_SECONDS:g}, "
                 f"got {interval!r}")
     return rec
+
+
+def _finite(number: float) -> bool:
+    """Ints of any size are finite (math.isfinite overflows on ints beyond a float)."""
+    return isinstance(number, int) or math.isfinite(number)
 
 
 def next_occurrence(rec: Recurrence, after: datetime) -> datetime:
@@ -199,8 +235,8 @@ def parse_retry(value: RetryPolicy | dict[str, Any] | None, default: RetryPolicy
             merged = {**default.to_dict(), **value}
             policy = RetryPolicy(int(merged["max_attempts"]), float(merged["base_delay"]),
                                  float(merged["max_delay"]), float(merged["jitter"]))
-        except (TypeError, ValueError):
-            raise InvalidRetryPolicyError("retry fields must be numbers") from None
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidRetryPolicyError("retry fields must be finite numbers") from None
     else:
         raise InvalidRetryPolicyError("retry must be an object")
     if not 1 <= policy.max_attempts <= 100:
