@@ -39,11 +39,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         in_ci()
         and report.skipped
         and not hasattr(report, "wasxfail")
-        and item.get_closest_marker("azurite") is not None
+        and (item.get_closest_marker("azurite") or item.get_closest_marker("browser"))
     ):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"an Azurite test was skipped in CI, which counts as a failure: {reason}"
+        report.longrepr = ("an Azurite or browser test was skipped in CI, which counts as a "
+                           f"failure: {reason}")
 
 
 @pytest.fixture(scope="session")
