@@ -1,24 +1,116 @@
-"""Read endpoints for operators and the dashboard: shard summaries and a due/finished timeline
-(being built)."""
+"""Read endpoints for operators and the dashboard: shards, a due/finished timeline, and one
+job's record history. The domain logic (and what each costs in storage requests) is in
+``jobs_core.shard_overview``, ``jobs_core.timeline`` and ``jobs_core.job_history``; this module
+parses the query, answers JSON and keeps one reader of each kind per process (they cache).
+
+Bad query parameters answer 400 problem+json naming the parameter; an empty parameter counts
+as absent.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from .problems import ApiProblem
+from jobs_core.job_history import HistoryRecord, read_job_history
+from jobs_core.shard_overview import APPEND_BLOB_BLOCK_LIMIT, MAX_PAGE, ShardOverview, ShardRow
+from jobs_core.store import JobStore
+from jobs_core.timeline import MAX_MINUTES, Timeline, TimelineReader
+
+from .http_api import _parse_int, _parse_time, json_response
+from .runtime import get_runtime
+
+DEFAULT_PAGE = 100
+DEFAULT_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class _Readers:
+    store: JobStore
+    shards: ShardOverview
+    timeline: TimelineReader
+
+
+_readers: _Readers | None = None
+
+
+async def _get_readers() -> _Readers:
+    global _readers
+    rt = get_runtime()
+    store = await rt.store()
+    if _readers is None or _readers.store is not store:
+        _readers = _Readers(store, ShardOverview(store, rt.settings),
+                            TimelineReader(store, rt.settings))
+    return _readers
+
+
+def _param(req: func.HttpRequest, name: str) -> str | None:
+    return req.params.get(name) or None
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def list_shards(req: func.HttpRequest,
                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    raise ApiProblem(501, "not-built", "Not built yet", "shards")
+    slots = get_runtime().settings.slots
+    slot = _parse_int("slot", _param(req, "slot"), 0, slots - 1)
+    bucket_from = _parse_time("bucket_from", _param(req, "bucket_from"))
+    bucket_to = _parse_time("bucket_to", _param(req, "bucket_to"))
+    limit = _parse_int("limit", _param(req, "limit"), 1, MAX_PAGE) or DEFAULT_PAGE
+    readers = await _get_readers()
+    page = await readers.shards.page(slot=slot, bucket_from=bucket_from, bucket_to=bucket_to,
+                                     limit=limit, cursor=_param(req, "cursor"))
+    return json_response({"shards": [shard_json(row) for row in page.shards],
+                          "next_cursor": page.next_cursor})
+
+
+def shard_json(row: ShardRow) -> dict[str, Any]:
+    return {
+        "name": row.name, "slot": row.slot, "bucket": iso(row.bucket), "index": row.index,
+        "size": row.size, "blocks": row.blocks, "block_limit": APPEND_BLOB_BLOCK_LIMIT,
+        "owner": row.claim.owner, "epoch": row.claim.epoch,
+        "claim_expires": iso(row.claim.expires),
+        "counts": row.counts, "pending": row.pending, "next_due": iso(row.next_due),
+        "counts_source": row.counts_source, "error": row.error,
+    }
 
 
 async def timeline(req: func.HttpRequest,
                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    raise ApiProblem(501, "not-built", "Not built yet", "timeline")
+    minutes = _parse_int("minutes", _param(req, "minutes"), 1, MAX_MINUTES) or DEFAULT_MINUTES
+    readers = await _get_readers()
+    return json_response(timeline_json(await readers.timeline.timeline(minutes)))
+
+
+def timeline_json(line: Timeline) -> dict[str, Any]:
+    return {
+        "from": iso(line.start), "to": iso(line.end), "bucket_seconds": line.bucket_seconds,
+        "points": [{"at": iso(p.at), "due": p.due, "finished": p.finished}
+                   for p in line.points],
+        "jobs_scanned": line.jobs_scanned, "shards_read": line.shards_read,
+        "errors": line.errors,
+    }
 
 
 async def job_history(req: func.HttpRequest,
                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    raise ApiProblem(501, "not-built", "Not built yet", "history")
+    job_id = req.route_params["id"]
+    history = await read_job_history(await get_runtime().store(), job_id)
+    return json_response({"job_id": job_id, "records": [record_json(r) for r in history.records],
+                          "job": history.job.to_dict()})
+
+
+def record_json(r: HistoryRecord) -> dict[str, Any]:
+    return {
+        "type": r.type, "at": iso(r.at), "attempt": r.attempt, "epoch": r.epoch,
+        "error": r.error, "retry_at": iso(r.retry_at), "result": r.result,
+        "due_at": iso(r.due_at), "next_due": iso(r.next_due), "compensation": r.compensation,
+        "reason": r.reason, "handler": r.handler, "applied": r.applied, "note": r.note,
+        "offset": r.offset,
+    }

@@ -1,0 +1,146 @@
+"""One job's records, in log order, from its shard blob (``GET /api/jobs/{id}/history``).
+
+Every record of the job is returned, including those the replay ignores, each with
+``applied`` and, when not applied, a ``note`` saying why: an execution record fenced off by a
+newer claim epoch, a second ``start`` of the same attempt by another executor (at-least-once),
+a ``cancel`` that came after the job had started, a duplicate ``add``.
+
+The job's id names its blob, so this is one read of that blob: the whole blob (one GET per
+4 MiB), without a cache, since operators ask for it rarely. To decide what applied, the blob is
+replayed exactly as ``ShardState`` replays it, but holding only this job: the other jobs'
+execution records are fed too (they move the blob's highest epoch, which fences), and the other
+jobs' idempotency keys are remembered (an earlier job with the same key makes this add a
+duplicate). Memory: the blob's bytes plus one job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from . import records as rec
+from .errors import BlobNotFoundError, JobNotFoundError
+from .ids import parse_job_id
+from .model import Job
+from .shard_state import EXECUTION_OPS, ShardState
+from .store import JobStore
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    type: str  # the record's op: add, cancel, run_now, reschedule, start, ok, fail
+    at: datetime | None
+    offset: int  # byte offset of the record's line in the blob
+    applied: bool
+    note: str | None = None  # why the replay ignored it
+    attempt: int | None = None
+    epoch: int | None = None
+    error: dict[str, Any] | None = None  # type, message, attempt, permanent
+    retry_at: datetime | None = None
+    result: Any = None
+    due_at: datetime | None = None  # add, reschedule: the due time it sets
+    next_due: datetime | None = None  # ok/fail of a recurring job: the next occurrence
+    compensation: str | None = None
+    reason: str | None = None  # cancel
+    handler: str | None = None  # add
+
+
+@dataclass(frozen=True)
+class JobHistory:
+    job: Job  # the job as its log says it is now (what GET /api/jobs/{id} answers)
+    records: list[HistoryRecord]
+
+
+async def read_job_history(store: JobStore, job_id: str) -> JobHistory:
+    """Raises ``InvalidJobIdError`` for a malformed id, ``JobNotFoundError`` for an unknown
+    one (and for the loser of an idempotency-key race, which no caller was ever given)."""
+    blob = parse_job_id(job_id).name
+    try:
+        data = (await store.read(blob)).data
+    except BlobNotFoundError:
+        raise JobNotFoundError(job_id) from None
+    state = ShardState(blob, keep_finished=True)  # it will only ever hold this job
+    keys_before: set[str] = set()
+    found: list[HistoryRecord] = []
+    offset = 0
+    for line in data.split(b"\n"):
+        at_offset, offset = offset, offset + len(line) + 1
+        record = _parse(line)
+        if record is None:
+            continue
+        if record.get("id") != job_id:
+            if record.get("op") in EXECUTION_OPS:
+                state.apply(record)
+            elif record.get("op") == "add" and isinstance(record.get("k"), str):
+                keys_before.add(record["k"])
+            continue
+        found.append(_replay(state, record, job_id, keys_before, at_offset))
+    job = state.jobs.get(job_id)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return JobHistory(job, found)
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None  # torn or foreign line: ShardState skips it too
+    return record if isinstance(record, dict) and "op" in record else None
+
+
+def _replay(state: ShardState, record: dict[str, Any], job_id: str, keys_before: set[str],
+            offset: int) -> HistoryRecord:
+    op = str(record["op"])
+    before = state.jobs.get(job_id)
+    skipped, fenced, max_epoch = state.skipped, state.fenced, state.max_epoch
+    note: str | None = None
+    if op == "add" and before is None and record.get("k") in keys_before:
+        note = "ignored: an earlier job in this blob has the same idempotency key"
+    else:
+        state.apply(record)
+        after = state.jobs.get(job_id)
+        if state.fenced > fenced:
+            note = (f"fenced off: epoch {record.get('e')} is older than epoch {max_epoch} "
+                    "already recorded in this blob")
+        elif state.skipped > skipped:
+            note = ("ignored: does not fit the job's state then" if before is None else
+                    f"ignored: the job was {before.status.value} on attempt {before.attempts}")
+        elif after is None:
+            note = "ignored: no add record for the job before it"
+        elif op == "add" and before is not None:
+            note = "ignored: a duplicate add"
+    return _entry(record, op, offset, note)
+
+
+def _entry(r: dict[str, Any], op: str, offset: int, note: str | None) -> HistoryRecord:
+    error = r.get("err")
+    return HistoryRecord(
+        type=op, at=_time(r.get("at")), offset=offset, applied=note is None, note=note,
+        attempt=_int(r.get("a")), epoch=_int(r.get("e")),
+        error=error if isinstance(error, dict) else None, retry_at=_time(r.get("retry")),
+        result=r.get("res"), due_at=_time(r.get("due")), next_due=_time(r.get("next")),
+        compensation=_str(r.get("comp")), reason=_str(r.get("why")),
+        handler=_str(r.get("h")) if op == "add" else None)
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return rec.parse_ts(value)
+    except ValueError:
+        return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

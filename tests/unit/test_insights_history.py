@@ -1,0 +1,110 @@
+"""read_job_history (GET /api/jobs/{id}/history) on the in-memory store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy
+from jobs_core import records as rec
+from jobs_core.errors import InvalidJobIdError, JobNotFoundError
+from jobs_core.ids import parse_job_id
+from jobs_core.job_history import read_job_history
+from jobs_core.model import ErrorInfo
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+THREE_TRIES = RetryPolicy(max_attempts=3, base_delay=10, max_delay=10, jitter=0)
+
+
+async def test_a_retried_then_failed_job_shows_every_attempt_with_its_error() -> None:
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("always_fails", {"x": 1}, retry=THREE_TRIES))).job
+    neighbour = (await scheduler.schedule(JobRequest("echo", 2))).job  # same blob, not shown
+    failed_at = []
+    for _ in range(3):
+        await drain(executor, 1)
+        failed_at.append(clock.now)
+        clock.advance(10)
+
+    history = await read_job_history(store, job.id)
+
+    assert [r.type for r in history.records] == ["add", "start", "fail", "start", "fail",
+                                                  "start", "fail"]
+    assert all(r.applied and r.note is None for r in history.records)
+    add, *attempts = history.records
+    assert (add.handler, add.due_at, add.at) == ("always_fails", job.due_at, job.created_at)
+    starts, fails = attempts[0::2], attempts[1::2]
+    assert [r.attempt for r in starts] == [r.attempt for r in fails] == [1, 2, 3]
+    assert {r.epoch for r in attempts} == {1}
+    assert [r.error for r in fails] == [ErrorInfo("RuntimeError", "always", n).to_dict()
+                                        for n in (1, 2, 3)]
+    assert [r.retry_at for r in fails] == [failed_at[0] + timedelta(seconds=10),
+                                           failed_at[1] + timedelta(seconds=10), None]
+    assert fails[-1].compensation == "succeeded"
+    assert [r.at for r in fails] == failed_at
+    offsets = [r.offset for r in history.records]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    assert history.job == await scheduler.get(job.id)
+    assert history.job.status is JobStatus.FAILED
+    ok = await read_job_history(store, neighbour.id)
+    assert [(r.type, r.result) for r in ok.records] == [
+        ("add", None), ("start", None), ("ok", {"echo": 2, "attempt": 1})]
+
+
+async def test_records_the_replay_ignored_say_why() -> None:
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, _ = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("echo", 1))).job
+    other = (await scheduler.schedule(JobRequest("echo", 2, delay=60))).job
+    blob = parse_job_id(job.id).name
+    at = clock.now
+
+    async def write(*records: rec.Record) -> None:
+        await store.append(blob, rec.encode_block(list(records)), create_metadata={})
+
+    await write(rec.start(job.id, 1, 1, at), rec.start(job.id, 1, 1, at))  # two executors
+    await write(rec.start(other.id, 1, 2, at))  # a newer owner (epoch 2) wrote in this blob
+    await write(rec.ok(job.id, 1, 1, at, "late", None))  # the stale owner's outcome
+    await write(rec.cancel(job.id, at), rec.add(job))
+    await store.append(blob, b"\n{torn", create_metadata={})
+
+    history = await read_job_history(store, job.id)
+
+    got = [(r.type, r.applied, r.note) for r in history.records]
+    assert got[:2] == [("add", True, None), ("start", True, None)]
+    assert got[2] == ("start", False, "ignored: the job was running on attempt 1")
+    assert got[3] == ("ok", False, "fenced off: epoch 1 is older than epoch 2 already "
+                                   "recorded in this blob")
+    assert got[4] == ("cancel", False, "ignored: the job was running on attempt 1")
+    assert got[5] == ("add", False, "ignored: a duplicate add")
+    assert len(got) == 6
+    assert history.job == await scheduler.get(job.id)
+    assert history.job.status is JobStatus.RUNNING
+
+
+async def test_the_loser_of_an_idempotency_key_race_is_not_found() -> None:
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, _ = make(store, recorder, clock, slots=1)
+    winner = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
+    blob = parse_job_id(winner.id).name
+    loser_id = winner.id[:-16] + "0" * 16
+    loser = rec.add(winner)
+    loser["id"] = loser_id
+    await store.append(blob, rec.encode_block([loser]), create_metadata={})
+    assert [r.type for r in (await read_job_history(store, winner.id)).records] == ["add"]
+    with pytest.raises(JobNotFoundError):
+        await read_job_history(store, loser_id)
+
+
+async def test_unknown_and_malformed_ids() -> None:
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, _ = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("echo"))).job
+    with pytest.raises(JobNotFoundError):  # its blob exists, the id does not
+        await read_job_history(store, job.id[:-16] + "f" * 16)
+    with pytest.raises(JobNotFoundError):  # no such blob
+        await read_job_history(store, "j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b")
+    with pytest.raises(InvalidJobIdError):
+        await read_job_history(store, "not-a-job")
