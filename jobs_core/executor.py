@@ -11,6 +11,7 @@ import copy
 import inspect
 import logging
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 from . import records as rec
 from .claims import ClaimManager
 from .errors import JobsError, UnknownHandlerError
+from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
+from .metrics import Histogram
 from .model import ErrorInfo, Job, JobStatus
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
@@ -60,12 +63,14 @@ class Plan:
     pending: int = 0
     shards_read: int = 0
     errors: list[str] = field(default_factory=list)
+    claim_ms: float = 0.0  # time to acquire (or renew) the slot's claim
 
     def to_dict(self) -> dict[str, Any]:
         return {"slot": self.slot, "owner": self.owner, "epoch": self.epoch,
                 "now": rec.ts(self.now), "batches": [b.to_dict() for b in self.batches],
                 "next_wake": rec.ts(self.next_wake), "due": self.due, "pending": self.pending,
-                "shards_read": self.shards_read, "errors": list(self.errors)}
+                "shards_read": self.shards_read, "errors": list(self.errors),
+                "claim_ms": round(self.claim_ms, 2)}
 
 
 @dataclass
@@ -77,20 +82,34 @@ class BatchResult:
     abandoned: int = 0
     skipped: int = 0  # due jobs someone else changed first (cancelled, started, fenced)
     compensated: int = 0
+    lateness: Histogram = field(default_factory=Histogram)  # start - due of started jobs
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in COUNT_FIELDS}
+        out["lateness"] = self.lateness.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchResult:
+        return cls(**{name: int(data.get(name, 0)) for name in COUNT_FIELDS},
+                   lateness=Histogram.from_dict(data.get("lateness")))
 
     def add(self, other: BatchResult) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
+        for name in COUNT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.lateness.merge(other.lateness)
+
+
+COUNT_FIELDS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped",
+                "compensated")
 
 
 class Executor:
     def __init__(self, store: JobStore, registry: HandlerRegistry,
                  settings: JobsSettings | None = None, *, owner: str, clock: Clock = utcnow,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, events: EventPublisher | None = None) -> None:
         self.store = store
+        self.events = events
         self.registry = registry
         self.settings = settings or JobsSettings()
         self.owner = owner
@@ -104,7 +123,11 @@ class Executor:
         """Claim ``slot`` (raises ``ClaimHeldError`` if another executor holds it), read its
         shards that may hold due work, and split the due jobs into batches."""
         now = now or self.clock()
+        began = time.perf_counter()
         claim = await self.claims.acquire(slot, self.owner, now)
+        claim_ms = (time.perf_counter() - began) * 1000
+        if self.events is not None:
+            await self.events.flush()  # events whose publish failed earlier, if due
         s = self.settings
         next_wake = now + timedelta(seconds=s.max_sleep_seconds)
         due: list[tuple[datetime, str, str]] = []
@@ -151,7 +174,7 @@ class Executor:
             next_wake = now  # more is due than one cycle takes: come straight back
         batches = _batches(slot, claim.epoch, due[:limit], s.batch_size)
         return Plan(slot, self.owner, claim.epoch, now, batches, max(next_wake, now), len(due),
-                    pending, shards_read, errors)
+                    pending, shards_read, errors, claim_ms)
 
     def _abandon_at(self, job: Job) -> datetime:
         timeout = job.timeout_seconds or self.settings.job_timeout_seconds
@@ -188,6 +211,7 @@ class Executor:
             state = await self.cache.refresh(batch.blob)
         starting: list[Job] = []
         records: list[rec.Record] = []
+        events: list[JobEvent] = []
         for job_id in batch.job_ids:
             job = state.jobs.get(job_id)
             if job is None:
@@ -200,7 +224,8 @@ class Executor:
                 error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
                                   f"{job.started_at} never reported back (executor lost)",
                                   job.attempts)
-                records.append(await self._failure(job, batch.epoch, now, error, result))
+                records.append(await self._failure(job, batch.epoch, now, error, result,
+                                                   events))
         if not records:
             return result
         state = await self._append(batch.blob, records)
@@ -210,16 +235,25 @@ class Executor:
             if now_job is not None and now_job.status is JobStatus.RUNNING and \
                     now_job.attempts == job.attempts + 1 and now_job.epoch == batch.epoch:
                 mine.append(now_job)
+                result.lateness.record((now - job.due_at).total_seconds() * 1000)
+                events.append(JobEvent.of(now_job, EventState.STARTED, now))
             else:
                 result.skipped += 1
         result.started = len(mine)
+        await self._publish(events)
         if not mine:
             return result
         gate = asyncio.Semaphore(self.settings.max_concurrency)
-        outcomes = await asyncio.gather(*(self._run(job, batch.epoch, gate, result)
+        events = []
+        outcomes = await asyncio.gather(*(self._run(job, batch.epoch, gate, result, events)
                                           for job in mine))
         await self._append(batch.blob, list(outcomes))
+        await self._publish(events)
         return result
+
+    async def _publish(self, events: list[JobEvent]) -> None:
+        if self.events is not None and events:
+            await self.events.publish(events)
 
     async def _append(self, blob: str, records: list[rec.Record]) -> Any:
         appended = await self.store.append(blob, rec.encode_block(records), create_metadata={})
@@ -227,8 +261,8 @@ class Executor:
             return self.cache.cached(blob)
         return await self.cache.refresh(blob)
 
-    async def _run(self, job: Job, epoch: int, gate: asyncio.Semaphore,
-                   result: BatchResult) -> rec.Record:
+    async def _run(self, job: Job, epoch: int, gate: asyncio.Semaphore, result: BatchResult,
+                   events: list[JobEvent]) -> rec.Record:
         async with gate:
             started = self.clock()
             timeout = job.timeout_seconds or self.settings.job_timeout_seconds
@@ -239,22 +273,27 @@ class Executor:
                 check_json_size(value, self.settings.max_result_bytes, "result")
             except Exception as exc:
                 error = _error_info(exc, job.attempts, timeout)
-                return await self._failure(job, epoch, self.clock(), error, result)
+                return await self._failure(job, epoch, self.clock(), error, result, events)
             at = self.clock()
             result.succeeded += 1
             nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if job.recurrence else None
+            events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
+            _next_occurrence_event(events, job, at, nxt)
             return rec.ok(job.id, job.attempts, epoch, at, value, nxt)
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
-                       result: BatchResult) -> rec.Record:
+                       result: BatchResult, events: list[JobEvent]) -> rec.Record:
         if not error.permanent and job.attempts < job.retry.max_attempts:
             result.retried += 1
-            delay = job.retry.delay(job.attempts, self._rng)
-            return rec.fail(job.id, job.attempts, epoch, at, error,
-                            retry_at=at + timedelta(seconds=delay))
+            retry_at = at + timedelta(seconds=job.retry.delay(job.attempts, self._rng))
+            events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
+                                      retry_at=retry_at, due_at=retry_at))
+            return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at)
         result.failed += 1
         compensation = await self._compensate(job, error, result)
         nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if job.recurrence else None
+        events.append(JobEvent.of(job, EventState.FAILED, at, error=error))
+        _next_occurrence_event(events, job, at, nxt)
         return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
                         compensation=compensation)
 
@@ -290,6 +329,14 @@ class Executor:
         for outcome in await asyncio.gather(*(self.execute(b) for b in plan.batches)):
             total.add(outcome)
         return plan, total
+
+
+def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,
+                           nxt: datetime | None) -> None:
+    """A recurring job is scheduled again for its next occurrence."""
+    if nxt is not None:
+        events.append(JobEvent.of(job, EventState.SCHEDULED, at, attempt=0, run=job.runs + 1,
+                                  due_at=nxt))
 
 
 def _batches(slot: int, epoch: int, due: list[tuple[datetime, str, str]],

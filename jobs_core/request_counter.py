@@ -21,6 +21,8 @@ HEAD blob                     ``get_properties``  ``read_claim`` (memory: ``read
 GET blob                      ``read``            ``read`` (one per 4 MiB chunk)
 GET ``comp=list``             ``list``            ``list`` (one per page of 5,000 blobs)
 DELETE blob                   ``delete``          ``delete``
+POST ``.../messages``         ``enqueue``         a queue message (``queue_sink``, events)
+PUT queue (no query)          ``create_queue``    ``queue_sink`` creating a missing queue
 PUT ``restype=container``     ``create_container``  ``ensure_container``
 anything else                 ``other:<METHOD>``
 ============================  ==================  ==========================================
@@ -29,7 +31,8 @@ anything else                 ``other:<METHOD>``
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,6 +56,8 @@ def operation_name(method: str, url: str, headers: Any) -> str:
             return "create_container"
         if has_blob_type and not comp:
             return "create"
+        if not comp and not restype:
+            return "create_queue"  # PUT <queue URL>: the only other plain PUT we send
     elif method == "HEAD" and not comp and not restype:
         return "get_properties"
     elif method == "GET":
@@ -62,7 +67,12 @@ def operation_name(method: str, url: str, headers: Any) -> str:
             return "read"
     elif method == "DELETE" and not comp and not restype:
         return "delete"
+    elif method == "POST" and urlsplit(url).path.endswith("/messages"):
+        return "enqueue"
     return f"other:{method}"
+
+
+RATE_WINDOW_SECONDS = 300
 
 
 class RequestCounter(SansIOHTTPPolicy[Any, Any]):
@@ -75,12 +85,26 @@ class RequestCounter(SansIOHTTPPolicy[Any, Any]):
         super().__init__()
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._seconds: deque[list[int]] = deque()  # [monotonic second, requests], recent first
 
     def on_request(self, request: PipelineRequest[Any]) -> None:
         http = request.http_request
         op = operation_name(http.method, http.url, http.headers)
+        second = int(time.monotonic())
         with self._lock:
             self._counts[op] += 1
+            if self._seconds and self._seconds[0][0] == second:
+                self._seconds[0][1] += 1
+            else:
+                self._seconds.appendleft([second, 1])
+                while len(self._seconds) > RATE_WINDOW_SECONDS:
+                    self._seconds.pop()
+
+    def recent(self, seconds: int = 60) -> int:
+        """Requests sent in the last ``seconds`` seconds (at most ``RATE_WINDOW_SECONDS``)."""
+        since = int(time.monotonic()) - seconds
+        with self._lock:
+            return sum(n for second, n in self._seconds if second > since)
 
     def snapshot(self) -> dict[str, int]:
         """The counts so far, by operation name."""

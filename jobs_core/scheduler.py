@@ -22,6 +22,7 @@ from .errors import (
     JobsError,
     ShardFullError,
 )
+from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
 from .ids import (
@@ -72,8 +73,9 @@ def shard_metadata(shard: ShardBlob) -> dict[str, str]:
 class JobScheduler:
     def __init__(self, store: JobStore, registry: HandlerRegistry,
                  settings: JobsSettings | None = None, *, clock: Clock = utcnow,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, events: EventPublisher | None = None) -> None:
         self.store = store
+        self.events = events
         self.registry = registry
         self.settings = settings or JobsSettings()
         self.clock = clock
@@ -124,7 +126,14 @@ class JobScheduler:
         for key, jobs in placed.items():
             for i, job in await self._append_new(key, [j for _, j in jobs]):
                 results[jobs[i][0]] = job
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        await self._publish([JobEvent.of(s.job, EventState.SCHEDULED, now)
+                             for s in done if s.created])
+        return done
+
+    async def _publish(self, events: list[JobEvent]) -> None:
+        if self.events is not None and events:
+            await self.events.publish(events)
 
     def _shard_for(self, spec: ValidJob, now: datetime) -> ShardKey:
         if spec.idempotency_key is not None:
@@ -204,13 +213,16 @@ class JobScheduler:
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
-        return await self._control(job_id, lambda job: tr.cancel(job, at, reason),
-                                   rec.cancel(job_id, at, reason))
+        job = await self._control(job_id, lambda job: tr.cancel(job, at, reason),
+                                  rec.cancel(job_id, at, reason))
+        await self._publish([JobEvent.of(job, EventState.CANCELLED, at)])
+        return job
 
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
         job = await self._control(job_id, lambda j: tr.run_now(j, at), rec.run_now(job_id, at))
         await self._touch(job_id, at)
+        await self._publish([JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def reschedule(self, job_id: str, due_at: str | datetime) -> Job:
@@ -220,6 +232,7 @@ class JobScheduler:
                                   rec.reschedule(job_id, due, at))
         if due < parse_job_id(job_id).key.bucket:
             await self._touch(job_id, at)
+        await self._publish([JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def _control(self, job_id: str, change: Callable[[Job], Job],

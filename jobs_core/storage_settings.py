@@ -9,6 +9,10 @@ Two ways to reach storage:
   ``JOBS_STORAGE__clientId`` to use a user-assigned identity. The names follow the Functions
   host's identity-based connection convention (``<prefix>__blobServiceUri``, ``__clientId``).
 
+State-change events go to queues of the same account: with a connection string, its
+``QueueEndpoint=``; with an identity, ``JOBS_STORAGE__queueServiceUri``
+(``https://<account>.queue.core.windows.net``). See ``queue_sink.py``.
+
 Optional: ``JOBS_CONTAINER`` (default ``jobs``) and ``JOBS_STORAGE_API_VERSION`` (pin the
 storage service version, e.g. ``2025-11-05`` for an Azurite run without
 ``--skipApiVersionCheck``).
@@ -26,6 +30,7 @@ from .errors import JobsError
 ENV_CONNECTION_STRING = "JOBS_STORAGE_CONNECTION_STRING"
 ENV_ACCOUNT_URL = "JOBS_STORAGE__blobServiceUri"
 ENV_CLIENT_ID = "JOBS_STORAGE__clientId"
+ENV_QUEUE_URL = "JOBS_STORAGE__queueServiceUri"
 ENV_CONTAINER = "JOBS_CONTAINER"
 ENV_API_VERSION = "JOBS_STORAGE_API_VERSION"
 
@@ -45,6 +50,7 @@ class StorageSettings:
     connection_string: str | None = field(default=None, repr=False)  # holds the account key
     account_url: str | None = None
     client_id: str | None = None
+    queue_url: str | None = None  # queue service URL for state-change events (identity only)
     api_version: str | None = None
 
     def __post_init__(self) -> None:
@@ -99,5 +105,6 @@ class StorageSettings:
             connection_string=connection_string,
             account_url=None if connection_string else get(ENV_ACCOUNT_URL),
             client_id=None if connection_string else get(ENV_CLIENT_ID),
+            queue_url=None if connection_string else get(ENV_QUEUE_URL),
             api_version=get(ENV_API_VERSION),
         )
