@@ -13,7 +13,7 @@ Errors (see ``errors.py``):
   Caution: the SDK also retries ``append_block`` after a 5xx or a lost response, so a block
   can be committed twice (at-least-once): records must be safe to replay.
 - 404 → ``BlobNotFoundError`` (``read``, ``set_metadata``); ``read_claim`` answers None and
-  ``delete`` ignores it. A missing container is a ``StoreError`` (call ``ensure_container``).
+  ``delete`` answers False. A missing container is a ``StoreError`` (call ``ensure_container``).
 - A failed condition (412 ``ConditionNotMet``, 409 ``BlobAlreadyExists``) →
   ``ConcurrencyConflictError``; never retried here.
 - 409 ``BlockCountExceedsLimit`` → ``BlockLimitError``.
@@ -356,16 +356,28 @@ class AzureBlobStore:
             raise translate_error(err, "write_claim", name) from err
         return _quoted(response.get("etag"))
 
-    async def delete(self, name: str) -> None:
-        """One DELETE; a missing blob is fine."""
+    async def delete(self, name: str, *, if_match: str | None = None) -> bool:
+        """One DELETE (``If-Match: <etag>`` with ``if_match``). False when the blob is missing
+        (also after an SDK retry of a DELETE that had succeeded: the service then answers 404).
+        With ``if_match``, a failed condition or a missing blob raises
+        ``ConcurrencyConflictError`` (Azurite answers 412 for a missing blob; a 404 is mapped
+        the same way so that both services behave alike)."""
+        condition: dict[str, Any] = {}
+        if if_match is not None:
+            condition = {"etag": _quoted(if_match),
+                         "match_condition": MatchConditions.IfNotModified}
         try:
-            await self._blob(name).delete_blob()
+            await self._blob(name).delete_blob(**condition)
         except HttpResponseError as err:
             if _is_not_found(err):
-                return
+                if if_match is not None:
+                    raise ConcurrencyConflictError(f"delete {name!r}: 404: the blob is gone") \
+                        from err
+                return False
             raise translate_error(err, "delete", name) from err
         except AzureError as err:
             raise translate_error(err, "delete", name) from err
+        return True
 
     async def close(self) -> None:
         """Close the HTTP client and the credential (if this store made one)."""

@@ -109,9 +109,16 @@ class InMemoryStore:
         blob.etag = self._new_etag()
         return blob.etag
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, if_match: str | None = None) -> bool:
+        await asyncio.sleep(0)
         self._count("delete")
-        self._blobs.pop(name, None)
+        blob = self._blobs.get(name)
+        if if_match is not None and (blob is None or blob.etag != if_match):
+            raise ConcurrencyConflictError(f"{name}: 412 ConditionNotMet")
+        if blob is None:
+            return False
+        del self._blobs[name]
+        return True
 
     async def close(self) -> None:
         return None

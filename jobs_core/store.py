@@ -88,8 +88,12 @@ class JobStore(Protocol):
         the condition fails."""
         ...
 
-    async def delete(self, name: str) -> None:
-        """Delete a blob; deleting a missing blob is not an error."""
+    async def delete(self, name: str, *, if_match: str | None = None) -> bool:
+        """Delete a blob. Returns True if this call deleted it, False if it did not exist
+        (not an error). With ``if_match`` (an ETag, e.g. from ``list``) the blob is deleted
+        only if its ETag is still that one; otherwise nothing is deleted and
+        ``ConcurrencyConflictError`` is raised (any append or metadata write changes the ETag;
+        a missing blob fails the condition too, as the service answers 412)."""
         ...
 
     async def close(self) -> None: ...

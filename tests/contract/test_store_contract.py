@@ -157,6 +157,30 @@ async def test_delete(store: JobStore) -> None:
     assert await store.read_claim("d/c") is None
 
 
+async def test_delete_reports_whether_it_deleted(store: JobStore) -> None:
+    await store.append("d/x", b"x", create_metadata={})
+    assert await store.delete("d/x") is True
+    assert await store.delete("d/x") is False
+
+
+async def test_conditional_delete_only_while_unchanged(store: JobStore) -> None:
+    await store.append("d/s", b"one\n", create_metadata={"k": "v"})
+    [listed] = await store.list("d/s")
+    await store.append("d/s", b"two\n", create_metadata={})  # changed since the listing
+    with pytest.raises(ConcurrencyConflictError):
+        await store.delete("d/s", if_match=listed.etag)
+    assert (await store.read("d/s")).data == b"one\ntwo\n"  # nothing was deleted
+    [relisted] = await store.list("d/s")
+    await store.set_metadata("d/s", {"k": "w"})  # a metadata write changes the ETag too
+    with pytest.raises(ConcurrencyConflictError):
+        await store.delete("d/s", if_match=relisted.etag)
+    [current] = await store.list("d/s")
+    assert await store.delete("d/s", if_match=current.etag) is True
+    assert await store.list("d/") == []
+    with pytest.raises(ConcurrencyConflictError):  # a missing blob fails the condition
+        await store.delete("d/s", if_match=current.etag)
+
+
 async def test_two_claimers_contend_exactly_one_wins(store: JobStore) -> None:
     await store.write_claim("c/slot", {"owner": "none", "round": "-1"}, etag=None)
 
