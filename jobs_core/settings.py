@@ -14,6 +14,10 @@ class SettingsError(JobsError, ValueError):
     """An app setting has a value the scheduler cannot use."""
 
 
+MIN_RETENTION_DAYS = 1 / 24  # one hour: results stay readable while clients still poll them
+MAX_RETENTION_DAYS = 36_500.0  # 100 years: "keep everything" without overflowing date math
+
+
 @dataclass(frozen=True, slots=True)
 class JobsSettings:
     slots: int = 4  # JOBS_SLOTS: shard slots = eternal orchestrators
@@ -32,6 +36,7 @@ class JobsSettings:
     claim_ttl_seconds: float = 120.0  # JOBS_CLAIM_TTL_SECONDS
     abandon_grace_seconds: float = 30.0  # JOBS_ABANDON_GRACE_SECONDS
     max_sleep_seconds: float = 60.0  # JOBS_MAX_SLEEP_SECONDS: longest planner sleep
+    retention_days: float = 7.0  # JOBS_RETENTION_DAYS: finished shards and history kept
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # JOBS_RETRY_*
 
     def __post_init__(self) -> None:
@@ -44,6 +49,10 @@ class JobsSettings:
         if not 1 <= self.seal_blocks <= 45_000:
             raise SettingsError("JOBS_SEAL_BLOCKS must be 1..45000 (the rest of the 50,000 "
                                 "blocks is room for the outcomes of the blob's jobs)")
+        if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
+            raise SettingsError(
+                "JOBS_RETENTION_DAYS must be between 1/24 (one hour) and 36500 days (100 "
+                f"years), got {self.retention_days}")
         for name in ("max_payload_bytes", "max_result_bytes", "batch_size", "max_concurrency",
                      "horizon_days", "commit_max_bytes", "seal_bytes"):
             if getattr(self, name) <= 0:

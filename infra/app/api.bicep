@@ -62,6 +62,8 @@ var appSettings = {
   JOBS_MIN_SLEEP_SECONDS: '1'
   JOBS_ERROR_SLEEP_SECONDS: '5'
   JOBS_KEEPER_SCHEDULE: '0 */5 * * * *'
+  JOBS_RETENTION_DAYS: '7'
+  JOBS_PURGE_SCHEDULE: '0 17 3 * * *'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
