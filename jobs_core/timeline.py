@@ -23,6 +23,8 @@ Caveats (the figures come from each job's current state, not from its history):
   chain), or rescheduled from an old bucket into the window;
 - a recurring job keeps its first blob: once that is older than the window's reach, its
   occurrences are not counted; and only its latest occurrence is ever visible;
+- a job of a later bucket that is cancelled (or rescheduled later) is not counted: nothing
+  points to its blob from the window's buckets (a run-now or an earlier reschedule does);
 - a retried job counts once, at the due time of its latest attempt (earlier attempts' due
   times are overwritten); a job run now counts at the time it was made due.
 """
