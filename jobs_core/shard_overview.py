@@ -50,7 +50,7 @@ from .errors import (
     JobValidationError,
     UnsupportedRecordVersionError,
 )
-from .ids import SHARD_PREFIX, ShardBlob, claim_blob, parse_shard_name, slot_prefix
+from .ids import SHARD_PREFIX, ShardBlob, bucket_of, claim_blob, parse_shard_name, slot_prefix
 from .model import JobStatus
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -116,7 +116,8 @@ class ShardOverview:
     async def page(self, *, slot: int | None = None, bucket_from: datetime | None = None,
                    bucket_to: datetime | None = None, limit: int = 100,
                    cursor: str | None = None) -> ShardPage:
-        """Shards whose bucket start lies in ``[bucket_from, bucket_to]``, newest first."""
+        """Shards of the buckets that hold times from ``bucket_from`` to ``bucket_to`` (both
+        included: a bucket starting at ``bucket_to`` is in), newest first."""
         if not 1 <= limit <= MAX_PAGE:
             raise JobValidationError(f"limit must be an integer 1..{MAX_PAGE}", field="limit")
         if slot is not None and not 0 <= slot < self._settings.slots:
@@ -125,6 +126,8 @@ class ShardOverview:
         if bucket_from is not None and bucket_to is not None and bucket_from > bucket_to:
             raise JobValidationError("bucket_to is before bucket_from", field="bucket_to")
         after = _order(decode_cursor(cursor)) if cursor else None
+        if bucket_from is not None:
+            bucket_from = bucket_of(bucket_from, self._settings.bucket_minutes)
         prefix = slot_prefix(slot) if slot is not None else SHARD_PREFIX
         found: list[tuple[tuple[float, int, int], ShardBlob, BlobInfo]] = []
         for info in await self._store.list(prefix):

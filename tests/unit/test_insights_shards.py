@@ -96,6 +96,9 @@ async def test_paging_with_cursor_filters_and_limits() -> None:
     assert seen == [row.name for row in everything]
     only = await overview.page(slot=1, bucket_from=T0 + HOUR, bucket_to=T0 + 2 * HOUR)
     assert [(r.slot, r.bucket) for r in only.shards] == [(1, T0 + 2 * HOUR), (1, T0 + HOUR)]
+    inside = await overview.page(slot=1, bucket_from=T0 + 1.5 * HOUR,
+                                 bucket_to=T0 + 2.5 * HOUR)  # times inside those buckets
+    assert [r.bucket for r in inside.shards] == [T0 + 2 * HOUR, T0 + HOUR]
     assert sum(sum(r.counts.values()) for r in everything) == 120
 
 
