@@ -73,8 +73,8 @@ async def scheduler_start(req: func.HttpRequest,
 @app.durable_client_input(client_name="client")
 async def scheduler_status(req: func.HttpRequest,
                            client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    slots = await starter.describe_all(client)
-    return func.HttpResponse(json.dumps({"slots": slots}), mimetype="application/json")
+    return func.HttpResponse(json.dumps(await starter.report(client)),
+                             mimetype="application/json")
 
 
 @app.route(route="jobs/{id}/history", methods=["GET"])

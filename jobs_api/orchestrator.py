@@ -8,6 +8,7 @@ caught (and logged when not replaying) and never end the orchestrator.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Generator
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ import azure.durable_functions as df
 
 from jobs_core import Batch
 from jobs_core.errors import ClaimHeldError
+from jobs_core.metrics import Histogram, retry_rate
 
 from .runtime import get_runtime
 
@@ -29,12 +31,17 @@ COUNTS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped", "
 async def plan_cycle(request: dict[str, Any]) -> dict[str, Any]:
     """Claim the slot and plan its due work; a held claim is reported, not raised."""
     slot = int(request["slot"])
-    executor = await get_runtime().executor(slot)
+    rt = get_runtime()
+    executor = await rt.executor(slot)
     try:
-        plan = await executor.plan(slot)
+        out = (await executor.plan(slot)).to_dict()
     except ClaimHeldError as exc:
-        return {"claim_held": str(exc), "batches": []}
-    return plan.to_dict()
+        out = {"claim_held": str(exc), "batches": []}
+    # figures of this process (activities of a slot may run in several processes in Azure)
+    out["storage_requests_per_minute"] = rt.counter.recent(60)
+    out["events"] = None if rt.events is None else \
+        {**rt.events.stats.to_dict(), "pending": rt.events.pending}
+    return out
 
 
 async def execute_batch(batch: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +83,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     error: str | None = None
     plan: dict[str, Any] | None = None
     totals = dict.fromkeys(COUNTS, 0)
+    lateness = Histogram()
     try:
         plan = yield context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
     except Exception as exc:
@@ -90,6 +98,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             for result in results:
                 for name in COUNTS:
                     totals[name] += int((result or {}).get(name, 0))
+                lateness.merge(Histogram.from_dict((result or {}).get("lateness")))
         except Exception as exc:
             error = f"execute_batch failed: {exc}"[:500]
     if error is not None:
@@ -102,13 +111,44 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     state["empty"] = 0 if batches else state["empty"] + 1
     sleep = _sleep_seconds(state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)
-    context.set_custom_status({
+    cumulative = dict.fromkeys(COUNTS, 0)
+    cumulative.update(state.get("totals") or {})
+    for name in COUNTS:
+        cumulative[name] += totals[name]
+    state["totals"] = cumulative
+    all_lateness = Histogram.from_dict(state.get("lateness"))
+    all_lateness.merge(lateness)
+    state["lateness"] = all_lateness.to_dict()
+    metrics = {
+        "claim_ms": (plan or {}).get("claim_ms"),
+        "lateness_ms": lateness.summary(),
+        "lateness_ms_total": all_lateness.summary(),
+        "lateness_histogram": all_lateness.to_dict(),
+        "retry_rate": retry_rate(cumulative["retried"], cumulative["succeeded"],
+                                 cumulative["failed"]),
+        "storage_requests_per_minute": (plan or {}).get("storage_requests_per_minute"),
+        "events": (plan or {}).get("events"),
+    }
+    status = {
         "slot": slot, "cycle": state["cycle"], "last_cycle": _iso(now),
         "next_wake": _iso(wake_at), "due": (plan or {}).get("due", 0),
         "pending": (plan or {}).get("pending", 0), "batches": len(batches), "counts": totals,
+        "totals": cumulative, "metrics": metrics,
         "last_error": error or state.get("last_error"),
         "last_error_at": _iso(now) if error else state.get("last_error_at"),
-    })
+    }
+    context.set_custom_status(status)
+    if not context.is_replaying and (batches or error):
+        # one structured line per working cycle: Application Insights `traces`, see README
+        log.info("jobs.cycle %s", json.dumps({
+            "slot": slot, "cycle": state["cycle"], "due": status["due"],
+            "pending": status["pending"], **{f"jobs_{k}": v for k, v in totals.items()},
+            "claim_ms": metrics["claim_ms"], "lateness_p50_ms": lateness.percentile(0.5),
+            "lateness_p95_ms": lateness.percentile(0.95),
+            "lateness_max_ms": round(lateness.max_ms, 1),
+            "retry_rate": metrics["retry_rate"],
+            "storage_requests_per_minute": metrics["storage_requests_per_minute"],
+            "error": error}, separators=(",", ":")))
     if error:
         state["last_error"], state["last_error_at"] = error, _iso(now)
     if sleep > 0:

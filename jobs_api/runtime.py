@@ -13,11 +13,19 @@ from dataclasses import dataclass
 
 from jobs_core import Executor, JobScheduler, JobsSettings
 from jobs_core.blob_store import AzureBlobStore
+from jobs_core.events import EventPublisher
+from jobs_core.queue_sink import QueueEventSink
+from jobs_core.request_counter import RequestCounter
+from jobs_core.settings import SettingsError
 from jobs_core.storage_settings import StorageSettings
+from jobs_core.validation import QUEUE_NAME
 
 from .user_handlers import registry
 
 DEFAULT_HUB = "JobsHub"
+DEFAULT_EVENTS_QUEUE = "job-events"
+EVENTS_OFF = "off"
+log = logging.getLogger(__name__)
 # the storage SDK logs every request and response at INFO: far too much for a poller
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
@@ -41,6 +49,13 @@ class ApiSettings:
     max_batch_body_bytes: int = 32 * 1024 * 1024  # JOBS_MAX_BATCH_BODY_BYTES
     min_sleep_seconds: float = 1.0  # JOBS_MIN_SLEEP_SECONDS: first back-off step
     error_sleep_seconds: float = 5.0  # JOBS_ERROR_SLEEP_SECONDS: first error back-off step
+    events_queue: str | None = DEFAULT_EVENTS_QUEUE  # JOBS_EVENTS_QUEUE ("off": none)
+
+    def __post_init__(self) -> None:
+        if self.events_queue is not None and not QUEUE_NAME.match(self.events_queue):
+            raise SettingsError(
+                f"JOBS_EVENTS_QUEUE {self.events_queue!r} is not a storage queue name (3-63 "
+                f"lowercase letters, digits and single hyphens), or '{EVENTS_OFF}'")
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -52,7 +67,15 @@ class ApiSettings:
             max_batch_body_bytes=int(_num("JOBS_MAX_BATCH_BODY_BYTES", 32 * 1024 * 1024)),
             min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0),
             error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0),
+            events_queue=_events_queue(os.environ.get("JOBS_EVENTS_QUEUE", "")),
         )
+
+
+def _events_queue(raw: str) -> str | None:
+    raw = raw.strip()
+    if raw.lower() == EVENTS_OFF:
+        return None
+    return raw or DEFAULT_EVENTS_QUEUE
 
 
 def instance_id(slot: int) -> str:
@@ -63,6 +86,8 @@ class Runtime:
     def __init__(self) -> None:
         self.settings = JobsSettings.from_env()
         self.api = ApiSettings.from_env()
+        self.counter = RequestCounter()  # every storage request of this process
+        self.events: EventPublisher | None = None
         self._store: AzureBlobStore | None = None
         self._scheduler: JobScheduler | None = None
         self._executors: dict[int, Executor] = {}
@@ -74,13 +99,24 @@ class Runtime:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._store is None:
-                    self._store = await AzureBlobStore.open(StorageSettings.from_env())
+                    storage = StorageSettings.from_env()
+                    self.events = self._publisher(storage)
+                    self._store = await AzureBlobStore.open(storage, counter=self.counter)
         return self._store
+
+    def _publisher(self, storage: StorageSettings) -> EventPublisher | None:
+        sink = QueueEventSink.from_settings(storage, self.counter)
+        if sink is None:
+            log.warning("state-change events are OFF: storage settings name no queue service "
+                        "(add QueueEndpoint= to JOBS_STORAGE_CONNECTION_STRING, or set "
+                        "JOBS_STORAGE__queueServiceUri)")
+            return None
+        return EventPublisher(sink, self.api.events_queue)
 
     async def scheduler(self) -> JobScheduler:
         store = await self.store()
         if self._scheduler is None:
-            self._scheduler = JobScheduler(store, registry, self.settings)
+            self._scheduler = JobScheduler(store, registry, self.settings, events=self.events)
         return self._scheduler
 
     def owner(self, slot: int) -> str:
@@ -90,7 +126,7 @@ class Runtime:
         store = await self.store()
         if slot not in self._executors:
             self._executors[slot] = Executor(store, registry, self.settings,
-                                             owner=self.owner(slot))
+                                             owner=self.owner(slot), events=self.events)
         return self._executors[slot]
 
 

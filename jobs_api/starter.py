@@ -8,7 +8,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from .orchestrator import ORCHESTRATOR
+from jobs_core.metrics import Histogram, retry_rate
+
+from .orchestrator import COUNTS, ORCHESTRATOR
 from .runtime import get_runtime, instance_id
 
 log = logging.getLogger(__name__)
@@ -64,3 +66,43 @@ async def describe_all(client: df.DurableOrchestrationClient) -> list[dict[str, 
                     "last_updated": str(getattr(status, "last_updated_time", None) or "")
                     or None})
     return out
+
+
+def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator figures over every slot (each slot's custom status carries its own)."""
+    totals = dict.fromkeys(COUNTS, 0)
+    lateness = Histogram()
+    claim_ms: list[float] = []
+    requests: int | None = None
+    events = None
+    for slot in slots:
+        status = slot.get("custom_status")
+        if not isinstance(status, dict):
+            continue
+        for name in COUNTS:
+            totals[name] += int((status.get("totals") or {}).get(name, 0))
+        metrics = status.get("metrics") or {}
+        lateness.merge(Histogram.from_dict(metrics.get("lateness_histogram")))
+        if isinstance(metrics.get("claim_ms"), int | float):
+            claim_ms.append(float(metrics["claim_ms"]))
+        events = events or metrics.get("events")
+    rt = get_runtime()
+    requests = rt.counter.recent(60)
+    if rt.events is not None:
+        events = {**rt.events.stats.to_dict(), "pending": rt.events.pending}
+    return {
+        "jobs": totals,
+        "failures": totals["failed"],
+        "retry_rate": retry_rate(totals["retried"], totals["succeeded"], totals["failed"]),
+        "lateness_ms": lateness.summary(),
+        "claim_ms": {"last_max": max(claim_ms) if claim_ms else None,
+                     "last_mean": round(sum(claim_ms) / len(claim_ms), 2) if claim_ms else None},
+        "storage_requests_per_minute": requests,
+        "events": events,
+    }
+
+
+async def report(client: df.DurableOrchestrationClient) -> dict[str, Any]:
+    """``GET /api/scheduler``: every slot's orchestrator status plus the aggregate figures."""
+    slots = await describe_all(client)
+    return {"slots": slots, "metrics": aggregate_metrics(slots)}

@@ -32,6 +32,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   JOBS_STORAGE__blobServiceUri: storageBlobEndpoint
   JOBS_STORAGE__clientId: identityClientId
+  JOBS_STORAGE__queueServiceUri: storageQueueEndpoint
   JOBS_CONTAINER: jobsContainerName
   JOBS_STORAGE_API_VERSION: ''
   JOBS_TASK_HUB: 'JobsHub'
@@ -62,6 +63,7 @@ var appSettings = {
   JOBS_MIN_SLEEP_SECONDS: '1'
   JOBS_ERROR_SLEEP_SECONDS: '5'
   JOBS_KEEPER_SCHEDULE: '0 */5 * * * *'
+  JOBS_EVENTS_QUEUE: 'job-events'
   JOBS_RETENTION_DAYS: '7'
   JOBS_PURGE_SCHEDULE: '0 17 3 * * *'
 }

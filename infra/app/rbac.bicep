@@ -4,7 +4,8 @@
 //   It covers the job store too (Storage Blob Data Contributor would be enough for `jobs`
 //   alone, if the job store got its own account).
 // - Storage Queue Data Contributor + Storage Table Data Contributor: Durable Functions' Azure
-//   Storage backend (control/work-item queues, History and Instances tables).
+//   Storage backend (control/work-item queues, History and Instances tables); the queue role
+//   also lets the app create and write the state-change event queues (JOBS_EVENTS_QUEUE, notify).
 // - Monitoring Metrics Publisher on Application Insights: telemetry with Entra ID auth.
 // The deploying user (principalId, optional) gets the same storage data roles for debugging.
 param storageAccountName string

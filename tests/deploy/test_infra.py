@@ -61,7 +61,8 @@ def test_every_setting_the_code_reads_is_deployed_and_in_the_sample() -> None:
             "JOBS_KEEPER_SCHEDULE"} <= code
     bicep = {k for k in bicep_app_settings() if k.startswith("JOBS_")}
     sample = {k for k in sample_settings() if k.startswith("JOBS_")}
-    identity_only = {"JOBS_STORAGE__blobServiceUri", "JOBS_STORAGE__clientId"}
+    identity_only = {"JOBS_STORAGE__blobServiceUri", "JOBS_STORAGE__clientId",
+                     "JOBS_STORAGE__queueServiceUri"}
     assert code - AZURITE_ONLY == bicep, (code - bicep, bicep - code)
     assert code - identity_only == sample, (code - sample, sample - code)
     assert not AZURITE_ONLY & bicep, "the Azurite connection string must not be set in Azure"
