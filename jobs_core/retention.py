@@ -1,0 +1,194 @@
+"""Retention: delete shard blobs whose jobs all finished longer ago than the retention.
+
+A shard blob is deleted only when all of these hold:
+
+1. its time bucket ended more than the retention ago (bucket start + ``JOBS_BUCKET_MINUTES``
+   + retention < now), read from the blob name;
+2. replaying its log (the same replay every reader uses) shows every job final: succeeded,
+   failed or cancelled. A recurring job returns to ``scheduled`` after each occurrence and
+   lives on in its first blob, so it keeps that blob until it is cancelled;
+3. the newest change of any of its jobs (finish, cancel) is older than the retention.
+
+The decision is made from the log bytes, never from the summary metadata alone. The summary
+(``shard_summary.py``) is only used to skip a blob it proves live: the summary describes exactly
+the current size and counts pending jobs.
+
+Races: a record can be appended (a control record, an outcome, a scheduler with a skewed clock)
+between the read and the delete. The delete is conditional on the ETag listed before the read
+(``If-Match``), and the read must end at the listed size. Append blobs only grow, so an unchanged
+ETag means the bytes that were judged are the whole blob. A metadata-only change (a planner
+writing its summary) changes the ETag but not the size: the blob is listed again and, if its
+size is still the one that was read, the delete is tried once more with the new ETag.
+Anything else keeps the blob for the next run. Two purges at once are safe: the loser finds
+the blob gone and counts it as ``shards_vanished``.
+
+Requests: one ``list`` per 5,000 blobs, then one ``read`` per 4 MiB of each blob old enough to be
+a candidate, and one ``delete`` per deleted blob. Claims (``claims/sNNN``) are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from . import records as rec
+from .errors import ConcurrencyConflictError, JobsError
+from .ids import SHARD_PREFIX, parse_shard_name
+from .settings import JobsSettings
+from .shard_state import ShardState
+from .store import BlobInfo, JobStore
+
+log = logging.getLogger(__name__)
+PURGE_CONCURRENCY = 4  # blobs judged at once (each holds one whole blob and its jobs in memory)
+MAX_REPORTED_ERRORS = 20
+
+
+class Verdict(StrEnum):
+    DELETED = "deleted"  # (dry run: would be deleted)
+    RECENT = "recent"  # bucket or newest finish within the retention
+    UNFINISHED = "unfinished"  # a job is not final
+    CHANGED = "changed"  # appended to between the read and the delete
+    VANISHED = "vanished"  # deleted by someone else first
+    ERROR = "error"
+
+
+@dataclass
+class PurgeReport:
+    """What one purge did. In a dry run the ``*_deleted`` counts say what would be deleted."""
+
+    cutoff: datetime  # now - retention
+    dry_run: bool = False
+    shards_scanned: int = 0  # shard blobs listed
+    shards_read: int = 0  # of those, read and replayed to decide
+    shards_deleted: int = 0
+    jobs_deleted: int = 0
+    bytes_deleted: int = 0
+    shards_kept_recent: int = 0
+    shards_kept_unfinished: int = 0
+    shards_kept_changed: int = 0
+    shards_vanished: int = 0
+    errors: list[str] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
+    error_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cutoff": rec.ts(self.cutoff), "dry_run": self.dry_run,
+            "shards_scanned": self.shards_scanned, "shards_read": self.shards_read,
+            "shards_deleted": self.shards_deleted, "jobs_deleted": self.jobs_deleted,
+            "bytes_deleted": self.bytes_deleted, "shards_kept_recent": self.shards_kept_recent,
+            "shards_kept_unfinished": self.shards_kept_unfinished,
+            "shards_kept_changed": self.shards_kept_changed,
+            "shards_vanished": self.shards_vanished, "error_count": self.error_count,
+            "errors": list(self.errors),
+        }
+
+    def tally(self, verdict: Verdict, info: BlobInfo, jobs: int) -> None:
+        if verdict is Verdict.DELETED:
+            self.shards_deleted += 1
+            self.jobs_deleted += jobs
+            self.bytes_deleted += info.size
+        elif verdict is Verdict.RECENT:
+            self.shards_kept_recent += 1
+        elif verdict is Verdict.UNFINISHED:
+            self.shards_kept_unfinished += 1
+        elif verdict is Verdict.CHANGED:
+            self.shards_kept_changed += 1
+        elif verdict is Verdict.VANISHED:
+            self.shards_vanished += 1
+
+    def add_error(self, text: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(text)
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    verdict: Verdict
+    jobs: int = 0
+
+
+async def purge_shards(store: JobStore, settings: JobsSettings, now: datetime,
+                       retention: timedelta, dry_run: bool = False) -> PurgeReport:
+    """Delete (or with ``dry_run`` only count) the shard blobs that are past retention (see
+    the module docstring). Errors on single blobs are reported and the blob is kept; only a
+    failing listing raises (``StoreError``)."""
+    if retention <= timedelta(0):
+        raise ValueError(f"retention must be positive, got {retention}")
+    report = PurgeReport(cutoff=now - retention, dry_run=dry_run)
+    bucket = timedelta(minutes=settings.bucket_minutes)
+    gate = asyncio.Semaphore(PURGE_CONCURRENCY)
+
+    async def one(info: BlobInfo) -> None:
+        async with gate:
+            try:
+                judged = await _judge(store, info, bucket, report, dry_run)
+            except JobsError as exc:  # e.g. a newer record format, or storage trouble
+                report.add_error(f"{info.name}: {exc}")
+                return
+            report.tally(judged.verdict, info, judged.jobs)
+
+    tasks = []
+    for info in await store.list(SHARD_PREFIX):
+        shard = parse_shard_name(info.name)
+        if shard is None:
+            continue  # not ours: never delete what we cannot read as a shard
+        report.shards_scanned += 1
+        if shard.key.bucket + bucket >= report.cutoff:
+            report.shards_kept_recent += 1
+        elif _summary_says_pending(info):
+            report.shards_kept_unfinished += 1
+        else:
+            tasks.append(one(info))
+    await asyncio.gather(*tasks)
+    return report
+
+
+def _summary_says_pending(info: BlobInfo) -> bool:
+    """True when the blob's summary describes its current size and counts pending jobs: proof
+    enough to keep it (never to delete it)."""
+    meta = info.metadata
+    return meta.get("seen_size") == str(info.size) and meta.get("pending", "0") != "0"
+
+
+async def _judge(store: JobStore, info: BlobInfo, bucket: timedelta, report: PurgeReport,
+                 dry_run: bool) -> _Judgement:
+    read = await store.read(info.name)
+    report.shards_read += 1
+    if read.size != info.size:
+        return _Judgement(Verdict.CHANGED)  # appended to since the listing
+    state = ShardState(info.name, keep_finished=True)
+    end = read.data.rfind(b"\n") + 1  # whole lines only, like every other reader
+    state.feed_lines(read.data[:end].split(b"\n"))
+    if any(not job.status.is_final for job in state.jobs.values()):
+        return _Judgement(Verdict.UNFINISHED)
+    newest = max((job.updated_at or job.created_at for job in state.jobs.values()),
+                 default=None)
+    if newest is not None and newest >= report.cutoff:
+        return _Judgement(Verdict.RECENT)
+    jobs = len(state.jobs)
+    if dry_run:
+        return _Judgement(Verdict.DELETED, jobs)
+    return _Judgement(await _delete_if_unchanged(store, info), jobs)
+
+
+async def _delete_if_unchanged(store: JobStore, info: BlobInfo) -> Verdict:
+    etag = info.etag
+    for attempt in range(2):
+        try:
+            deleted = await store.delete(info.name, if_match=etag)
+        except ConcurrencyConflictError:
+            current = [b for b in await store.list(info.name) if b.name == info.name]
+            if not current:
+                return Verdict.VANISHED
+            if current[0].size != info.size or attempt:
+                log.info("retention: %s changed while it was judged; kept", info.name)
+                return Verdict.CHANGED
+            etag = current[0].etag  # metadata only (same bytes): once more
+            continue
+        return Verdict.DELETED if deleted else Verdict.VANISHED
+    return Verdict.CHANGED
