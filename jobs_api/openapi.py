@@ -1,11 +1,167 @@
-"""GET /api/openapi.json: the OpenAPI 3.1 document of the HTTP API (being built)."""
+"""GET /api/openapi.json: the OpenAPI 3.1 document of the HTTP API.
+
+The document is Python data built from the settings the app runs with (limits, slots, the
+registered handler names), so it states what this deployment accepts. It is built once per
+process; the settings do not change while a process runs.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+
 import azure.functions as func
 
-from .problems import problem_dict, problem_response
+from jobs_core import JobsSettings, JobStatus
+
+from .openapi_operator import operator_paths, operator_schemas
+from .openapi_parts import (
+    JSON,
+    Doc,
+    errors,
+    header,
+    json_body,
+    operation,
+    problem,
+    query,
+    ref,
+    shared_responses,
+)
+from .openapi_schemas import JOB_ID_PATTERN, MAX_LIST_LIMIT, component_schemas
+from .problems import PROBLEM_TYPE, RETRY_AFTER_SECONDS
+from .runtime import ApiSettings, get_runtime
+from .user_handlers import registry
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1.0.0"
+CACHE_CONTROL = "private, max-age=60"  # the same for every caller; settings change on restart
+
+
+def json_request(schema_name: str, limit: int, setting: str, required: bool = True) -> Doc:
+    return {"required": required, "description": f"JSON, at most {limit} bytes ({setting})",
+            "content": {JSON: {"schema": ref(schema_name)}}}
+
+
+def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
+    located = {"Location": header("Location")}
+    job = ref("Job")
+    wait = api.max_wait_seconds
+    create = operation(
+        "jobs_create", "Schedule a job",
+        {"201": json_body(job, "Scheduled (written to storage before this answer)",
+                          headers=located),
+         "200": json_body(job, "An idempotent replay (same key, same request), or with wait: "
+                               "the job finished in time", headers=located),
+         "202": json_body(job, "With wait: the job has not finished yet; poll Location",
+                          headers={**located, "Retry-After": header("RetryAfter")}),
+         "409": problem("The idempotency key was used for another handler or payload"),
+         **errors(400, 413, 415, 503)},
+        parameters=[
+            query("wait", {"type": "number", "minimum": 0},
+                  f"seconds to wait for the job to finish (capped at {wait:g}, "
+                  "JOBS_MAX_WAIT_SECONDS)"),
+            {"name": "Prefer", "in": "header", "required": False,
+             "schema": {"type": "string", "examples": ["wait=10"]},
+             "description": "RFC 7240 `wait=N`: the same as ?wait=N"},
+            {"name": "Idempotency-Key", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": r"^[!-~]{1,200}$"},
+             "description": "the same as the body's idempotency_key (they must not differ)"},
+        ],
+        requestBody=json_request("JobRequest", api.max_body_bytes, "JOBS_MAX_BODY_BYTES"))
+    listing = operation(
+        "jobs_list", "List jobs (in shard order, filtered)",
+        {"200": json_body(ref("JobPage"), "One page of jobs"), **errors(400, 503)},
+        parameters=[
+            query("status", {"type": "string", "enum": [s.value for s in JobStatus]},
+                  "only jobs in this status"),
+            query("handler", {"type": "string"}, "only jobs of this handler"),
+            query("slot", {"type": "integer", "minimum": 0, "maximum": settings.slots - 1},
+                  f"only this slot (0..{settings.slots - 1}, JOBS_SLOTS)"),
+            query("due_from", {"type": "string", "format": "date-time"},
+                  "due at or after (ISO-8601 with offset)"),
+            query("due_to", {"type": "string", "format": "date-time"},
+                  "due before (ISO-8601 with offset)"),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT,
+                            "default": 100}, "page size"),
+            query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+        ])
+    batch = operation(
+        "jobs_batch", "Schedule many jobs (one append per shard)",
+        {"200": json_body(ref("BatchResponse"), "One result per item, in order"),
+         **errors(400, 413, 415, 503)},
+        requestBody=json_request("BatchRequest", api.max_batch_body_bytes,
+                                 "JOBS_MAX_BATCH_BODY_BYTES"))
+    job_id = {"$ref": "#/components/parameters/JobId"}
+    one = json_body(job, "The job")
+    return {
+        "/jobs": {"post": create, "get": listing},
+        "/jobs/batch": {"post": batch},
+        "/jobs/{id}": {
+            "parameters": [job_id],
+            "get": operation("jobs_get", "Get a job", {"200": one, **errors(400, 404, 503)}),
+            "delete": operation(
+                "jobs_cancel", "Cancel a job (only while scheduled or retrying)",
+                {"200": json_body(job, "Cancelled"), **errors(400, 404, 409, 503)},
+                parameters=[query("reason", {"type": "string"}, "kept as cancel_reason")]),
+        },
+        "/jobs/{id}/run": {
+            "parameters": [job_id],
+            "post": operation("jobs_run", "Run a waiting job now",
+                              {"200": json_body(job, "Due now"),
+                               **errors(400, 404, 409, 503)}),
+        },
+    }
+
+
+def build_document(settings: JobsSettings, api: ApiSettings,
+                   handlers: list[str] | None = None) -> Doc:
+    handlers = registry.names() if handlers is None else handlers
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Durable jobs",
+            "version": API_VERSION,
+            "description": (
+                "Schedule jobs (a registered handler, a JSON payload, a due time) that run "
+                "durably on Azure Functions. Errors are application/problem+json "
+                f"(RFC 9457); their `type` starts with {PROBLEM_TYPE}. Limits in this document "
+                "are the deployment's settings."),
+        },
+        "servers": [{"url": "/api"}],
+        "security": [{"functionKeyHeader": []}, {"functionKeyQuery": []}],
+        "paths": {**job_paths(settings, api), **operator_paths(settings)},
+        "components": {
+            "securitySchemes": {
+                "functionKeyHeader": {"type": "apiKey", "in": "header",
+                                      "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+            "parameters": {"JobId": {
+                "name": "id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
+                "description": "a job id as returned when the job was scheduled; another text "
+                               "is 400"}},
+            "headers": {
+                "Location": {"description": "the job's URL", "required": True,
+                             "schema": {"type": "string", "examples": [
+                                 "/api/jobs/j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"]}},
+                "RetryAfter": {"description": "seconds to wait before asking again",
+                               "required": True,
+                               "schema": {"type": "integer", "minimum": 1,
+                                          "examples": [RETRY_AFTER_SECONDS]}},
+            },
+            "responses": shared_responses(),
+            "schemas": {**component_schemas(settings, api, handlers), **operator_schemas(settings)},
+        },
+    }
+
+
+@functools.cache
+def document_json() -> bytes:
+    rt = get_runtime()
+    return json.dumps(build_document(rt.settings, rt.api), separators=(",", ":")).encode()
 
 
 def document_response(req: func.HttpRequest) -> func.HttpResponse:
-    return problem_response(problem_dict(501, "not-built", "Not built yet", "openapi"))
+    return func.HttpResponse(document_json(), status_code=200, mimetype=JSON, charset="utf-8",
+                             headers={"Cache-Control": CACHE_CONTROL})

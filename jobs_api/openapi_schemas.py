@@ -1,0 +1,187 @@
+"""Component schemas of the OpenAPI document (JSON Schema 2020-12, as OpenAPI 3.1 uses it).
+
+Every limit comes from the settings the app runs with, so the document served by a deployment
+states that deployment's limits. The shapes follow the code that produces them: ``Job.to_dict``
+(jobs_core/model.py), ``to_request`` (jobs_api/http_api.py), jobs_core/validation.py and
+jobs_api/problems.py.
+"""
+
+from __future__ import annotations
+
+from jobs_core import JobsSettings, JobStatus
+from jobs_core.validation import MIN_INTERVAL_SECONDS
+
+from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
+from .runtime import ApiSettings
+
+# bucket start, slot, blob index, random
+JOB_ID_PATTERN = (r"^j[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3])"
+                  r"[0-5][0-9]-s[0-9]{3}-[0-9]{4}-[0-9a-f]{16}$")
+HANDLER_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,200}$"  # printable ASCII without space
+QUEUE_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"  # with 3..63 characters: a queue name
+MAX_RETRY_DELAY = 86_400
+MAX_TIMEOUT_SECONDS = 3600
+MAX_LIST_LIMIT = 500
+
+
+def retry_schemas(settings: JobsSettings) -> dict[str, Schema]:
+    default = settings.retry
+    fields = {
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100,
+                         "default": default.max_attempts,
+                         "description": "attempts in all, the first one included"},
+        "base_delay": {"type": "number", "minimum": 0, "maximum": MAX_RETRY_DELAY,
+                       "default": default.base_delay,
+                       "description": "seconds before the first retry (≤ max_delay)"},
+        "max_delay": {"type": "number", "minimum": 0, "maximum": MAX_RETRY_DELAY,
+                      "default": default.max_delay, "description": "cap of one backoff"},
+        "jitter": {"type": "number", "minimum": 0, "maximum": 1, "default": default.jitter,
+                   "description": "each delay is scaled by a random factor in [1-j, 1+j]"},
+    }
+    return {
+        "RetryPolicyRequest": obj(fields, closed=True, description=(
+            "Exponential backoff: the n-th retry waits min(max_delay, base_delay·2^(n-1)) "
+            "seconds ± jitter. Fields left out take the deployment's defaults "
+            "(JOBS_RETRY_*).")),
+        "RetryPolicy": obj({k: {"type": v["type"]} for k, v in fields.items()},
+                           required=list(fields)),
+    }
+
+
+def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
+    horizon = settings.horizon_days * 86_400
+    cron = obj({"cron": {"type": "string", "minLength": 9, "examples": ["0 2 * * *"],
+                         "description": "5 fields: minute hour day-of-month month day-of-week"},
+                "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"],
+                             "description": "IANA time zone the cron is evaluated in"}},
+               required=["cron"], closed=True)
+    interval = obj({"interval_seconds": {
+        "type": "number", "minimum": MIN_INTERVAL_SECONDS, "maximum": horizon,
+        "description": "fixed interval; at most the horizon (JOBS_HORIZON_DAYS)"}},
+        required=["interval_seconds"], closed=True)
+    return {
+        "CronRecurrence": cron,
+        "IntervalRecurrence": interval,
+        "Recurrence": {"oneOf": [ref("CronRecurrence"), ref("IntervalRecurrence")],
+                       "description": "A recurring job keeps one id; after each occurrence it "
+                                      "is scheduled again for the next one."},
+    }
+
+
+def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
+    horizon = settings.horizon_days * 86_400
+    names = ", ".join(handlers) or "(none)"
+    return obj({
+        "handler": {"type": "string", "pattern": HANDLER_PATTERN, "enum": handlers,
+                    "description": f"a registered handler: {names}"},
+        "payload": {"description": (
+            f"any JSON value, at most {settings.max_payload_bytes} bytes as compact JSON "
+            "(JOBS_MAX_PAYLOAD_BYTES); larger is 413"),
+            "x-max-json-bytes": settings.max_payload_bytes},
+        "due_at": {**TIMESTAMP, "description": (
+            f"ISO-8601 with a UTC offset; at most {settings.horizon_days} days ahead and "
+            f"{settings.max_past_seconds} s in the past. Exclusive with delay.")},
+        "delay": {"type": "number", "minimum": 0, "maximum": horizon,
+                  "description": "seconds from now. With neither due_at nor delay the job is "
+                                 "due now (a recurring one: at its next occurrence)."},
+        "idempotency_key": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN,
+                            "minLength": 1, "maxLength": 200, "description": (
+                                "scheduling again with the same key returns the same job "
+                                "(200); the same key for another handler or payload is 409")},
+        "retry": ref("RetryPolicyRequest"),
+        "recurrence": ref("Recurrence"),
+        "notify": {"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 3,
+                   "maxLength": 63, "description": "storage queue name for state changes"},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0,
+                            "maximum": MAX_TIMEOUT_SECONDS,
+                            "description": "per-attempt timeout; default: the handler's, "
+                                           f"else {settings.job_timeout_seconds:g} s"},
+    }, required=["handler"], closed=True, **{"not": {"required": ["due_at", "delay"]}})
+
+
+def job_schema() -> Schema:
+    text = {"type": "string"}
+    return obj({
+        "id": {"type": "string", "pattern": JOB_ID_PATTERN,
+               "examples": ["j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"]},
+        "handler": text,
+        "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+        "due_at": TIMESTAMP,
+        "created_at": TIMESTAMP,
+        "updated_at": nullable(TIMESTAMP),
+        "started_at": nullable(TIMESTAMP),
+        "finished_at": nullable(TIMESTAMP),
+        "attempts": {"type": "integer", "minimum": 0,
+                     "description": "attempts of the current occurrence"},
+        "max_attempts": {"type": "integer"},
+        "runs": {"type": "integer", "minimum": 0,
+                 "description": "finished occurrences of a recurring job"},
+        "payload": {},
+        "result": {"description": "the handler's return value once succeeded"},
+        "error": nullable(ref("ErrorInfo")),
+        "compensation": nullable({**text, "description": "'succeeded' or the compensation's "
+                                                         "error message"}),
+        "idempotency_key": nullable(text),
+        "retry": ref("RetryPolicy"),
+        "recurrence": {"anyOf": [
+            obj({"cron": text, "timezone": text}, required=["cron", "timezone"]),
+            obj({"interval_seconds": {"type": "number"}}, required=["interval_seconds"]),
+            {"type": "null"}]},
+        "notify": nullable(text),
+        "cancel_reason": nullable(text),
+    }, required=["id", "handler", "status", "due_at", "created_at", "updated_at", "started_at",
+                 "finished_at", "attempts", "max_attempts", "runs", "payload", "result",
+                 "error", "compensation", "idempotency_key", "retry", "recurrence", "notify",
+                 "cancel_reason"])
+
+
+def problem_schema() -> Schema:
+    return obj({
+        "type": {"type": "string", "format": "uri",
+                 "examples": ["https://jobs.example/problems/invalid-request"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "what is wrong and how to fix it"},
+        "field": {"type": "string", "description": "the request field at fault, if one is"},
+    }, required=["type", "title", "status", "detail"],
+        description="RFC 9457 problem details (application/problem+json)")
+
+
+def batch_schemas(api: ApiSettings) -> dict[str, Schema]:
+    done = obj({"status": {"type": "integer", "enum": [200, 201]}, "job": ref("Job")},
+               required=["status", "job"], closed=True)
+    refused = obj({"status": {"type": "integer", "minimum": 400, "maximum": 599},
+                   "problem": ref("Problem")}, required=["status", "problem"], closed=True)
+    return {
+        "BatchRequest": obj({"jobs": {"type": "array", "items": ref("JobRequest"),
+                                      "maxItems": api.max_batch,
+                                      "description": f"at most {api.max_batch} jobs "
+                                                     "(JOBS_MAX_BATCH)"}},
+                            required=["jobs"]),
+        "BatchResult": {"oneOf": [done, refused], "description": (
+            "201 created, 200 idempotent replay, or the item's problem (the other items "
+            "are still scheduled)")},
+        "BatchResponse": obj({"results": {"type": "array", "items": ref("BatchResult"),
+                                          "description": "one per item, in request order"}},
+                             required=["results"]),
+    }
+
+
+def component_schemas(settings: JobsSettings, api: ApiSettings,
+                      handlers: list[str]) -> dict[str, Schema]:
+    return {
+        "JobRequest": job_request_schema(settings, handlers),
+        "Job": job_schema(),
+        "ErrorInfo": obj({"type": {"type": "string"}, "message": {"type": "string"},
+                          "attempt": {"type": "integer"}, "permanent": {"type": "boolean"}},
+                         required=["type", "message", "attempt", "permanent"]),
+        **retry_schemas(settings),
+        **recurrence_schemas(settings),
+        "JobPage": obj({"jobs": {"type": "array", "items": ref("Job")},
+                        "next_cursor": nullable({"type": "string", "description": (
+                            "pass as ?cursor= for the next page; null on the last page")})},
+                       required=["jobs", "next_cursor"]),
+        **batch_schemas(api),
+        "Problem": problem_schema(),
+    }
