@@ -1,0 +1,358 @@
+"""The dashboard in a real browser: Debian's headless chromium driven by Playwright, against the
+app on devhost + Azurite. Jobs are scheduled through the API; the page must show what the JSON
+API says, filter and page, show a job's detail, and cancel / run now through its buttons. The
+last browser test saves test-artifacts/dashboard.png."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests import azurite as azurite_helpers
+from tests.e2e.dashboard_page import Dashboard, chromium_context, find_chromium
+from tests.e2e.helpers import REPO_ROOT, Api, make_host
+
+pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+SHARD_COUNTS = ["scheduled", "running", "retrying", "succeeded", "failed", "cancelled"]
+SLOT_COUNTS = ["started", "succeeded", "retried", "failed", "abandoned", "skipped", "compensated"]
+HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+CONFLICT_LOG = re.compile(r"Failed to load resource: .*status of 409")
+DASH = "\u2013"  # the page writes an en dash for a missing value
+
+
+@dataclass(frozen=True)
+class Seeded:
+    far: list[str]  # echo, due in 3 h: still scheduled
+    hostile: str  # one of them, with markup in its payload
+    done: list[str]  # echo, due now: succeeded
+    retried: str  # fail_n_times: attempt 1 failed, attempt 2 succeeded
+    failed: str  # fail_n_times: its only attempt failed
+
+
+@pytest.fixture(scope="module")
+def api(azurite: azurite_helpers.Azurite,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    root = tmp_path_factory.mktemp("e2e-dashboard")
+    host = make_host(azurite, root)
+    with host:
+        client = Api(host)
+        client.start()
+        yield client
+    print(host.logs()[-4000:])
+
+
+@pytest.fixture(scope="module")
+def seeded(api: Api) -> Seeded:
+    due_far = iso(datetime.now(UTC) + timedelta(hours=3))
+    far = [api.schedule(handler="echo", payload={"n": i}, due_at=due_far)["id"]
+           for i in range(6)]
+    hostile = api.schedule(handler="echo", payload={"note": HOSTILE}, due_at=due_far)["id"]
+    done = [api.schedule(handler="echo", payload={"now": i})["id"] for i in range(3)]
+    retried = api.schedule(handler="fail_n_times", payload={"n": 1, "key": "r"},
+                           retry={"max_attempts": 2, "base_delay": 0.2, "max_delay": 0.5})["id"]
+    failed = api.schedule(handler="fail_n_times", payload={"n": 5, "key": "f"},
+                          retry={"max_attempts": 1})["id"]
+    for job_id in done:
+        assert api.wait_final(job_id)["status"] == "succeeded"
+    assert api.wait_final(retried)["status"] == "succeeded"
+    assert api.wait_final(failed)["status"] == "failed"
+    return Seeded([*far, hostile], hostile, done, retried, failed)
+
+
+@pytest.fixture(scope="module")
+def dash(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium not found: scripts/bootstrap.sh installs Debian's chromium package")
+    with chromium_context(executable, tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield Dashboard.open(context, api.host.url(f"/api/dashboard?code={api.host.key}"))
+
+
+@pytest.fixture
+def page_log(dash: Dashboard) -> Iterator[Callable[..., None]]:
+    """Each browser test ends with ``page_log(allowed)``: no console error (except the allowed
+    ones), no CSP violation, no dialog other than the confirmations, and every request the page
+    made went to the app with the key in the x-functions-key header, never in the URL."""
+    dash.console_errors.clear()
+    dash.dialogs.clear()
+    dash.requests.clear()
+    origin = dash.page.url.split("/api/")[0] + "/api/"
+
+    def check(allowed: re.Pattern[str] | None = None) -> None:
+        errors = [e for e in dash.console_errors if not (allowed and allowed.search(e))]
+        assert errors == [], errors
+        assert dash.csp_violations() == []
+        assert all(d.startswith("confirm: ") for d in dash.dialogs), dash.dialogs
+        assert dash.requests, "the page made no request"
+        for request in dash.requests:
+            assert request.url.startswith(origin) and "code=" not in request.url, request.url
+            assert request.headers.get("x-functions-key"), request.url
+
+    yield check
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def shown(value: Any) -> str:
+    """How the page writes a number."""
+    if value is None:
+        return DASH
+    assert isinstance(value, int), value
+    return f"{value:,}"
+
+
+def get_json(api: Api, path: str, **params: Any) -> dict[str, Any]:
+    r = api.request("GET", path, params={k: v for k, v in params.items() if v})
+    assert r.status_code == 200, (path, r.status_code, r.text)
+    return dict(r.json())
+
+
+def api_jobs(api: Api, **params: Any) -> tuple[list[dict[str, str]], str | None]:
+    body = get_json(api, "/api/jobs", **params)
+    rows = [{"id": j["id"], "handler": j["handler"], "status": j["status"],
+             "attempts": f"{j['attempts']} / {j['max_attempts']}", "runs": shown(j["runs"])}
+            for j in body["jobs"]]
+    return rows, body["next_cursor"]
+
+
+# ---- what the API says, as the page should show it -----------------------------------------
+def expected_shards(api: Api) -> dict[str, dict[str, str]]:
+    out = {}
+    for shard in get_json(api, "/api/shards", limit=20)["shards"]:
+        assert shard["block_limit"] == 50_000, shard
+        row = {c: shown(shard["counts"][c]) for c in SHARD_COUNTS}
+        row["pending"] = shown(shard["pending"])
+        row["blocks"] = f"{shard['blocks']:,} / {shard['block_limit']:,}"
+        out[shard["name"]] = row
+    return out
+
+
+def expected_slots(scheduler: dict[str, Any]) -> dict[int, dict[str, str]]:
+    out = {}
+    for slot in scheduler["slots"]:
+        status = slot["custom_status"] or {}
+        counts, totals = status.get("counts") or {}, status["totals"]
+        row = {"status": slot["runtime_status"] or "not started",
+               "jobs-run": shown(totals["started"]), "jobs-failed": shown(totals["failed"]),
+               "plan": f"{shown(status.get('due'))} due, {shown(status.get('batches'))} "
+                       f"batches, {shown(status.get('pending'))} pending",
+               "last-error": status.get("last_error") or "none"}
+        row.update({f"cycle-{c}": shown(counts.get(c)) for c in SLOT_COUNTS})
+        row.update({f"total-{c}": shown(totals.get(c)) for c in SLOT_COUNTS})
+        out[slot["slot"]] = row
+    return out
+
+
+def api_view(api: Api) -> dict[str, Any]:
+    """Everything the page shows that stays put while nothing is due (slot cycles go on, so
+    their cycle numbers are compared separately)."""
+    scheduler = get_json(api, "/api/scheduler")
+    timeline = get_json(api, "/api/timeline", minutes=60)
+    return {
+        "jobs": api_jobs(api, limit=25)[0],
+        "shards": expected_shards(api),
+        "slots": expected_slots(scheduler),
+        "metrics": {"failures": shown(scheduler["metrics"]["failures"]),
+                    "jobs-run": shown(scheduler["metrics"]["jobs"]["started"]),
+                    "jobs-succeeded": shown(scheduler["metrics"]["jobs"]["succeeded"])},
+        "chart": {"points": str(len(timeline["points"])),
+                  "due-total": str(sum(p["due"] for p in timeline["points"])),
+                  "finished-total": str(sum(p["finished"] for p in timeline["points"]))},
+    }
+
+
+def cycles(api: Api) -> dict[int, int]:
+    return {s["slot"]: (s["custom_status"] or {}).get("cycle", 0)
+            for s in get_json(api, "/api/scheduler")["slots"]}
+
+
+def page_view(dash: Dashboard, slots: list[int]) -> tuple[dict[str, Any], dict[int, int]]:
+    view_slots, shown_cycles = {}, {}
+    for k in slots:
+        texts = dash.texts(f"slot-{k}-")
+        shown_cycles[k] = int(texts["cycle"].replace(",", ""))
+        row = {name: texts[name] for name in ("status", "jobs-run", "jobs-failed", "plan")}
+        row["last-error"] = texts["last-error"].split(" (")[0]
+        row.update({f"cycle-{c}": texts[f"cycle-{c}"] for c in SLOT_COUNTS})
+        row.update({f"total-{c}": texts[f"total-{c}"] for c in SLOT_COUNTS})
+        view_slots[k] = row
+    shards = dash.shard_rows([*SHARD_COUNTS, "pending", "blocks"])
+    for row in shards.values():
+        row["blocks"] = row["blocks"].split(" (")[0]
+    metrics = dash.texts("metric-")
+    view = {"jobs": dash.job_rows(), "shards": shards, "slots": view_slots,
+            "metrics": {k: metrics[k] for k in ("failures", "jobs-run", "jobs-succeeded")},
+            "chart": dash.chart_totals()}
+    return view, shown_cycles
+
+
+# ---- without a browser ---------------------------------------------------------------------
+def test_the_page_needs_the_function_key(api: Api) -> None:
+    assert api.request("GET", "/api/dashboard", key=False).status_code == 401
+    assert api.request("GET", "/api/dashboard", key=False,
+                       params={"code": "wrong"}).status_code == 401
+
+
+def test_the_page_is_self_contained_and_keeps_the_key_private(api: Api) -> None:
+    r = api.request("GET", "/api/dashboard", key=False, params={"code": api.host.key})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert not re.search(r"https?://", r.text, re.IGNORECASE), "the page references a host"
+    assert api.host.key not in r.text
+
+
+# ---- in the browser ------------------------------------------------------------------------
+@pytest.mark.browser
+def test_numbers_shown_match_the_api(api: Api, seeded: Seeded, dash: Dashboard,
+                                     page_log: Callable[..., None]) -> None:
+    dash.wait_refreshed(dash.refreshes())  # auto-refresh runs on its own
+    dash.pause()
+    dash.filter_jobs()
+    slots = sorted(cycles(api))
+    assert slots == [0, 1]
+    for _ in range(10):
+        before, cycles_before = api_view(api), cycles(api)
+        dash.refresh()
+        after, cycles_after = api_view(api), cycles(api)
+        if before != after:
+            continue  # something changed meanwhile: compare again
+        view, shown_cycles = page_view(dash, slots)
+        assert view == before
+        for k in slots:
+            assert cycles_before[k] <= shown_cycles[k] <= cycles_after[k]
+        break
+    else:
+        pytest.fail("the API view never held still across a page refresh")
+    # the seeded jobs are all there, the shards count them, the slots ran them
+    listed = {row["id"]: row["status"] for row in view["jobs"]}
+    assert set(seeded.far) <= set(listed)
+    assert {listed[j] for j in seeded.done} == {"succeeded"}
+    assert (listed[seeded.retried], listed[seeded.failed]) == ("succeeded", "failed")
+    assert sum(int(row["scheduled"]) for row in view["shards"].values()) >= len(seeded.far)
+    assert sum(int(row["total-failed"].replace(",", "")) for row in view["slots"].values()) >= 1
+    assert int(view["chart"]["finished-total"] or 0) >= len(seeded.done) + 2
+    page_log()
+
+
+@pytest.mark.browser
+def test_filters_and_paging(api: Api, seeded: Seeded, dash: Dashboard,
+                            page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    dash.filter_jobs(status="scheduled", per_page="5")
+    first, cursor = api_jobs(api, status="scheduled", limit=5)
+    assert len(first) == 5 and cursor, "the seed has more than 5 scheduled jobs"
+    assert dash.job_rows() == first
+    expect(page.get_by_test_id("jobs-prev")).to_be_disabled()
+    dash.then_refreshed(page.get_by_test_id("jobs-next").click)
+    second, after_second = api_jobs(api, status="scheduled", limit=5, cursor=cursor)
+    assert dash.job_rows() == second
+    assert not set(r["id"] for r in first) & set(r["id"] for r in second)
+    expect(page.get_by_test_id("jobs-page")).to_have_text("page 2")
+    if after_second is None:
+        expect(page.get_by_test_id("jobs-next")).to_be_disabled()
+    dash.then_refreshed(page.get_by_test_id("jobs-prev").click)
+    assert dash.job_rows() == first
+
+    dash.filter_jobs(handler="fail_n_times")
+    rows, _ = api_jobs(api, handler="fail_n_times", limit=25)
+    assert dash.job_rows() == rows
+    assert {r["id"] for r in rows} == {seeded.retried, seeded.failed}
+
+    now = datetime.now(UTC)
+    start, end = now + timedelta(hours=2), now + timedelta(hours=4)
+    dash.filter_jobs(due_from=start.strftime("%Y-%m-%dT%H:%M:%S"),
+                     due_to=end.strftime("%Y-%m-%dT%H:%M:%S"))
+    rows, _ = api_jobs(api, due_from=iso(start.replace(microsecond=0)),
+                       due_to=iso(end.replace(microsecond=0)), limit=25)
+    assert dash.job_rows() == rows
+    assert {r["id"] for r in rows} == set(seeded.far)
+    page_log()
+
+
+@pytest.mark.browser
+def test_job_detail_shows_payload_attempts_and_result_as_text(
+        seeded: Seeded, dash: Dashboard, page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    dash.filter_jobs()
+    dash.open_job(seeded.retried)
+    expect(page.get_by_test_id("detail-status")).to_have_text("succeeded")
+    expect(page.get_by_test_id("detail-history")).to_contain_text(
+        "attempt 1 of 'r' fails on purpose")
+    assert page.get_by_test_id("detail-record").count() >= 4  # add, start, fail, start, ok
+    assert '"attempt": 2' in page.get_by_test_id("detail-result").inner_text()
+
+    dash.open_job(seeded.hostile)
+    payload = page.get_by_test_id("detail-payload")
+    expect(payload).to_contain_text(HOSTILE)  # shown as text ...
+    assert page.locator("#detail img, #detail script, #job-table img").count() == 0  # ... only
+    page_log()
+
+
+@pytest.mark.browser
+def test_cancel_and_run_now_from_the_page(api: Api, seeded: Seeded, dash: Dashboard,
+                                          page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    result = page.get_by_test_id("action-result")
+    cancelled, run, raced = seeded.far[0], seeded.far[1], seeded.far[2]
+    dash.filter_jobs(status="scheduled", per_page="100")
+
+    # cancel from the detail panel (the confirm dialog is accepted)
+    dash.open_job(cancelled)
+    expect(page.get_by_test_id("detail-status")).to_have_text("scheduled")
+    dash.then_refreshed(page.get_by_test_id("detail-cancel").click)
+    expect(result).to_have_text(f"Cancel: job {cancelled} is now cancelled")
+    expect(page.get_by_test_id("detail-status")).to_have_text("cancelled")
+    expect(page.get_by_test_id("detail-cancel")).to_be_disabled()
+    assert api.get(cancelled)["status"] == "cancelled"
+    assert cancelled not in [r["id"] for r in dash.job_rows()]  # the list follows the filter
+
+    # run now from the job's row: it runs at once and succeeds
+    row = page.locator(f"[data-testid=job-row][data-job-id='{run}']")
+    dash.then_refreshed(row.get_by_test_id("job-run").click)
+    expect(result).to_contain_text(f"Run now: job {run} is now ")
+    assert api.wait_final(run)["status"] == "succeeded"
+    dash.filter_jobs()
+    expect(page.locator(f"[data-testid=job-row][data-job-id='{run}'] [data-col=status]")
+           ).to_have_text("succeeded")
+    dash.open_job(run)
+    expect(page.get_by_test_id("detail-result")).to_contain_text('"n": 1')
+
+    # the page still shows a job as scheduled that was cancelled behind its back: the answer
+    # (409 problem+json) is shown as "title: detail"
+    dash.filter_jobs(status="scheduled", per_page="100")
+    assert api.request("DELETE", f"/api/jobs/{raced}").status_code == 200
+    again = api.request("DELETE", f"/api/jobs/{raced}")
+    assert again.status_code == 409
+    problem = again.json()
+    row = page.locator(f"[data-testid=job-row][data-job-id='{raced}']")
+    dash.then_refreshed(row.get_by_test_id("job-cancel").click)
+    expect(result).to_have_attribute("data-outcome", "error")
+    expect(result).to_have_text(f"Cancel failed: {problem['title']}: {problem['detail']}")
+    assert len(dash.dialogs) == 3
+
+    # the picture: every job, the retried one opened
+    dash.filter_jobs()
+    dash.open_job(seeded.retried)
+    expect(page.get_by_test_id("detail-history")).to_contain_text("fails on purpose")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+    print(f"screenshot: {Path(shot).relative_to(REPO_ROOT)}")
+    page_log(CONFLICT_LOG)
