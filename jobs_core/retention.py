@@ -31,11 +31,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from . import records as rec
 from .errors import ConcurrencyConflictError, JobsError
 from .ids import SHARD_PREFIX, parse_shard_name
 from .settings import JobsSettings
@@ -45,6 +44,11 @@ from .store import BlobInfo, JobStore
 log = logging.getLogger(__name__)
 PURGE_CONCURRENCY = 4  # blobs judged at once (each holds one whole blob and its jobs in memory)
 MAX_REPORTED_ERRORS = 20
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with ``Z``, as the API writes times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Verdict(StrEnum):
@@ -76,7 +80,7 @@ class PurgeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "cutoff": rec.ts(self.cutoff), "dry_run": self.dry_run,
+            "cutoff": iso(self.cutoff), "dry_run": self.dry_run,
             "shards_scanned": self.shards_scanned, "shards_read": self.shards_read,
             "shards_deleted": self.shards_deleted, "jobs_deleted": self.jobs_deleted,
             "bytes_deleted": self.bytes_deleted, "shards_kept_recent": self.shards_kept_recent,
