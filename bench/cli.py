@@ -10,7 +10,8 @@ Figures: 1 storage requests per job (lone job, 10k-job bursts through ``schedule
 one-record ``append_block`` rate; 3 drain rate; 4 lateness at steady rates (``jobs_core``
 direct, and end to end through the Functions app on devhost over HTTP, ``bench/e2e.py``);
 5 ``get(id)`` cost by shard size; 6 executor memory while draining (own process, in-memory
-store).
+store); 7 the cost of state-change events (queue requests per job, drain rate with and
+without).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from tests import azurite as azurite_helpers
 
-from . import e2e, lateness, report, status, workloads
+from . import e2e, events, lateness, report, status, workloads
 from .common import Env
 
 
@@ -79,6 +80,8 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
         log(f"4. lateness at {per_s:g}/s for {scale.lateness_window_s:g} s")
         late.append(await lateness.steady(env, per_s, scale.lateness_window_s,
                                           scale.sleep_cap_s))
+    log(f"7. events: burst of {scale.burst} with and without state-change events")
+    events_cost = await events.events_cost(env, scale.burst)
     log(f"5. status query, shard sizes {list(scale.shard_sizes)}")
     status_query = await status.status_query(env, list(scale.shard_sizes))
     raw_s, raw_c = raw_seq["records_per_s"], raw_conc["records_per_s"]
@@ -103,7 +106,7 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
              run["requests_per_job"], "after_concurrent_burst": single["run"]}
     return {"requests_per_job": {"lone": lone, "burst_single": single, "burst_bulk": bulk},
             "throughput": throughput, "drain": drain, "lateness": late,
-            "status_query": status_query}
+            "status_query": status_query, "events": events_cost}
 
 
 def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, Any]]:

@@ -122,6 +122,18 @@ def table(r: dict[str, Any]) -> str:
     for c in m["at"]:
         add(f"  after {c['finished']:>7} finished: RSS {c['rss_mb']:7.1f} MB, store "
             f"{c['store_mb']:6.1f} MB, RSS-store {c['rss_minus_store_mb']:7.1f} MB")
+    ev = r.get("events")
+    if ev:
+        add("7. State-change events: the burst of figure 1 (schedule_many + drain) with events "
+            "to an Azurite queue vs without")
+        for key in ("without", "with"):
+            e = ev[key]
+            add(f"  {key:<8}{e['jobs']:>7} jobs, drain {e['drain_jobs_per_s']:>7.0f} jobs/s, "
+                f"blob req/job {e['blob_requests_per_job']:.4f}, queue req/job "
+                f"{e['queue_requests_per_job']:.4f} ({_ops(e['queue_requests'])}), "
+                f"{e['events']} events in {e['messages']} messages "
+                f"({e['events_per_message']:.0f}/message), send failures {e['send_failures']}")
+        add(f"  drain rate with events / without: {ev['drain_rate_ratio']:.2f}")
     add("Targets")
     for t in r["targets"]:
         value = t["value"]

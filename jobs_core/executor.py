@@ -240,15 +240,18 @@ class Executor:
             else:
                 result.skipped += 1
         result.started = len(mine)
-        await self._publish(events)
+        # the start events go out while the handlers run (publish never raises)
+        starts_published = asyncio.ensure_future(self._publish(events))
         if not mine:
+            await starts_published
             return result
         gate = asyncio.Semaphore(self.settings.max_concurrency)
-        events = []
-        outcomes = await asyncio.gather(*(self._run(job, batch.epoch, gate, result, events)
-                                          for job in mine))
+        outcome_events: list[JobEvent] = []
+        outcomes = await asyncio.gather(*(self._run(job, batch.epoch, gate, result,
+                                                    outcome_events) for job in mine))
         await self._append(batch.blob, list(outcomes))
-        await self._publish(events)
+        await starts_published  # a job's start event is sent before its outcome event
+        await self._publish(outcome_events)
         return result
 
     async def _publish(self, events: list[JobEvent]) -> None:

@@ -16,7 +16,7 @@ PUT with ``x-ms-blob-type``   ``create``          first ``append`` of a blob (``
                                                   ``write_claim``)
 PUT ``comp=metadata``         ``set_metadata``    ``set_metadata``; ``write_claim(etag=...)``
                                                   (memory: ``write_claim``)
-HEAD blob                     ``get_properties``  ``read_claim`` (memory: ``read_claim``);
+HEAD blob                     ``get_properties``  ``read_claim``, ``stat`` (memory: same names);
                                                   ``read`` past the end (416 fallback)
 GET blob                      ``read``            ``read`` (one per 4 MiB chunk)
 GET ``comp=list``             ``list``            ``list`` (one per page of 5,000 blobs)
