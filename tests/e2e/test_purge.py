@@ -171,15 +171,18 @@ def test_finished_orchestration_history_is_purged_and_running_slots_are_not(
         r = requests.get(status_url.format(instance_id), params={"code": host.key}, timeout=10)
         return None if r.status_code == 404 else str(r.json()["runtimeStatus"])
 
-    async def terminate_then_purge() -> tuple[dict, dict]:  # type: ignore[type-arg]
+    async def terminate_then_purge() -> tuple[dict, dict, dict]:  # type: ignore[type-arg]
         client = df.DurableOrchestrationClient(json.dumps(binding))
         await client.terminate("jobs-slot-1", "retention test")
         poll(lambda: runtime_status("jobs-slot-1"), lambda s: s == "Terminated", timeout=30)
+        before_it = await purge_orchestrations(client, datetime.now(UTC) - timedelta(hours=1),
+                                               dry_run=False)
         cutoff = datetime.now(UTC) + timedelta(seconds=1)
-        return (await purge_orchestrations(client, cutoff, dry_run=True),
+        return (before_it, await purge_orchestrations(client, cutoff, dry_run=True),
                 await purge_orchestrations(client, cutoff, dry_run=False))
 
-    dry, real = asyncio.run(terminate_then_purge())
+    too_early, dry, real = asyncio.run(terminate_then_purge())
+    assert too_early == {"instances_deleted": 0}  # created after that cutoff: kept
     assert dry == {"instances_deleted": 1}
     assert real == {"instances_deleted": 1}
     assert runtime_status("jobs-slot-1") is None  # its history is gone
