@@ -130,7 +130,7 @@ async def purge_shards(store: JobStore, settings: JobsSettings, now: datetime,
     async def one(info: BlobInfo) -> None:
         async with gate:
             try:
-                judged = await _judge(store, info, bucket, report, dry_run)
+                judged = await _judge(store, info, report, dry_run)
             except JobsError as exc:  # e.g. a newer record format, or storage trouble
                 report.add_error(f"{info.name}: {exc}")
                 return
@@ -159,7 +159,7 @@ def _summary_says_pending(info: BlobInfo) -> bool:
     return meta.get("seen_size") == str(info.size) and meta.get("pending", "0") != "0"
 
 
-async def _judge(store: JobStore, info: BlobInfo, bucket: timedelta, report: PurgeReport,
+async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
                  dry_run: bool) -> _Judgement:
     read = await store.read(info.name)
     report.shards_read += 1
