@@ -21,6 +21,7 @@ from playwright.sync_api import (
     Dialog,
     Page,
     Request,
+    expect,
     sync_playwright,
 )
 
@@ -29,7 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 VIEWPORT = {"width": 1440, "height": 1000}
-WAIT_MS = 20_000
+WAIT_MS = 20_000  # generous: the 2 cores are shared with other test runs
+expect.set_options(timeout=WAIT_MS)
 # Recorded in the page before its own script runs (an init script is not subject to its CSP).
 CSP_WATCH = """
 window.__cspViolations = [];

@@ -182,7 +182,7 @@ def page_view(dash: Dashboard, slots: list[int]) -> tuple[dict[str, Any], dict[i
         texts = dash.texts(f"slot-{k}-")
         shown_cycles[k] = int(texts["cycle"].replace(",", ""))
         row = {name: texts[name] for name in ("status", "jobs-run", "jobs-failed", "plan")}
-        row["last-error"] = texts["last-error"].split(" (")[0]
+        row["last-error"] = re.sub(r" \([^()]*\)$", "", texts["last-error"])  # without its time
         row.update({f"cycle-{c}": texts[f"cycle-{c}"] for c in SLOT_COUNTS})
         row.update({f"total-{c}": texts[f"total-{c}"] for c in SLOT_COUNTS})
         view_slots[k] = row
