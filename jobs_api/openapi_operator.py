@@ -9,6 +9,7 @@ from jobs_core.settings import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from jobs_core.shard_overview import MAX_PAGE
 from jobs_core.timeline import MAX_MINUTES
 
+from .maintenance import MAX_BODY_BYTES as PURGE_BODY_BYTES
 from .openapi_parts import (
     TIMESTAMP,
     Doc,
@@ -148,24 +149,33 @@ def insight_schemas() -> dict[str, Schema]:
 
 
 def purge_schemas(settings: JobsSettings) -> dict[str, Schema]:
+    counts = ("shards_scanned", "shards_read", "shards_deleted", "jobs_deleted",
+              "bytes_deleted", "shards_kept_recent", "shards_kept_unfinished",
+              "shards_kept_changed", "shards_vanished", "error_count")
     return {
         "PurgeRequest": obj({
             "dry_run": {"type": "boolean", "default": False,
-                        "description": "only report what would be deleted"},
+                        "description": "count what would be deleted, delete nothing"},
             "retention_days": {"type": "number", "minimum": MIN_RETENTION_DAYS,
                                "maximum": MAX_RETENTION_DAYS,
                                "default": settings.retention_days,
                                "description": "keep what finished within this many days "
-                                              "(default JOBS_RETENTION_DAYS)"},
+                                              "(default: JOBS_RETENTION_DAYS)"},
         }, closed=True),
-        "PurgeReport": obj({
+        "ShardPurge": obj({
             "cutoff": TIMESTAMP, "dry_run": {"type": "boolean"},
-            **{name: COUNT for name in (
-                "shards_scanned", "shards_read", "shards_deleted", "jobs_deleted",
-                "bytes_deleted", "shards_kept_recent", "shards_kept_unfinished",
-                "shards_kept_changed", "shards_vanished", "error_count")},
-            "errors": {"type": "array", "items": TEXT},
-        }, required=["cutoff", "dry_run", "shards_deleted", "jobs_deleted"]),
+            **dict.fromkeys(counts, COUNT),
+            "errors": {"type": "array", "items": TEXT, "description": "the first ones"},
+        }, required=["cutoff", "dry_run", *counts, "errors"],
+            description="shard blobs; in a dry run *_deleted say what would be deleted"),
+        "PurgeReport": obj({
+            "dry_run": {"type": "boolean"}, "retention_days": {"type": "number"},
+            "cutoff": TIMESTAMP, "shards": ref("ShardPurge"),
+            "orchestrations": obj({"instances_deleted": COUNT, "error": TEXT},
+                                  required=["instances_deleted"],
+                                  description="finished Durable instances created before "
+                                              "the cutoff"),
+        }, required=["dry_run", "retention_days", "cutoff", "shards", "orchestrations"]),
     }
 
 
@@ -217,9 +227,10 @@ def operator_paths(settings: JobsSettings) -> dict[str, Doc]:
         "/maintenance/purge": {"post": operation(
             "purge_now", "Delete shard blobs whose jobs all finished before the retention",
             {"200": json_body(ref("PurgeReport"), "What was (or, dry run: would be) deleted"),
-             **errors(400, 415, 503)},
-            requestBody={"required": False, "content": {
-                "application/json": {"schema": ref("PurgeRequest")}}})},
+             **errors(400, 413, 415, 503)},
+            requestBody={"required": False, "description": (
+                f"optional JSON, at most {PURGE_BODY_BYTES} bytes; no body: the defaults"),
+                "content": {"application/json": {"schema": ref("PurgeRequest")}}})},
         "/dashboard": {"get": operation("dashboard_page", "The dashboard (HTML)",
                                         {"200": html, **errors()})},
         "/openapi.json": {"get": operation(

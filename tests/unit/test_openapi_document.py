@@ -19,6 +19,7 @@ from jobs_api.user_handlers import registry
 from jobs_core import Job, JobsSettings, JobStatus, RetryPolicy
 from jobs_core import errors as e
 from jobs_core.model import ErrorInfo, Recurrence
+from jobs_core.retention import PurgeReport
 from tests.openapi_support import component, iter_schemas, operations, resolve, validator
 
 DEFAULTS = openapi.build_document(JobsSettings(), ApiSettings())
@@ -217,6 +218,15 @@ def test_batch_results_cover_both_outcomes() -> None:
         {"status": 201, "job": jobs()[0].to_dict()},
         {"status": 400, "problem": problem_of(e.UnknownHandlerError("x", []))}]})
     assert not check.is_valid({"results": [{"status": 201, "problem": {}}]})
+
+
+def test_a_purge_report_is_a_purge_report() -> None:
+    shards = PurgeReport(cutoff=T0, dry_run=True, shards_scanned=3, shards_deleted=1,
+                         jobs_deleted=4, errors=["shards/s000/x: boom"], error_count=1)
+    component(DEFAULTS, "PurgeReport").validate({
+        "dry_run": True, "retention_days": 7.0, "cutoff": "2026-11-15T14:05:00Z",
+        "shards": shards.to_dict(), "orchestrations": {"instances_deleted": 0,
+                                                       "error": "unreachable"}})
 
 
 def test_the_document_is_served_as_json_and_cacheable() -> None:
