@@ -18,7 +18,7 @@ from typing import Any
 
 from . import records as rec
 from .claims import ClaimManager
-from .errors import JobsError, UnknownHandlerError
+from .errors import BlobNotFoundError, JobsError, UnknownHandlerError
 from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
@@ -151,6 +151,9 @@ class Executor:
                 continue
             try:
                 state = await self.cache.refresh(info.name, if_size_differs=info.size)
+            except BlobNotFoundError:  # purged (retention) since the listing
+                self.cache.forget(info.name)
+                continue
             except JobsError as exc:  # e.g. a record of a newer format: report, go on
                 errors.append(f"{info.name}: {exc}")
                 continue

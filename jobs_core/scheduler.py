@@ -189,7 +189,11 @@ class JobScheduler:
         earlier = ShardKey(key.bucket - timedelta(minutes=self.settings.bucket_minutes), key.slot)
         for shard in (key, earlier):
             for info in await self.store.list(shard.prefix):
-                state = await self.cache.refresh(info.name, if_size_differs=info.size)
+                try:
+                    state = await self.cache.refresh(info.name, if_size_differs=info.size)
+                except BlobNotFoundError:  # purged (retention) since the listing
+                    self.cache.forget(info.name)
+                    continue
                 job_id = state.keys.get(spec.idempotency_key or "")
                 if job_id is None:
                     continue
@@ -283,7 +287,11 @@ class JobScheduler:
                     continue
                 if due_to is not None and shard.key.bucket > due_to:
                     break
-                state = await self.cache.refresh(info.name, if_size_differs=info.size)
+                try:
+                    state = await self.cache.refresh(info.name, if_size_differs=info.size)
+                except BlobNotFoundError:  # purged (retention) since the listing
+                    self.cache.forget(info.name)
+                    continue
                 for pos, job in enumerate(state.jobs.values()):
                     if info.name == after_blob and pos <= after_pos:
                         continue

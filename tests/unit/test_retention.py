@@ -14,7 +14,7 @@ from jobs_core.errors import JobNotFoundError
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import PurgeReport, purge_shards
 from jobs_core.settings import JobsSettings
-from jobs_core.store import ReadResult
+from jobs_core.store import BlobInfo, ReadResult
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
 WEEK = timedelta(days=7)
@@ -262,3 +262,34 @@ async def test_blobs_that_are_not_shards_are_ignored() -> None:
 async def test_retention_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         await purge(InMemoryStore(), Clock(), retention=timedelta(0))
+
+
+class StaleListing(InMemoryStore):
+    """A store whose listing still names blobs deleted since (a purge racing a reader)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ghosts: list[BlobInfo] = []
+
+    async def list(self, prefix: str) -> list[BlobInfo]:
+        live = await super().list(prefix)
+        return sorted(live + [g for g in self.ghosts if g.name.startswith(prefix)],
+                      key=lambda info: info.name)
+
+
+async def test_readers_skip_a_blob_purged_after_their_listing() -> None:
+    store = StaleListing()
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    gone = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
+    await drain(executor, 1)
+    blob = parse_job_id(gone.id).name
+    [info] = [i for i in await store.list("shards/") if i.name == blob]
+    await store.delete(blob)
+    store.ghosts.append(info)
+    fresh_scheduler, fresh_executor = make(store, rec, clock, slots=1)
+    assert (await fresh_scheduler.list()).jobs == []  # no 503: the ghost is skipped
+    plan = await fresh_executor.plan(0)
+    assert plan.errors == [] and plan.due == 0
+    again = await fresh_scheduler.schedule(JobRequest("echo", idempotency_key="k1"))
+    assert again.created  # the purged key is forgotten, as documented
