@@ -29,6 +29,10 @@ COUNT: Schema = {"type": "integer", "minimum": 0}
 NUMBER_OR_NULL: Schema = {"type": ["number", "null"]}
 
 
+def text_header(description: str) -> Doc:
+    return {"description": description, "required": True, "schema": TEXT}
+
+
 def metrics_schemas() -> dict[str, Schema]:
     """Figures of jobs_core/metrics.py as the orchestrator and starter.report put them."""
     return {
@@ -189,6 +193,8 @@ def operator_paths(settings: JobsSettings) -> dict[str, Doc]:
     when = {"type": "string", "format": "date-time"}
     html = {"description": "The dashboard: one self-contained page over this API (pass the "
                            "key as ?code=; the page sends it on as x-functions-key)",
+            "headers": {"Content-Security-Policy": text_header("a fresh nonce per response"),
+                        "Cache-Control": text_header("no-store: the URL carries the key")},
             "content": {"text/html": {"schema": {"type": "string"}}}}
     return {
         "/jobs/{id}/history": {
@@ -236,5 +242,7 @@ def operator_paths(settings: JobsSettings) -> dict[str, Doc]:
         "/openapi.json": {"get": operation(
             "openapi_document", "This document",
             {"200": json_body({"type": "object", "required": ["openapi", "paths"]},
-                              "The OpenAPI 3.1 document"), **errors()})},
+                              "The OpenAPI 3.1 document",
+                              headers={"Cache-Control": text_header("briefly cacheable")}),
+             **errors()})},
     }
