@@ -52,6 +52,7 @@ MESSAGE_TYPE = "job-events"
 MAX_MESSAGE_BYTES = 32 * 1024  # queue messages may hold 64 KiB; XML escaping needs headroom
 MAX_RESULT_BYTES = 8 * 1024
 MAX_ERROR_CHARS = 1000
+SLOW_PUBLISH_SECONDS = 0.5
 
 
 class EventState(StrEnum):
@@ -189,6 +190,7 @@ class EventPublisher:
 
     async def publish(self, events: list[JobEvent]) -> None:
         """Send the events (one message per queue per ~32 KiB), then due retries."""
+        began = time.monotonic()
         if events:
             self.stats.events += len(events)
             by_queue: dict[str, list[JobEvent]] = {}
@@ -207,6 +209,9 @@ class EventPublisher:
                     sends.append(self._send(queue, pack(evs), 0))
             await asyncio.gather(*sends)
         await self.flush()
+        took = time.monotonic() - began
+        if took > SLOW_PUBLISH_SECONDS:
+            log.warning("events: publishing %d event(s) took %.2f s", len(events), took)
 
     def _waiting(self, queue: str) -> _Pending | None:
         return next((p for p in self._pending if p.queue == queue), None)
