@@ -73,7 +73,6 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
     totals = dict.fromkeys(COUNTS, 0)
     lateness = Histogram()
     claim_ms: list[float] = []
-    requests: int | None = None
     events = None
     for slot in slots:
         status = slot.get("custom_status")
@@ -87,7 +86,6 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
             claim_ms.append(float(metrics["claim_ms"]))
         events = events or metrics.get("events")
     rt = get_runtime()
-    requests = rt.counter.recent(60)
     if rt.events is not None:
         events = {**rt.events.stats.to_dict(), "pending": rt.events.pending}
     return {
@@ -97,7 +95,7 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
         "lateness_ms": lateness.summary(),
         "claim_ms": {"last_max": max(claim_ms) if claim_ms else None,
                      "last_mean": round(sum(claim_ms) / len(claim_ms), 2) if claim_ms else None},
-        "storage_requests_per_minute": requests,
+        "storage_requests_per_minute": rt.counter.recent(60),
         "events": events,
     }
 
