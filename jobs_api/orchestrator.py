@@ -18,13 +18,14 @@ import azure.durable_functions as df
 
 from jobs_core import Batch
 from jobs_core.errors import ClaimHeldError
+from jobs_core.executor import COUNT_FIELDS
 from jobs_core.metrics import Histogram, retry_rate
 
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
 ORCHESTRATOR = "jobs_slot"
-COUNTS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped", "compensated")
+COUNTS = COUNT_FIELDS  # the BatchResult counters a cycle adds up
 
 
 # --- activities ---------------------------------------------------------------------------

@@ -261,6 +261,12 @@ class EventPublisher:
         await self.sink.close()
 
 
+async def publish_to(publisher: EventPublisher | None, events: list[JobEvent]) -> None:
+    """``publisher.publish(events)`` when there is a publisher and something to publish."""
+    if publisher is not None and events:
+        await publisher.publish(events)
+
+
 @dataclass
 class MemoryEventSink:
     """An in-memory queue service for tests: ``queues[name]`` holds the messages sent.

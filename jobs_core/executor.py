@@ -19,7 +19,7 @@ from typing import Any
 from . import records as rec
 from .claims import ClaimManager
 from .errors import BlobNotFoundError, JobsError, UnknownHandlerError
-from .events import EventPublisher, EventState, JobEvent
+from .events import EventPublisher, EventState, JobEvent, publish_to
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
 from .metrics import Histogram
@@ -244,7 +244,7 @@ class Executor:
                 result.skipped += 1
         result.started = len(mine)
         # the start events go out while the handlers run (publish never raises)
-        starts_published = asyncio.ensure_future(self._publish(events))
+        starts_published = asyncio.ensure_future(publish_to(self.events, events))
         if not mine:
             await starts_published
             return result
@@ -254,12 +254,9 @@ class Executor:
                                                     outcome_events) for job in mine))
         await self._append(batch.blob, list(outcomes))
         await starts_published  # a job's start event is sent before its outcome event
-        await self._publish(outcome_events)
+        await publish_to(self.events, outcome_events)
         return result
 
-    async def _publish(self, events: list[JobEvent]) -> None:
-        if self.events is not None and events:
-            await self.events.publish(events)
 
     async def _append(self, blob: str, records: list[rec.Record]) -> Any:
         appended = await self.store.append(blob, rec.encode_block(records), create_metadata={})

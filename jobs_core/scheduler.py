@@ -22,7 +22,7 @@ from .errors import (
     JobsError,
     ShardFullError,
 )
-from .events import EventPublisher, EventState, JobEvent
+from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
 from .ids import (
@@ -127,13 +127,10 @@ class JobScheduler:
             for i, job in await self._append_new(key, [j for _, j in jobs]):
                 results[jobs[i][0]] = job
         done = [r for r in results if r is not None]
-        await self._publish([JobEvent.of(s.job, EventState.SCHEDULED, now)
-                             for s in done if s.created])
+        await publish_to(self.events, [JobEvent.of(s.job, EventState.SCHEDULED, now)
+                                       for s in done if s.created])
         return done
 
-    async def _publish(self, events: list[JobEvent]) -> None:
-        if self.events is not None and events:
-            await self.events.publish(events)
 
     def _shard_for(self, spec: ValidJob, now: datetime) -> ShardKey:
         if spec.idempotency_key is not None:
@@ -219,14 +216,14 @@ class JobScheduler:
         at = self.clock()
         job = await self._control(job_id, lambda job: tr.cancel(job, at, reason),
                                   rec.cancel(job_id, at, reason))
-        await self._publish([JobEvent.of(job, EventState.CANCELLED, at)])
+        await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
         return job
 
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
         job = await self._control(job_id, lambda j: tr.run_now(j, at), rec.run_now(job_id, at))
         await self._touch(job_id, at)
-        await self._publish([JobEvent.of(job, EventState.SCHEDULED, at)])
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def reschedule(self, job_id: str, due_at: str | datetime) -> Job:
@@ -236,7 +233,7 @@ class JobScheduler:
                                   rec.reschedule(job_id, due, at))
         if due < parse_job_id(job_id).key.bucket:
             await self._touch(job_id, at)
-        await self._publish([JobEvent.of(job, EventState.SCHEDULED, at)])
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def _control(self, job_id: str, change: Callable[[Job], Job],
