@@ -322,7 +322,8 @@ class Executor:
         return JobContext(job_id=job.id, handler=handler.name,
                           payload=copy.deepcopy(job.payload), attempt=job.attempts,
                           max_attempts=job.retry.max_attempts, due_at=job.due_at,
-                          deadline=started + timedelta(seconds=timeout), error=error)
+                          deadline=started + timedelta(seconds=timeout), error=error,
+                          run=job.runs)
 
     # --- convenience -------------------------------------------------------------------------
     async def run_cycle(self, slot: int) -> tuple[Plan, BatchResult]:

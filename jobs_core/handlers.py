@@ -28,6 +28,8 @@ class JobContext:
     due_at: datetime
     deadline: datetime
     error: ErrorInfo | None = None  # for compensation: the failure being compensated
+    run: int = 0  # occurrence number of a recurring job (0 for the first); with job_id, an
+    # idempotency key for downstream side effects
 
     def remaining_seconds(self) -> float:
         return (self.deadline - datetime.now(UTC)).total_seconds()

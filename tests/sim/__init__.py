@@ -1,0 +1,1 @@
+"""Deterministic simulation of the scheduler core (see tests/sim/world.py and oracle.py)."""

@@ -1,0 +1,38 @@
+"""python -m tests.sim --seeds N --start S [--ops K] [-v]: run seeds, print failures."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .runner import Totals, run_seed
+
+
+def main() -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":  # set iteration order is part of a replay
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, "-m", "tests.sim", *sys.argv[1:]])
+    parser = argparse.ArgumentParser(prog="python -m tests.sim")
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--ops", type=int, default=None, help="client operations per seed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every failure")
+    parser.add_argument("--stop", action="store_true", help="stop at the first failure")
+    args = parser.parse_args()
+    totals = Totals()
+    for seed in range(args.start, args.start + args.seeds):
+        result = run_seed(seed, args.ops)
+        totals.add(result)
+        if not result.ok:
+            print(result.describe(60 if args.verbose else 12), flush=True)
+            if args.stop:
+                break
+        elif args.verbose:
+            print(f"seed {seed} ok: {result.operations} operations in {result.seconds:.2f} s")
+    print(totals.summary())
+    return 1 if totals.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""The oracle: records every answer, handler invocation, crash and ambiguous write of a run, and
+checks the guarantees (the README's Guarantees name these invariants):
+
+I1 nothing lost      every job accepted with 2xx is final at the end (or keeps recurring)
+I2 never early       no invocation before the due time of its occurrence
+I3 duplicates        a handler re-runs an occurrence it already ran (or is running) only where a
+                     crash or an ambiguous write touched that job; every duplicate is counted
+I4 read-your-writes  a 2xx job is readable at once from the process that answered, and a
+                     process never reads a job state older than one it returned before
+I5 idempotency       one key -> one job id; a different body with a used key -> 409
+I6 truthful controls 200 means the change happened (and a cancelled job never starts after);
+                     409 means it did not
+I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included), and
+                     recurring jobs keep running (no blob limit stops them)
+I8 retention         a purge never removes a job that is not final
+I9 fencing           (checked from the log) an outcome is recorded only by the execution that
+                     the job's latest start belongs to
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from jobs_core.errors import JobNotFoundError, JobsError
+from jobs_core.handlers import JobContext
+from jobs_core.model import Job, JobStatus
+
+if TYPE_CHECKING:
+    from jobs_core import JobRequest
+
+    from .world import Process, SimConfig, World
+
+RANK = {JobStatus.SCHEDULED: 0, JobStatus.RUNNING: 1, JobStatus.RETRYING: 2,
+        JobStatus.SUCCEEDED: 3, JobStatus.FAILED: 3, JobStatus.CANCELLED: 3}
+
+
+@dataclass
+class Invocation:
+    job_id: str
+    run: int
+    attempt: int
+    due_at: datetime
+    proc: str
+    start: float
+    end: float | None = None
+    ok: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class Accepted:
+    job_id: str
+    request: Any
+    due_at: datetime
+    recurring: bool
+    at: float
+    payload: Any = None
+    created: bool = True  # False: first seen as an earlier job returned for its key
+    controls: list[tuple[str, str, float, float, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.detail}"
+
+
+class Oracle:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.jobs: dict[str, Accepted] = {}
+        self.order: list[str] = []
+        self.keys: dict[str, set[str]] = defaultdict(set)
+        self.key_payload: dict[str, Any] = {}
+        self.invocations: list[Invocation] = []
+        self.by_job: dict[str, list[Invocation]] = defaultdict(list)
+        self.taints: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.crashes: list[tuple[str, float]] = []
+        self.seen: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self.purges: list[tuple[float, datetime, int]] = []
+        self.compensations: list[tuple[str, int, float]] = []
+        self.violations: list[Violation] = []
+        self.trace: list[str] = []
+        self.ops = Counter[str]()
+        self.cycles = 0
+        self.fail_fast = 0
+        self.faults_end = 0.0
+        self.duplicates: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()  # injected, by kind
+
+    # --- recording ------------------------------------------------------------------------
+    def log(self, at: float, text: str) -> None:
+        self.trace.append(f"{at:10.3f} {text}")
+
+    def violate(self, invariant: str, detail: str) -> None:
+        self.violations.append(Violation(invariant, detail))
+
+    def tainted(self, cause: str, job_ids: set[str]) -> None:
+        import asyncio
+        now = asyncio.get_running_loop().time()
+        for job_id in sorted(job_ids):
+            self.taints[job_id].append((now, cause))
+        self.log(now, f"fault {cause}: {sorted(job_ids)[:4]}")
+
+    def crashed(self, proc: str, at: float) -> None:
+        self.crashes.append((proc, at))
+        self.log(at, f"crash {proc}")
+        for key in [k for k in self.seen if k[0] == proc]:
+            del self.seen[key]  # a new incarnation remembers nothing
+        for inv in self.invocations:
+            if inv.proc == proc and (inv.end is None or inv.end >= at - 600):
+                self.taints[inv.job_id].append((at, f"crash of {proc}"))
+
+    def faults_ended(self, at: float) -> None:
+        self.faults_end = at
+
+    def invoked(self, ctx: JobContext, proc: str, at: float) -> Invocation:
+        inv = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at)
+        self.invocations.append(inv)
+        self.by_job[ctx.job_id].append(inv)
+        self.ops["invocations"] += 1
+        self.log(at, f"invoke {ctx.job_id} run {ctx.run} attempt {ctx.attempt} on {proc}")
+        return inv
+
+    def returned(self, inv: Invocation, at: float, *, ok: bool, error: str | None = None) -> None:
+        inv.end, inv.ok, inv.error = at, ok, error
+
+    def compensated(self, ctx: JobContext, at: float) -> None:
+        self.compensations.append((ctx.job_id, ctx.run, at))
+
+    def accepted(self, request: JobRequest, job: Job, created: bool, proc: str, began: float,
+                 at: float) -> None:
+        self.ops["schedule"] += 1
+        self.log(at, f"{'201' if created else '200'} {job.id} {request.handler} due "
+                     f"{job.due_at:%H:%M:%S.%f} key={request.idempotency_key} on {proc}")
+        key = request.idempotency_key
+        if key is not None:
+            self.keys[key].add(job.id)
+            if len(self.keys[key]) > 1:
+                self.violate("I5", f"key {key} answered with jobs {sorted(self.keys[key])}")
+            if key in self.key_payload and self.key_payload[key] != request.payload:
+                self.violate("I5", f"key {key} with a different body answered 2xx ({job.id})")
+            self.key_payload.setdefault(key, request.payload)
+        if job.id not in self.jobs:
+            self.jobs[job.id] = Accepted(job.id, request, job.due_at, job.recurrence is not None,
+                                         at, request.payload, created=created)
+            self.order.append(job.id)
+        self.observed(proc, job, at)
+
+    def answer_conflict(self, request: JobRequest, exc: Exception) -> None:
+        self.ops["conflict"] += 1
+        key = request.idempotency_key
+        if key in self.key_payload and self.key_payload[key] == request.payload:
+            self.violate("I5", f"key {key} with the same body answered 409: {exc}")
+
+    def batch_refused(self, requests: list[JobRequest]) -> None:
+        plain = [r for r in requests if r.idempotency_key is None or
+                 self.key_payload.get(r.idempotency_key, r.payload) == r.payload]
+        if plain:
+            self.violate("I5", f"a batch of {len(requests)} was refused whole for one "
+                               "conflicting idempotency key")
+
+    def schedule_failed(self, request: JobRequest, exc: BaseException) -> None:
+        self.ops["schedule_error"] += 1
+
+    def observed(self, proc: str, job: Job, at: float) -> None:
+        key = (job.runs, job.attempts, RANK[job.status])
+        last = self.seen.get((proc, job.id))
+        if last is not None and key < last:
+            self.violate("I4", f"{proc} read {job.id} as {key} after {last} (not monotonic)")
+        self.seen[(proc, job.id)] = max(key, last or key)
+
+    def read_missing(self, proc: str, job_id: str, why: str, at: float) -> None:
+        if not self._purged_ok(job_id):
+            self.violate("I4", f"{proc} answered 404 for {job_id} {why}")
+
+    def pick_job(self, rng: random.Random) -> str | None:
+        return rng.choice(self.order) if self.order else None
+
+    def control(self, op: str, job_id: str, answer: str, job: Job | None, began: float,
+                at: float, proc: str, due: datetime | None, exc: BaseException | None) -> None:
+        self.ops[op] += 1
+        info = self.jobs.get(job_id)
+        self.log(at, f"{op} {job_id} -> {answer} {job.status.value if job else exc!r}")
+        if info is not None and op != "get":
+            info.controls.append((op, answer, began, at, job.due_at if job else due))
+        if answer == "404" and not self._purged_ok(job_id):
+            self.violate("I4", f"{op} answered 404 for accepted job {job_id} on {proc}")
+        if job is None:
+            return
+        self.observed(proc, job, at)
+        if op == "cancel" and job.status is not JobStatus.CANCELLED:
+            self.violate("I6", f"cancel {job_id} answered 200 with status {job.status.value}")
+        if op in ("run_now", "reschedule") and not job.status.is_waiting:
+            self.violate("I6", f"{op} {job_id} answered 200 with status {job.status.value}")
+
+    def purged(self, at: float, cutoff: datetime, deleted: int) -> None:
+        self.ops["purge"] += 1
+        self.purges.append((at, cutoff, deleted))
+
+    def _purged_ok(self, job_id: str) -> bool:
+        """404 is fine for a job a purge may legitimately have removed: final before the
+        cutoff (judged from its last invocation or control)."""
+        info = self.jobs.get(job_id)
+        if info is None or info.recurring or not self.purges:
+            return info is None
+        last = max([i.end or i.start for i in self.by_job.get(job_id, [])] +
+                   [c[3] for c in info.controls if c[1] in ("200", "error")] + [info.at])
+        from .world import EPOCH
+        return any(cutoff > EPOCH + timedelta(seconds=last) for _, cutoff, _ in self.purges)
+
+    # --- final checks ---------------------------------------------------------------------
+    async def check_final(self, final: Process, world: World) -> None:
+        finals: dict[str, Job] = {}
+        for job_id in self.order:
+            try:
+                finals[job_id] = await final.scheduler.get(job_id)
+            except JobNotFoundError:
+                if not self._purged_ok(job_id):
+                    self.violate("I1" if not self.purges else "I8",
+                                 f"accepted job {job_id} is gone at the end")
+            except JobsError as exc:
+                self.violate("I1", f"accepted job {job_id} unreadable at the end: {exc}")
+        end = world.now()
+        for job_id, job in finals.items():
+            info = self.jobs[job_id]
+            if info.recurring:
+                self._check_recurring(job_id, job, info, end)
+            elif not job.status.is_final:
+                self.violate("I1", f"{job_id} is {job.status.value} at the end "
+                                   f"(due {job.due_at:%d %H:%M:%S}, attempts {job.attempts})")
+            self._check_controls(job_id, job, info)
+        self._check_invocations()
+        self._check_compensations(finals)
+
+    def _check_recurring(self, job_id: str, job: Job, info: Accepted, end: float) -> None:
+        from .world import EPOCH
+        if job.status is JobStatus.CANCELLED:
+            return
+        runs = sorted({(i.run, i.due_at) for i in self.by_job.get(job_id, []) if i.attempt == 1})
+        last_due = max((d for _, d in runs), default=info.due_at)
+        allowed = max(timedelta(hours=2), 3 * _period(info.request.recurrence))
+        if EPOCH + timedelta(seconds=end) - last_due > allowed:
+            self.violate("I7", f"recurring {job_id} stopped: last run due {last_due:%d %H:%M}, "
+                               f"status {job.status.value}, runs {job.runs}")
+        rec = info.request.recurrence
+        if isinstance(rec, dict) and rec.get("cron", "").count("*") == 3:  # daily
+            zone = ZoneInfo(rec["timezone"])
+            days = Counter(d.astimezone(zone).date() for _, d in runs)
+            twice = [str(day) for day, n in days.items() if n > 1]
+            if twice:
+                self.violate("I7", f"daily {rec['cron']} {rec['timezone']} {job_id} ran twice on "
+                                   f"{twice}")
+
+    def _check_controls(self, job_id: str, job: Job, info: Accepted) -> None:
+        cancels = [c for c in info.controls if c[0] == "cancel"]
+        answered = {c[1] for c in cancels}
+        if job.status is JobStatus.CANCELLED and cancels and answered == {"409"}:
+            self.violate("I6", f"cancel of {job_id} answered 409, yet the job is cancelled")
+        if "200" in answered and job.status is not JobStatus.CANCELLED:
+            self.violate("I6", f"cancel of {job_id} answered 200, yet it ended "
+                               f"{job.status.value}")
+        for _op, answer, _, at, _ in cancels:
+            if answer == "200":
+                late = [i for i in self.by_job.get(job_id, []) if i.start > at]
+                if late:
+                    self.violate("I6", f"{job_id} started at {late[0].start:.3f} after its "
+                                       f"cancel was answered 200 at {at:.3f}")
+
+    def _explained(self, job_id: str, since: float, until: float) -> str | None:
+        for at, cause in self.taints.get(job_id, []):
+            if since - 1e-6 <= at <= until + 1e-6:
+                return cause
+        return None
+
+    def _check_invocations(self) -> None:
+        for job_id, invs in self.by_job.items():
+            info = self.jobs.get(job_id)
+            for inv in invs:
+                if world_time(inv.start) < inv.due_at - timedelta(milliseconds=1):
+                    self.violate("I2", f"{job_id} run {inv.run} attempt {inv.attempt} started "
+                                       f"{world_time(inv.start):%H:%M:%S.%f}, due "
+                                       f"{inv.due_at:%H:%M:%S.%f}")
+            if info is not None and not info.recurring and not info.controls and info.created:
+                firsts = [i for i in invs if i.attempt == 1 and i.run == 0]
+                for inv in firsts:
+                    if inv.due_at != info.due_at:
+                        self.violate("I2", f"{job_id} ran for due {inv.due_at} but was accepted "
+                                           f"due {info.due_at}")
+            by_run: dict[int, list[Invocation]] = defaultdict(list)
+            for inv in invs:
+                by_run[inv.run].append(inv)
+            for run, group in by_run.items():
+                group.sort(key=lambda i: i.start)
+                for k in range(1, len(group)):
+                    later = group[k]
+                    for earlier in group[:k]:
+                        ran = earlier.ok is True or earlier.end is None or \
+                            earlier.end > later.start
+                        if not ran:
+                            continue
+                        cause = self._explained(job_id, earlier.start, later.start)
+                        if cause is None:
+                            self.duplicates["unexplained"] += 1
+                            self.violate("I3", f"{job_id} run {run}: attempt {later.attempt} at "
+                                               f"{later.start:.3f} re-ran attempt "
+                                               f"{earlier.attempt} of {earlier.start:.3f} "
+                                               f"({'ok' if earlier.ok else earlier.error}) with "
+                                               "no crash or ambiguous write")
+                        else:
+                            self.duplicates[cause.split(" of ")[0]] += 1
+                        break
+
+    def _check_compensations(self, finals: dict[str, Job]) -> None:
+        for job_id, run, at in self.compensations:
+            succeeded = [i for i in self.by_job.get(job_id, []) if i.run == run and i.ok]
+            if succeeded and self._explained(job_id, succeeded[0].start, at) is None:
+                self.violate("I3", f"{job_id} run {run} was compensated at {at:.3f} although "
+                                   f"attempt {succeeded[0].attempt} succeeded at "
+                                   f"{succeeded[0].end:.3f}")
+
+
+def _period(recurrence: Any) -> timedelta:
+    if isinstance(recurrence, dict) and recurrence.get("interval_seconds"):
+        return timedelta(seconds=float(recurrence["interval_seconds"]))
+    cron = recurrence.get("cron", "") if isinstance(recurrence, dict) else ""
+    if cron.startswith("*/"):
+        return timedelta(minutes=int(cron.split()[0][2:]))
+    if cron.startswith("0 * "):
+        return timedelta(hours=1)
+    return timedelta(days=1)
+
+
+def world_time(seconds: float) -> datetime:
+    from .world import EPOCH
+    return EPOCH + timedelta(seconds=seconds)
