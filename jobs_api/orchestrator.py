@@ -108,8 +108,10 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             log.warning("slot %s cycle %s: %s", slot, state["cycle"], error)
     else:
         state["errors"] = 0
-    worked = bool(batches) and error is None
-    state["empty"] = 0 if batches else state["empty"] + 1
+    # worked: a job started, was abandoned or moved. Batches that did nothing (every job
+    # changed or moved by someone else first) back off like an empty cycle instead of spinning
+    worked = error is None and any(totals[k] for k in ("started", "abandoned", "moved"))
+    state["empty"] = 0 if worked else state["empty"] + 1
     sleep = _sleep_seconds(state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)
     cumulative = dict.fromkeys(COUNTS, 0)

@@ -116,6 +116,11 @@ class InvalidTransitionError(JobsError, RuntimeError):
         self.to_status = to_status
 
 
+class JobConflictError(JobsError, RuntimeError):
+    """The job changed while the operation was being applied (e.g. it was moving between
+    blobs); nothing was changed. Trying again is safe."""
+
+
 class IdempotencyConflictError(JobsError, ValueError):
     """The idempotency key was used before for a different request."""
 
@@ -128,6 +133,17 @@ class IdempotencyConflictError(JobsError, ValueError):
         self.job_id = job_id
 
 
+class IdempotencyKeyExpiredError(IdempotencyConflictError):
+    """The key belongs to a job that no longer exists (purged by retention)."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        JobsError.__init__(
+            self, f"idempotency key {key!r} was used for job {job_id}, which has been purged "
+            "(JOBS_RETENTION_DAYS); use a new key for a new job")
+        self.key = key
+        self.job_id = job_id
+
+
 # --- log format -----------------------------------------------------------------------------
 
 
@@ -135,7 +151,8 @@ class UnsupportedRecordVersionError(JobsError, ValueError):
     def __init__(self, version: object, blob: str) -> None:
         super().__init__(
             f"shard {blob} holds a record of format version {version!r}; this jobs_core reads "
-            "version 1 only. A newer release wrote it: upgrade every app that shares the storage."
+            "versions 1 and 2 only. A newer release wrote it: upgrade every app that shares the "
+            "storage."
         )
         self.version = version
         self.blob = blob

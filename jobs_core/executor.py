@@ -18,15 +18,18 @@ from typing import Any
 
 from . import records as rec
 from .claims import ClaimManager
-from .errors import BlobNotFoundError, JobsError, UnknownHandlerError
+from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandlerError
 from .events import EventPublisher, EventState, JobEvent, publish_to
+from .group_commit import GroupCommitter
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
 from .metrics import Histogram
 from .model import ErrorInfo, Job, JobStatus
+from .moves import Mover, carry_due
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
+from .shard_state import ShardState
 from .shard_summary import summarize
 from .store import JobStore
 from .validation import check_json_size, next_occurrence
@@ -80,8 +83,9 @@ class BatchResult:
     retried: int = 0
     failed: int = 0
     abandoned: int = 0
-    skipped: int = 0  # due jobs someone else changed first (cancelled, started, fenced)
+    skipped: int = 0  # due jobs someone else changed first (cancelled, started, moved)
     compensated: int = 0
+    moved: int = 0  # waiting jobs moved out of a blob near its block limit
     lateness: Histogram = field(default_factory=Histogram)  # start - due of started jobs
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,10 +105,21 @@ class BatchResult:
 
 
 COUNT_FIELDS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped",
-                "compensated")
+                "compensated", "moved")
 
 
 class Executor:
+    """Plans a slot's cycles and executes its batches.
+
+    Every execution of a job has its own random token. The ``start`` record carries the token
+    and a lease (the job's timeout, plus its compensation's, plus the grace) measured from the
+    moment the handler really starts; the outcome carries the token too and applies only while
+    that execution is still the job's current one. A running job whose lease has passed is
+    abandoned: recorded as a failed attempt (``ExecutorLost``) and retried. So an outcome can
+    never be recorded by an execution that a newer one superseded, whatever the claim, the
+    process or the Durable cycle.
+    """
+
     def __init__(self, store: JobStore, registry: HandlerRegistry,
                  settings: JobsSettings | None = None, *, owner: str, clock: Clock = utcnow,
                  rng: random.Random | None = None, events: EventPublisher | None = None) -> None:
@@ -116,12 +131,18 @@ class Executor:
         self.clock = clock
         self._rng = rng or random.Random()
         self.cache = ShardCache(store, keep_finished=False, max_blobs=4096)
+        self.committer = GroupCommitter(store, linger=self.settings.commit_linger_ms / 1000,
+                                        max_block_bytes=self.settings.commit_max_bytes,
+                                        cache=self.cache)
         self.claims = ClaimManager(store, ttl=self.settings.claim_ttl_seconds)
+        self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
+        self._outbox = _Outbox(events, self.settings.commit_linger_ms / 1000)
 
     # --- plan --------------------------------------------------------------------------------
     async def plan(self, slot: int, now: datetime | None = None) -> Plan:
         """Claim ``slot`` (raises ``ClaimHeldError`` if another executor holds it), read its
-        shards that may hold due work, and split the due jobs into batches."""
+        shards that may hold due work, move jobs out of old blobs, and split the due jobs into
+        batches."""
         now = now or self.clock()
         began = time.perf_counter()
         claim = await self.claims.acquire(slot, self.owner, now)
@@ -134,11 +155,14 @@ class Executor:
         pending = shards_read = 0
         touched: set[str] = set()
         errors: list[str] = []
+        moves: list[tuple[str, list[Job], list[Job]]] = []  # blob, to move, half moved
         for info in await self.store.list(slot_prefix(slot)):
             shard = parse_shard_name(info.name)
             if shard is None:
                 continue
             meta = info.metadata
+            if meta.get("seen_size") == str(info.size) and meta.get("touch"):
+                touched.update(meta["touch"].split(","))
             if meta.get("done_size") == str(info.size):
                 self.cache.forget(info.name)
                 continue
@@ -159,18 +183,36 @@ class Executor:
                 continue
             shards_read += 1
             touched |= state.touched
+            old = carry_due(shard.key.bucket, s, now)
+            leaving: list[Job] = []
+            half_moved: list[Job] = []
             for job in state.pending():
                 pending += 1
-                if job.status.is_waiting:
+                if job.moving_to is not None:
+                    half_moved.append(job)
+                elif job.status.is_waiting:
                     if job.due_at <= now:
                         due.append((job.due_at, info.name, job.id))
+                    elif old:
+                        leaving.append(job)
                     else:
                         next_wake = min(next_wake, job.due_at)
-                elif self._abandoned(job, claim.epoch, now):
+                elif self._abandoned(job, now):
                     due.append((job.started_at or now, info.name, job.id))
                 else:
                     next_wake = min(next_wake, self._abandon_at(job))
+            if leaving or half_moved:
+                moves.append((info.name, leaving, half_moved))
             await self._update_summary(info.name, shard.key.bucket, info.size, meta, state, now)
+        moved = 0
+        for blob, leaving, half_moved in moves:
+            try:
+                moved += await self.mover.finish(blob, half_moved)
+                moved += await self.mover.move(blob, leaving)
+            except JobsError as exc:  # the next cycle finishes what this one could not
+                errors.append(f"moving jobs out of {blob}: {exc}")
+        if moved:
+            next_wake = now  # moved jobs may be due in blobs this cycle did not read
         due.sort()
         limit = s.batch_size * MAX_BATCHES_PER_CYCLE
         if len(due) > limit:
@@ -179,21 +221,38 @@ class Executor:
         return Plan(slot, self.owner, claim.epoch, now, batches, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms)
 
-    def _abandon_at(self, job: Job) -> datetime:
-        timeout = job.timeout_seconds or self.settings.job_timeout_seconds
-        started = job.started_at or job.due_at
-        return started + timedelta(seconds=timeout + self.settings.abandon_grace_seconds)
+    def timeout_of(self, job: Job) -> float:
+        """The job's own timeout, else its handler's registered one, else the default."""
+        if job.timeout_seconds:
+            return job.timeout_seconds
+        handler = self.registry.find(job.handler)
+        if handler is not None and handler.timeout_seconds:
+            return handler.timeout_seconds
+        return self.settings.job_timeout_seconds
 
-    def _abandoned(self, job: Job, epoch: int, now: datetime) -> bool:
-        """A running attempt whose executor is gone: started under an older claim epoch, or
-        running for longer than its timeout plus a grace period."""
-        return job.epoch < epoch or self._abandon_at(job) <= now
+    def _lease_seconds(self, job: Job) -> float:
+        """How long one execution may own the job: the handler's timeout, its compensation's
+        (run before the outcome is recorded), and the grace for recording the outcome."""
+        timeout = self.timeout_of(job)
+        handler = self.registry.find(job.handler)
+        compensation = timeout if handler is not None and handler.compensate_func else 0.0
+        return timeout + compensation + self.settings.abandon_grace_seconds
+
+    def _abandon_at(self, job: Job) -> datetime:
+        if job.lease_until is not None:
+            return job.lease_until
+        started = job.started_at or job.due_at  # a v1 start record: no lease written
+        return started + timedelta(seconds=self._lease_seconds(job))
+
+    def _abandoned(self, job: Job, now: datetime) -> bool:
+        """A running execution whose lease has passed: its executor is gone (or stuck)."""
+        return self._abandon_at(job) <= now
 
     async def _update_summary(self, blob: str, bucket: datetime, size: int,
                               listed: dict[str, str], state: Any, now: datetime) -> None:
         bucket_end = bucket + timedelta(minutes=self.settings.bucket_minutes)
         closed = bucket_end + timedelta(seconds=self.settings.abandon_grace_seconds) < now
-        summary = summarize(listed, state, size, closed)
+        summary = summarize(listed, state, size, closed, now, self.settings.bucket_minutes)
         if summary != listed:
             try:
                 await self.store.set_metadata(blob, summary)
@@ -202,87 +261,162 @@ class Executor:
 
     # --- execute -----------------------------------------------------------------------------
     async def execute(self, batch: Batch) -> BatchResult:
-        """Start the batch's jobs that are still due (one append), run them, and record all
-        outcomes (one more append). At-least-once: a crash in between re-runs them later."""
+        """Run the batch's jobs that are still due, each as its own execution: a ``start``
+        record when the handler can really start (group-committed with the batch's other
+        starts and outcomes), the handler, then its outcome record, retried until its lease
+        ends. Abandoned executions are recorded as failed attempts. At-least-once: a crash
+        between a start and its outcome re-runs the job once its lease has passed."""
         result = BatchResult()
-        now = self.clock()
         state = self.cache.cached(batch.blob)
         if state is None or any(i not in state.jobs for i in batch.job_ids):
-            # planned in another process (or since then): read the new records first. A cache
-            # that is merely behind is safe: if anyone appended since, the start append lands
-            # after their records, apply_own fails, and the replay decides which starts count.
+            # planned in another process (or since then): read the new records first
             state = await self.cache.refresh(batch.blob)
-        starting: list[Job] = []
-        records: list[rec.Record] = []
-        events: list[JobEvent] = []
-        for job_id in batch.job_ids:
-            job = state.jobs.get(job_id)
-            if job is None:
-                continue
-            if job.status.is_waiting and job.due_at <= now:
-                starting.append(job)
-                records.append(rec.start(job.id, job.attempts + 1, batch.epoch, now))
-            elif job.status is JobStatus.RUNNING and self._abandoned(job, batch.epoch, now):
-                result.abandoned += 1
-                error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
-                                  f"{job.started_at} never reported back (executor lost)",
-                                  job.attempts)
-                records.append(await self._failure(job, batch.epoch, now, error, result,
-                                                   events))
-        if not records:
-            return result
-        state = await self._append(batch.blob, records)
-        mine = []
-        for job in starting:
-            now_job = state.jobs.get(job.id)
-            if now_job is not None and now_job.status is JobStatus.RUNNING and \
-                    now_job.attempts == job.attempts + 1 and now_job.epoch == batch.epoch:
-                mine.append(now_job)
-                result.lateness.record((now - job.due_at).total_seconds() * 1000)
-                events.append(JobEvent.of(now_job, EventState.STARTED, now))
-            else:
-                result.skipped += 1
-        result.started = len(mine)
-        # the start events go out while the handlers run (publish never raises)
-        starts_published = asyncio.ensure_future(publish_to(self.events, events))
-        if not mine:
-            await starts_published
+        now = self.clock()
+        jobs = [state.jobs[i] for i in batch.job_ids if i in state.jobs]
+        result.skipped += len(batch.job_ids) - len(jobs)
+        if await self._blocks(batch.blob) >= self.settings.evacuate_blocks:
+            waiting = [j for j in jobs if j.status.is_waiting and j.moving_to is None]
+            result.moved += await self.mover.move(batch.blob, waiting)
+            result.skipped += len(jobs) - result.moved
             return result
         gate = asyncio.Semaphore(self.settings.max_concurrency)
-        outcome_events: list[JobEvent] = []
-        outcomes = await asyncio.gather(*(self._run(job, batch.epoch, gate, result,
-                                                    outcome_events) for job in mine))
-        await self._append(batch.blob, list(outcomes))
-        await starts_published  # a job's start event is sent before its outcome event
-        await publish_to(self.events, outcome_events)
+        work = []
+        for job in jobs:
+            if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
+                work.append(self._execute_one(batch, job.id, gate, result))
+            elif job.status is JobStatus.RUNNING and self._abandoned(job, now):
+                work.append(self._abandon(batch, job, result))
+            else:
+                result.skipped += 1
+        await asyncio.gather(*work)
+        await self._outbox.drain()  # the batch's events are out before it reports
         return result
 
+    async def _blocks(self, blob: str) -> int:
+        """The blob's block count: known from our own appends, else one HEAD request (once
+        per blob and process), so a cold process never starts jobs in a blob past
+        ``JOBS_EVACUATE_BLOCKS``."""
+        known = self.cache.blocks(blob)
+        if known:
+            return known
+        info = await self.store.stat(blob)
+        self.cache.note_blocks(blob, info.block_count or 0)
+        return info.block_count or 0
 
-    async def _append(self, blob: str, records: list[rec.Record]) -> Any:
-        appended = await self.store.append(blob, rec.encode_block(records), create_metadata={})
-        if self.cache.apply_own(blob, appended, records):
-            return self.cache.cached(blob)
-        return await self.cache.refresh(blob)
+    async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
+        """Append through group commit; the blob's state with the records replayed."""
+        appended = await self.committer.append(blob, records, {})
+        state = self.cache.cached(blob)
+        if state is None or (self.cache.known_size(blob) or 0) < appended.size:
+            state = await self.cache.refresh(blob)
+        return state
 
-    async def _run(self, job: Job, epoch: int, gate: asyncio.Semaphore, result: BatchResult,
-                   events: list[JobEvent]) -> rec.Record:
+    async def _execute_one(self, batch: Batch, job_id: str, gate: asyncio.Semaphore,
+                           result: BatchResult) -> None:
         async with gate:
-            started = self.clock()
-            timeout = job.timeout_seconds or self.settings.job_timeout_seconds
+            state = self.cache.cached(batch.blob)
+            job = state.jobs.get(job_id) if state is not None else None
+            now = self.clock()
+            if job is None or not job.status.is_waiting or job.due_at > now or \
+                    job.moving_to is not None:
+                result.skipped += 1  # changed while it waited for the gate
+                return
+            token = self._token()
+            lease = now + timedelta(seconds=self._lease_seconds(job))
+            start = rec.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
+                              run=job.runs, lease=lease)
             try:
-                handler = self.registry.get(job.handler)
-                ctx = self._context(job, handler, started, timeout)
-                value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
-                check_json_size(value, self.settings.max_result_bytes, "result")
-            except Exception as exc:
-                error = _error_info(exc, job.attempts, timeout)
-                return await self._failure(job, epoch, self.clock(), error, result, events)
-            at = self.clock()
-            result.succeeded += 1
-            nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if job.recurrence else None
-            events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
-            _next_occurrence_event(events, job, at, nxt)
-            return rec.ok(job.id, job.attempts, epoch, at, value, nxt)
+                state = await self._write(batch.blob, [start])
+            except JobsError as exc:  # not written (or cannot tell): the next cycle retries
+                log.warning("could not start job %s: %s", job.id, exc)
+                result.skipped += 1
+                return
+            mine = state.jobs.get(job.id)
+            if mine is None or mine.token != token:
+                result.skipped += 1  # cancelled, moved or started by someone else first
+                return
+            result.started += 1
+            result.lateness.record((now - job.due_at).total_seconds() * 1000)
+            self._outbox.add([JobEvent.of(mine, EventState.STARTED, now)])
+            events: list[JobEvent] = []
+            outcome = await self._run(mine, batch.epoch, result, events)
+            if await self._record_outcome(batch.blob, outcome, mine):
+                self._outbox.add(events)  # only outcomes that applied are announced
+
+    async def _record_outcome(self, blob: str, record: rec.Record, job: Job) -> bool:
+        """Append an outcome, retrying storage errors until the execution's lease ends.
+        Returns whether the outcome applied (False: superseded, or no storage in time)."""
+        deadline = job.lease_until or (self.clock() + timedelta(seconds=30))
+        delay = 0.2
+        while True:
+            try:
+                state = await self._write(blob, [record])
+            except BlockLimitError:
+                log.error("outcome of %s not recorded: %s is at the block limit", job.id, blob)
+                return False
+            except JobsError as exc:
+                if self.clock() + timedelta(seconds=delay) >= deadline:
+                    log.error("outcome of %s not recorded before its lease ended: %s", job.id,
+                              exc)
+                    return False
+                log.warning("recording the outcome of %s failed (%s); retry in %.1f s", job.id,
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+                continue
+            return state.outcomes.get(record.get("x") or "", False)
+
+    async def _abandon(self, batch: Batch, job: Job, result: BatchResult) -> None:
+        now = self.clock()
+        error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
+                          f"{job.started_at} never reported back within its lease (executor "
+                          "lost)", job.attempts)
+        events: list[JobEvent] = []
+        probe = BatchResult()
+        record = await self._failure(job, batch.epoch, now, error, probe, events)
+        try:
+            state = await self._write(batch.blob, [record])
+        except JobsError as exc:
+            log.warning("could not record abandoned job %s: %s", job.id, exc)
+            return
+        if state.outcomes.get(job.token or "", False):
+            probe.abandoned += 1
+            result.add(probe)
+            self._outbox.add(events)
+        else:
+            result.skipped += 1
+
+    def _token(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
+
+    async def _run(self, job: Job, epoch: int, result: BatchResult,
+                   events: list[JobEvent]) -> rec.Record:
+        started = self.clock()
+        timeout = self.timeout_of(job)
+        try:
+            handler = self.registry.get(job.handler)
+            ctx = self._context(job, handler, started, timeout)
+            value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
+            check_json_size(value, self.settings.max_result_bytes, "result")
+        except Exception as exc:
+            error = _error_info(exc, job.attempts, timeout)
+            return await self._failure(job, epoch, self.clock(), error, result, events)
+        at = self.clock()
+        result.succeeded += 1
+        nxt = self._next(job, at)
+        events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
+        _next_occurrence_event(events, job, at, nxt)
+        return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
+
+    def _next(self, job: Job, at: datetime) -> datetime | None:
+        if job.recurrence is None:
+            return None
+        try:
+            return next_occurrence(job.recurrence, max(at, job.due_at))
+        except JobsError as exc:  # a stored expression this release no longer accepts
+            log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
+                      job.id, exc)
+            return None
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
                        result: BatchResult, events: list[JobEvent]) -> rec.Record:
@@ -291,14 +425,15 @@ class Executor:
             retry_at = at + timedelta(seconds=job.retry.delay(job.attempts, self._rng))
             events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
                                       retry_at=retry_at, due_at=retry_at))
-            return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at)
+            return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
+                            token=job.token)
         result.failed += 1
         compensation = await self._compensate(job, error, result)
-        nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if job.recurrence else None
+        nxt = self._next(job, at)
         events.append(JobEvent.of(job, EventState.FAILED, at, error=error))
         _next_occurrence_event(events, job, at, nxt)
         return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
-                        compensation=compensation)
+                        compensation=compensation, token=job.token)
 
     async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
         try:
@@ -307,7 +442,7 @@ class Executor:
             return None
         if handler.compensate_func is None:
             return None
-        timeout = job.timeout_seconds or self.settings.job_timeout_seconds
+        timeout = self.timeout_of(job)
         ctx = self._context(job, handler, self.clock(), timeout, error)
         try:
             await asyncio.wait_for(_call(handler.compensate_func, ctx), timeout)
@@ -333,6 +468,39 @@ class Executor:
         for outcome in await asyncio.gather(*(self.execute(b) for b in plan.batches)):
             total.add(outcome)
         return plan, total
+
+
+class _Outbox:
+    """Events of concurrent executions, sent together: the first event waits ``linger``
+    seconds for company (like group commit), so the starts of one wave of a batch, or the
+    outcomes finishing together, share queue messages. Order is kept (a job's start event
+    goes out before its outcome event)."""
+
+    def __init__(self, publisher: EventPublisher | None, linger: float) -> None:
+        self._publisher = publisher
+        self._linger = linger
+        self._events: list[JobEvent] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, events: list[JobEvent]) -> None:
+        if self._publisher is None or not events:
+            return
+        self._events.extend(events)
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(self._linger)
+            while self._events:
+                batch, self._events = self._events, []
+                await publish_to(self._publisher, batch)  # never raises
+        finally:
+            self._task = None
+
+    async def drain(self) -> None:
+        while self._task is not None:
+            await asyncio.shield(self._task)
 
 
 def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,

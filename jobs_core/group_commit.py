@@ -3,16 +3,37 @@
 The first write to an idle blob waits ``linger`` seconds for company; while an append is in
 flight, new writes queue up and go out together in the next block. Every caller returns only
 after the block holding its records was acknowledged by storage (durable), or with its error.
+
+With a ``cache``, the committed block is applied to it once, whole (every caller's records, in
+block order), before any caller returns: a caller then reads its own write from the cache, and
+no caller's records are skipped (the cache's offset moves past the whole block only together
+with all of its records).
+
+An append that fails may still have committed (a timeout after the service wrote the block, or
+an SDK retry that met the block it had already written). Before giving up, the committer reads
+the blob from the offset it knew before the append and looks for the block's exact bytes (every
+block holds a random id, so they are unique): found means committed, and the callers succeed.
+Only a block that is not there is reported as failed, so an error answer means "not written" up
+to a write still in flight inside the service for longer than the read took (not seen on Azure
+Storage, whose requests end within their server timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import records as rec
+from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError, StoreError
 from .store import AppendResult, JobStore
+
+if TYPE_CHECKING:
+    from .shard_cache import ShardCache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,17 +51,20 @@ class _Queue:
 
 class GroupCommitter:
     def __init__(self, store: JobStore, *, linger: float = 0.005,
-                 max_block_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_block_bytes: int = 4 * 1024 * 1024,
+                 cache: ShardCache | None = None) -> None:
         self._store = store
         self._linger = linger
         self._max_block_bytes = max_block_bytes
+        self._cache = cache
         self._queues: dict[str, _Queue] = {}
         self.blocks_written = 0
+        self.verified_after_error = 0  # blocks found committed although their append failed
 
     async def append(self, blob: str, records: list[rec.Record],
                      create_metadata: dict[str, str]) -> AppendResult:
         """Append ``records`` to ``blob`` as part of a shared block; returns that block's
-        result once it is durable."""
+        result once it is durable (and applied to the cache, if there is one)."""
         data = b"".join(rec.encode_line(r) for r in records)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         queue = self._queues.setdefault(blob, _Queue())
@@ -62,13 +86,15 @@ class GroupCommitter:
                     size += len(write.data)
                 block = b"\n" + b"".join(w.data for w in batch)
                 try:
-                    result = await self._store.append(blob, block, create_metadata=create_metadata)
+                    result = await self._append_verified(blob, block, create_metadata)
                 except Exception as exc:  # every waiting caller gets the storage error
                     for write in batch:
                         if not write.future.done():
                             write.future.set_exception(exc)
                     continue
                 self.blocks_written += 1
+                if self._cache is not None:
+                    self._cache.apply_own(blob, result, [r for w in batch for r in w.records])
                 for write in batch:
                     if not write.future.done():
                         write.future.set_result(result)
@@ -76,6 +102,34 @@ class GroupCommitter:
             queue.task = None
             if queue.writes:  # raced with a late writer: make sure it is flushed
                 queue.task = asyncio.create_task(self._flush(blob, queue, create_metadata))
+
+    async def _append_verified(self, blob: str, block: bytes,
+                               create_metadata: dict[str, str]) -> AppendResult:
+        known = self._cache.known_size(blob) if self._cache is not None else None
+        before = known or 0
+        try:
+            return await self._store.append(blob, block, create_metadata=create_metadata)
+        except (ConcurrencyConflictError, BlobNotFoundError):
+            raise
+        except StoreError as error:
+            found = await self._find(blob, block, before)
+            if found is None:
+                raise
+            self.verified_after_error += 1
+            log.info("append to %s failed (%s) but the block is there: committed", blob, error)
+            return found
+
+    async def _find(self, blob: str, block: bytes, since: int) -> AppendResult | None:
+        try:
+            read = await self._store.read(blob, since)
+        except JobsError:
+            return None  # cannot tell: report the append's own error
+        pos = read.data.find(block)
+        if pos < 0:
+            return None
+        offset = since + pos
+        # block_count is unknown here (0): a seal check simply waits for the next append
+        return AppendResult(offset=offset, size=offset + len(block), block_count=0)
 
     async def drain(self) -> None:
         for queue in list(self._queues.values()):

@@ -75,6 +75,9 @@ class HandlerRegistry:
             raise UnknownHandlerError(name, list(self._handlers))
         return entry
 
+    def find(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
     def names(self) -> list[str]:
         return sorted(self._handlers)
 

@@ -100,6 +100,10 @@ class Job:
     epoch: int = 0  # claim epoch of the executor that started the current attempt
     compensation: str | None = None  # "succeeded" or the compensation's error message
     cancel_reason: str | None = None
+    token: str | None = None  # execution token of the current attempt (fences outcomes)
+    lease_until: datetime | None = None  # the current execution owns the job until then
+    version: int = 0  # records applied to the job so far (orders the states of one job)
+    moving_to: str | None = None  # set while the job moves to another blob
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:

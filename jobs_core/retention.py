@@ -5,9 +5,12 @@ A shard blob is deleted only when all of these hold:
 1. its time bucket ended more than the retention ago (bucket start + ``JOBS_BUCKET_MINUTES``
    + retention < now), read from the blob name;
 2. replaying its log (the same replay every reader uses) shows every job final: succeeded,
-   failed or cancelled. A recurring job returns to ``scheduled`` after each occurrence and
-   lives on in its first blob, so it keeps that blob until it is cancelled;
-3. the newest change of any of its jobs (finish, cancel) is older than the retention.
+   failed or cancelled, or moved away (``moves.py``). A job whose *home* this blob is (its id
+   names it) but that moved on is found where it lives now and must be final there too: the
+   home blob is how GET finds it;
+3. the newest change of any of its jobs (finish, cancel, move) is older than the retention;
+4. none of its touch records points at a blob whose bucket has not begun (the planner needs
+   that hint until then).
 
 The decision is made from the log bytes, never from the summary metadata alone. The summary
 (``shard_summary.py``) is only used to skip a blob it proves live: the summary describes exactly
@@ -36,9 +39,11 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import ConcurrencyConflictError, JobsError
-from .ids import SHARD_PREFIX, parse_shard_name
+from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
+from .moves import locate
 from .settings import JobsSettings
 from .shard_state import ShardState
+from .shard_summary import live_touches
 from .store import BlobInfo, JobStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ class PurgeReport:
 
     cutoff: datetime  # now - retention
     dry_run: bool = False
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
     shards_scanned: int = 0  # shard blobs listed
     shards_read: int = 0  # of those, read and replayed to decide
     shards_deleted: int = 0
@@ -123,14 +129,14 @@ async def purge_shards(store: JobStore, settings: JobsSettings, now: datetime,
     failing listing raises (``StoreError``)."""
     if retention <= timedelta(0):
         raise ValueError(f"retention must be positive, got {retention}")
-    report = PurgeReport(cutoff=now - retention, dry_run=dry_run)
+    report = PurgeReport(cutoff=now - retention, dry_run=dry_run, now=now)
     bucket = timedelta(minutes=settings.bucket_minutes)
     gate = asyncio.Semaphore(PURGE_CONCURRENCY)
 
     async def one(info: BlobInfo) -> None:
         async with gate:
             try:
-                judged = await _judge(store, info, report, dry_run)
+                judged = await _judge(store, info, report, dry_run, settings.bucket_minutes)
             except JobsError as exc:  # e.g. a newer record format, or storage trouble
                 report.add_error(f"{info.name}: {exc}")
                 return
@@ -160,24 +166,44 @@ def _summary_says_pending(info: BlobInfo) -> bool:
 
 
 async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
-                 dry_run: bool) -> _Judgement:
+                 dry_run: bool, bucket_minutes: int) -> _Judgement:
     read = await store.read(info.name)
     report.shards_read += 1
     if read.size != info.size:
         return _Judgement(Verdict.CHANGED)  # appended to since the listing
-    state = ShardState(info.name, keep_finished=True)
-    end = read.data.rfind(b"\n") + 1  # whole lines only, like every other reader
-    state.feed_lines(read.data[:end].split(b"\n"))
+    state = _replay(info.name, read.data)
     if any(not job.status.is_final for job in state.jobs.values()):
         return _Judgement(Verdict.UNFINISHED)
-    newest = max((job.updated_at or job.created_at for job in state.jobs.values()),
-                 default=None)
+    if live_touches(state.touched, report.now, bucket_minutes):
+        return _Judgement(Verdict.UNFINISHED)
+    newest = state.latest_change
     if newest is not None and newest >= report.cutoff:
         return _Judgement(Verdict.RECENT)
+    for job_id in sorted(set(state.moved) | set(state.pointers)):
+        if parse_job_id(job_id).name != info.name:
+            continue  # not its home: nothing finds the job through this blob
+        job, _ = await locate(lambda name: _read_state(store, name, report), job_id)
+        if job is not None and not job.status.is_final:
+            return _Judgement(Verdict.UNFINISHED)
+        if job is not None and (job.updated_at or job.created_at) >= report.cutoff:
+            return _Judgement(Verdict.RECENT)
     jobs = len(state.jobs)
     if dry_run:
         return _Judgement(Verdict.DELETED, jobs)
     return _Judgement(await _delete_if_unchanged(store, info), jobs)
+
+
+def _replay(name: str, data: bytes) -> ShardState:
+    state = ShardState(name, keep_finished=True)
+    end = data.rfind(b"\n") + 1  # whole lines only, like every other reader
+    state.feed_lines(data[:end].split(b"\n"))
+    return state
+
+
+async def _read_state(store: JobStore, name: str, report: PurgeReport) -> ShardState:
+    read = await store.read(name)
+    report.shards_read += 1
+    return _replay(name, read.data)
 
 
 async def _delete_if_unchanged(store: JobStore, info: BlobInfo) -> Verdict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -16,8 +17,9 @@ from . import transitions as tr
 from .errors import (
     BlobNotFoundError,
     BlockLimitError,
-    IdempotencyConflictError,
+    IdempotencyKeyExpiredError,
     InvalidCursorError,
+    JobConflictError,
     JobNotFoundError,
     JobsError,
     ShardFullError,
@@ -35,14 +37,23 @@ from .ids import (
     parse_shard_name,
     slot_prefix,
 )
+from .key_index import KeyIndex, fingerprint
 from .model import Job, JobStatus
+from .moves import Mover, locate, shard_metadata
 from .settings import JobsSettings
 from .shard_cache import ShardCache
-from .store import AppendResult, JobStore
+from .shard_state import ShardState
+from .store import JobStore
 from .validation import JobRequest, ValidJob, parse_due_at, validate
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+KEY_PARTITIONS = 64  # of the idempotency key index: part of the storage format, never change
+MAX_CONTROL_TRIES = 5
+# a claim whose job is missing this soon after it was made lost its add (a crash or an error
+# between claim and add): the next request with the key adds it. Later, the job was purged.
+ADD_AFTER_CLAIM = timedelta(minutes=10)
+MOVE_WAIT_SECONDS = 0.2  # a control meeting a job halfway through a move waits this long
 
 
 def utcnow() -> datetime:
@@ -65,11 +76,6 @@ class JobPage:
     next_cursor: str | None
 
 
-def shard_metadata(shard: ShardBlob) -> dict[str, str]:
-    return {"format": str(rec.FORMAT_VERSION), "slot": str(shard.key.slot),
-            "bucket": rec.ts(shard.key.bucket), "index": str(shard.index)}
-
-
 class JobScheduler:
     def __init__(self, store: JobStore, registry: HandlerRegistry,
                  settings: JobsSettings | None = None, *, clock: Clock = utcnow,
@@ -82,18 +88,27 @@ class JobScheduler:
         self._rng = rng or random.Random()
         self.cache = ShardCache(store, keep_finished=True, max_blobs=64)
         self.committer = GroupCommitter(store, linger=self.settings.commit_linger_ms / 1000,
-                                        max_block_bytes=self.settings.commit_max_bytes)
-        self._index: dict[ShardKey, int] = {}  # blob index new jobs of a shard go to
+                                        max_block_bytes=self.settings.commit_max_bytes,
+                                        cache=self.cache)
+        self.keys = KeyIndex(store, self.committer, partitions=KEY_PARTITIONS,
+                             window=timedelta(days=max(1.0, self.settings.retention_days)),
+                             clock=clock)
+        self._index: dict[ShardKey, int] = {}  # blob index new records of a shard go to
+        self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
 
     # --- scheduling --------------------------------------------------------------------------
     async def schedule(self, request: JobRequest) -> Scheduled:
         """Validate and durably schedule one job (group-committed with concurrent calls)."""
-        return (await self._schedule_valid([validate(request, self.registry, self.settings,
-                                                     self.clock())]))[0]
+        outcome = (await self._schedule_valid([validate(request, self.registry, self.settings,
+                                                        self.clock())]))[0]
+        if isinstance(outcome, JobsError):
+            raise outcome
+        return outcome
 
     async def schedule_many(self, requests: Sequence[JobRequest]) -> list[Scheduled | JobsError]:
-        """Schedule many jobs with one append per shard. Invalid items get their error in
-        place; valid ones are scheduled."""
+        """Schedule many jobs with one append per shard. Each item gets its own answer: a
+        scheduled job, or the error of that item (invalid, its key used for another body, or
+        the storage error of its shard's append); the others are scheduled regardless."""
         now = self.clock()
         results: list[Scheduled | JobsError | None] = [None] * len(requests)
         valid: list[tuple[int, ValidJob]] = []
@@ -107,30 +122,35 @@ class JobScheduler:
             results[i] = outcome
         return [r for r in results if r is not None]
 
-    async def _schedule_valid(self, specs: list[ValidJob]) -> list[Scheduled]:
+    async def _schedule_valid(self, specs: list[ValidJob]) -> list[Scheduled | JobsError]:
         now = self.clock()
         placed: dict[ShardKey, list[tuple[int, Job]]] = {}
-        results: list[Scheduled | None] = [None] * len(specs)
+        results: list[Scheduled | JobsError | None] = [None] * len(specs)
+        keyed: list[tuple[int, ValidJob]] = []
         for i, spec in enumerate(specs):
-            key = self._shard_for(spec, now)
             if spec.idempotency_key is not None:
-                existing = await self._find_by_key(key, spec)
-                if existing is not None:
-                    results[i] = Scheduled(existing, created=False)
-                    continue
-            job = Job(id="", handler=spec.handler, due_at=spec.due_at, created_at=now,
-                      updated_at=now, payload=spec.payload, idempotency_key=spec.idempotency_key,
-                      retry=spec.retry, recurrence=spec.recurrence, notify=spec.notify,
-                      timeout_seconds=spec.timeout_seconds)
-            placed.setdefault(key, []).append((i, job))
-        for key, jobs in placed.items():
-            for i, job in await self._append_new(key, [j for _, j in jobs]):
-                results[jobs[i][0]] = job
+                keyed.append((i, spec))
+                continue
+            placed.setdefault(self._shard_for(spec, now), []).append((i, self._job(spec, now)))
+        outcomes = await asyncio.gather(*(self._append_new(key, [j for _, j in jobs])
+                                          for key, jobs in placed.items()),
+                                        *(self._schedule_keyed(spec, now) for _, spec in keyed),
+                                        return_exceptions=True)
+        for (_key, jobs), outcome in zip(placed.items(), outcomes, strict=False):
+            for k, (i, _) in enumerate(jobs):
+                results[i] = _item(outcome, k)
+        for (i, _), outcome in zip(keyed, outcomes[len(placed):], strict=True):
+            results[i] = _single(outcome)
         done = [r for r in results if r is not None]
         await publish_to(self.events, [JobEvent.of(s.job, EventState.SCHEDULED, now)
-                                       for s in done if s.created])
+                                       for s in done if isinstance(s, Scheduled) and s.created])
         return done
 
+    def _job(self, spec: ValidJob, now: datetime) -> Job:
+        return Job(id="", handler=spec.handler, due_at=spec.due_at, created_at=now,
+                   updated_at=now, payload=spec.payload, idempotency_key=spec.idempotency_key,
+                   retry=spec.retry, recurrence=spec.recurrence, notify=spec.notify,
+                   timeout_seconds=spec.timeout_seconds)
 
     def _shard_for(self, spec: ValidJob, now: datetime) -> ShardKey:
         if spec.idempotency_key is not None:
@@ -139,135 +159,164 @@ class JobScheduler:
             slot = self._rng.randrange(self.settings.slots)
         return ShardKey(bucket_of(max(spec.due_at, now), self.settings.bucket_minutes), slot)
 
-    async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[tuple[int, Scheduled]]:
-        tokens = [f"{self._rng.getrandbits(64):016x}" for _ in jobs]
+    async def _schedule_keyed(self, spec: ValidJob, now: datetime) -> Scheduled:
+        """The key index decides which job a key belongs to (first claim wins, across
+        processes and time); the job's add follows its claim. A claim whose add never landed
+        (its caller crashed, or saw an error) is completed by the next request with the key."""
+        key = self._shard_for(spec, now)
+        job = self._job(spec, now)
+        shard = ShardBlob(key, self._index.get(key, 0))
+        job = replace(job, id=new_job_id(shard, self._token()))
+        claim = await self.keys.claim(spec.idempotency_key or "",
+                                      fingerprint(spec.handler, spec.payload), job.id, now)
+        if not claim.created:
+            existing, _ = await self._locate(claim.job_id)
+            if existing is not None:
+                return Scheduled(existing, created=False)
+            if now - claim.claimed_at > ADD_AFTER_CLAIM:  # it existed, and was purged since
+                raise IdempotencyKeyExpiredError(spec.idempotency_key or "", claim.job_id)
+            # claimed, but its add is not there: its request died between claim and add, or
+            # is still on its way (a concurrent request with the key). Add it: the first add
+            # of an id wins, so this cannot make a second job. The key's job was created by
+            # the request that claimed it, not by this one.
+            job = replace(job, id=claim.job_id)
+        blob = parse_job_id(job.id)
+        await self._add_at(blob, [job])
+        if job.due_at < blob.key.bucket:  # (a claim made in an earlier bucket)
+            await self._touch(blob.name, now)
+        added, _ = await self._locate(job.id)
+        return Scheduled(added or job, created=claim.created)
+
+    async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
+        tokens = [self._token() for _ in jobs]
         while True:
             shard = ShardBlob(key, self._index.get(key, 0))
             placed = [replace(job, id=new_job_id(shard, token))
                       for job, token in zip(jobs, tokens, strict=True)]
-            records = [rec.add(job) for job in placed]
             try:
-                result = await self.committer.append(shard.name, records, shard_metadata(shard))
-            except BlockLimitError:
+                await self._add_at(shard, placed)
+            except BlockLimitError:  # (verified: the block is not in the blob)
                 self._advance(key, shard.index)
                 continue
-            if result.block_count >= self.settings.seal_blocks or \
-                    result.size >= self.settings.seal_bytes:
-                self._advance(key, shard.index)
-            return await self._confirm_adds(shard.name, result, records, placed)
+            return [Scheduled(job, created=True) for job in placed]
+
+    async def _add_at(self, shard: ShardBlob, jobs: list[Job]) -> None:
+        result = await self.committer.append(shard.name, [rec.add(job) for job in jobs],
+                                             shard_metadata(shard))
+        if result.block_count >= self.settings.seal_blocks or \
+                result.size >= self.settings.seal_bytes:
+            self._advance(shard.key, shard.index)
+
+    def _token(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
 
     def _advance(self, key: ShardKey, index: int) -> None:
         if index >= MAX_INDEX:
             raise ShardFullError(f"shard {key.prefix} has no blob index left")
         self._index[key] = max(self._index.get(key, 0), index + 1)
 
-    async def _confirm_adds(self, blob: str, result: AppendResult, records: list[rec.Record],
-                            placed: list[Job]) -> list[tuple[int, Scheduled]]:
-        """Keyed adds are confirmed against the replayed log: when several adds raced with the
-        same idempotency key, the first in the log wins and every caller gets that job."""
-        keyed = any(job.idempotency_key is not None for job in placed)
-        state = self.cache.cached(blob)
-        if state is not None and not self.cache.apply_own(blob, result, records):
-            state = await self.cache.refresh(blob) if keyed else None
-        elif state is None and keyed:
-            state = await self.cache.refresh(blob)
-        out = []
-        for i, job in enumerate(placed):
-            if job.idempotency_key is not None and state is not None:
-                winner = state.jobs.get(state.keys.get(job.idempotency_key, job.id), job)
-                out.append((i, Scheduled(winner, created=winner.id == job.id)))
-            else:
-                out.append((i, Scheduled(job, created=True)))
-        return out
-
-    async def _find_by_key(self, key: ShardKey, spec: ValidJob) -> Job | None:
-        """An earlier job with this idempotency key, looked up in the key's shard and in the
-        previous bucket's shard (so a retried 'now' request across a bucket edge is found)."""
-        earlier = ShardKey(key.bucket - timedelta(minutes=self.settings.bucket_minutes), key.slot)
-        for shard in (key, earlier):
-            for info in await self.store.list(shard.prefix):
-                try:
-                    state = await self.cache.refresh(info.name, if_size_differs=info.size)
-                except BlobNotFoundError:  # purged (retention) since the listing
-                    self.cache.forget(info.name)
-                    continue
-                job_id = state.keys.get(spec.idempotency_key or "")
-                if job_id is None:
-                    continue
-                job = state.jobs[job_id]
-                if job.handler != spec.handler or job.payload != spec.payload:
-                    raise IdempotencyConflictError(spec.idempotency_key or "", job_id)
-                return job
-        return None
-
     # --- queries and control -----------------------------------------------------------------
-    async def get(self, job_id: str) -> Job:
-        shard = parse_job_id(job_id)
+    async def _read(self, blob: str) -> ShardState:
         try:
-            state = await self.cache.refresh(shard.name)
+            return await self.cache.refresh(blob)
         except BlobNotFoundError:
-            raise JobNotFoundError(job_id) from None
-        job = state.jobs.get(job_id)
+            self.cache.forget(blob)
+            raise
+
+    async def _locate(self, job_id: str) -> tuple[Job | None, str]:
+        return await locate(self._read, job_id)
+
+    async def get(self, job_id: str) -> Job:
+        """The job as the blob it lives in says (one read; two if it moved)."""
+        job, _ = await self._locate(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
         return job
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
-        job = await self._control(job_id, lambda job: tr.cancel(job, at, reason),
-                                  rec.cancel(job_id, at, reason))
+        job = await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
+                                                                    run=j.runs),
+                                  lambda j: tr.cancel(j, at, reason))
         await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
         return job
 
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
-        job = await self._control(job_id, lambda j: tr.run_now(j, at), rec.run_now(job_id, at))
-        await self._touch(job_id, at)
+        job = await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
+                                                                     run=j.runs),
+                                  lambda j: tr.run_now(j, at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def reschedule(self, job_id: str, due_at: str | datetime) -> Job:
         at = self.clock()
         due = parse_due_at(due_at)
-        job = await self._control(job_id, lambda j: tr.reschedule(j, due, at),
-                                  rec.reschedule(job_id, due, at))
-        if due < parse_job_id(job_id).key.bucket:
-            await self._touch(job_id, at)
+        job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
+                                                                        run=j.runs),
+                                  lambda j: tr.reschedule(j, due, at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
-    async def _control(self, job_id: str, change: Callable[[Job], Job],
-                       record: rec.Record) -> Job:
-        """Check the change against the current state, append it, then confirm it took effect
-        (a record appended concurrently by someone else may have come first)."""
-        current = await self.get(job_id)
-        change(current)  # raises InvalidTransitionError with the reason, nothing written
-        blob = parse_job_id(job_id).name
-        try:
-            result = await self.committer.append(blob, [record], {})
-        except BlockLimitError:
-            raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed") \
-                from None
-        if self.cache.apply_own(blob, result, [record]):
-            state = self.cache.cached(blob)  # nothing came in between: no need to read
-        else:
-            state = await self.cache.refresh(blob)
-        after = state.jobs.get(job_id) if state is not None else None
-        if after is None:
-            raise JobNotFoundError(job_id)
-        if after == current:  # our record did not apply: someone changed the job first
-            change(after)  # raises the reason why it no longer fits
-        return after
+    async def _control(self, job_id: str, record: Callable[[Job, str], rec.Record],
+                       change: Callable[[Job], Job]) -> Job:
+        """Check the change against the job's current state, append it where the job lives,
+        and answer the truth: the replay says whether our record (by its request id) applied.
+        When it did not (someone changed the job first), the real state's reason is raised;
+        a job that was moving is followed to its new blob and tried again."""
+        for _ in range(MAX_CONTROL_TRIES):
+            current, blob = await self._locate(job_id)
+            if current is None:
+                raise JobNotFoundError(job_id)
+            if current.moving_to is not None:
+                await asyncio.sleep(MOVE_WAIT_SECONDS)
+                continue
+            change(current)  # raises InvalidTransitionError with the reason, nothing written
+            if self.cache.blocks(blob) >= self.settings.evacuate_blocks:
+                await self.mover.move(blob, [current])  # keep the blob's headroom for outcomes
+                continue
+            rid = self._token()
+            try:
+                result = await self.committer.append(blob, [record(current, rid)], {})
+            except BlockLimitError:
+                raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
+                                     "until it moves to a new blob (within one cycle)") from None
+            state = self.cache.cached(blob)
+            if state is None or (self.cache.known_size(blob) or 0) < result.size:
+                state = await self._read(blob)
+            after = state.jobs.get(job_id)
+            if state.rids.get(rid):
+                assert after is not None
+                await self._touch_if_earlier(after, blob)
+                return after
+            if after is not None and after.moving_to is None:
+                change(after)  # raises the reason why it no longer fits
+        raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
 
-    async def _touch(self, job_id: str, at: datetime) -> None:
-        """Tell the slot's planner (which reads the current bucket) to look at this shard."""
-        shard = parse_job_id(job_id)
-        current = ShardBlob(ShardKey(bucket_of(at, self.settings.bucket_minutes),
-                                     shard.key.slot), 0)
-        if current.key == shard.key:
+    async def _touch_if_earlier(self, job: Job, blob: str) -> None:
+        shard = parse_shard_name(blob)
+        if shard is not None and job.due_at < shard.key.bucket:
+            await self._touch(blob, self.clock())
+
+    async def _touch(self, blob: str, at: datetime) -> None:
+        """Tell the slot's planner (which reads the current bucket) to read ``blob`` now."""
+        shard = parse_shard_name(blob)
+        if shard is None:
             return
-        await self.committer.append(current.name, [rec.touch(shard.name, at)],
-                                    shard_metadata(current))
+        key = ShardKey(bucket_of(at, self.settings.bucket_minutes), shard.key.slot)
+        if key == shard.key:
+            return
+        while True:
+            current = ShardBlob(key, self._index.get(key, 0))
+            try:
+                result = await self.committer.append(current.name, [rec.touch(blob, at)],
+                                                     shard_metadata(current))
+            except BlockLimitError:
+                self._advance(key, current.index)
+                continue
+            if result.block_count >= self.settings.seal_blocks:
+                self._advance(key, current.index)
+            return
 
     async def list(self, *, slot: int | None = None, status: JobStatus | None = None,
                    due_from: datetime | None = None, due_to: datetime | None = None,
@@ -303,6 +352,21 @@ class JobScheduler:
 
     async def close(self) -> None:
         await self.committer.drain()
+
+
+def _single(outcome: object) -> Scheduled | JobsError:
+    if isinstance(outcome, Scheduled | JobsError):
+        return outcome
+    if isinstance(outcome, BaseException):
+        raise outcome
+    raise TypeError(f"unexpected outcome {outcome!r}")
+
+
+def _item(outcome: object, k: int) -> Scheduled | JobsError:
+    """Item ``k`` of one shard's append: its job, or the append's error for every item."""
+    if isinstance(outcome, list):
+        return _single(outcome[k])
+    return _single(outcome)
 
 
 def _encode_cursor(blob: str, pos: int) -> str:

@@ -27,6 +27,8 @@ class JobsSettings:
     horizon_days: int = 365  # JOBS_HORIZON_DAYS: how far ahead a job may be due
     max_past_seconds: int = 86_400  # JOBS_MAX_PAST_SECONDS: how far in the past due_at may be
     seal_blocks: int = 40_000  # JOBS_SEAL_BLOCKS: new jobs go to the next blob after this
+    evacuate_blocks: int = 45_000  # JOBS_EVACUATE_BLOCKS: waiting jobs move out after this
+    carry_after_hours: float = 24.0  # JOBS_CARRY_AFTER_HOURS: waiting jobs leave older buckets
     seal_bytes: int = 16 * 1024 * 1024  # JOBS_SEAL_BYTES: ... or after this size
     commit_linger_ms: float = 5.0  # JOBS_COMMIT_LINGER_MS: group-commit wait for company
     commit_max_bytes: int = 4 * 1024 * 1024  # JOBS_COMMIT_MAX_BYTES: largest append block
@@ -49,6 +51,14 @@ class JobsSettings:
         if not 1 <= self.seal_blocks <= 45_000:
             raise SettingsError("JOBS_SEAL_BLOCKS must be 1..45000 (the rest of the 50,000 "
                                 "blocks is room for the outcomes of the blob's jobs)")
+        if not self.seal_blocks < self.evacuate_blocks <= 49_000:
+            raise SettingsError(
+                f"JOBS_EVACUATE_BLOCKS must be above JOBS_SEAL_BLOCKS ({self.seal_blocks}) and "
+                f"at most 49000 (the rest is room for outcomes of running jobs), got "
+                f"{self.evacuate_blocks}")
+        if not 1 / 60 <= self.carry_after_hours <= 24 * 365:
+            raise SettingsError("JOBS_CARRY_AFTER_HOURS must be between 1/60 (a minute) and "
+                                f"8760 (a year), got {self.carry_after_hours}")
         if not MIN_RETENTION_DAYS <= self.retention_days <= MAX_RETENTION_DAYS:
             raise SettingsError(
                 "JOBS_RETENTION_DAYS must be between 1/24 (one hour) and 36500 days (100 "

@@ -20,6 +20,7 @@ from .store import AppendResult, JobStore
 class _View:
     state: ShardState
     offset: int = 0  # bytes replayed so far (always at a line boundary)
+    blocks: int = 0  # highest committed block count an append of ours reported (0: unknown)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -46,6 +47,16 @@ class ShardCache:
         view = self._views.get(name)
         return None if view is None else view.offset
 
+    def blocks(self, name: str) -> int:
+        """The blob's block count as last reported to this process (0 if unknown)."""
+        view = self._views.get(name)
+        return 0 if view is None else view.blocks
+
+    def note_blocks(self, name: str, blocks: int) -> None:
+        view = self._views.get(name)
+        if view is not None:
+            view.blocks = max(view.blocks, blocks)
+
     def cached(self, name: str) -> ShardState | None:
         view = self._views.get(name)
         return None if view is None else view.state
@@ -70,6 +81,8 @@ class ShardCache:
         """Apply records this process just appended, if the cache had seen everything before
         them. Returns False when someone else appended in between (the caller must refresh)."""
         view = self._views.get(name)
+        if view is not None:
+            view.blocks = max(view.blocks, result.block_count)
         if view is None or view.offset != result.offset or view.lock.locked():
             return False
         for record in records:

@@ -6,6 +6,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from . import records as rec
@@ -30,10 +31,15 @@ class ShardState:
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id (the first add wins)
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
-        self.max_epoch = 0  # highest executor epoch seen: lower ones are fenced off
+        self.max_epoch = 0  # highest epoch of v1 execution records: lower v1 ones are fenced off
         self.touched: set[str] = set()
         self.skipped = 0  # malformed lines and records whose transition did not apply
         self.fenced = 0
+        self.rids: dict[str, bool] = {}  # control request id -> whether its record applied
+        self.outcomes: dict[str, bool] = {}  # execution token -> whether its outcome applied
+        self.moved: dict[str, str] = {}  # job id -> blob it moved to (gone from this blob)
+        self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
+        self.latest_change: datetime | None = None  # newest ``at`` of any applied record
 
     # --- feeding -----------------------------------------------------------------------------
     def feed_lines(self, lines: Iterable[bytes]) -> None:
@@ -54,7 +60,7 @@ class ShardState:
 
     def apply(self, record: rec.Record) -> None:
         version = record.get("v")
-        if version != rec.FORMAT_VERSION:
+        if version not in rec.READABLE_VERSIONS:
             if isinstance(version, int) and version > rec.FORMAT_VERSION:
                 raise UnsupportedRecordVersionError(version, self.blob)
             self.skipped += 1
@@ -74,13 +80,19 @@ class ShardState:
 
     def _apply(self, r: rec.Record) -> None:
         op = r["op"]
+        rid = r.get("rid")
+        if rid is not None and rid in self.rids:
+            return  # the same control request again (a block committed twice): once only
         if op == "add":
             self._add(r)
             return
         if op == "touch":
             self.touched.add(r["shard"])
             return
-        if op in EXECUTION_OPS:
+        if op == "ptr":
+            self.pointers[r["id"]] = r["to"]
+            return
+        if op in EXECUTION_OPS and "x" not in r:  # a v1 record: fenced by claim epoch
             epoch = int(r["e"])
             if epoch < self.max_epoch:
                 self.fenced += 1
@@ -90,34 +102,70 @@ class ShardState:
             self.max_epoch = epoch
         job = self.jobs.get(r["id"])
         if job is None:
-            return  # unknown, or finished and dropped: nothing can change it any more
+            if rid is not None:
+                self.rids[rid] = False
+            if op in ("ok", "fail") and r.get("x"):
+                self.outcomes.setdefault(r["x"], False)
+            return  # unknown, moved away, or finished and dropped: nothing can change it
         at = rec.parse_ts(r["at"])
-        if op == "cancel":
-            job = tr.cancel(job, at, r.get("why"))
-        elif op == "run_now":
-            job = tr.run_now(job, at)
-        elif op == "reschedule":
-            job = tr.reschedule(job, rec.parse_ts(r["due"]), at)
-        elif op == "start":
-            job = tr.start(job, int(r["a"]), int(r["e"]), at)
-        elif op == "ok":
-            job = tr.succeed(job, int(r["a"]), at, r.get("res"), _opt_ts(r.get("next")))
-        elif op == "fail":
-            job = tr.fail(job, int(r["a"]), at, ErrorInfo(**r["err"]),
-                          retry_at=_opt_ts(r.get("retry")), next_due=_opt_ts(r.get("next")),
-                          compensation=r.get("comp"))
-        else:
-            raise ValueError(f"unknown op {op!r}")
-        self._put(job)
+        run = r.get("run")
+        try:
+            if op == "cancel":
+                job = tr.cancel(job, at, r.get("why"), run)
+            elif op == "run_now":
+                job = tr.run_now(job, at, run)
+            elif op == "reschedule":
+                job = tr.reschedule(job, rec.parse_ts(r["due"]), at, run)
+            elif op == "start":
+                job = tr.start(job, int(r["a"]), int(r["e"]), at, token=r.get("x"), run=run,
+                               lease=_opt_ts(r.get("lease")))
+            elif op == "ok":
+                job = tr.succeed(job, int(r["a"]), at, r.get("res"), _opt_ts(r.get("next")),
+                                 token=r.get("x"))
+            elif op == "fail":
+                job = tr.fail(job, int(r["a"]), at, ErrorInfo(**r["err"]),
+                              retry_at=_opt_ts(r.get("retry")), next_due=_opt_ts(r.get("next")),
+                              compensation=r.get("comp"), token=r.get("x"))
+            elif op == "move":
+                job = tr.move(job, r["to"])
+            elif op == "moved":
+                if job.moving_to != r["to"]:
+                    raise InvalidTransitionError("finish moving", job.status.value,
+                                                 job.status.value, "it was not moving there")
+                self.jobs.pop(job.id, None)
+                self.moved[job.id] = r["to"]
+                self.dropped["moved"] += 1
+                self._changed(at)
+                return
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except InvalidTransitionError:
+            if rid is not None:
+                self.rids[rid] = False
+            if op in ("ok", "fail") and r.get("x"):
+                self.outcomes.setdefault(r["x"], False)
+            raise
+        if rid is not None:
+            self.rids[rid] = True
+        if op in ("ok", "fail") and r.get("x"):
+            self.outcomes[r["x"]] = True
+        self._changed(at)
+        self._put(replace(job, version=job.version + 1))
+
+    def _changed(self, at: datetime) -> None:
+        if self.latest_change is None or at > self.latest_change:
+            self.latest_change = at
 
     def _add(self, r: rec.Record) -> None:
         job_id = r["id"]
         key = r.get("k")
-        if job_id in self.jobs or (key is not None and key in self.keys):
+        if job_id in self.jobs or job_id in self.moved or \
+                (key is not None and key in self.keys and "from" not in r):
             return  # a duplicate add: the first one wins
-        job = rec.job_from_add(r)
+        job = replace(rec.job_from_add(r), version=1)
         if key is not None:
-            self.keys[key] = job_id
+            self.keys.setdefault(key, job_id)
+        self._changed(job.updated_at or job.created_at)
         self._put(job)
 
     def _put(self, job: Job) -> None:
@@ -134,7 +182,18 @@ class ShardState:
         return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
     def pending(self) -> list[Job]:
+        """Jobs not final in this blob (moving ones included: they are not gone yet)."""
         return [j for j in self.jobs.values() if not j.status.is_final]
+
+    def location(self, job_id: str) -> str | None:
+        """Where a job of this blob went, if it left: its pointer (home blob), the blob it
+        moved to, or the blob it is moving to."""
+        if job_id in self.pointers:
+            return self.pointers[job_id]
+        if job_id in self.moved:
+            return self.moved[job_id]
+        job = self.jobs.get(job_id)
+        return None if job is None else job.moving_to
 
 
 def _opt_ts(text: str | None) -> datetime | None:

@@ -23,64 +23,89 @@ def _require(job: Job, operation: str, to: JobStatus, allowed: tuple[JobStatus, 
         raise InvalidTransitionError(operation, job.status.value, to.value, detail)
 
 
-def cancel(job: Job, at: datetime, reason: str | None = None) -> Job:
-    _require(job, "cancel", S.CANCELLED, (S.SCHEDULED, S.RETRYING))
+def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None) -> None:
+    _require(job, operation, to, (S.SCHEDULED, S.RETRYING))
+    if job.moving_to is not None:
+        raise InvalidTransitionError(operation, job.status.value, to.value,
+                                     f"it is moving to {job.moving_to}")
+    if run is not None and run != job.runs:
+        raise InvalidTransitionError(
+            operation, job.status.value, to.value,
+            f"the request was for occurrence {run}, the job is on occurrence {job.runs}")
+
+
+def cancel(job: Job, at: datetime, reason: str | None = None, run: int | None = None) -> Job:
+    _require_waiting(job, "cancel", S.CANCELLED, run)
     return replace(job, status=S.CANCELLED, finished_at=at, updated_at=at, cancel_reason=reason)
 
 
-def run_now(job: Job, at: datetime) -> Job:
-    _require(job, "run now", job.status, (S.SCHEDULED, S.RETRYING))
+def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
+    _require_waiting(job, "run now", job.status, run)
     return replace(job, due_at=min(job.due_at, at), updated_at=at)
 
 
-def reschedule(job: Job, due_at: datetime, at: datetime) -> Job:
-    _require(job, "reschedule", job.status, (S.SCHEDULED, S.RETRYING))
+def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
+    _require_waiting(job, "reschedule", job.status, run)
     return replace(job, due_at=due_at, updated_at=at)
 
 
-def start(job: Job, attempt: int, epoch: int, at: datetime) -> Job:
-    _require(job, "start", S.RUNNING, (S.SCHEDULED, S.RETRYING))
+def move(job: Job, to: str) -> Job:
+    """The job starts moving to blob ``to`` (only a waiting job moves)."""
+    _require_waiting(job, "move", job.status, None)
+    return replace(job, moving_to=to)
+
+
+def start(job: Job, attempt: int, epoch: int, at: datetime, *, token: str | None = None,
+          run: int | None = None, lease: datetime | None = None) -> Job:
+    _require_waiting(job, "start", S.RUNNING, run)
     if attempt != job.attempts + 1:
         raise InvalidTransitionError(
             "start", job.status.value, S.RUNNING.value,
             f"attempt {attempt} does not follow attempt {job.attempts}",
         )
     return replace(job, status=S.RUNNING, attempts=attempt, epoch=epoch, started_at=at,
-                   updated_at=at)
+                   updated_at=at, token=token, lease_until=lease)
 
 
-def _require_attempt(job: Job, operation: str, to: JobStatus, attempt: int) -> None:
+def _require_attempt(job: Job, operation: str, to: JobStatus, attempt: int,
+                     token: str | None) -> None:
     _require(job, operation, to, (S.RUNNING,))
     if attempt != job.attempts:
         raise InvalidTransitionError(
             operation, job.status.value, to.value,
             f"the record is for attempt {attempt}, the job is on attempt {job.attempts}",
         )
+    if token is not None and job.token is not None and token != job.token:
+        raise InvalidTransitionError(
+            operation, job.status.value, to.value,
+            f"execution {token} was superseded by execution {job.token}")
 
 
 def succeed(job: Job, attempt: int, at: datetime, result: object,
-            next_due: datetime | None = None) -> Job:
+            next_due: datetime | None = None, token: str | None = None) -> Job:
     """The attempt succeeded; a recurring job goes back to ``scheduled`` at ``next_due``."""
-    _require_attempt(job, "succeed", S.SUCCEEDED, attempt)
+    _require_attempt(job, "succeed", S.SUCCEEDED, attempt, token)
     if next_due is not None:
         return replace(job, status=S.SCHEDULED, due_at=next_due, attempts=0, result=result,
-                       runs=job.runs + 1, finished_at=at, updated_at=at, last_error=None)
+                       runs=job.runs + 1, finished_at=at, updated_at=at, last_error=None,
+                       token=None, lease_until=None)
     return replace(job, status=S.SUCCEEDED, result=result, runs=job.runs + 1, finished_at=at,
-                   updated_at=at)
+                   updated_at=at, token=None, lease_until=None)
 
 
 def fail(job: Job, attempt: int, at: datetime, error: ErrorInfo, *,
          retry_at: datetime | None, next_due: datetime | None = None,
-         compensation: str | None = None) -> Job:
+         compensation: str | None = None, token: str | None = None) -> Job:
     """The attempt failed. With ``retry_at`` the job waits for another attempt; otherwise it
     fails for good (a recurring job then moves on to its next occurrence at ``next_due``)."""
     if retry_at is not None:
-        _require_attempt(job, "retry", S.RETRYING, attempt)
-        return replace(job, status=S.RETRYING, due_at=retry_at, last_error=error, updated_at=at)
-    _require_attempt(job, "fail", S.FAILED, attempt)
+        _require_attempt(job, "retry", S.RETRYING, attempt, token)
+        return replace(job, status=S.RETRYING, due_at=retry_at, last_error=error, updated_at=at,
+                       token=None, lease_until=None)
+    _require_attempt(job, "fail", S.FAILED, attempt, token)
     if next_due is not None:
         return replace(job, status=S.SCHEDULED, due_at=next_due, attempts=0, last_error=error,
                        runs=job.runs + 1, finished_at=at, updated_at=at,
-                       compensation=compensation)
+                       compensation=compensation, token=None, lease_until=None)
     return replace(job, status=S.FAILED, last_error=error, finished_at=at, updated_at=at,
-                   compensation=compensation)
+                   compensation=compensation, token=None, lease_until=None)

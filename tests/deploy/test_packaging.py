@@ -48,10 +48,10 @@ PROBE = r"""
 import json, sys
 payload = sys.argv[1]
 sys.path[:0] = [payload, payload + "/.python_packages/lib/site-packages"]
-import function_app, azure.functions, azure.durable_functions, azure.storage.blob, croniter
+import function_app, azure.functions, azure.durable_functions, azure.storage.blob, cronsim
 import jobs_api.runtime
 out = {"modules": {m.__name__: m.__file__ for m in (function_app, azure.functions,
-                    azure.durable_functions, azure.storage.blob, croniter, jobs_api.runtime)},
+                    azure.durable_functions, azure.storage.blob, cronsim, jobs_api.runtime)},
        "functions": {}}
 try:  # azure-functions-durable ships a top-level `tests` package of its own
     import tests

@@ -99,9 +99,10 @@ async def test_a_batch_shares_messages(store: object) -> None:
     await scheduler.schedule_many([JobRequest("echo", {"i": i}) for i in range(60)])
     assert len(sink.queues[QUEUE]) == 1  # 60 scheduled events (~330 bytes each), one message
     await drain(executor, 1)
-    # one message for the 60 starts, one for the 60 outcomes
-    assert len(sink.queues[QUEUE]) == 3 and len(sink.events(QUEUE)) == 180
-    assert sink.sends == 3
+    # each job's start is recorded when its handler can really start (waves of
+    # JOBS_MAX_CONCURRENCY = 32), so the 60 starts and 60 outcomes share a few messages
+    assert len(sink.events(QUEUE)) == 180
+    assert 3 <= len(sink.queues[QUEUE]) <= 6 and sink.sends == len(sink.queues[QUEUE])
 
 
 async def test_a_failing_queue_never_fails_or_loses_the_job(store: object) -> None:

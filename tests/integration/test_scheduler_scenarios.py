@@ -17,6 +17,7 @@ from jobs_core.ids import parse_job_id
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
+LEASE = 91  # an execution's lease: the default 60 s timeout + 30 s grace, and a second
 
 
 @pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
@@ -166,7 +167,7 @@ async def test_two_claimers_contending_200_times_one_wins_each_time(store: objec
     assert wins["a"] + wins["b"] == 200
 
 
-async def test_stale_owner_cannot_record_outcomes_after_takeover(store: object) -> None:
+async def test_superseded_execution_cannot_record_its_outcome(store: object) -> None:
     clock, rec = Clock(), Recorder()
     scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
     _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
@@ -177,12 +178,13 @@ async def test_stale_owner_cannot_record_outcomes_after_takeover(store: object) 
         await asyncio.sleep(0.01)
     with pytest.raises(ClaimHeldError):
         await b.plan(0)
-    clock.advance(10)  # a's claim expires; b takes over with a higher epoch
+    clock.advance(LEASE)  # a's claim and its execution's lease expire; b takes over
     plan_b = await b.plan(0)
     assert plan_b.epoch == plan_a.epoch + 1 and plan_b.due == 1  # the abandoned attempt
-    abandoned = await b.execute(plan_b.batches[0])  # b records attempt 1 as lost (epoch 2)
+    abandoned = await b.execute(plan_b.batches[0])  # b records attempt 1 as lost
     assert abandoned.abandoned == 1
-    rec.hang.set()  # now a's attempt finishes and reports: its epoch-1 outcome is fenced off
+    rec.hang.set()  # now a's attempt finishes and reports: its execution token is no longer
+    # the job's current one, so its outcome does not apply
     await run_a
     assert (await scheduler.get(job.id)).status is JobStatus.RETRYING
     clock.advance(3600)
@@ -206,7 +208,7 @@ async def test_crash_mid_batch_is_finished_by_another_executor(store: object) ->
     with pytest.raises(asyncio.CancelledError):
         await crashed
     rec.hang.set()
-    clock.advance(10)
+    clock.advance(LEASE)
     await drain(b, 1)  # abandon attempt 1 (retry with backoff), then run attempt 2
     clock.advance(3600)
     await drain(b, 1)

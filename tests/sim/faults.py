@@ -39,6 +39,7 @@ class FaultPlan:
     p_stale_list: float = 0.0  # a listing misses blobs created in the last 2 s
     max_latency: float = 0.004  # seconds of virtual latency per request, uniform
     max_blocks: int = 50_000
+    p_crash: float = 0.0  # the process dies at this request (before it, or after a write)
 
     @classmethod
     def draw(cls, rng: random.Random) -> FaultPlan:
@@ -50,6 +51,7 @@ class FaultPlan:
             p_stale_list=0.0 if calm else rng.choice([0.0, 0.05]),
             max_latency=rng.choice([0.001, 0.004, 0.02]),
             max_blocks=rng.choice([200, 400, 50_000]),
+            p_crash=0.0 if calm else rng.choice([0.0, 0.001, 0.004]),
         )
 
 
@@ -65,8 +67,9 @@ class SharedStorage:
         self.on_ambiguous = on_ambiguous  # (kind, job ids in the block): for duplicate causes
         self.max_blocks_seen = 0
 
-    def view(self, alive: Callable[[], bool]) -> ProcessStore:
-        return ProcessStore(self, alive)
+    def view(self, alive: Callable[[], bool],
+             crash: Callable[[], None] | None = None) -> ProcessStore:
+        return ProcessStore(self, alive, crash)
 
     def roll(self, p: float) -> bool:
         return self.faults_on and p > 0 and self.rng.random() < p
@@ -88,9 +91,17 @@ def _ids_in(data: bytes) -> set[str]:
 class ProcessStore:
     """One process's faulty view of the shared storage (implements ``JobStore``)."""
 
-    def __init__(self, shared: SharedStorage, alive: Callable[[], bool]) -> None:
+    def __init__(self, shared: SharedStorage, alive: Callable[[], bool],
+                 crash: Callable[[], None] | None = None) -> None:
         self.s = shared
         self.alive = alive
+        self.crash = crash
+
+    def _maybe_crash(self, op: str) -> None:
+        if self.crash is not None and self.s.roll(self.s.plan.p_crash):
+            self.s.injected[f"{op}:crash"] += 1
+            self.crash()
+            raise ProcessCrashed(op)
 
     async def _enter(self, op: str) -> None:
         if not self.alive():
@@ -98,6 +109,7 @@ class ProcessStore:
         await asyncio.sleep(self.s.rng.uniform(0, self.s.plan.max_latency))
         if not self.alive():
             raise ProcessCrashed(op)
+        self._maybe_crash(op)
         if self.s.roll(self.s.plan.p_before):
             self.s.injected[f"{op}:before"] += 1
             raise TransientStoreError(f"injected 503 before {op}")
@@ -111,6 +123,8 @@ class ProcessStore:
         await asyncio.sleep(self.s.rng.uniform(0, self.s.plan.max_latency))
         if not self.alive():  # the write happened; its caller is gone
             raise ProcessCrashed(op)
+        if write:
+            self._maybe_crash(op)
 
     async def append(self, name: str, data: bytes, *,
                      create_metadata: dict[str, str]) -> AppendResult:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jobs_core.errors import JobNotFoundError, JobsError
+from jobs_core.errors import IdempotencyKeyExpiredError, JobNotFoundError, JobsError
 from jobs_core.handlers import JobContext
 from jobs_core.model import Job, JobStatus
 
@@ -158,6 +158,8 @@ class Oracle:
     def answer_conflict(self, request: JobRequest, exc: Exception) -> None:
         self.ops["conflict"] += 1
         key = request.idempotency_key
+        if isinstance(exc, IdempotencyKeyExpiredError) and self._purged_ok(exc.job_id):
+            return  # the key's job finished and was purged: the key cannot make a new one
         if key in self.key_payload and self.key_payload[key] == request.payload:
             self.violate("I5", f"key {key} with the same body answered 409: {exc}")
 
@@ -204,16 +206,20 @@ class Oracle:
 
     def purged(self, at: float, cutoff: datetime, deleted: int) -> None:
         self.ops["purge"] += 1
+        self.log(at, f"purge cutoff {cutoff:%d %H:%M:%S} deleted {deleted}")
         self.purges.append((at, cutoff, deleted))
 
     def _purged_ok(self, job_id: str) -> bool:
         """404 is fine for a job a purge may legitimately have removed: final before the
         cutoff (judged from its last invocation or control)."""
         info = self.jobs.get(job_id)
-        if info is None or info.recurring or not self.purges:
+        if info is None or not self.purges:
             return info is None
+        if info.recurring and not any(c[0] == "cancel" and c[1] in ("200", "error")
+                                      for c in info.controls):
+            return False  # a recurring job is never final unless cancelled
         last = max([i.end or i.start for i in self.by_job.get(job_id, [])] +
-                   [c[3] for c in info.controls if c[1] in ("200", "error")] + [info.at])
+                   [c[3] for c in info.controls if c[1] == "200"] + [info.at])
         from .world import EPOCH
         return any(cutoff > EPOCH + timedelta(seconds=last) for _, cutoff, _ in self.purges)
 
@@ -252,7 +258,9 @@ class Oracle:
             self.violate("I7", f"recurring {job_id} stopped: last run due {last_due:%d %H:%M}, "
                                f"status {job.status.value}, runs {job.runs}")
         rec = info.request.recurrence
-        if isinstance(rec, dict) and rec.get("cron", "").count("*") == 3:  # daily
+        moved_by_user = any(c[0] in ("run_now", "reschedule") and c[1] in ("200", "error")
+                            for c in info.controls)
+        if isinstance(rec, dict) and rec.get("cron", "").count("*") == 3 and not moved_by_user:
             zone = ZoneInfo(rec["timezone"])
             days = Counter(d.astimezone(zone).date() for _, d in runs)
             twice = [str(day) for day, n in days.items() if n > 1]
@@ -306,6 +314,9 @@ class Oracle:
                         ran = earlier.ok is True or earlier.end is None or \
                             earlier.end > later.start
                         if not ran:
+                            if earlier.error == "ProcessCrashed" and earlier.attempt == \
+                                    later.attempt - 1:
+                                self.duplicates["re-run after a crash interrupted it"] += 1
                             continue
                         cause = self._explained(job_id, earlier.start, later.start)
                         if cause is None:

@@ -11,6 +11,9 @@ from . import vloop
 from .oracle import Violation
 from .world import SimConfig, simulate
 
+OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
+              "reschedule", "purge", "invocations")
+
 
 @dataclass
 class SeedResult:
@@ -22,6 +25,7 @@ class SeedResult:
     trace: list[str]
     seconds: float
     config: SimConfig
+    ops: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -49,9 +53,10 @@ def run_seed(seed: int, ops: int | None = None) -> SeedResult:
         oracle = vloop.run(simulate(config))
     finally:
         logging.disable(logging.NOTSET)
-    operations = sum(oracle.ops.values())
+    operations = sum(n for op, n in oracle.ops.items() if op in OPERATIONS)
     return SeedResult(seed, oracle.violations, operations, oracle.faults,
-                      oracle.duplicates, oracle.trace, time.perf_counter() - began, config)
+                      oracle.duplicates, oracle.trace, time.perf_counter() - began, config,
+                      oracle.ops)
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Totals:
     operations: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     duplicates: Counter[str] = field(default_factory=Counter)
+    ops: Counter[str] = field(default_factory=Counter)
     by_invariant: Counter[str] = field(default_factory=Counter)
 
     def add(self, result: SeedResult) -> None:
@@ -68,6 +74,7 @@ class Totals:
         self.operations += result.operations
         self.faults.update(result.faults)
         self.duplicates.update(result.duplicates)
+        self.ops.update(result.ops)
         if not result.ok:
             self.failed.append(result.seed)
             self.by_invariant.update({v.invariant for v in result.violations})
@@ -75,4 +82,5 @@ class Totals:
     def summary(self) -> str:
         return (f"{self.seeds} seeds, {len(self.failed)} failed "
                 f"({dict(self.by_invariant)}), {self.operations} operations, faults "
-                f"{dict(sorted(self.faults.items()))}, duplicates {dict(self.duplicates)}")
+                f"{dict(sorted(self.faults.items()))}, duplicates {dict(self.duplicates)}, "
+                f"by kind {dict(sorted(self.ops.items()))}")

@@ -68,9 +68,12 @@ class SimConfig:
         rng = random.Random(f"config-{seed}")
         plan = FaultPlan.draw(rng)
         bucket = rng.choice([1, 5, 15, 60])
-        seal = max(20, plan.max_blocks * 3 // 5) if plan.max_blocks < 50_000 else 40_000
+        scaled = plan.max_blocks < 50_000
+        seal = plan.max_blocks // 2 if scaled else 40_000
+        evacuate = plan.max_blocks * 7 // 10 if scaled else 45_000
         settings = JobsSettings(
             slots=rng.choice([1, 2, 3]), bucket_minutes=bucket, seal_blocks=seal,
+            evacuate_blocks=evacuate, carry_after_hours=rng.choice([0.25, 2.0, 24.0]),
             batch_size=rng.choice([3, 20, 200]), max_concurrency=rng.choice([2, 8, 32]),
             job_timeout_seconds=rng.choice([2.0, 5.0]), claim_ttl_seconds=120.0,
             abandon_grace_seconds=rng.choice([5.0, 30.0]), max_sleep_seconds=60.0,
@@ -90,12 +93,12 @@ class Process:
         self.world = world
         self.name = name
         self.alive = True
-        self.store = world.storage.view(lambda: self.alive)
+        self.store = world.storage.view(lambda: self.alive, self.die)
         rng = random.Random(world.rng.random())
         self.scheduler = JobScheduler(self.store, world.registry, world.config.settings,
                                       clock=world.clock, rng=rng)
         self.executors: dict[int, Executor] = {}
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: dict[asyncio.Task[Any], None] = {}  # ordered: a crash cancels in order
 
     def executor(self, slot: int) -> Executor:
         if slot not in self.executors:
@@ -115,8 +118,8 @@ class Process:
             return await work(self)
 
         task = asyncio.get_running_loop().create_task(inside())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[task] = None
+        task.add_done_callback(lambda t: self.tasks.pop(t, None))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -128,6 +131,13 @@ class Process:
         self.alive = False
         for task in list(self.tasks):
             task.cancel()
+
+    def die(self) -> None:
+        """Crash now, at this await point (a fault), and come back later, cold."""
+        if self.alive:
+            self.world.oracle.crashed(self.name, self.world.now())
+            self.crash()
+            self.world.spawn(self.world.restart(self))
 
 
 class World:
@@ -191,11 +201,13 @@ class World:
             except JobsError:
                 error = True
             batches = plan.batches if plan is not None else []
+            progress = False
             if batches:
                 self.oracle.cycles += 1
                 tasks = [self.spawn(self.activity(
                     lambda p, b=b: p.executor(slot).execute(b))) for b in batches]
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                progress = any(made_progress(t.result()) for t in done if t.exception() is None)
                 failed = [t for t in done if t.exception() is not None]
                 if failed:  # task_all fails fast; the other batches keep running
                     error = True
@@ -204,10 +216,10 @@ class World:
                         if not isinstance(t.exception(), JobsError):
                             raise t.exception()  # type: ignore[misc]
             errors = errors + 1 if error else 0
-            empty = 0 if batches else empty + 1
+            empty = 0 if progress else empty + 1
             if error:
                 sleep = min(cap, api_error_sleep * 2 ** min(10, errors - 1))
-            elif batches:
+            elif batches and progress:
                 sleep = 0.0
             else:
                 sleep = min(cap, api_min_sleep * 2 ** min(20, empty - 1))
@@ -233,17 +245,19 @@ class World:
             if self.now() >= self.config.duration:
                 return
             live = self.live()
-            if not live:
-                continue
-            victim = self.rng.choice(live)
-            self.oracle.crashed(victim.name, self.now())
-            victim.crash()
-            self.spawn(self.restart(victim))
+            if live:
+                self.rng.choice(live).die()
 
     async def restart(self, dead: Process) -> None:
         await asyncio.sleep(self.rng.uniform(1.0, 30.0))
-        index = self.processes.index(dead)
-        self.processes[index] = Process(self, dead.name)
+        if dead in self.processes:
+            self.processes[self.processes.index(dead)] = Process(self, dead.name)
+
+
+def made_progress(result: Any) -> bool:
+    """As the orchestrator judges a cycle: it worked if a job started, was abandoned or moved
+    (a cycle of batches that did nothing backs off like an empty one)."""
+    return bool(result.started or result.abandoned or result.moved)
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -251,6 +265,10 @@ async def _sleep(seconds: float) -> None:
     proc = CURRENT.get()
     await asyncio.sleep(seconds)
     if proc is not None and not proc.alive:
+        raise ProcessCrashed(proc.name)
+    if proc is not None and proc.world.storage.roll(proc.world.config.plan.p_crash * 5):
+        proc.world.storage.injected["handler:crash"] += 1
+        proc.die()  # the process dies while a handler runs (its work may be done)
         raise ProcessCrashed(proc.name)
 
 
@@ -266,7 +284,9 @@ def make_registry(world: World) -> HandlerRegistry:
             try:
                 value = await body(ctx)
             except BaseException as exc:
-                oracle.returned(inv, world.now(), ok=False, error=type(exc).__name__)
+                dead = proc is not None and not proc.alive
+                oracle.returned(inv, world.now(), ok=False,
+                                error="ProcessCrashed" if dead else type(exc).__name__)
                 raise
             oracle.returned(inv, world.now(), ok=True)
             return value
@@ -485,12 +505,14 @@ class Workload:
         proc = await w.pick()
         retention = timedelta(hours=w.config.retention_hours)
         began = w.now()
+        cutoff = w.clock() - retention
+        w.oracle.purged(began, cutoff, -1)  # it may delete blobs even if it then fails
         try:
             report = await proc.call(
                 lambda p: purge_shards(p.store, w.config.settings, w.clock(), retention))
         except (JobsError, ProcessCrashed):
             return
-        w.oracle.purged(began, w.clock() - retention, report.shards_deleted)
+        w.oracle.log(w.now(), f"purge deleted {report.shards_deleted}")
 
 
 async def simulate(config: SimConfig) -> Oracle:
@@ -515,4 +537,7 @@ async def simulate(config: SimConfig) -> Oracle:
     await world.oracle.check_final(final, world)
     world.oracle.faults.update(world.storage.injected)
     world.oracle.faults["crash"] += len(world.oracle.crashes)
+    world.oracle.ops["task_all failed fast"] += world.oracle.fail_fast
+    world.oracle.ops["jobs moved"] += sum(
+        e.mover.moved for p in world.processes for e in p.executors.values())
     return world.oracle

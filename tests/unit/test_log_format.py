@@ -60,7 +60,7 @@ async def test_torn_tail_is_skipped_and_the_next_block_survives() -> None:
 def test_newer_record_version_is_refused_with_a_clear_error() -> None:
     state = ShardState(BLOB)
     with pytest.raises(UnsupportedRecordVersionError, match="upgrade"):
-        state.apply({"v": 2, "op": "add", "id": JOB_ID})
+        state.apply({"v": rec.FORMAT_VERSION + 1, "op": "add", "id": JOB_ID})
 
 
 def test_malformed_records_are_skipped_not_fatal() -> None:

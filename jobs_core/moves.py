@@ -1,0 +1,177 @@
+"""Moving waiting jobs to another blob, and finding a job that moved.
+
+Why jobs move: a recurring job (or a long retry chain) adds records to its blob at every
+occurrence. Pinned to the blob it was created in, it would fill that blob's 50,000 blocks (in
+about 17 days at one run a minute) and keep it from ever being purged. So a waiting job moves:
+- out of a blob whose bucket ended more than ``JOBS_CARRY_AFTER_HOURS`` ago, once it is not due
+  yet (the planner does this): a job lives at most about that long in one blob;
+- out of a blob that has ``JOBS_EVACUATE_BLOCKS`` blocks, due or not (the executor does this
+  instead of starting it there): the rest of the blob is headroom for the outcomes of jobs
+  already running in it.
+It moves to the blob of its due time's bucket (or the current one), in the same slot.
+
+The move, in four appends (each group-committed, each idempotent):
+1. source: ``move {id, to}``: the job is *moving*; nobody starts or changes it there;
+2. destination: ``add`` carrying its whole state (``from``: source);
+3. home (the blob its id names), when that is not the source: ``ptr {id, to}``;
+4. source: ``moved {id, to}``: the job is gone from the source.
+A crash between steps leaves the job *moving* in the source, where the planner (which reads
+every blob with unfinished jobs) finishes steps 2-4 (``finish``). Replaying a step is harmless:
+the first ``add`` of an id in a blob wins, ``ptr`` records only say where, ``moved`` applies once.
+
+Finding a job (``locate``): read the home blob; if the job left it, follow its pointer (the
+newest ``ptr``), then ``moved``/``move`` records. Normally one read (never moved) or two (home,
+then where it lives); three while a move is half done. GET by id stays O(1) requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from . import records as rec
+from .errors import BlobNotFoundError, BlockLimitError, JobsError
+from .group_commit import GroupCommitter
+from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
+from .model import Job
+from .settings import JobsSettings
+from .shard_cache import ShardCache
+from .shard_state import ShardState
+from .store import JobStore
+
+log = logging.getLogger(__name__)
+MAX_HOPS = 8  # pointers followed by locate (a healthy job needs at most 3)
+ReadState = Callable[[str], Awaitable[ShardState]]
+
+
+def shard_metadata(shard: ShardBlob) -> dict[str, str]:
+    return {"format": str(rec.FORMAT_VERSION), "slot": str(shard.key.slot),
+            "bucket": rec.ts(shard.key.bucket), "index": str(shard.index)}
+
+
+async def locate(read: ReadState, job_id: str) -> tuple[Job | None, str]:
+    """The job as the blob it lives in says, and that blob's name; ``(None, home)`` when no
+    blob knows it. ``read`` returns a blob's current state (``BlobNotFoundError`` if absent).
+    Raises ``InvalidJobIdError`` for a malformed id."""
+    blob = home = parse_job_id(job_id).name
+    seen: set[str] = set()
+    for _ in range(MAX_HOPS):
+        try:
+            state = await read(blob)
+        except BlobNotFoundError:
+            return None, home
+        seen.add(blob)
+        job = state.jobs.get(job_id)
+        target = state.location(job_id)
+        if job is not None and job.moving_to is None:
+            return job, blob
+        if target is None or target in seen:
+            return job, blob
+        if job is not None:  # moving: the destination has it once step 2 is done
+            try:
+                there = await read(target)
+            except BlobNotFoundError:
+                return job, blob
+            if job_id not in there.jobs and job_id not in there.moved:
+                return job, blob
+        blob = target
+    log.warning("job %s: gave up following its moves after %d blobs", job_id, MAX_HOPS)
+    return None, home
+
+
+class Mover:
+    def __init__(self, store: JobStore, committer: GroupCommitter, cache: ShardCache,
+                 settings: JobsSettings, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._committer = committer
+        self._cache = cache
+        self._settings = settings
+        self._clock = clock
+        self.moved = 0
+
+    async def move(self, source: str, jobs: list[Job]) -> int:
+        """Move waiting ``jobs`` out of ``source``; returns how many moved."""
+        shard = parse_shard_name(source)
+        if shard is None or not jobs:
+            return 0
+        now = self._clock()
+        dests: dict[str, str] = {}
+        for job in jobs:
+            key = ShardKey(bucket_of(max(job.due_at, now), self._settings.bucket_minutes),
+                           shard.key.slot)
+            dests[job.id] = await self._destination(key, source)
+        records = [rec.move(job.id, dests[job.id], now) for job in jobs]
+        try:
+            state = await self._write(source, records)
+        except BlockLimitError:
+            log.error("cannot move jobs out of %s: the blob is at the block limit", source)
+            return 0
+        moving = [state.jobs[j.id] for j in jobs
+                  if j.id in state.jobs and state.jobs[j.id].moving_to == dests[j.id]]
+        return await self.finish(source, moving)
+
+    async def finish(self, source: str, moving: list[Job]) -> int:
+        """Steps 2-4 for jobs that are moving out of ``source`` (idempotent)."""
+        if not moving:
+            return 0
+        now = self._clock()
+        by_dest: dict[str, list[Job]] = {}
+        for job in moving:
+            assert job.moving_to is not None
+            by_dest.setdefault(job.moving_to, []).append(job)
+        for dest, group in by_dest.items():
+            target = parse_shard_name(dest)
+            meta = shard_metadata(target) if target is not None else {}
+            await self._committer.append(
+                dest, [rec.carry(replace(j, moving_to=None), source, now) for j in group], meta)
+        homes: dict[str, list[Job]] = {}
+        for job in moving:
+            home = parse_job_id(job.id).name
+            if home != source:
+                homes.setdefault(home, []).append(job)
+        for home, group in homes.items():
+            try:
+                await self._committer.append(
+                    home, [rec.pointer(j.id, j.moving_to or "", now) for j in group], {})
+            except BlobNotFoundError:  # the home was purged: nothing points there any more
+                continue
+        await self._write(source, [rec.moved(j.id, j.moving_to or "", now) for j in moving])
+        self.moved += len(moving)
+        return len(moving)
+
+    async def _destination(self, key: ShardKey, source: str) -> str:
+        """The newest blob of ``key`` with room for new records (never ``source``)."""
+        names = sorted(info.name for info in await self._store.list(key.prefix)
+                       if parse_shard_name(info.name) is not None)
+        index = parse_shard_name(names[-1]).index if names else 0  # type: ignore[union-attr]
+        name = key.blob(index)
+        if names:
+            blocks = self._cache.blocks(name)
+            if not blocks:
+                try:
+                    blocks = (await self._store.stat(name)).block_count or 0
+                except BlobNotFoundError:
+                    blocks = 0
+            if blocks >= self._settings.seal_blocks or name == source:
+                name = key.blob(index + 1)
+        if name == source:
+            name = key.blob(parse_shard_name(source).index + 1)  # type: ignore[union-attr]
+        return name
+
+    async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
+        result = await self._committer.append(blob, records, {})
+        state = self._cache.cached(blob)
+        if state is None or (self._cache.known_size(blob) or 0) < result.size:
+            state = await self._cache.refresh(blob)
+        return state
+
+
+def carry_due(bucket: datetime, settings: JobsSettings, now: datetime) -> bool:
+    """Whether waiting jobs of a blob of ``bucket`` should move on (the bucket is old)."""
+    end = bucket + timedelta(minutes=settings.bucket_minutes)
+    return end + timedelta(hours=settings.carry_after_hours) <= now
+
+
+__all__ = ["JobsError", "Mover", "carry_due", "locate", "shard_metadata"]
