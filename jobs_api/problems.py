@@ -2,8 +2,9 @@
 
 Mapping (documented choice): every ``JobValidationError`` - including ``UnknownHandlerError``
 and a malformed job id - is **400**, except ``PayloadTooLargeError`` (**413**).
-``JobNotFoundError`` 404; ``InvalidTransitionError``, ``IdempotencyConflictError`` and
-``ShardFullError`` 409; ``StoreError`` (transient or not) 503 with ``Retry-After``.
+``JobNotFoundError`` 404; ``InvalidTransitionError``, ``IdempotencyConflictError``,
+``ShardFullError`` and ``JobConflictError`` 409; ``StoreError`` (transient or not) 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import azure.functions as func
 from jobs_core.errors import (
     IdempotencyConflictError,
     InvalidTransitionError,
+    JobConflictError,
     JobNotFoundError,
     JobsError,
     JobValidationError,
@@ -73,6 +75,8 @@ def problem_of(exc: Exception) -> dict[str, Any]:
                             "idempotency_key")
     if isinstance(exc, ShardFullError):
         return problem_dict(409, "shard-full", "Shard full", detail)
+    if isinstance(exc, JobConflictError):
+        return problem_dict(409, "job-changing", "The job changed during the request", detail)
     if isinstance(exc, StoreError):
         return problem_dict(503, "storage-unavailable", "Storage unavailable",
                             "the job store could not be reached; retry later")

@@ -274,21 +274,26 @@ class Executor:
         now = self.clock()
         jobs = [state.jobs[i] for i in batch.job_ids if i in state.jobs]
         result.skipped += len(batch.job_ids) - len(jobs)
-        if await self._blocks(batch.blob) >= self.settings.evacuate_blocks:
-            waiting = [j for j in jobs if j.status.is_waiting and j.moving_to is None]
-            result.moved += await self.mover.move(batch.blob, waiting)
-            result.skipped += len(jobs) - result.moved
-            return result
+        full = await self._blocks(batch.blob) >= self.settings.evacuate_blocks
         gate = asyncio.Semaphore(self.settings.max_concurrency)
         work = []
+        overflow: list[str] = []  # jobs not started because the blob reached its threshold
         for job in jobs:
             if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
-                work.append(self._execute_one(batch, job.id, gate, result))
+                if full:
+                    overflow.append(job.id)
+                else:
+                    work.append(self._execute_one(batch, job.id, gate, result, overflow))
             elif job.status is JobStatus.RUNNING and self._abandoned(job, now):
-                work.append(self._abandon(batch, job, result))
+                work.append(self._abandon(batch, job, result))  # (headroom is for these)
             else:
                 result.skipped += 1
         await asyncio.gather(*work)
+        if overflow:
+            state = self.cache.cached(batch.blob) or await self.cache.refresh(batch.blob)
+            waiting = [state.jobs[i] for i in overflow if i in state.jobs and
+                       state.jobs[i].status.is_waiting and state.jobs[i].moving_to is None]
+            result.moved += await self.mover.move(batch.blob, waiting)
         await self._outbox.drain()  # the batch's events are out before it reports
         return result
 
@@ -305,15 +310,15 @@ class Executor:
 
     async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
         """Append through group commit; the blob's state with the records replayed."""
-        appended = await self.committer.append(blob, records, {})
-        state = self.cache.cached(blob)
-        if state is None or (self.cache.known_size(blob) or 0) < appended.size:
-            state = await self.cache.refresh(blob)
-        return state
+        return await self.committer.write(blob, records)
 
     async def _execute_one(self, batch: Batch, job_id: str, gate: asyncio.Semaphore,
-                           result: BatchResult) -> None:
+                           result: BatchResult, overflow: list[str]) -> None:
         async with gate:
+            if self.cache.blocks(batch.blob) >= self.settings.evacuate_blocks:
+                overflow.append(job_id)  # the rest of the blob is for outcomes: move it
+                result.skipped += 1
+                return
             state = self.cache.cached(batch.blob)
             job = state.jobs.get(job_id) if state is not None else None
             now = self.clock()

@@ -32,6 +32,7 @@ from .store import AppendResult, JobStore
 
 if TYPE_CHECKING:
     from .shard_cache import ShardCache
+    from .shard_state import ShardState
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,17 @@ class GroupCommitter:
             queue.task = asyncio.create_task(self._flush(blob, queue, create_metadata))
         return await future
 
+    async def write(self, blob: str, records: list[rec.Record],
+                    create_metadata: dict[str, str] | None = None) -> ShardState:
+        """``append``, then the blob's state with the records replayed (from the cache when
+        the block applied to it, else after a tail read). Needs a cache."""
+        assert self._cache is not None, "write() needs a GroupCommitter with a cache"
+        appended = await self.append(blob, records, create_metadata or {})
+        state = self._cache.cached(blob)
+        if state is None or (self._cache.known_size(blob) or 0) < appended.size:
+            state = await self._cache.refresh(blob)
+        return state
+
     async def _flush(self, blob: str, queue: _Queue, create_metadata: dict[str, str]) -> None:
         try:
             if self._linger > 0:
@@ -87,14 +99,19 @@ class GroupCommitter:
                 block = b"\n" + b"".join(w.data for w in batch)
                 try:
                     result = await self._append_verified(blob, block, create_metadata)
-                except Exception as exc:  # every waiting caller gets the storage error
+                    self.blocks_written += 1
+                    if self._cache is not None:
+                        self._cache.apply_own(blob, result,
+                                              [r for w in batch for r in w.records])
+                except BaseException as exc:  # every waiting caller gets the error
                     for write in batch:
                         if not write.future.done():
-                            write.future.set_exception(exc)
+                            write.future.set_exception(
+                                exc if isinstance(exc, Exception) else
+                                JobsError(f"append to {blob} interrupted: {exc!r}"))
+                    if not isinstance(exc, Exception):
+                        raise  # (cancelled, or the process is going away)
                     continue
-                self.blocks_written += 1
-                if self._cache is not None:
-                    self._cache.apply_own(blob, result, [r for w in batch for r in w.records])
                 for write in batch:
                     if not write.future.done():
                         write.future.set_result(result)

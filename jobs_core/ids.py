@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ def parse_job_id(job_id: str) -> ShardBlob:
     return ShardBlob(ShardKey(bucket, int(match.group(2))), int(match.group(3)))
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_shard_name(name: str) -> ShardBlob | None:
     match = SHARD_NAME_PATTERN.match(name)
     if match is None:
@@ -98,6 +100,7 @@ def parse_shard_name(name: str) -> ShardBlob | None:
                                                  int(match.group(3)))
 
 
+@functools.lru_cache(maxsize=8192)
 def _parse_bucket(text: str) -> datetime | None:
     try:
         return datetime.strptime(text, BUCKET_FORMAT).replace(tzinfo=UTC)

@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from . import records as rec
-from .errors import BlobNotFoundError, BlockLimitError, JobsError
+from .errors import BlobNotFoundError, BlockLimitError
 from .group_commit import GroupCommitter
 from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
 from .model import Job
@@ -161,11 +161,7 @@ class Mover:
         return name
 
     async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
-        result = await self._committer.append(blob, records, {})
-        state = self._cache.cached(blob)
-        if state is None or (self._cache.known_size(blob) or 0) < result.size:
-            state = await self._cache.refresh(blob)
-        return state
+        return await self._committer.write(blob, records)
 
 
 def carry_due(bucket: datetime, settings: JobsSettings, now: datetime) -> bool:
@@ -174,4 +170,4 @@ def carry_due(bucket: datetime, settings: JobsSettings, now: datetime) -> bool:
     return end + timedelta(hours=settings.carry_after_hours) <= now
 
 
-__all__ = ["JobsError", "Mover", "carry_due", "locate", "shard_metadata"]
+__all__ = ["Mover", "carry_due", "locate", "shard_metadata"]

@@ -277,13 +277,10 @@ class JobScheduler:
                 continue
             rid = self._token()
             try:
-                result = await self.committer.append(blob, [record(current, rid)], {})
+                state = await self.committer.write(blob, [record(current, rid)])
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
-            state = self.cache.cached(blob)
-            if state is None or (self.cache.known_size(blob) or 0) < result.size:
-                state = await self._read(blob)
             after = state.jobs.get(job_id)
             if state.rids.get(rid):
                 assert after is not None

@@ -31,6 +31,7 @@ class ShardState:
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id (the first add wins)
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
+        self.finished: set[str] = set()  # ids of those jobs (a later add of one is a replay)
         self.max_epoch = 0  # highest epoch of v1 execution records: lower v1 ones are fenced off
         self.touched: set[str] = set()
         self.skipped = 0  # malformed lines and records whose transition did not apply
@@ -159,7 +160,7 @@ class ShardState:
     def _add(self, r: rec.Record) -> None:
         job_id = r["id"]
         key = r.get("k")
-        if job_id in self.jobs or job_id in self.moved or \
+        if job_id in self.jobs or job_id in self.moved or job_id in self.finished or \
                 (key is not None and key in self.keys and "from" not in r):
             return  # a duplicate add: the first one wins
         job = replace(rec.job_from_add(r), version=1)
@@ -172,6 +173,7 @@ class ShardState:
         if not self.keep_finished and job.status.is_final:
             self.jobs.pop(job.id, None)
             self.dropped[job.status.value] += 1
+            self.finished.add(job.id)
         else:
             self.jobs[job.id] = job
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .runner import Totals, run_seed
+from .runner import Totals, run_many, run_seed
 
 
 def main() -> int:
@@ -19,7 +19,15 @@ def main() -> int:
     parser.add_argument("--ops", type=int, default=None, help="client operations per seed")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every failure")
     parser.add_argument("--stop", action="store_true", help="stop at the first failure")
+    parser.add_argument("--workers", type=int, default=1, help="processes (seeds in parallel)")
     args = parser.parse_args()
+    if args.workers > 1:
+        totals, failed = run_many(list(range(args.start, args.start + args.seeds)),
+                                  args.workers, args.ops)
+        for result in sorted(failed, key=lambda r: r.seed):
+            print(result.describe(12), flush=True)
+        print(totals.summary())
+        return 1 if failed else 0
     totals = Totals()
     for seed in range(args.start, args.start + args.seeds):
         result = run_seed(seed, args.ops)

@@ -19,12 +19,17 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from jobs_core.errors import TransientStoreError
 from jobs_core.memory_store import InMemoryStore
-from jobs_core.store import AppendResult, BlobInfo, ClaimBlob, ReadResult
+from jobs_core.store import AppendResult, BlobInfo, ClaimBlob, JobStore, ReadResult
+
+T = TypeVar("T")
+
+REAL_IO_IN_FLIGHT = [0]  # requests awaiting the store (the loop waits for real ones)
 
 
 class ProcessCrashed(BaseException):
@@ -57,8 +62,10 @@ class FaultPlan:
 
 class SharedStorage:
     def __init__(self, rng: random.Random, plan: FaultPlan,
-                 on_ambiguous: Callable[[str, set[str]], None]) -> None:
-        self.inner = InMemoryStore(max_blocks=plan.max_blocks)
+                 on_ambiguous: Callable[[str, set[str]], None],
+                 inner: JobStore | None = None) -> None:
+        self.inner: Any = inner if inner is not None else InMemoryStore(
+            max_blocks=plan.max_blocks)
         self.rng = rng
         self.plan = plan
         self.faults_on = True
@@ -97,6 +104,13 @@ class ProcessStore:
         self.alive = alive
         self.crash = crash
 
+    async def _io(self, request: Awaitable[T]) -> T:
+        REAL_IO_IN_FLIGHT[0] += 1
+        try:
+            return await request
+        finally:
+            REAL_IO_IN_FLIGHT[0] -= 1
+
     def _maybe_crash(self, op: str) -> None:
         if self.crash is not None and self.s.roll(self.s.plan.p_crash):
             self.s.injected[f"{op}:crash"] += 1
@@ -131,25 +145,26 @@ class ProcessStore:
         await self._enter("append")
         if name not in self.s.created_at:
             self.s.created_at[name] = asyncio.get_running_loop().time()
-        result = await self.s.inner.append(name, data, create_metadata=create_metadata)
+        result = await self._io(self.s.inner.append(name, data, create_metadata=create_metadata))
         ids = _ids_in(data)
         if self.s.roll(self.s.plan.p_double):
             self.s.injected["append:double"] += 1
             self.s.on_ambiguous("block committed twice", ids)
-            result = await self.s.inner.append(name, data, create_metadata=create_metadata)
+            result = await self._io(self.s.inner.append(name, data,
+                                                        create_metadata=create_metadata))
         self.s.max_blocks_seen = max(self.s.max_blocks_seen, result.block_count)
         await self._leave("append", True, ids)
         return result
 
     async def read(self, name: str, offset: int = 0) -> ReadResult:
         await self._enter("read")
-        result = await self.s.inner.read(name, offset)
+        result = await self._io(self.s.inner.read(name, offset))
         await self._leave("read", False)
         return result
 
     async def list(self, prefix: str) -> list[BlobInfo]:
         await self._enter("list")
-        listed = await self.s.inner.list(prefix)
+        listed = await self._io(self.s.inner.list(prefix))
         if self.s.roll(self.s.plan.p_stale_list):
             now = asyncio.get_running_loop().time()
             fresh = [b for b in listed if now - self.s.created_at.get(b.name, -1e9) < 2.0]
@@ -161,30 +176,30 @@ class ProcessStore:
 
     async def stat(self, name: str) -> BlobInfo:
         await self._enter("stat")
-        result = await self.s.inner.stat(name)
+        result = await self._io(self.s.inner.stat(name))
         await self._leave("stat", False)
         return result
 
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
         await self._enter("set_metadata")
-        await self.s.inner.set_metadata(name, metadata)
+        await self._io(self.s.inner.set_metadata(name, metadata))
         await self._leave("set_metadata", True)
 
     async def read_claim(self, name: str) -> ClaimBlob | None:
         await self._enter("read_claim")
-        result = await self.s.inner.read_claim(name)
+        result = await self._io(self.s.inner.read_claim(name))
         await self._leave("read_claim", False)
         return result
 
     async def write_claim(self, name: str, metadata: dict[str, str], *, etag: str | None) -> str:
         await self._enter("write_claim")
-        result = await self.s.inner.write_claim(name, metadata, etag=etag)
+        result = await self._io(self.s.inner.write_claim(name, metadata, etag=etag))
         await self._leave("write_claim", True)
         return result
 
     async def delete(self, name: str, *, if_match: str | None = None) -> bool:
         await self._enter("delete")
-        result = await self.s.inner.delete(name, if_match=if_match)
+        result = await self._io(self.s.inner.delete(name, if_match=if_match))
         await self._leave("delete", True)
         return result
 

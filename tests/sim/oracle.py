@@ -58,7 +58,7 @@ class Accepted:
     request: Any
     due_at: datetime
     recurring: bool
-    at: float
+    at: float  # the job's last change as its first 2xx answer showed it (simulated seconds)
     payload: Any = None
     created: bool = True  # False: first seen as an earlier job returned for its key
     controls: list[tuple[str, str, float, float, Any]] = field(default_factory=list)
@@ -150,8 +150,10 @@ class Oracle:
                 self.violate("I5", f"key {key} with a different body answered 2xx ({job.id})")
             self.key_payload.setdefault(key, request.payload)
         if job.id not in self.jobs:
+            changed = (job.updated_at or job.created_at) - world_time(0)
             self.jobs[job.id] = Accepted(job.id, request, job.due_at, job.recurrence is not None,
-                                         at, request.payload, created=created)
+                                         changed.total_seconds(), request.payload,
+                                         created=created)
             self.order.append(job.id)
         self.observed(proc, job, at)
 

@@ -5,14 +5,30 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from . import vloop
+from jobs_core.store import JobStore
+
+from . import faults, vloop
 from .oracle import Violation
 from .world import SimConfig, simulate
 
 OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
               "reschedule", "purge", "invocations")
+
+
+async def _real_io(request: Awaitable[Any]) -> Any:
+    faults.REAL_IO_IN_FLIGHT[0] += 1
+    try:
+        return await request
+    finally:
+        faults.REAL_IO_IN_FLIGHT[0] -= 1
+
+
+def _busy() -> bool:
+    return faults.REAL_IO_IN_FLIGHT[0] > 0
 
 
 @dataclass
@@ -45,12 +61,29 @@ class SeedResult:
         return "\n".join(lines)
 
 
-def run_seed(seed: int, ops: int | None = None) -> SeedResult:
+def run_seed(seed: int, ops: int | None = None, *,
+             store: Callable[[], Awaitable[JobStore]] | None = None) -> SeedResult:
+    """One seed; with ``store`` (a factory of a real store, e.g. on Azurite) the same world
+    runs against that service, its block limit unscaled."""
     config = SimConfig.draw(seed, ops)
+    if store is not None:
+        config = config.unscaled()
     began = time.perf_counter()
     logging.disable(logging.CRITICAL)  # the core logs every skipped record; the trace is ours
+    shared: list[Any] = []
+
+    async def main() -> Any:
+        real = await _real_io(store()) if store is not None else None
+        if real is not None:
+            shared.append(real)
+        try:
+            return await simulate(config, real)
+        finally:
+            if real is not None:
+                await _real_io(real.close())
+
     try:
-        oracle = vloop.run(simulate(config))
+        oracle = vloop.run(main(), io_busy=_busy if store is not None else None)
     finally:
         logging.disable(logging.NOTSET)
     operations = sum(n for op, n in oracle.ops.items() if op in OPERATIONS)
@@ -84,3 +117,43 @@ class Totals:
                 f"({dict(self.by_invariant)}), {self.operations} operations, faults "
                 f"{dict(sorted(self.faults.items()))}, duplicates {dict(self.duplicates)}, "
                 f"by kind {dict(sorted(self.ops.items()))}")
+
+
+def run_many(seeds: list[int], workers: int = 1, ops: int | None = None) -> tuple[Totals,
+                                                                                 list[SeedResult]]:
+    """Run ``seeds`` (in ``workers`` processes); returns the totals and the failed results."""
+    totals, failed = Totals(), []
+    if workers <= 1:
+        results = (run_seed(seed, ops) for seed in seeds)
+        for result in results:
+            totals.add(result)
+            if not result.ok:
+                failed.append(result)
+        return totals, failed
+    import multiprocessing
+    import os
+
+    # string hashing (set order) is fixed at interpreter start: the workers start with
+    # PYTHONHASHSEED=0, as the CLI does, so a failing seed replays exactly from the CLI
+    saved = os.environ.get("PYTHONHASHSEED")
+    os.environ["PYTHONHASHSEED"] = "0"
+    try:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers) as pool:
+            for result in pool.imap_unordered(_run_one, [(seed, ops) for seed in seeds]):
+                totals.add(result)
+                if not result.ok:
+                    failed.append(result)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = saved
+    return totals, failed
+
+
+def _run_one(args: tuple[int, int | None]) -> SeedResult:
+    seed, ops = args
+    result = run_seed(seed, ops)
+    result.trace = result.trace[-60:]  # keep what crosses the process boundary small
+    return result

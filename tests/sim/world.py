@@ -35,6 +35,7 @@ from jobs_core.errors import (
 from jobs_core.handlers import HandlerRegistry, JobContext, PermanentJobError
 from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
+from jobs_core.store import JobStore
 
 from .faults import FaultPlan, ProcessCrashed, SharedStorage
 from .oracle import Oracle
@@ -63,6 +64,10 @@ class SimConfig:
     recurring: int
     retention_hours: float
 
+    def unscaled(self) -> SimConfig:
+        """The same world with the service's real block limit (for a real store)."""
+        return _unscaled(self)
+
     @classmethod
     def draw(cls, seed: int, ops: int | None = None) -> SimConfig:
         rng = random.Random(f"config-{seed}")
@@ -84,6 +89,12 @@ class SimConfig:
                    bucket_minutes=bucket, ops=n_ops, duration=duration, quiet=3 * 3600.0,
                    crash_every=rng.choice([0.0, 1800.0, 600.0]), plan=plan, settings=settings,
                    recurring=rng.choice([0, 1, 3]), retention_hours=rng.choice([1.0, 6.0]))
+
+
+def _unscaled(config: SimConfig) -> SimConfig:
+    plan = replace(config.plan, max_blocks=50_000)
+    settings = replace(config.settings, seal_blocks=40_000, evacuate_blocks=45_000)
+    return replace(config, plan=plan, settings=settings)
 
 
 class Process:
@@ -141,12 +152,12 @@ class Process:
 
 
 class World:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, store: JobStore | None = None) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
         self.oracle = Oracle(config)
         self.storage = SharedStorage(random.Random(config.seed * 7 + 1), config.plan,
-                                     self.oracle.tainted)
+                                     self.oracle.tainted, store)
         self.registry = make_registry(self)
         self.processes: list[Process] = [Process(self, f"p{i}") for i in range(config.processes)]
         self.wake = [asyncio.Event() for _ in range(config.slots)]
@@ -188,6 +199,16 @@ class World:
                 await asyncio.sleep(VISIBILITY_TIMEOUT)
 
     async def slot_driver(self, slot: int) -> None:
+        try:
+            await self._drive(slot)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug in the core: the slot would stop for good
+            import traceback
+            self.oracle.violate("I1", f"slot {slot}'s orchestrator died: {exc!r} "
+                                      f"{traceback.format_exc(limit=-3)}")
+
+    async def _drive(self, slot: int) -> None:
         errors = empty = 0
         api_min_sleep, api_error_sleep = 1.0, 5.0
         cap = self.config.settings.max_sleep_seconds
@@ -515,8 +536,10 @@ class Workload:
         w.oracle.log(w.now(), f"purge deleted {report.shards_deleted}")
 
 
-async def simulate(config: SimConfig) -> Oracle:
-    world = World(config)
+async def simulate(config: SimConfig, store: JobStore | None = None) -> Oracle:
+    """Run one world to its end and check it; ``store``: a real store (Azurite) instead of
+    the in-memory one (the block limit is then the service's own)."""
+    world = World(config, store)
     drivers = [world.spawn(world.slot_driver(s)) for s in range(config.slots)]
     world.spawn(world.crasher())
     workload = Workload(world)

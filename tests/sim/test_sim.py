@@ -1,0 +1,58 @@
+"""The simulation as a test: a fixed range of seeds (every seed that ever found a bug is in it,
+or in REGRESSION_SEEDS), checked against the invariants I1-I9 (tests/sim/oracle.py).
+
+Replay one: ``python -m tests.sim --seeds 1 --start SEED -v``. Soak: ``python -m tests.sim
+--seeds 20000 --start 1000 --workers 2``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .runner import run_many, run_seed
+
+CI_SEEDS = range(0, 500)
+# seeds that found a defect outside CI_SEEDS (none yet: the ones found so far are below 500;
+# the closing notes of the simulation and core issues name which defect each one found)
+REGRESSION_SEEDS: tuple[int, ...] = ()
+WORKERS = min(2, os.cpu_count() or 1)
+
+
+@pytest.mark.slow
+def test_every_invariant_holds_on_the_ci_seeds() -> None:
+    totals, failed = run_many([*CI_SEEDS, *REGRESSION_SEEDS], WORKERS)
+    print(totals.summary())
+    assert not failed, "\n\n".join(r.describe(12) for r in sorted(failed, key=lambda r: r.seed))
+    assert totals.seeds >= 500 and totals.operations >= 200_000, totals.summary()
+    assert sum(totals.faults.values()) > 0 and totals.faults["crash"] > 0
+
+
+def test_a_seed_replays_exactly() -> None:
+    first, again = run_seed(7), run_seed(7)
+    assert first.trace == again.trace and first.operations == again.operations
+    assert first.faults == again.faults
+
+
+AZURITE_SEEDS = (3, 7)  # two of the CI seeds, with few operations (about a minute)
+
+
+@pytest.mark.azurite
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", AZURITE_SEEDS)
+def test_seeds_hold_against_azurite(seed: int, azurite: object) -> None:
+    """The same worlds on the real blob adapter: virtual time stands still while a request is
+    with Azurite, so the fault model (errors, ambiguous writes, crashes) wraps real requests."""
+    from jobs_core.blob_store import AzureBlobStore
+    from tests import azurite as azurite_helpers
+
+    async def store() -> AzureBlobStore:
+        return await AzureBlobStore.open(azurite_helpers.settings(
+            azurite, azurite_helpers.unique_container("sim")))  # type: ignore[arg-type]
+
+    result = run_seed(seed, ops=40, store=store)
+    print(f"seed {seed} on Azurite: {result.operations} operations, faults "
+          f"{dict(result.faults)}, {result.seconds:.1f} s")
+    assert result.ok, result.describe(20)
+    assert result.operations >= 40
