@@ -463,7 +463,7 @@ class Executor:
                           payload=copy.deepcopy(job.payload), attempt=job.attempts,
                           max_attempts=job.retry.max_attempts, due_at=job.due_at,
                           deadline=started + timedelta(seconds=timeout), error=error,
-                          run=job.runs)
+                          run=job.runs, execution=job.token)
 
     # --- convenience -------------------------------------------------------------------------
     async def run_cycle(self, slot: int) -> tuple[Plan, BatchResult]:

@@ -30,6 +30,7 @@ class JobContext:
     error: ErrorInfo | None = None  # for compensation: the failure being compensated
     run: int = 0  # occurrence number of a recurring job (0 for the first); with job_id, an
     # idempotency key for downstream side effects
+    execution: str | None = None  # this execution's token (a retry or a re-run gets another)
 
     def remaining_seconds(self) -> float:
         return (self.deadline - datetime.now(UTC)).total_seconds()

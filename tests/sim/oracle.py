@@ -19,6 +19,7 @@ I9 fencing           (checked from the log) an outcome is recorded only by the e
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo
 from jobs_core.errors import IdempotencyKeyExpiredError, JobNotFoundError, JobsError
 from jobs_core.handlers import JobContext
 from jobs_core.model import Job, JobStatus
+from jobs_core.shard_state import ShardState
 
 if TYPE_CHECKING:
     from jobs_core import JobRequest
@@ -50,6 +52,7 @@ class Invocation:
     end: float | None = None
     ok: bool | None = None
     error: str | None = None
+    token: str | None = None
 
 
 @dataclass
@@ -123,7 +126,8 @@ class Oracle:
         self.faults_end = at
 
     def invoked(self, ctx: JobContext, proc: str, at: float) -> Invocation:
-        inv = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at)
+        inv = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at,
+                         token=ctx.execution)
         self.invocations.append(inv)
         self.by_job[ctx.job_id].append(inv)
         self.ops["invocations"] += 1
@@ -248,6 +252,40 @@ class Oracle:
             self._check_controls(job_id, job, info)
         self._check_invocations()
         self._check_compensations(finals)
+        await self._check_fencing(final)
+
+    async def _check_fencing(self, final: Process) -> None:
+        """I9: an outcome applied in the log belongs to an execution that no newer execution
+        of the same job had superseded when the outcome was recorded."""
+        by_token = {i.token: i for i in self.invocations if i.token}
+        for info in await final.store.list("shards/"):
+            try:
+                data = (await final.store.read(info.name)).data
+            except JobsError:
+                continue
+            state = ShardState(info.name)
+            for line in data.split(b"\n"):
+                try:
+                    record = json.loads(line) if line.strip() else None
+                except ValueError:
+                    continue
+                if not isinstance(record, dict):
+                    continue
+                state.apply(record)
+                token = record.get("x")
+                if record.get("op") not in ("ok", "fail") or not token or \
+                        not state.outcomes.get(token):
+                    continue
+                mine = by_token.get(token)
+                if mine is None:
+                    continue  # an abandoned execution's recorded loss (it may never have run)
+                at = datetime.fromisoformat(record["at"])
+                newer = [i for i in self.by_job.get(mine.job_id, [])
+                         if i.start > mine.start and world_time(i.start) < at]
+                if newer:
+                    self.violate("I9", f"{mine.job_id}: the outcome of execution {token} "
+                                       f"(started {mine.start:.3f}) was recorded at {at:%H:%M:%S} "
+                                       f"after a newer execution started at {newer[0].start:.3f}")
 
     def _check_recurring(self, job_id: str, job: Job, info: Accepted, end: float) -> None:
         from .world import EPOCH

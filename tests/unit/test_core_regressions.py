@@ -1,0 +1,146 @@
+"""Focused regression tests for the core defects the simulation does not pin to one seed
+(the others are named by seed in tests/sim/test_sim.py's range and in the closing note)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from jobs_core import InMemoryStore, JobRequest, JobStatus
+from jobs_core import records as rec
+from jobs_core.errors import TransientStoreError
+from jobs_core.ids import parse_job_id
+from jobs_core.retention import purge_shards
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+
+class FailingOnce(InMemoryStore):
+    """Fails the first append whose block contains ``marker``: before or after writing it."""
+
+    def __init__(self, marker: bytes, *, after: bool) -> None:
+        super().__init__()
+        self.marker = marker
+        self.after = after
+        self.failed = 0
+
+    async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
+        if self.marker in data and not self.failed:
+            self.failed += 1
+            if self.after:
+                await super().append(name, data, create_metadata=create_metadata)
+            raise TransientStoreError("injected 503")
+        return await super().append(name, data, create_metadata=create_metadata)
+
+
+async def test_a_handlers_registered_timeout_is_used() -> None:  # defect 9
+    clock, recorder = Clock(), Recorder()
+    scheduler, executor = make(InMemoryStore(), recorder, clock, slots=1)
+
+    @recorder.registry.handler("slow_ok", timeout_seconds=0.05)
+    async def slow_ok(ctx: object) -> str:
+        await asyncio.sleep(1)
+        return "too late"
+
+    job = (await scheduler.schedule(JobRequest("slow_ok",
+                                               retry={"max_attempts": 1}))).job
+    await executor.run_cycle(0)
+    done = await scheduler.get(job.id)
+    assert done.status is JobStatus.FAILED and done.last_error is not None
+    assert done.last_error.type == "Timeout" and "0.05" in done.last_error.message
+
+
+async def test_one_failed_outcome_append_does_not_undo_a_success() -> None:  # defect 3
+    clock, recorder = Clock(), Recorder()
+    store = FailingOnce(b'"op":"ok"', after=False)
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("always_fails", retry={"max_attempts": 1})))
+    charge = (await scheduler.schedule(JobRequest("echo", {"charge": 1}))).job
+    await executor.run_cycle(0)
+    assert store.failed == 1
+    assert (await scheduler.get(charge.id)).status is JobStatus.SUCCEEDED
+    assert recorder.runs[charge.id] == 1 and recorder.compensations == [job.job.id]
+
+
+async def test_an_add_that_failed_after_writing_is_answered_201_once() -> None:  # defect 11
+    clock, recorder = Clock(), Recorder()
+    store = FailingOnce(b'"op":"add"', after=True)
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    scheduled = await scheduler.schedule(JobRequest("echo", {"n": 1}))
+    assert scheduled.created and store.failed == 1
+    assert scheduler.committer.verified_after_error == 1
+    await drain(executor, 1)
+    assert recorder.runs == {scheduled.job.id: 1}
+
+
+async def test_a_block_committed_twice_cannot_run_the_next_occurrence_now() -> None:  # 10
+    clock, recorder = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("echo", recurrence={"interval_seconds": 3600},
+                                               delay=600))).job
+    await scheduler.run_now(job.id)
+    blob = parse_job_id(job.id).name
+    data = (await store.read(blob)).data
+    run_now_line = next(line for line in data.split(b"\n") if b'"op":"run_now"' in line)
+    await drain(executor, 1)  # occurrence 0 runs now
+    assert recorder.runs[job.id] == 1
+    await store.append(blob, b"\n" + run_now_line + b"\n", create_metadata={})  # SDK retry
+    await drain(executor, 1)
+    after = await scheduler.get(job.id)
+    assert recorder.runs[job.id] == 1 and after.runs == 1
+    assert after.due_at > clock.now + timedelta(minutes=50)
+
+
+async def test_an_execution_longer_than_the_claim_ttl_keeps_its_job() -> None:  # defect 12
+    clock, recorder = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, a = make(store, recorder, clock, owner="a", slots=1, claim_ttl_seconds=5,
+                        job_timeout_seconds=600)
+    _, b = make(store, recorder, clock, owner="b", slots=1, claim_ttl_seconds=5,
+                job_timeout_seconds=600)
+    job = (await scheduler.schedule(JobRequest("hang"))).job
+    plan = await a.plan(0)
+    running = asyncio.create_task(a.execute(plan.batches[0]))
+    while recorder.runs[job.id] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    clock.advance(300)  # a's claim is long gone; the execution's lease (600 + 30 s) is not
+    plan_b = await b.plan(0)
+    assert plan_b.epoch == plan.epoch + 1 and plan_b.due == 0
+    recorder.hang.set()
+    await running
+    done = await scheduler.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED and recorder.runs[job.id] == 1
+
+
+async def test_a_job_rescheduled_earlier_is_found_by_a_cold_planner() -> None:  # defect 7
+    clock, recorder = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, executor = make(store, recorder, clock, slots=1, retention_days=1 / 24)
+    other = (await scheduler.schedule(JobRequest("echo"))).job  # the current bucket's blob
+    later = (await scheduler.schedule(JobRequest("echo", delay=10 * 3600))).job
+    await drain(executor, 1)
+    await scheduler.reschedule(later.id, clock.now + timedelta(hours=3))
+    clock.advance(2 * 3600)  # the hint's blob is finished and summarised: a cold planner
+    await executor.run_cycle(0)  # skips it, and must still learn the hint from its summary
+    assert recorder.runs[later.id] == 0
+    clock.advance(1.5 * 3600)
+    hint_blob = [i for i in await store.list("shards/") if i.name == parse_job_id(other.id).name]
+    assert hint_blob[0].metadata.get("touch") == parse_job_id(later.id).name
+    assert "done_size" not in hint_blob[0].metadata
+    _, cold = make(store, recorder, clock, slots=1)
+    await drain(cold, 1)
+    assert recorder.runs[later.id] == 1
+    # retention keeps the blob while the hint points at a bucket that has not begun
+    report = await purge_shards(store, executor.settings, clock.now + timedelta(days=30),
+                                timedelta(hours=1))
+    assert report.shards_deleted >= 1
+
+
+def test_records_name_their_occurrence_and_execution() -> None:
+    start = rec.start("j", 1, 1, clock_now(), token="x1", run=3, lease=clock_now())
+    assert (start["x"], start["run"]) == ("x1", 3) and "lease" in start
+    assert rec.cancel("j", clock_now(), rid="r", run=2)["rid"] == "r"
+
+
+def clock_now():  # type: ignore[no-untyped-def]
+    return Clock().now
