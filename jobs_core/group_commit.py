@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .shard_state import ShardState
 
 log = logging.getLogger(__name__)
+VERIFY_TAIL_BYTES = 256 * 1024  # how far before the end a cold check looks for its block
 
 
 @dataclass
@@ -123,21 +124,28 @@ class GroupCommitter:
     async def _append_verified(self, blob: str, block: bytes,
                                create_metadata: dict[str, str]) -> AppendResult:
         known = self._cache.known_size(blob) if self._cache is not None else None
-        before = known or 0
         try:
             return await self._store.append(blob, block, create_metadata=create_metadata)
         except (ConcurrencyConflictError, BlobNotFoundError):
             raise
         except StoreError as error:
-            found = await self._find(blob, block, before)
+            found = await self._find(blob, block, known)
             if found is None:
                 raise
             self.verified_after_error += 1
             log.info("append to %s failed (%s) but the block is there: committed", blob, error)
             return found
 
-    async def _find(self, blob: str, block: bytes, since: int) -> AppendResult | None:
+    async def _find(self, blob: str, block: bytes, known: int | None) -> AppendResult | None:
+        """Where ``block`` is in the blob after ``known`` (the offset this process had read
+        before the append), or, with no known offset, in the blob's last bytes (one HEAD and
+        one ranged read: never a whole 50,000-block blob)."""
         try:
+            if known is None:
+                size = (await self._store.stat(blob)).size
+                since = max(0, size - len(block) - VERIFY_TAIL_BYTES)
+            else:
+                since = known
             read = await self._store.read(blob, since)
         except JobsError:
             return None  # cannot tell: report the append's own error
