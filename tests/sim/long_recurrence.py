@@ -54,15 +54,15 @@ async def run(days: float, every: float) -> Summary:
             report = await purge_shards(store, executor.settings, clock.now, timedelta(days=7))
             purged += report.shards_deleted
             next_purge += timedelta(days=1)
-            max_blocks = max([max_blocks] + [b.blocks for b in store._blobs.values()])  # noqa: SLF001
+            max_blocks = max([max_blocks] + [b.blocks for b in store._blobs.values()])
         else:
             await executor.run_cycle(0)  # the cycle after a run moves the job if it is time
-    max_blocks = max([max_blocks] + [b.blocks for b in store._blobs.values()])  # noqa: SLF001
-    home = store._blobs[_home(job.id)]  # noqa: SLF001
+    max_blocks = max([max_blocks] + [b.blocks for b in store._blobs.values()])
+    home = store._blobs[_home(job.id)]
     reads_before = store.requests.get("read", 0)
     fresh, _ = make(store, recorder, clock, slots=1)
     current = await fresh.get(job.id)
-    shards = [n for n in store._blobs if n.startswith("shards/")]  # noqa: SLF001
+    shards = [n for n in store._blobs if n.startswith("shards/")]
     return Summary(days, every, recorder.runs[job.id], max_blocks, len(shards), purged,
                    home.blocks, store.requests.get("read", 0) - reads_before,
                    current.status.value if current.status is JobStatus.SCHEDULED else "stuck",
