@@ -353,6 +353,7 @@ class Executor:
         Returns whether the outcome applied (False: superseded, or no storage in time)."""
         deadline = job.lease_until or (self.clock() + timedelta(seconds=30))
         delay = 0.2
+        record["rid"] = rid = self._token()  # the replay says whether this very record applied
         while True:
             try:
                 state = await self._write(blob, [record])
@@ -369,7 +370,7 @@ class Executor:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
                 continue
-            return state.outcomes.get(record.get("x") or "", False)
+            return state.rids.get(rid, False)
 
     async def _abandon(self, batch: Batch, job: Job, result: BatchResult) -> None:
         now = self.clock()
@@ -379,12 +380,13 @@ class Executor:
         events: list[JobEvent] = []
         probe = BatchResult()
         record = await self._failure(job, batch.epoch, now, error, probe, events)
+        record["rid"] = rid = self._token()
         try:
             state = await self._write(batch.blob, [record])
         except JobsError as exc:
             log.warning("could not record abandoned job %s: %s", job.id, exc)
             return
-        if state.outcomes.get(job.token or "", False):
+        if state.rids.get(rid, False):  # (a stale view may abandon what already moved on)
             probe.abandoned += 1
             result.add(probe)
             self._outbox.add(events)

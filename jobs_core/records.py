@@ -22,8 +22,9 @@ the state a moved job carries (status, attempts, finished occurrences, last erro
 (the replay applies each rid once and remembers whether it applied, so the API can answer the
 truth); ``run`` the occurrence the writer saw (a record for another occurrence is ignored, so a
 block committed twice cannot touch the next occurrence); ``a`` attempt; ``e`` claim epoch
-(informational since v2); ``x`` execution token: the random id of one execution, written with
-its start and its outcome: an outcome applies only when its token is the job's current one
+(informational since v2); on ``ok``/``fail``, ``rid`` is the outcome record's own random
+id; ``x`` execution token: the random id of one execution, written with its start and its
+outcome: an outcome applies only when its token is the job's current one
 (fencing, per job); ``lease`` until when that execution owns the job (timeout + grace from its
 real start); ``res`` result; ``next`` next occurrence; ``err`` error; ``retry`` retry time;
 ``comp`` compensation outcome; ``shard`` the blob a touch points at.

@@ -271,10 +271,12 @@ class Oracle:
                     continue
                 if not isinstance(record, dict):
                     continue
+                before = state.jobs.get(str(record.get("id")))
                 state.apply(record)
+                after = state.jobs.get(str(record.get("id")))
                 token = record.get("x")
-                if record.get("op") not in ("ok", "fail") or not token or \
-                        not state.outcomes.get(token):
+                applied = after is not None and (before is None or after.version != before.version)
+                if record.get("op") not in ("ok", "fail") or not token or not applied:
                     continue
                 mine = by_token.get(token)
                 if mine is None:
