@@ -21,6 +21,7 @@ WORKERS = min(2, os.cpu_count() or 1)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_every_invariant_holds_on_the_ci_seeds() -> None:
     totals, failed = run_many([*CI_SEEDS, *REGRESSION_SEEDS], WORKERS)
     print(totals.summary())
@@ -40,6 +41,7 @@ AZURITE_SEEDS = (3, 7)  # two of the CI seeds, with few operations (about a minu
 
 @pytest.mark.azurite
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("seed", AZURITE_SEEDS)
 def test_seeds_hold_against_azurite(seed: int, azurite: object) -> None:
     """The same worlds on the real blob adapter: virtual time stands still while a request is
