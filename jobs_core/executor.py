@@ -267,14 +267,15 @@ class Executor:
         ends. Abandoned executions are recorded as failed attempts. At-least-once: a crash
         between a start and its outcome re-runs the job once its lease has passed."""
         result = BatchResult()
-        state = self.cache.cached(batch.blob)
-        if state is None or any(i not in state.jobs for i in batch.job_ids):
-            # planned in another process (or since then): read the new records first
-            state = await self.cache.refresh(batch.blob)
+        # always read what is new (one small tail read): the plan may come from another
+        # process, and a ``full`` record from any process must stop starts here at once
+        state = await self.cache.refresh(batch.blob)
         now = self.clock()
         jobs = [state.jobs[i] for i in batch.job_ids if i in state.jobs]
         result.skipped += len(batch.job_ids) - len(jobs)
-        full = await self._blocks(batch.blob) >= self.settings.evacuate_blocks
+        full = state.full or await self._blocks(batch.blob) >= self.settings.evacuate_blocks
+        if full and not state.full:  # tell every process: no more starts in this blob
+            state = await self._write(batch.blob, [rec.full(now)])
         gate = asyncio.Semaphore(self.settings.max_concurrency)
         work = []
         overflow: list[str] = []  # jobs not started because the blob reached its threshold
@@ -289,11 +290,9 @@ class Executor:
             else:
                 result.skipped += 1
         await asyncio.gather(*work)
-        if overflow:
-            state = self.cache.cached(batch.blob) or await self.cache.refresh(batch.blob)
-            waiting = [state.jobs[i] for i in overflow if i in state.jobs and
-                       state.jobs[i].status.is_waiting and state.jobs[i].moving_to is None]
-            result.moved += await self.mover.move(batch.blob, waiting)
+        if overflow:  # every waiting job of the blob leaves in one round
+            result.moved += await self.mover.evacuate(batch.blob,
+                                                      await self.cache.refresh(batch.blob))
         await self._outbox.drain()  # the batch's events are out before it reports
         return result
 
@@ -315,7 +314,9 @@ class Executor:
     async def _execute_one(self, batch: Batch, job_id: str, gate: asyncio.Semaphore,
                            result: BatchResult, overflow: list[str]) -> None:
         async with gate:
-            if self.cache.blocks(batch.blob) >= self.settings.evacuate_blocks:
+            current = self.cache.cached(batch.blob)
+            if self.cache.blocks(batch.blob) >= self.settings.evacuate_blocks or \
+                    (current is not None and current.full):
                 overflow.append(job_id)  # the rest of the blob is for outcomes: move it
                 result.skipped += 1
                 return

@@ -42,7 +42,8 @@ from .shard_state import ShardState
 from .store import JobStore
 
 log = logging.getLogger(__name__)
-MAX_HOPS = 8  # pointers followed by locate (a healthy job needs at most 3)
+MAX_HOPS = 32  # blobs followed by locate (a job needs at most 3, unless its home blob was too
+# full for a pointer: then it follows the chain of ``moved`` records, one blob per move)
 ReadState = Callable[[str], Awaitable[ShardState]]
 
 
@@ -112,6 +113,14 @@ class Mover:
                   if j.id in state.jobs and state.jobs[j.id].moving_to == dests[j.id]]
         return await self.finish(source, moving)
 
+    async def evacuate(self, source: str, state: ShardState) -> int:
+        """Move every waiting job out of ``source`` at once (a blob past its evacuation
+        threshold): one round of four appends, whatever the number of jobs, so the blob's
+        headroom is spent on outcomes, not on moves."""
+        waiting = [j for j in state.jobs.values()
+                   if j.status.is_waiting and j.moving_to is None]
+        return await self.move(source, waiting)
+
     async def finish(self, source: str, moving: list[Job]) -> int:
         """Steps 2-4 for jobs that are moving out of ``source`` (idempotent)."""
         if not moving:
@@ -132,10 +141,12 @@ class Mover:
             if home != source:
                 homes.setdefault(home, []).append(job)
         for home, group in homes.items():
+            if self._cache.blocks(home) >= self._settings.evacuate_blocks:
+                continue  # keep a nearly full home's headroom: GET follows the moved records
             try:
                 await self._committer.append(
                     home, [rec.pointer(j.id, j.moving_to or "", now) for j in group], {})
-            except BlobNotFoundError:  # the home was purged: nothing points there any more
+            except (BlobNotFoundError, BlockLimitError):  # purged, or full: as above
                 continue
         await self._write(source, [rec.moved(j.id, j.moving_to or "", now) for j in moving])
         self.moved += len(moving)
@@ -149,6 +160,9 @@ class Mover:
         name = key.blob(index)
         if names:
             blocks = self._cache.blocks(name)
+            cached = self._cache.cached(name)
+            if cached is not None and cached.full:
+                blocks = self._settings.evacuate_blocks
             if not blocks:
                 try:
                     blocks = (await self._store.stat(name)).block_count or 0

@@ -13,6 +13,8 @@
     move        the job is leaving this blob for ``to``           to
     moved       the job has arrived at ``to``: it is gone here    to
     ptr         (home blob only) the job now lives in ``to``      to
+    full        the blob reached JOBS_EVACUATE_BLOCKS: no more    (none)
+                starts or changes here; waiting jobs move out
 
 Keys: ``id`` job id; ``at`` when (ISO-8601 UTC); ``h`` handler; ``due`` due time; ``p`` payload;
 ``k`` idempotency key; ``r`` retry policy; ``rc`` recurrence; ``n`` notify queue; ``to`` timeout
@@ -194,6 +196,10 @@ def move(job_id: str, to: str, at: datetime) -> Record:
 
 def moved(job_id: str, to: str, at: datetime) -> Record:
     return {"v": FORMAT_VERSION, "op": "moved", "id": job_id, "to": to, "at": ts(at)}
+
+
+def full(at: datetime) -> Record:
+    return {"v": FORMAT_VERSION, "op": "full", "at": ts(at)}
 
 
 def pointer(job_id: str, to: str, at: datetime) -> Record:

@@ -272,8 +272,11 @@ class JobScheduler:
                 await asyncio.sleep(MOVE_WAIT_SECONDS)
                 continue
             change(current)  # raises InvalidTransitionError with the reason, nothing written
-            if self.cache.blocks(blob) >= self.settings.evacuate_blocks:
-                await self.mover.move(blob, [current])  # keep the blob's headroom for outcomes
+            state = self.cache.cached(blob)
+            if self.cache.blocks(blob) >= self.settings.evacuate_blocks or \
+                    (state is not None and state.full):
+                # keep the blob's headroom for outcomes: its waiting jobs leave first
+                await self.mover.evacuate(blob, await self._read(blob))
                 continue
             rid = self._token()
             try:

@@ -41,6 +41,7 @@ class ShardState:
         self.moved: dict[str, str] = {}  # job id -> blob it moved to (gone from this blob)
         self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
         self.latest_change: datetime | None = None  # newest ``at`` of any applied record
+        self.full = False  # a ``full`` record: past JOBS_EVACUATE_BLOCKS, waiting jobs leave
 
     # --- feeding -----------------------------------------------------------------------------
     def feed_lines(self, lines: Iterable[bytes]) -> None:
@@ -92,6 +93,9 @@ class ShardState:
             return
         if op == "ptr":
             self.pointers[r["id"]] = r["to"]
+            return
+        if op == "full":
+            self.full = True
             return
         if op in EXECUTION_OPS and "x" not in r:  # a v1 record: fenced by claim epoch
             epoch = int(r["e"])

@@ -174,7 +174,9 @@ async def test_events_reach_azurite_queues_as_base64_json(
         [JobRequest("echo", {"i": i}, notify=notify if i == 0 else None) for i in range(50)])]
     await drain(executor, 1)
     await events.close()
-    assert counter.snapshot().get("enqueue") == 3 + 3  # 3 messages to each queue
+    # at most 3 messages to each queue (scheduled, started, succeeded); the executor's outbox
+    # may pack a wave's starts and the outcomes that finish with them into one message
+    assert 2 + 2 <= counter.snapshot().get("enqueue", 0) <= 3 + 3
     async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
         seen = states_by_job(await read_queue(service, default))
         assert seen == {j.id: ["scheduled", "started", "succeeded"] for j in jobs}
