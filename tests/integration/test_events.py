@@ -102,7 +102,8 @@ async def test_a_batch_shares_messages(store: object) -> None:
     # each job's start is recorded when its handler can really start (waves of
     # JOBS_MAX_CONCURRENCY = 32), so the 60 starts and 60 outcomes share a few messages
     assert len(sink.events(QUEUE)) == 180
-    assert 3 <= len(sink.queues[QUEUE]) <= 6 and sink.sends == len(sink.queues[QUEUE])
+    assert 3 <= len(sink.queues[QUEUE]) <= 1 + 2 * 2 * 2  # not one message per event
+    assert sink.sends == len(sink.queues[QUEUE])
 
 
 async def test_a_failing_queue_never_fails_or_loses_the_job(store: object) -> None:
@@ -174,9 +175,10 @@ async def test_events_reach_azurite_queues_as_base64_json(
         [JobRequest("echo", {"i": i}, notify=notify if i == 0 else None) for i in range(50)])]
     await drain(executor, 1)
     await events.close()
-    # at most 3 messages to each queue (scheduled, started, succeeded); the executor's outbox
-    # may pack a wave's starts and the outcomes that finish with them into one message
-    assert 2 + 2 <= counter.snapshot().get("enqueue", 0) <= 3 + 3
+    # packed, not one message per event: per queue one message for the 50 scheduled events,
+    # then the starts and outcomes of two waves (JOBS_MAX_CONCURRENCY 32), which the
+    # executor's outbox may split or merge depending on timing
+    assert 2 + 2 <= counter.snapshot().get("enqueue", 0) <= 2 * (1 + 2 * 2)
     async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
         seen = states_by_job(await read_queue(service, default))
         assert seen == {j.id: ["scheduled", "started", "succeeded"] for j in jobs}
