@@ -112,5 +112,5 @@ def record_json(r: HistoryRecord) -> dict[str, Any]:
         "error": r.error, "retry_at": iso(r.retry_at), "result": r.result,
         "due_at": iso(r.due_at), "next_due": iso(r.next_due), "compensation": r.compensation,
         "reason": r.reason, "handler": r.handler, "applied": r.applied, "note": r.note,
-        "offset": r.offset,
+        "offset": r.offset, "blob": r.blob, "to": r.to,
     }

@@ -142,9 +142,12 @@ def insight_schemas() -> dict[str, Schema]:
             "error": {"type": ["object", "null"]}, "retry_at": when,
             "result": {}, "due_at": when, "next_due": when, "compensation": nullable(TEXT),
             "reason": nullable(TEXT), "handler": nullable(TEXT),
+            "blob": {**TEXT, "description": "the shard blob holding the record: the job's home, "
+                     "or a blob it moved to (recurring jobs and long retry chains move on)"},
+            "to": nullable({**TEXT, "description": "move, moved, ptr: where the job went"}),
         }, required=["type", "at", "offset", "applied", "note", "attempt", "epoch", "error",
                      "retry_at", "result", "due_at", "next_due", "compensation", "reason",
-                     "handler"]),
+                     "handler", "blob", "to"]),
         "JobHistory": obj({"job_id": TEXT, "records": {"type": "array",
                                                        "items": ref("HistoryRecord"),
                                                        "description": "in log order"},

@@ -12,6 +12,7 @@ import inspect
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +138,7 @@ class Executor:
         self.claims = ClaimManager(store, ttl=self.settings.claim_ttl_seconds)
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
         self._outbox = _Outbox(events, self.settings.commit_linger_ms / 1000)
+        self._starting: Counter[str] = Counter()  # blob -> start records being written here
 
     # --- plan --------------------------------------------------------------------------------
     async def plan(self, slot: int, now: datetime | None = None) -> Plan:
@@ -273,12 +275,13 @@ class Executor:
         now = self.clock()
         jobs = [state.jobs[i] for i in batch.job_ids if i in state.jobs]
         result.skipped += len(batch.job_ids) - len(jobs)
-        full = state.full or await self._blocks(batch.blob) >= self.settings.evacuate_blocks
+        full = state.full or \
+            await self._blocks(batch.blob) + len(state.running) >= self.settings.evacuate_blocks
         if full and not state.full:  # tell every process: no more starts in this blob
             state = await self._write(batch.blob, [rec.full(now)])
         gate = asyncio.Semaphore(self.settings.max_concurrency)
         work = []
-        overflow: list[str] = []  # jobs not started because the blob reached its threshold
+        overflow: list[str] = []  # jobs not started because the blob has no room for them
         for job in jobs:
             if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
                 if full:
@@ -291,10 +294,23 @@ class Executor:
                 result.skipped += 1
         await asyncio.gather(*work)
         if overflow:  # every waiting job of the blob leaves in one round
-            result.moved += await self.mover.evacuate(batch.blob,
-                                                      await self.cache.refresh(batch.blob))
+            state = await self.cache.refresh(batch.blob)
+            if not state.full:
+                state = await self._write(batch.blob, [rec.full(self.clock())])
+            result.moved += await self.mover.evacuate(batch.blob, state)
         await self._outbox.drain()  # the batch's events are out before it reports
         return result
+
+    def _room_to_start(self, blob: str, state: ShardState) -> bool:
+        """Whether one more job may start in ``blob``: every running job (of any process, as
+        far as this process has read) and every start being written here owes the blob one
+        outcome block, and those blocks are counted as used, so the outcomes of what started
+        always fit under the 50,000-block limit (with ``JOBS_EVACUATE_BLOCKS`` defaults, 5,000
+        blocks are left for starts racing in from other processes and the evacuation)."""
+        if state.full:
+            return False
+        owed = len(state.running) + self._starting[blob]
+        return self.cache.blocks(blob) + owed < self.settings.evacuate_blocks
 
     async def _blocks(self, blob: str) -> int:
         """The blob's block count: known from our own appends, else one HEAD request (once
@@ -314,13 +330,14 @@ class Executor:
     async def _execute_one(self, batch: Batch, job_id: str, gate: asyncio.Semaphore,
                            result: BatchResult, overflow: list[str]) -> None:
         async with gate:
-            current = self.cache.cached(batch.blob)
-            if self.cache.blocks(batch.blob) >= self.settings.evacuate_blocks or \
-                    (current is not None and current.full):
+            state = self.cache.cached(batch.blob)
+            if state is None:  # dropped from this process's cache meanwhile: next cycle
+                result.skipped += 1
+                return
+            if not self._room_to_start(batch.blob, state):
                 overflow.append(job_id)  # the rest of the blob is for outcomes: move it
                 result.skipped += 1
                 return
-            state = self.cache.cached(batch.blob)
             job = state.jobs.get(job_id) if state is not None else None
             now = self.clock()
             if job is None or not job.status.is_waiting or job.due_at > now or \
@@ -331,12 +348,15 @@ class Executor:
             lease = now + timedelta(seconds=self._lease_seconds(job))
             start = rec.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
                               run=job.runs, lease=lease)
+            self._starting[batch.blob] += 1
             try:
                 state = await self._write(batch.blob, [start])
             except JobsError as exc:  # not written (or cannot tell): the next cycle retries
                 log.warning("could not start job %s: %s", job.id, exc)
                 result.skipped += 1
                 return
+            finally:
+                self._starting[batch.blob] -= 1
             mine = state.jobs.get(job.id)
             if mine is None or mine.token != token:
                 result.skipped += 1  # cancelled, moved or started by someone else first

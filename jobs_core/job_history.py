@@ -1,16 +1,22 @@
-"""One job's records, in log order, from its shard blob (``GET /api/jobs/{id}/history``).
+"""One job's records, in log order, from its shard blobs (``GET /api/jobs/{id}/history``).
 
 Every record of the job is returned, including those the replay ignores, each with
 ``applied`` and, when not applied, a ``note`` saying why: an execution record fenced off by a
 newer claim epoch, a second ``start`` of the same attempt by another executor (at-least-once),
 a ``cancel`` that came after the job had started, a duplicate ``add``.
 
-The job's id names its blob, so this is one read of that blob: the whole blob (one GET per
-4 MiB), without a cache, since operators ask for it rarely. To decide what applied, the blob is
-replayed exactly as ``ShardState`` replays it, but holding only this job: the other jobs'
-execution records are fed too (they move the blob's highest epoch, which fences), and the other
-jobs' idempotency keys are remembered (an earlier job with the same key makes this add a
-duplicate). Memory: the blob's bytes plus one job.
+The job's id names its home blob, so this starts with one read of that blob: the whole blob
+(one GET per 4 MiB), without a cache, since operators ask for it rarely. A job that moved on
+(a recurring job, a long retry chain, an evacuated blob: see ``moves.py``) ends in its home
+with a ``moved`` record naming the next blob, which starts with the job's carried ``add``; the
+history follows those hops (at most ``MAX_HOPS``), one read per blob, and every record says
+which blob it is in. Blobs of the chain that retention purged are skipped by jumping to the
+newest ``ptr`` the home holds (their records are gone; the job's state is not).
+
+To decide what applied, each blob is replayed exactly as ``ShardState`` replays it, but
+holding only this job: the other jobs' execution records are fed too (they move the blob's
+highest epoch, which fences), and the other jobs' idempotency keys are remembered (an
+earlier job with the same key makes this add a duplicate). Memory: the blob's bytes plus one job.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from . import records as rec
 from .errors import BlobNotFoundError, JobNotFoundError
 from .ids import parse_job_id
 from .model import Job
+from .moves import MAX_HOPS
 from .shard_state import EXECUTION_OPS, ShardState
 from .store import JobStore
 
@@ -32,7 +39,7 @@ from .store import JobStore
 class HistoryRecord:
     type: str  # the record's op: add, cancel, run_now, reschedule, start, ok, fail
     at: datetime | None
-    offset: int  # byte offset of the record's line in the blob
+    offset: int  # byte offset of the record's line in its blob
     applied: bool
     note: str | None = None  # why the replay ignored it
     attempt: int | None = None
@@ -45,6 +52,8 @@ class HistoryRecord:
     compensation: str | None = None
     reason: str | None = None  # cancel
     handler: str | None = None  # add
+    blob: str = ""  # the shard blob holding the record (the job's home, or where it moved)
+    to: str | None = None  # move, moved, ptr: the blob the job moves to
 
 
 @dataclass(frozen=True)
@@ -56,14 +65,33 @@ class JobHistory:
 async def read_job_history(store: JobStore, job_id: str) -> JobHistory:
     """Raises ``InvalidJobIdError`` for a malformed id, ``JobNotFoundError`` for an unknown
     one (and for the loser of an idempotency-key race, which no caller was ever given)."""
-    blob = parse_job_id(job_id).name
-    try:
-        data = (await store.read(blob)).data
-    except BlobNotFoundError:
-        raise JobNotFoundError(job_id) from None
+    blob: str | None = parse_job_id(job_id).name
+    found: list[HistoryRecord] = []
+    job: Job | None = None
+    seen: set[str] = set()
+    pointer: str | None = None  # the home's latest hint of where the job lives
+    while blob is not None and blob not in seen and len(seen) <= MAX_HOPS:
+        seen.add(blob)
+        try:
+            data = (await store.read(blob)).data
+        except BlobNotFoundError:  # purged by retention: skip to the home's pointer
+            blob = pointer if pointer not in seen else None
+            continue
+        state = _replay_blob(blob, data, job_id, found)
+        pointer = state.pointers.get(job_id, pointer)
+        job = state.jobs.get(job_id, job)
+        blob = state.moved.get(job_id)
+        if blob is None and job_id not in state.jobs and pointer not in seen:
+            blob = pointer
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return JobHistory(job, found)
+
+
+def _replay_blob(blob: str, data: bytes, job_id: str,
+                 found: list[HistoryRecord]) -> ShardState:
     state = ShardState(blob, keep_finished=True)  # it will only ever hold this job
     keys_before: set[str] = set()
-    found: list[HistoryRecord] = []
     offset = 0
     for line in data.split(b"\n"):
         at_offset, offset = offset, offset + len(line) + 1
@@ -76,11 +104,8 @@ async def read_job_history(store: JobStore, job_id: str) -> JobHistory:
             elif record.get("op") == "add" and isinstance(record.get("k"), str):
                 keys_before.add(record["k"])
             continue
-        found.append(_replay(state, record, job_id, keys_before, at_offset))
-    job = state.jobs.get(job_id)
-    if job is None:
-        raise JobNotFoundError(job_id)
-    return JobHistory(job, found)
+        found.append(_replay(state, record, job_id, keys_before, blob, at_offset))
+    return state
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -95,13 +120,16 @@ def _parse(line: bytes) -> dict[str, Any] | None:
 
 
 def _replay(state: ShardState, record: dict[str, Any], job_id: str, keys_before: set[str],
-            offset: int) -> HistoryRecord:
+            blob: str, offset: int) -> HistoryRecord:
     op = str(record["op"])
     before = state.jobs.get(job_id)
     skipped, fenced, max_epoch = state.skipped, state.fenced, state.max_epoch
     note: str | None = None
-    if op == "add" and before is None and record.get("k") in keys_before:
+    if op == "add" and before is None and record.get("k") in keys_before and \
+            "from" not in record:
         note = "ignored: an earlier job in this blob has the same idempotency key"
+    elif op == "ptr":
+        state.apply(record)  # a hint in the home blob: where the job lives now
     else:
         state.apply(record)
         after = state.jobs.get(job_id)
@@ -111,14 +139,18 @@ def _replay(state: ShardState, record: dict[str, Any], job_id: str, keys_before:
         elif state.skipped > skipped:
             note = ("ignored: does not fit the job's state then" if before is None else
                     f"ignored: the job was {before.status.value} on attempt {before.attempts}")
+        elif op == "moved" and job_id in state.moved:
+            pass  # applied: the job left this blob
         elif after is None:
-            note = "ignored: no add record for the job before it"
+            note = ("ignored: the job had already left this blob" if job_id in state.moved
+                    else "ignored: no add record for the job before it")
         elif op == "add" and before is not None:
             note = "ignored: a duplicate add"
-    return _entry(record, op, offset, note)
+    return _entry(record, op, blob, offset, note)
 
 
-def _entry(r: dict[str, Any], op: str, offset: int, note: str | None) -> HistoryRecord:
+def _entry(r: dict[str, Any], op: str, blob: str, offset: int,
+           note: str | None) -> HistoryRecord:
     error = r.get("err")
     return HistoryRecord(
         type=op, at=_time(r.get("at")), offset=offset, applied=note is None, note=note,
@@ -126,7 +158,8 @@ def _entry(r: dict[str, Any], op: str, offset: int, note: str | None) -> History
         error=error if isinstance(error, dict) else None, retry_at=_time(r.get("retry")),
         result=r.get("res"), due_at=_time(r.get("due")), next_due=_time(r.get("next")),
         compensation=_str(r.get("comp")), reason=_str(r.get("why")),
-        handler=_str(r.get("h")) if op == "add" else None)
+        handler=_str(r.get("h")) if op == "add" else None, blob=blob,
+        to=_str(r.get("to")))
 
 
 def _time(value: Any) -> datetime | None:

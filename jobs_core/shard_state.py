@@ -37,7 +37,7 @@ class ShardState:
         self.skipped = 0  # malformed lines and records whose transition did not apply
         self.fenced = 0
         self.rids: dict[str, bool] = {}  # control request id -> whether its record applied
-        self.outcomes: dict[str, bool] = {}  # execution token -> whether its outcome applied
+        self.running: set[str] = set()  # ids of running jobs: each owes the blob an outcome
         self.moved: dict[str, str] = {}  # job id -> blob it moved to (gone from this blob)
         self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
         self.latest_change: datetime | None = None  # newest ``at`` of any applied record
@@ -109,8 +109,6 @@ class ShardState:
         if job is None:
             if rid is not None:
                 self.rids[rid] = False
-            if op in ("ok", "fail") and r.get("x"):
-                self.outcomes.setdefault(r["x"], False)
             return  # unknown, moved away, or finished and dropped: nothing can change it
         at = rec.parse_ts(r["at"])
         run = r.get("run")
@@ -138,6 +136,7 @@ class ShardState:
                     raise InvalidTransitionError("finish moving", job.status.value,
                                                  job.status.value, "it was not moving there")
                 self.jobs.pop(job.id, None)
+                self.running.discard(job.id)
                 self.moved[job.id] = r["to"]
                 self.dropped["moved"] += 1
                 self._changed(at)
@@ -147,13 +146,9 @@ class ShardState:
         except InvalidTransitionError:
             if rid is not None:
                 self.rids[rid] = False
-            if op in ("ok", "fail") and r.get("x"):
-                self.outcomes.setdefault(r["x"], False)
             raise
         if rid is not None:
             self.rids[rid] = True
-        if op in ("ok", "fail") and r.get("x"):
-            self.outcomes[r["x"]] = True
         self._changed(at)
         self._put(replace(job, version=job.version + 1))
 
@@ -174,6 +169,10 @@ class ShardState:
         self._put(job)
 
     def _put(self, job: Job) -> None:
+        if job.status is JobStatus.RUNNING:
+            self.running.add(job.id)
+        else:
+            self.running.discard(job.id)
         if not self.keep_finished and job.status.is_final:
             self.jobs.pop(job.id, None)
             self.dropped[job.status.value] += 1

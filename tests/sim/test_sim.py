@@ -14,9 +14,10 @@ import pytest
 from .runner import run_many, run_seed
 
 CI_SEEDS = range(0, 500)
-# seeds that found a defect outside CI_SEEDS (none yet: the ones found so far are below 500;
-# the closing notes of the simulation and core issues name which defect each one found)
-REGRESSION_SEEDS: tuple[int, ...] = ()
+# seeds that found a defect outside CI_SEEDS (the closing notes of the simulation and core
+# issues name which defect each one found). 864: outcomes of jobs started just below
+# JOBS_EVACUATE_BLOCKS overran the blob's headroom (running jobs now reserve their outcome).
+REGRESSION_SEEDS: tuple[int, ...] = (864,)
 WORKERS = min(2, os.cpu_count() or 1)
 
 

@@ -108,3 +108,30 @@ async def test_unknown_and_malformed_ids() -> None:
         await read_job_history(store, "j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b")
     with pytest.raises(InvalidJobIdError):
         await read_job_history(store, "not-a-job")
+
+
+async def test_the_history_of_a_job_that_moved_on_follows_it_across_blobs() -> None:
+    """A recurring job leaves its home blob a day after the bucket ended (moves.py): its
+    history goes on in the blobs it moved to, and answers what GET answers."""
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest(
+        "echo", {"tick": 1}, recurrence={"interval_seconds": 3600}))).job
+    for _ in range(3 * 24):  # three days, hourly
+        clock.now = max(clock.now, (await scheduler.get(job.id)).due_at)
+        await executor.run_cycle(0)
+        await executor.run_cycle(0)  # the cycle after a run moves the job when it is time
+
+    history = await read_job_history(store, job.id)
+
+    now = await scheduler.get(job.id)
+    blobs = list(dict.fromkeys(r.blob for r in history.records))
+    assert blobs[0] == parse_job_id(job.id).name and len(blobs) >= 3
+    assert history.job.runs == now.runs == recorder.runs[job.id] >= 70
+    assert (history.job.due_at, history.job.status) == (now.due_at, JobStatus.SCHEDULED)
+    oks = [r for r in history.records if r.type == "ok"]
+    assert len(oks) == now.runs and all(r.applied for r in oks)
+    moved = [r for r in history.records if r.type == "moved" and r.applied]
+    assert [r.to for r in moved] == blobs[1:]
+    carried = [r for r in history.records if r.type == "add" and r.blob != blobs[0]]
+    assert len(carried) == len(blobs) - 1 and all(r.applied for r in carried)
