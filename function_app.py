@@ -145,3 +145,8 @@ async def plan_cycle(request: dict) -> dict:  # type: ignore[type-arg]
 @app.activity_trigger(input_name="batch")
 async def execute_batch(batch: dict) -> dict:  # type: ignore[type-arg]
     return await orchestrator.execute_batch(batch)
+
+
+@app.activity_trigger(input_name="request")
+async def publish_events(request: dict) -> dict:  # type: ignore[type-arg]
+    return await orchestrator.publish_events(request)

@@ -94,7 +94,8 @@ async def run_purge(client: df.DurableOrchestrationClient, options: PurgeOptions
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=options.retention_days)
     report = await purge_shards(await rt.store(), rt.settings, now,
-                                timedelta(days=options.retention_days), dry_run=options.dry_run)
+                                timedelta(days=options.retention_days), dry_run=options.dry_run,
+                                events=rt.events is not None)
     return {
         "dry_run": options.dry_run,
         "retention_days": options.retention_days,

@@ -158,7 +158,7 @@ def insight_schemas() -> dict[str, Schema]:
 def purge_schemas(settings: JobsSettings) -> dict[str, Schema]:
     counts = ("shards_scanned", "shards_read", "shards_deleted", "jobs_deleted",
               "bytes_deleted", "shards_kept_recent", "shards_kept_unfinished",
-              "shards_kept_changed", "shards_vanished", "error_count")
+              "shards_kept_changed", "shards_kept_events", "shards_vanished", "error_count")
     return {
         "PurgeRequest": obj({
             "dry_run": {"type": "boolean", "default": False,

@@ -1,6 +1,8 @@
 """The eternal per-slot orchestrator and its activities.
 
-One cycle per execution: ``plan_cycle`` -> ``execute_batch`` fan-out -> custom status -> sleep
+One cycle per execution: ``plan_cycle`` -> ``execute_batch`` fan-out (with ``publish_events``
+beside the batches when some blob has state-change events to send from the log, see
+``jobs_core/event_log.py``) -> custom status -> sleep
 (timer or ``wake`` event, whichever first) -> ``continue_as_new`` with a small state.
 Deterministic: time comes only from ``context.current_utc_datetime``; activity failures are
 caught (and logged when not replaying) and never end the orchestrator.
@@ -26,6 +28,7 @@ from .runtime import get_runtime
 log = logging.getLogger(__name__)
 ORCHESTRATOR = "jobs_slot"
 COUNTS = COUNT_FIELDS  # the BatchResult counters a cycle adds up
+MAX_LAGGING_REPORTED = 10
 
 
 # --- activities ---------------------------------------------------------------------------
@@ -49,6 +52,24 @@ async def execute_batch(batch: dict[str, Any]) -> dict[str, Any]:
     b = Batch.from_dict(batch)
     executor = await get_runtime().executor(b.slot)
     return (await executor.execute(b)).to_dict()
+
+
+async def publish_events(request: dict[str, Any]) -> dict[str, Any]:
+    """Send the slot's state-change events from its logs. Never raises: publishing must not
+    fail the cycle (a failure is reported; the cursor did not move, the next cycle resends)."""
+    slot = int(request["slot"])
+    try:
+        publisher = await get_runtime().log_publisher()
+        if publisher is None:
+            return {"off": True}
+        report = (await publisher.publish(slot)).to_dict()
+    except Exception as exc:
+        log.warning("publishing the events of slot %s failed: %r", slot, exc)
+        return {"errors": [f"{type(exc).__name__}: {exc}"[:500]]}
+    lagging = report["lagging"]  # (custom status stays small: at most 10 queues named)
+    report["lagging"] = dict(sorted(lagging.items())[:MAX_LAGGING_REPORTED])
+    report["errors"] = report["errors"][:3]
+    return report
 
 
 # --- orchestrator ---------------------------------------------------------------------------
@@ -92,10 +113,16 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     if plan and plan.get("claim_held"):
         error = str(plan["claim_held"])
     batches = (plan or {}).get("batches") or []
-    if batches:
+    publish = bool((plan or {}).get("publish")) and error is None
+    published: dict[str, Any] | None = None
+    if batches or publish:
+        tasks = [context.call_activity("execute_batch", b) for b in batches]
+        if publish:
+            tasks.append(context.call_activity("publish_events", {"slot": slot}))
         try:
-            results = yield context.task_all(
-                [context.call_activity("execute_batch", b) for b in batches])
+            results = yield context.task_all(tasks)
+            if publish:
+                published = results.pop()
             for result in results:
                 for name in COUNTS:
                     totals[name] += int((result or {}).get(name, 0))
@@ -131,6 +158,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
                                  cumulative["failed"]),
         "storage_requests_per_minute": (plan or {}).get("storage_requests_per_minute"),
         "events": (plan or {}).get("events"),
+        "events_from_log": published if published is not None else state.get("published"),
     }
     status = {
         "slot": slot, "cycle": state["cycle"], "last_cycle": _iso(now),
@@ -154,6 +182,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             "error": error}, separators=(",", ":")))
     if error:
         state["last_error"], state["last_error_at"] = error, _iso(now)
+    if published is not None:
+        state["published"] = published
     if sleep > 0:
         timer = context.create_timer(wake_at)
         wake = context.wait_for_external_event("wake")

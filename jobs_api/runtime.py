@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from jobs_core import Executor, JobScheduler, JobsSettings
 from jobs_core.blob_store import AzureBlobStore
+from jobs_core.event_log import LogPublisher
 from jobs_core.events import EventPublisher
 from jobs_core.queue_sink import QueueEventSink
 from jobs_core.request_counter import RequestCounter
@@ -91,6 +92,7 @@ class Runtime:
         self._store: AzureBlobStore | None = None
         self._scheduler: JobScheduler | None = None
         self._executors: dict[int, Executor] = {}
+        self._log_publisher: LogPublisher | None = None
         self._lock: asyncio.Lock | None = None
 
     async def store(self) -> AzureBlobStore:
@@ -112,6 +114,15 @@ class Runtime:
                         "JOBS_STORAGE__queueServiceUri)")
             return None
         return EventPublisher(sink, self.api.events_queue)
+
+    async def log_publisher(self) -> LogPublisher | None:
+        """Publishes state-change events from the job log (None when events are off)."""
+        store = await self.store()
+        if self.events is None:
+            return None
+        if self._log_publisher is None:
+            self._log_publisher = LogPublisher(store, self.events.sink, self.api.events_queue)
+        return self._log_publisher
 
     async def scheduler(self) -> JobScheduler:
         store = await self.store()

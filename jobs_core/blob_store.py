@@ -281,13 +281,13 @@ class AzureBlobStore:
         return ReadResult(
             data=bytes(body[1:] if offset > 0 else body),
             size=start + len(body),
-            metadata=dict(downloader.properties.metadata or {}),
+            metadata=_meta(downloader.properties.metadata),
         )
 
     async def _read_past_end(self, blob: BlobClient, name: str) -> ReadResult:
         with _translated("read", name):
             props = await blob.get_blob_properties()
-        return ReadResult(data=b"", size=int(props.size), metadata=dict(props.metadata or {}))
+        return ReadResult(data=b"", size=int(props.size), metadata=_meta(props.metadata))
 
     async def list(self, prefix: str) -> list[BlobInfo]:
         """All blobs named ``prefix...`` with metadata, sorted by name (one request per page
@@ -302,7 +302,7 @@ class AzureBlobStore:
                         name=item.name,
                         size=int(item.size or 0),
                         etag=_quoted(item.etag),
-                        metadata=dict(item.metadata or {}),
+                        metadata=_meta(item.metadata),
                     )
                 )
         found.sort(key=lambda info: info.name)
@@ -315,7 +315,7 @@ class AzureBlobStore:
             props = await self._blob(name).get_blob_properties()
         count = props.append_blob_committed_block_count
         return BlobInfo(name=name, size=int(props.size or 0), etag=_quoted(props.etag),
-                        metadata=dict(props.metadata or {}),
+                        metadata=_meta(props.metadata),
                         block_count=None if count is None else int(count))
 
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
@@ -332,7 +332,7 @@ class AzureBlobStore:
             raise translate_error(err, "read_claim", name) from err
         except AzureError as err:
             raise translate_error(err, "read_claim", name) from err
-        return ClaimBlob(etag=_quoted(props.etag), metadata=dict(props.metadata or {}))
+        return ClaimBlob(etag=_quoted(props.etag), metadata=_meta(props.metadata))
 
     async def write_claim(self, name: str, metadata: dict[str, str], *, etag: str | None) -> str:
         """``etag=None``: create an empty block blob only if absent (one PUT, ``If-None-Match:
@@ -397,3 +397,8 @@ class AzureBlobStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _meta(metadata: dict[str, str | None] | None) -> dict[str, str]:
+    """Metadata as written: the service lists an empty value as None."""
+    return {k: v or "" for k, v in (metadata or {}).items()}

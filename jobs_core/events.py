@@ -116,6 +116,18 @@ def _summary(result: JSON) -> JSON:
     return result if size <= MAX_RESULT_BYTES else {"truncated": True, "bytes": size}
 
 
+def route(events: Iterable[JobEvent], default_queue: str | None) -> dict[str, list[JobEvent]]:
+    """The events each queue gets: all of them to ``default_queue`` (if set), and each to its
+    job's ``notify`` queue."""
+    by_queue: dict[str, list[JobEvent]] = {}
+    for event in events:
+        if default_queue:
+            by_queue.setdefault(default_queue, []).append(event)
+        if event.notify and event.notify != default_queue:
+            by_queue.setdefault(event.notify, []).append(event)
+    return by_queue
+
+
 def pack(events: Iterable[JobEvent], limit: int = MAX_MESSAGE_BYTES) -> list[str]:
     """Event dicts packed into as few JSON messages of at most ``limit`` bytes as fit."""
     head = f'{{"v":{EVENT_VERSION},"type":"{MESSAGE_TYPE}","events":['
@@ -193,14 +205,8 @@ class EventPublisher:
         began = time.monotonic()
         if events:
             self.stats.events += len(events)
-            by_queue: dict[str, list[JobEvent]] = {}
-            for event in events:
-                if self.default_queue:
-                    by_queue.setdefault(self.default_queue, []).append(event)
-                if event.notify and event.notify != self.default_queue:
-                    by_queue.setdefault(event.notify, []).append(event)
             sends = []
-            for queue, evs in by_queue.items():
+            for queue, evs in route(events, self.default_queue).items():
                 waiting = self._waiting(queue)
                 if waiting is not None:  # the queue is failing: queue up behind, in order
                     waiting.messages.extend(pack(evs))

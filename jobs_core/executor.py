@@ -20,6 +20,7 @@ from typing import Any
 from . import records as rec
 from .claims import ClaimManager
 from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandlerError
+from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
@@ -68,13 +69,14 @@ class Plan:
     shards_read: int = 0
     errors: list[str] = field(default_factory=list)
     claim_ms: float = 0.0  # time to acquire (or renew) the slot's claim
+    publish: bool = False  # some blob has events to publish from the log (event_log.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {"slot": self.slot, "owner": self.owner, "epoch": self.epoch,
                 "now": rec.ts(self.now), "batches": [b.to_dict() for b in self.batches],
                 "next_wake": rec.ts(self.next_wake), "due": self.due, "pending": self.pending,
                 "shards_read": self.shards_read, "errors": list(self.errors),
-                "claim_ms": round(self.claim_ms, 2)}
+                "claim_ms": round(self.claim_ms, 2), "publish": self.publish}
 
 
 @dataclass
@@ -158,11 +160,14 @@ class Executor:
         touched: set[str] = set()
         errors: list[str] = []
         moves: list[tuple[str, list[Job], list[Job]]] = []  # blob, to move, half moved
+        publish = False
         for info in await self.store.list(slot_prefix(slot)):
             shard = parse_shard_name(info.name)
             if shard is None:
                 continue
             meta = info.metadata
+            publish = publish or (self.events is not None and
+                                  needs_publishing(meta, info.size, now))
             if meta.get("seen_size") == str(info.size) and meta.get("touch"):
                 touched.update(meta["touch"].split(","))
             if meta.get("done_size") == str(info.size):
@@ -221,7 +226,7 @@ class Executor:
             next_wake = now  # more is due than one cycle takes: come straight back
         batches = _batches(slot, claim.epoch, due[:limit], s.batch_size)
         return Plan(slot, self.owner, claim.epoch, now, batches, max(next_wake, now), len(due),
-                    pending, shards_read, errors, claim_ms)
+                    pending, shards_read, errors, claim_ms, publish)
 
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""

@@ -49,7 +49,8 @@ ReadState = Callable[[str], Awaitable[ShardState]]
 
 def shard_metadata(shard: ShardBlob) -> dict[str, str]:
     return {"format": str(rec.FORMAT_VERSION), "slot": str(shard.key.slot),
-            "bucket": rec.ts(shard.key.bucket), "index": str(shard.index)}
+            "bucket": rec.ts(shard.key.bucket), "index": str(shard.index),
+            "events_at": "0"}  # event_log.py: every event of a new blob is still to send
 
 
 async def locate(read: ReadState, job_id: str) -> tuple[Job | None, str]:

@@ -39,6 +39,7 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import ConcurrencyConflictError, JobsError
+from .event_log import undelivered
 from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
 from .moves import locate
 from .settings import JobsSettings
@@ -80,6 +81,7 @@ class PurgeReport:
     shards_kept_recent: int = 0
     shards_kept_unfinished: int = 0
     shards_kept_changed: int = 0
+    shards_kept_events: int = 0  # some queue has not had the blob's events yet (event_log.py)
     shards_vanished: int = 0
     errors: list[str] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS
     error_count: int = 0
@@ -92,6 +94,7 @@ class PurgeReport:
             "bytes_deleted": self.bytes_deleted, "shards_kept_recent": self.shards_kept_recent,
             "shards_kept_unfinished": self.shards_kept_unfinished,
             "shards_kept_changed": self.shards_kept_changed,
+            "shards_kept_events": self.shards_kept_events,
             "shards_vanished": self.shards_vanished, "error_count": self.error_count,
             "errors": list(self.errors),
         }
@@ -123,10 +126,12 @@ class _Judgement:
 
 
 async def purge_shards(store: JobStore, settings: JobsSettings, now: datetime,
-                       retention: timedelta, dry_run: bool = False) -> PurgeReport:
+                       retention: timedelta, dry_run: bool = False, *,
+                       events: bool = False) -> PurgeReport:
     """Delete (or with ``dry_run`` only count) the shard blobs that are past retention (see
-    the module docstring). Errors on single blobs are reported and the blob is kept; only a
-    failing listing raises (``StoreError``)."""
+    the module docstring). With ``events`` (state-change events are published from the log),
+    a blob whose events some queue has not had yet is kept. Errors on single blobs are
+    reported and the blob is kept; only a failing listing raises (``StoreError``)."""
     if retention <= timedelta(0):
         raise ValueError(f"retention must be positive, got {retention}")
     report = PurgeReport(cutoff=now - retention, dry_run=dry_run, now=now)
@@ -152,6 +157,8 @@ async def purge_shards(store: JobStore, settings: JobsSettings, now: datetime,
             report.shards_kept_recent += 1
         elif _summary_says_pending(info):
             report.shards_kept_unfinished += 1
+        elif events and undelivered(info.metadata, info.size):
+            report.shards_kept_events += 1
         else:
             tasks.append(one(info))
     await asyncio.gather(*tasks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from .model import ErrorInfo, Job, JobStatus
 
 log = logging.getLogger(__name__)
 EXECUTION_OPS = frozenset({"start", "ok", "fail"})
+Observer = Callable[[rec.Record, "Job | None", "Job | None"], None]
 
 
 class ShardState:
@@ -42,6 +43,9 @@ class ShardState:
         self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
         self.latest_change: datetime | None = None  # newest ``at`` of any applied record
         self.full = False  # a ``full`` record: past JOBS_EVACUATE_BLOCKS, waiting jobs leave
+        # called for every record that changed a job, with the job before and after it
+        # (``None`` before an add, after a ``moved``): state-change events come from here
+        self.observer: Observer | None = None
 
     # --- feeding -----------------------------------------------------------------------------
     def feed_lines(self, lines: Iterable[bytes]) -> None:
@@ -140,6 +144,8 @@ class ShardState:
                 self.moved[job.id] = r["to"]
                 self.dropped["moved"] += 1
                 self._changed(at)
+                if self.observer is not None:
+                    self.observer(r, job, None)
                 return
             else:
                 raise ValueError(f"unknown op {op!r}")
@@ -150,7 +156,10 @@ class ShardState:
         if rid is not None:
             self.rids[rid] = True
         self._changed(at)
-        self._put(replace(job, version=job.version + 1))
+        before, job = self.jobs[job.id], replace(job, version=job.version + 1)
+        if self.observer is not None:
+            self.observer(r, before, job)
+        self._put(job)
 
     def _changed(self, at: datetime) -> None:
         if self.latest_change is None or at > self.latest_change:
@@ -166,6 +175,8 @@ class ShardState:
         if key is not None:
             self.keys.setdefault(key, job_id)
         self._changed(job.updated_at or job.created_at)
+        if self.observer is not None:
+            self.observer(r, None, job)
         self._put(job)
 
     def _put(self, job: Job) -> None:

@@ -1,6 +1,7 @@
 """The summary an executor keeps in a shard blob's metadata, for scanners and dashboards.
 
     format, slot, bucket, index   set when the blob is created
+    events_*     the event publisher's cursor (``event_log.py``): kept as listed
     seen_size    blob size the summary describes (a larger size means newer records)
     pending      jobs not yet finished
     running      of those, attempts in progress
@@ -21,6 +22,7 @@ from . import records as rec
 from .ids import parse_shard_name
 
 CREATION_KEYS = ("format", "slot", "bucket", "index")
+KEPT_KEYS = ("events_at", "events_lag", "events_retry", "events_fails")  # event_log.py's
 MAX_TOUCH_NAMES = 20  # more than this and the blob is simply never skipped
 
 
@@ -40,7 +42,7 @@ def summarize(listed: dict[str, str], state: Any, size: int, bucket_closed: bool
     pending = state.pending()
     due = [job.due_at for job in pending if job.status.is_waiting]
     counts = state.counts()
-    summary = {k: listed[k] for k in CREATION_KEYS if k in listed}
+    summary = {k: listed[k] for k in (*CREATION_KEYS, *KEPT_KEYS) if k in listed}
     summary.update({
         "seen_size": str(size),
         "pending": str(len(pending)),

@@ -21,10 +21,12 @@ from tests.jobs_helpers import Clock, Recorder, drain, make
 
 @dataclass
 class StubRuntime:
-    """What maintenance needs from jobs_api.runtime.Runtime: settings and the store."""
+    """What maintenance needs from jobs_api.runtime.Runtime: settings, the store, and
+    whether events are published (they are not here)."""
 
     store_: InMemoryStore
     settings: JobsSettings = field(default_factory=JobsSettings)
+    events: None = None
 
     async def store(self) -> InMemoryStore:
         return self.store_
