@@ -80,8 +80,9 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
         log(f"4. lateness at {per_s:g}/s for {scale.lateness_window_s:g} s")
         late.append(await lateness.steady(env, per_s, scale.lateness_window_s,
                                           scale.sleep_cap_s))
-    log(f"7. events: burst of {scale.burst} with and without state-change events")
-    events_cost = await events.events_cost(env, scale.burst)
+    log(f"7. events: burst of {scale.burst} without events, eager, from the log; latency at "
+        f"200/s for {scale.lateness_window_s:g} s")
+    events_cost = await events.events_cost(env, scale.burst, 200.0, scale.lateness_window_s)
     log(f"5. status query, shard sizes {list(scale.shard_sizes)}")
     status_query = await status.status_query(env, list(scale.shard_sizes))
     raw_s, raw_c = raw_seq["records_per_s"], raw_conc["records_per_s"]

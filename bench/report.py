@@ -124,16 +124,23 @@ def table(r: dict[str, Any]) -> str:
             f"{c['store_mb']:6.1f} MB, RSS-store {c['rss_minus_store_mb']:7.1f} MB")
     ev = r.get("events")
     if ev:
-        add("7. State-change events: the burst of figure 1 (schedule_many + drain) with events "
-            "to an Azurite queue vs without")
-        for key in ("without", "with"):
+        add("7. State-change events: the burst of figure 1 (schedule_many + drain) without "
+            "events, with eager sends only, and published from the job log only")
+        for key in ("without", "with", "from_log"):
             e = ev[key]
-            add(f"  {key:<8}{e['jobs']:>7} jobs, drain {e['drain_jobs_per_s']:>7.0f} jobs/s, "
+            add(f"  {key:<9}{e['jobs']:>7} jobs, drain {e['drain_jobs_per_s']:>7.0f} jobs/s, "
                 f"blob req/job {e['blob_requests_per_job']:.4f}, queue req/job "
                 f"{e['queue_requests_per_job']:.4f} ({_ops(e['queue_requests'])}), "
                 f"{e['events']} events in {e['messages']} messages "
-                f"({e['events_per_message']:.0f}/message), send failures {e['send_failures']}")
-        add(f"  drain rate with events / without: {ev['drain_rate_ratio']:.2f}")
+                f"({e['events_per_message']:.0f}/message)")
+        add(f"  drain rate eager / without: {ev['drain_rate_ratio']:.2f}; from the log / "
+            f"without: {ev['log_drain_rate_ratio']:.2f}; blob requests the log publisher adds "
+            f"per job: {ev['log_added_blob_requests_per_job']:.4f}")
+        for mode, lat in ev["latency"].items():
+            q = lat["latency_s"]
+            add(f"  latency {mode:<6} at {lat['rate_per_s']:.0f} jobs/s: change -> queue ack "
+                f"p50 {_s(q['p50'])} p99 {_s(q['p99'])} max {_s(q['max'])} "
+                f"({lat['events']} events)")
     add("Targets")
     for t in r["targets"]:
         value = t["value"]
@@ -171,3 +178,7 @@ def plot(r: dict[str, Any], path: Path) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return f"lateness plot: {path}"
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.0f} ms"

@@ -24,9 +24,9 @@ listing can put an older cursor back: that only re-sends events (duplicates), it
 one, because only a publisher that has sent events moves a cursor forward.
 
 Cost: per cycle one listing; per blob that changed, one ranged read of the new bytes (the whole
-blob when this process has no replayed state at the cursor: the first publish of a blob in a
-process) and one metadata write; per queue and blob, one send per ~32 KiB of events. Nothing
-per job beyond the events themselves. Publishing never fails or delays a job: it runs beside
+blob the first time a process publishes it; after that, from where this process last read)
+and one metadata write; per queue and blob, one send per ~32 KiB of events. Nothing per job
+beyond the events themselves. Publishing never fails or delays a job: it runs beside
 the cycle's batches, and every error is reported, not raised.
 """
 
@@ -164,7 +164,8 @@ class LogPublisher:
     """Publishes a slot's state-change events from its shard logs (see the module doc)."""
 
     def __init__(self, store: JobStore, sink: EventSink, default_queue: str | None,
-                 clock: Clock = utcnow, max_states: int = MAX_STATES) -> None:
+                 clock: Clock = utcnow, max_states: int = MAX_STATES,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._sink = sink
         self._default_queue = default_queue
@@ -172,7 +173,7 @@ class LogPublisher:
         self._states: OrderedDict[str, tuple[int, ShardState]] = OrderedDict()
         self._max_states = max_states
         self._dead: dict[str, float] = {}  # queue -> monotonic time before which not to try
-        self._monotonic: Callable[[], float] = time.monotonic
+        self._monotonic = monotonic
 
     async def publish(self, slot: int) -> PublishReport:
         report = PublishReport()
@@ -217,9 +218,9 @@ class LogPublisher:
         """Events of the records from ``start`` (and, for each lagging queue tried, from its
         own offset) to the blob's last whole line."""
         low = min([start, *tried.values()])
-        cached = self._states.get(blob)
-        if cached is not None and cached[0] == low:
-            state, offset = cached[1], low
+        cached = self._states.pop(blob, None)
+        if cached is not None and cached[0] <= low:  # replay on from where this process was
+            offset, state = cached
         else:
             state, offset = ShardState(blob, keep_finished=False), 0
         data = (await self._store.read(blob, offset)).data
@@ -227,16 +228,20 @@ class LogPublisher:
         span = _Range(start, offset, tried, skip)
         line_at = offset
         emitted: list[JobEvent] = []
-        state.observer = lambda r, before, after: emitted.extend(events_of(r, before, after))
-        try:
-            for raw in data.split(b"\n")[:-1]:  # the last piece is a torn tail (or empty)
+
+        def observe(record: rec.Record, before: Job | None, after: Job | None) -> None:
+            emitted.extend(events_of(record, before, after))
+
+        for raw in data.split(b"\n")[:-1]:  # the last piece is a torn tail (or empty)
+            if line_at >= low:  # (records before ``low`` only build the state)
                 emitted.clear()
-                state.feed_lines([raw])
-                if line_at >= low:
-                    self._route(span, line_at, emitted, report)
-                line_at += len(raw) + 1
-        finally:
+                state.observer = observe
+            state.feed_lines([raw])
             state.observer = None
+            if emitted:
+                self._route(span, line_at, emitted, report)
+                emitted.clear()
+            line_at += len(raw) + 1
         span.end = max(line_at, start)
         self._keep(blob, line_at, state)
         return span

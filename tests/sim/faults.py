@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from jobs_core.errors import TransientStoreError
+from jobs_core.errors import JobsError, TransientStoreError
 from jobs_core.memory_store import InMemoryStore
 from jobs_core.store import AppendResult, BlobInfo, ClaimBlob, JobStore, ReadResult
 
@@ -73,6 +73,7 @@ class SharedStorage:
         self.created_at: dict[str, float] = {}
         self.on_ambiguous = on_ambiguous  # (kind, job ids in the block): for duplicate causes
         self.max_blocks_seen = 0
+        self.purged: list[tuple[str, bytes]] = []  # shard blobs deleted, with their bytes
 
     def view(self, alive: Callable[[], bool],
              crash: Callable[[], None] | None = None) -> ProcessStore:
@@ -199,7 +200,13 @@ class ProcessStore:
 
     async def delete(self, name: str, *, if_match: str | None = None) -> bool:
         await self._enter("delete")
+        try:  # what a purge removes: the oracle derives its events too (I10)
+            before = (await self._io(self.s.inner.read(name))).data
+        except JobsError:
+            before = b""
         result = await self._io(self.s.inner.delete(name, if_match=if_match))
+        if result and name.startswith("shards/"):
+            self.s.purged.append((name, before))
         await self._leave("delete", True)
         return result
 

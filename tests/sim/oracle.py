@@ -15,6 +15,10 @@ I7 recurrence        one run per occurrence (a daily cron: one per local day, DS
 I8 retention         a purge never removes a job that is not final
 I9 fencing           (checked from the log) an outcome is recorded only by the execution that
                      the job's latest start belongs to
+I10 events           every change the log records (final blobs, and blobs retention purged)
+                     reaches each of its queues at least once, across crashes and queue
+                     outages; no event reaches a queue for a change the log does not hold;
+                     duplicates are counted
 """
 
 from __future__ import annotations
@@ -28,9 +32,13 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jobs_core.errors import IdempotencyKeyExpiredError, JobNotFoundError, JobsError
+from jobs_core.event_log import events_of
+from jobs_core.events import route
 from jobs_core.handlers import JobContext
 from jobs_core.model import Job, JobStatus
 from jobs_core.shard_state import ShardState
+
+from .queues import QUEUES
 
 if TYPE_CHECKING:
     from jobs_core import JobRequest
@@ -253,6 +261,34 @@ class Oracle:
         self._check_invocations()
         self._check_compensations(finals)
         await self._check_fencing(final)
+        await self._check_events(final, world)
+
+    async def _check_events(self, final: Process, world: World) -> None:
+        """I10 (see the module doc)."""
+        blobs = list(world.storage.purged)
+        for info in await final.store.list("shards/"):
+            blobs.append((info.name, (await final.store.read(info.name)).data))
+        expected: dict[str, set[str]] = defaultdict(set)
+        for name, data in blobs:
+            state = ShardState(name, keep_finished=False)
+            state.observer = lambda r, before, after: [
+                expected[q].update(e.id for e in evs)
+                for q, evs in route(events_of(r, before, after), QUEUES[0]).items()]
+            end = data.rfind(b"\n") + 1
+            state.feed_lines(data[:end].split(b"\n"))
+        delivered = world.queues.delivered
+        for queue in sorted(set(expected) | set(delivered)):
+            missing = expected[queue] - set(delivered[queue])
+            if missing:
+                self.violate("I10", f"{len(missing)} of {len(expected[queue])} events never "
+                                    f"reached queue {queue}, e.g. {sorted(missing)[:2]}")
+            phantom = set(delivered[queue]) - expected[queue]
+            if phantom:
+                self.violate("I10", f"{len(phantom)} events on queue {queue} for changes the "
+                                    f"log does not hold, e.g. {sorted(phantom)[:2]}")
+            again = sum(n - 1 for n in delivered[queue].values() if n > 1)
+            self.duplicates["event delivered again"] += again
+            self.ops["events delivered"] += len(delivered[queue])
 
     async def _check_fencing(self, final: Process) -> None:
         """I9: an outcome applied in the log belongs to an execution that no newer execution

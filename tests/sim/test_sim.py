@@ -1,5 +1,5 @@
 """The simulation as a test: a fixed range of seeds (every seed that ever found a bug is in it,
-or in REGRESSION_SEEDS), checked against the invariants I1-I9 (tests/sim/oracle.py).
+or in REGRESSION_SEEDS), checked against the invariants I1-I10 (tests/sim/oracle.py).
 
 Replay one: ``python -m tests.sim --seeds 1 --start SEED -v``. Soak: ``python -m tests.sim
 --seeds 20000 --start 1000 --workers 2``.

@@ -32,6 +32,8 @@ from jobs_core.errors import (
     JobsError,
     JobValidationError,
 )
+from jobs_core.event_log import LogPublisher
+from jobs_core.events import EventPublisher
 from jobs_core.handlers import HandlerRegistry, JobContext, PermanentJobError
 from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
@@ -39,6 +41,7 @@ from jobs_core.store import JobStore
 
 from .faults import FaultPlan, ProcessCrashed, SharedStorage
 from .oracle import Oracle
+from .queues import QUEUES, QueuePlan, SimQueues
 
 T = TypeVar("T")
 EPOCH = datetime(2026, 3, 27, 22, 0, tzinfo=UTC)  # two days before Europe's spring change
@@ -106,8 +109,13 @@ class Process:
         self.alive = True
         self.store = world.storage.view(lambda: self.alive, self.die)
         rng = random.Random(world.rng.random())
+        sink = world.queues.view(lambda: self.alive)
+        # eager sends (in memory, lost with the process) and the log publisher (the guarantee)
+        self.events = EventPublisher(sink, QUEUES[0], clock=world.now)
+        self.publisher = LogPublisher(self.store, sink, QUEUES[0], clock=world.clock,
+                                      monotonic=world.now)
         self.scheduler = JobScheduler(self.store, world.registry, world.config.settings,
-                                      clock=world.clock, rng=rng)
+                                      clock=world.clock, rng=rng, events=self.events)
         self.executors: dict[int, Executor] = {}
         self.tasks: dict[asyncio.Task[Any], None] = {}  # ordered: a crash cancels in order
 
@@ -116,7 +124,7 @@ class Process:
             self.executors[slot] = Executor(
                 self.store, self.world.registry, self.world.config.settings,
                 owner=f"{HUB}/jobs-slot-{slot}", clock=self.world.clock,
-                rng=random.Random(self.world.rng.random()))
+                rng=random.Random(self.world.rng.random()), events=self.events)
         return self.executors[slot]
 
     async def call(self, work: Callable[[Process], Awaitable[T]]) -> T:
@@ -158,6 +166,9 @@ class World:
         self.oracle = Oracle(config)
         self.storage = SharedStorage(random.Random(config.seed * 7 + 1), config.plan,
                                      self.oracle.tainted, store)
+        self.queues = SimQueues(QueuePlan.draw(random.Random(config.seed * 13 + 5),
+                                               config.duration),
+                                random.Random(config.seed * 17 + 3))
         self.registry = make_registry(self)
         self.processes: list[Process] = [Process(self, f"p{i}") for i in range(config.processes)]
         self.wake = [asyncio.Event() for _ in range(config.slots)]
@@ -223,10 +234,14 @@ class World:
                 error = True
             batches = plan.batches if plan is not None else []
             progress = False
-            if batches:
+            publish = plan is not None and plan.publish
+            if batches or publish:
                 self.oracle.cycles += 1
                 tasks = [self.spawn(self.activity(
                     lambda p, b=b: p.executor(slot).execute(b))) for b in batches]
+                if publish:  # beside the batches, as the orchestrator does
+                    tasks.append(self.spawn(self.activity(
+                        lambda p: p.publisher.publish(slot))))
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 progress = any(made_progress(t.result()) for t in done if t.exception() is None)
                 failed = [t for t in done if t.exception() is not None]
@@ -278,7 +293,8 @@ class World:
 def made_progress(result: Any) -> bool:
     """As the orchestrator judges a cycle: it worked if a job started, was abandoned or moved
     (a cycle of batches that did nothing backs off like an empty one)."""
-    return bool(result.started or result.abandoned or result.moved)
+    return bool(getattr(result, "started", 0) or getattr(result, "abandoned", 0) or
+                getattr(result, "moved", 0))  # (a PublishReport is no progress)
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -385,8 +401,9 @@ class Workload:
         if keyed:
             self.keys += 1
             key = f"k{self.w.config.seed}-{self.keys}"
+        notify = "billing" if int(payload.get("n", 1)) % 5 == 0 else None  # (no new draw)
         return JobRequest(handler=handler, payload=payload, due_at=due_at, delay=delay,
-                          idempotency_key=key, timeout_seconds=timeout), keyed
+                          idempotency_key=key, timeout_seconds=timeout, notify=notify), keyed
 
     def recurring_request(self, i: int) -> JobRequest:
         rng = self.rng
@@ -530,7 +547,8 @@ class Workload:
         w.oracle.purged(began, cutoff, -1)  # it may delete blobs even if it then fails
         try:
             report = await proc.call(
-                lambda p: purge_shards(p.store, w.config.settings, w.clock(), retention))
+                lambda p: purge_shards(p.store, w.config.settings, w.clock(), retention,
+                                       events=True))
         except (JobsError, ProcessCrashed):
             return
         w.oracle.log(w.now(), f"purge deleted {report.shards_deleted}")
@@ -546,6 +564,7 @@ async def simulate(config: SimConfig, store: JobStore | None = None) -> Oracle:
     await workload.run()
     await asyncio.sleep(max(0.0, config.duration - world.now()))
     world.storage.faults_on = False
+    world.queues.faults_on = False
     world.oracle.faults_ended(world.now())
     await asyncio.sleep(config.quiet)
     world.running = False
@@ -559,6 +578,7 @@ async def simulate(config: SimConfig, store: JobStore | None = None) -> Oracle:
                                    clock=world.clock, rng=random.Random(0))
     await world.oracle.check_final(final, world)
     world.oracle.faults.update(world.storage.injected)
+    world.oracle.faults.update(world.queues.injected)
     world.oracle.faults["crash"] += len(world.oracle.crashes)
     world.oracle.ops["task_all failed fast"] += world.oracle.fail_fast
     world.oracle.ops["jobs moved"] += sum(
