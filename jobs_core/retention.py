@@ -7,10 +7,14 @@ A shard blob is deleted only when all of these hold:
 2. replaying its log (the same replay every reader uses) shows every job final: succeeded,
    failed or cancelled, or moved away (``moves.py``). A job whose *home* this blob is (its id
    names it) but that moved on is found where it lives now and must be final there too: the
-   home blob is how GET finds it;
+   home blob is how GET finds it. So must a job that moved out of this blob (not its home)
+   when its home holds no pointer past this blob: a home too full for pointers leaves GET
+   to follow the ``moved`` records, and this blob is on that path (``_bypassed``);
 3. the newest change of any of its jobs (finish, cancel, move) is older than the retention;
 4. none of its touch records points at a blob whose bucket has not begun (the planner needs
-   that hint until then).
+   that hint until then);
+5. with ``events``, every queue has had its state-change events (``event_log.py``: the
+   cursor in the blob's metadata has reached its size, and no queue lags).
 
 The decision is made from the log bytes, never from the summary metadata alone. The summary
 (``shard_summary.py``) is only used to skip a blob it proves live: the summary describes exactly
@@ -38,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from .errors import ConcurrencyConflictError, JobsError
+from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError
 from .event_log import undelivered
 from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
 from .moves import locate
@@ -187,8 +191,9 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
     if newest is not None and newest >= report.cutoff:
         return _Judgement(Verdict.RECENT)
     for job_id in sorted(set(state.moved) | set(state.pointers)):
-        if parse_job_id(job_id).name != info.name:
-            continue  # not its home: nothing finds the job through this blob
+        home = parse_job_id(job_id).name
+        if home != info.name and await _bypassed(store, home, job_id, info.name, report):
+            continue  # the home's pointer leads past this blob: nothing reads it for the job
         job, _ = await locate(lambda name: _read_state(store, name, report), job_id)
         if job is not None and not job.status.is_final:
             return _Judgement(Verdict.UNFINISHED)
@@ -198,6 +203,20 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
     if dry_run:
         return _Judgement(Verdict.DELETED, jobs)
     return _Judgement(await _delete_if_unchanged(store, info), jobs)
+
+
+async def _bypassed(store: JobStore, home: str, job_id: str, blob: str,
+                   report: PurgeReport) -> bool:
+    """Whether a job that moved out of ``blob`` (not its home) is found without ``blob``: its
+    home's newest pointer names a blob after ``blob`` (a job only moves to later buckets, or
+    to a higher index of its bucket, so names sort along its path). Without such a pointer
+    (the home was too full to take one, see moves.py) GET follows the ``moved`` records, and
+    ``blob`` is on that path."""
+    try:
+        pointer = (await _read_state(store, home, report)).pointers.get(job_id)
+    except BlobNotFoundError:
+        return True  # the home is gone, so is the job: nothing reads this blob for it
+    return pointer is not None and pointer > blob
 
 
 def _replay(name: str, data: bytes) -> ShardState:
