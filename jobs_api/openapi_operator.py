@@ -61,6 +61,15 @@ def scheduler_schemas() -> dict[str, Schema]:
         "retry_rate": NUMBER_OR_NULL,
         "storage_requests_per_minute": {"type": ["integer", "null"]},
         "events": ref("EventStats"),
+        "events_from_log": {"anyOf": [obj({
+            "blobs_read": COUNT, "events": COUNT, "messages_sent": COUNT,
+            "send_failures": COUNT,
+            "lagging": {"type": "object", "additionalProperties": INT,
+                        "description": "queues behind, with the number of blobs each is "
+                                       "behind in (at most 10 named)"},
+            "errors": {"type": "array", "items": TEXT},
+        }), {"type": "null"}], "description": "the last publish of state-change events from "
+                                              "the job log (jobs_core/event_log.py)"},
     })
     custom = obj({
         "slot": INT, "cycle": INT, "last_cycle": TIMESTAMP, "next_wake": TIMESTAMP,
