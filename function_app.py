@@ -123,7 +123,7 @@ async def retention_purge(timer: func.TimerRequest,
     await maintenance.purge_on_timer(client)
 
 
-@app.timer_trigger(schedule=KEEPER_SCHEDULE, arg_name="timer", run_on_startup=True)
+@app.timer_trigger(schedule=KEEPER_SCHEDULE, arg_name="timer", run_on_startup=False)
 @app.durable_client_input(client_name="client")
 async def scheduler_keeper(timer: func.TimerRequest,
                            client: df.DurableOrchestrationClient) -> None:

@@ -19,7 +19,7 @@ from jobs_core.errors import JobsError, JobValidationError
 from jobs_core.ids import parse_job_id
 
 from .problems import ApiProblem, error_response, problem_of
-from .runtime import get_runtime, instance_id
+from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
 JOB_FIELDS = {"handler", "payload", "due_at", "delay", "idempotency_key", "retry", "recurrence",
@@ -93,16 +93,17 @@ def job_location(job_id: str) -> str:
 
 
 async def wake_slots(client: df.DurableOrchestrationClient, done: Iterable[Scheduled]) -> None:
-    """Raise ``wake`` on the slots of jobs due before the slot's longest sleep, so their
-    lateness does not depend on polling. Errors are ignored (the slot may not run yet)."""
+    """Wake the slots of new jobs due within the slot's longest sleep, when that can matter
+    and in the background (``wake.py``: at most one event per slot per second, none for a
+    job due after the slot's known next wake-up)."""
     rt = get_runtime()
     horizon = datetime.now(UTC) + timedelta(seconds=rt.settings.max_sleep_seconds)
-    slots = {s.slot for s in done if s.created and s.job.due_at <= horizon}
-    for slot in sorted(slots):
-        try:
-            await client.raise_event(instance_id(slot), "wake", None)
-        except Exception as exc:  # the orchestrator may not exist yet
-            log.debug("wake of slot %s not delivered: %s", slot, exc)
+    due: dict[int, datetime] = {}
+    for s in done:
+        if s.created and s.job.due_at <= horizon:
+            due[s.slot] = min(due.get(s.slot, s.job.due_at), s.job.due_at)
+    if due:
+        rt.wake_gate().wake(client, due)
 
 
 def wait_seconds(req: func.HttpRequest) -> float:

@@ -22,6 +22,7 @@ from jobs_core.storage_settings import StorageSettings
 from jobs_core.validation import QUEUE_NAME
 
 from .user_handlers import registry
+from .wake import WakeGate, raise_wake, slot_next_wake
 
 DEFAULT_HUB = "JobsHub"
 DEFAULT_EVENTS_QUEUE = "job-events"
@@ -93,6 +94,7 @@ class Runtime:
         self._scheduler: JobScheduler | None = None
         self._executors: dict[int, Executor] = {}
         self._log_publisher: LogPublisher | None = None
+        self._wake_gate: WakeGate | None = None
         self._lock: asyncio.Lock | None = None
 
     async def store(self) -> AzureBlobStore:
@@ -114,6 +116,12 @@ class Runtime:
                         "JOBS_STORAGE__queueServiceUri)")
             return None
         return EventPublisher(sink, self.api.events_queue)
+
+    def wake_gate(self) -> WakeGate:
+        """Wake-ups for new due work (one per process: its throttle is per process)."""
+        if self._wake_gate is None:
+            self._wake_gate = WakeGate(slot_next_wake, raise_wake)
+        return self._wake_gate
 
     async def log_publisher(self) -> LogPublisher | None:
         """Publishes state-change events from the job log (None when events are off)."""

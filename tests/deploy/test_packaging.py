@@ -41,6 +41,7 @@ EXPECTED_OTHER = {
     "jobs_slot": "orchestrationTrigger",
     "plan_cycle": "activityTrigger",
     "execute_batch": "activityTrigger",
+    "publish_events": "activityTrigger",
 }
 
 # Run with `python -I -S`: no site-packages, no PYTHON* variables, no user site, no cwd.

@@ -9,9 +9,9 @@ history). Fixed seed, no example database. About 40 s on 2 idle cores (1,260 cas
 
 No operation is excluded (schemathesis itself leaves out GET /api/openapi.json, the document
 it reads; test_openapi_conformance.py checks that one). The side effects stay cheap: ``?wait=``
-is capped at 1 s on this host (JOBS_MAX_WAIT_SECONDS), jobs that fall due run on the host's own
-slots (the keeper starts them at startup), ``POST /api/scheduler/start`` finds them running, and
-the purge has nothing old enough to delete.
+is capped at 1 s on this host (JOBS_MAX_WAIT_SECONDS), jobs that fall due run once
+``POST /api/scheduler/start`` has started the host's own slots (the keeper does not run at
+startup, and its schedule here is yearly), and the purge has nothing old enough to delete.
 """
 
 from __future__ import annotations

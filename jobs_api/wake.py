@@ -1,0 +1,148 @@
+"""Wake-ups that cost nothing under load.
+
+A ``wake`` event lets a sleeping slot orchestrator run a new job without waiting for its timer.
+On the real host every raised event costs the Durable backend storage requests (instance-table
+reads, a control-queue message and its delete, a history row) and a replay of the
+orchestrator (DESIGN.md §6), so one event per POST would cost far more than the job store does.
+
+``WakeGate`` raises an event for a slot only when it can matter:
+- the new job is due before the slot's known next wake-up (``next_wake`` in its custom status,
+  read at most once per ``STATUS_TTL_SECONDS`` per slot and process). A slot that works
+  back-to-back reports ``next_wake`` = its last cycle, so under sustained load no event is
+  raised at all;
+- at most one event per slot per ``MIN_INTERVAL_SECONDS`` in this process (the orchestrator
+  drains every event of the episode at once: more would only cost). A job that arrives within
+  that second is not forgotten: one trailing check runs when the second is over (the cycle the
+  first event woke may have planned before that job was written).
+
+The event is sent in the background: a request waits for its durable write, never for the
+wake-up. The timer stays the fallback; a lost event only costs lateness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+MIN_INTERVAL_SECONDS = 1.0
+STATUS_TTL_SECONDS = 2.0
+
+
+@dataclass
+class WakeStats:
+    asked: int = 0  # jobs that could have woken their slot (due within the longest sleep)
+    raised: int = 0
+    skipped_not_earlier: int = 0  # due at or after the slot's known next wake-up
+    skipped_recent: int = 0  # an event for the slot went out less than a second ago
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class WakeGate:
+    """Decides and sends wake events (see the module doc). ``status(client, slot)`` reads a
+    slot's ``next_wake`` (None when unknown); ``raise_event(client, slot)`` sends the event
+    (``client``: the Durable client of the request that asks)."""
+
+    status: Callable[[Any, int], Awaitable[datetime | None]]
+    raise_event: Callable[[Any, int], Awaitable[Any]]
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    stats: WakeStats = field(default_factory=WakeStats)
+    _trailing: dict[int, datetime] = field(default_factory=dict)  # slot -> earliest due
+    _sent: dict[int, float] = field(default_factory=dict)
+    _known: dict[int, tuple[float, datetime | None]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def wake(self, client: Any, due: dict[int, datetime]) -> None:
+        """Consider waking each slot for its earliest new job (slot -> due time); returns at
+        once, the work happens in the background."""
+        for slot, due_at in sorted(due.items()):
+            self.stats.asked += 1
+            now = self.clock()
+            last = self._sent.get(slot, -1e9)
+            if now - last < MIN_INTERVAL_SECONDS:
+                self.stats.skipped_recent += 1
+                if slot not in self._trailing:
+                    self._spawn(self._trail(client, slot, last + MIN_INTERVAL_SECONDS - now))
+                self._trailing[slot] = min(self._trailing.get(slot, due_at), due_at)
+                continue
+            self._sent[slot] = now  # (claimed before the status read: one in flight at most)
+            self._spawn(self._maybe_raise(client, slot, due_at))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _trail(self, client: Any, slot: int, delay: float) -> None:
+        await self.sleep(max(0.0, delay))
+        due_at = self._trailing.pop(slot, None)
+        if due_at is not None:
+            self._sent[slot] = self.clock()
+            await self._maybe_raise(client, slot, due_at)
+
+    async def _maybe_raise(self, client: Any, slot: int, due_at: datetime) -> None:
+        try:
+            next_wake = await self._next_wake(client, slot)
+            if next_wake is not None and due_at >= next_wake:
+                self.stats.skipped_not_earlier += 1
+                self._sent.pop(slot, None)  # nothing sent: the next job may still need one
+                return
+            await self.raise_event(client, slot)
+            self.stats.raised += 1
+        except Exception as exc:  # the orchestrator may not exist yet: the timer remains
+            self.stats.failed += 1
+            log.debug("wake of slot %s not delivered: %s", slot, exc)
+
+    async def _next_wake(self, client: Any, slot: int) -> datetime | None:
+        now = self.clock()
+        known = self._known.get(slot)
+        if known is not None and now - known[0] < STATUS_TTL_SECONDS:
+            return known[1]
+        value = await self.status(client, slot)
+        self._known[slot] = (self.clock(), value)
+        return value
+
+    async def drain(self) -> None:
+        """Wait for the events in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def slot_next_wake(client: Any, slot: int) -> datetime | None:
+    """``next_wake`` from the slot orchestrator's custom status (None: not running, or no
+    cycle finished yet)."""
+    from .runtime import instance_id
+
+    status = await client.get_status(instance_id(slot))
+    runtime = getattr(getattr(status, "runtime_status", None), "value", None) or \
+        getattr(status, "runtime_status", None)
+    if str(runtime) != "Running":
+        return None
+    custom = getattr(status, "custom_status", None)
+    if isinstance(custom, str):
+        try:
+            custom = json.loads(custom)
+        except ValueError:
+            return None
+    raw = custom.get("next_wake") if isinstance(custom, dict) else None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    except (AttributeError, ValueError):
+        return None
+
+
+async def raise_wake(client: Any, slot: int) -> None:
+    from .runtime import instance_id
+
+    await client.raise_event(instance_id(slot), "wake", None)
