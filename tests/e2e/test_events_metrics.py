@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,26 +65,30 @@ def test_every_transition_arrives_on_the_events_and_notify_queues(
     }
     seen: list[dict[str, Any]] = []
 
-    def arrived() -> dict[str, list[str]]:
+    def arrived() -> dict[str, list[str]]:  # each change once (by event id), in order
         seen.extend(drain_queue(azurite, events_queue))
         by_job: dict[str, list[str]] = {}
-        for event in seen:
+        for event in sorted({e["id"]: e for e in seen}.values(), key=lambda e: e["at"]):
             by_job.setdefault(event["job_id"], []).append(event["state"])
         return by_job
 
-    got = poll(arrived, lambda by_job: all(len(by_job.get(k, [])) >= len(v)
-                                           for k, v in want.items()), timeout=30)
-    # at-least-once: a duplicate would be a repeated event id; count them, expect none here
-    duplicates = len(seen) - len({e["id"] for e in seen})
-    assert duplicates == 0
+    got = poll(arrived, lambda by_job: all(by_job.get(k) == v for k, v in want.items()),
+               timeout=30)
     assert {k: got[k] for k in want} == want
+    # at-least-once: the eager send and the publisher reading the log both deliver most
+    # changes (the same event id each time); counted, not asserted
+    copies = Counter(e["id"] for e in seen)
+    print(f"{len(copies)} events, {sum(copies.values()) - len(copies)} extra copies")
     failed = next(e for e in seen if e["job_id"] == doomed["id"] and e["state"] == "failed")
     assert failed["error"]["type"] == "PermanentJobError" and failed["handler"] == "reserve"
     done = next(e for e in seen if e["job_id"] == ok["id"] and e["state"] == "succeeded")
     assert done["result"] == {"n": 1}
-    notified = drain_queue(azurite, "e2e-billing")
-    assert [e["state"] for e in notified] == ["scheduled", "started", "succeeded"]
-    assert {e["job_id"] for e in notified} == {ok["id"]}
+    notified: dict[str, dict[str, Any]] = {}
+    poll(lambda: notified.update({e["id"]: e for e in drain_queue(azurite, "e2e-billing")}),
+         lambda _: len(notified) >= 3, timeout=30)
+    assert [e["state"] for e in sorted(notified.values(), key=lambda e: e["at"])] == [
+        "scheduled", "started", "succeeded"]
+    assert {e["job_id"] for e in notified.values()} == {ok["id"]}
 
 
 def test_scheduler_reports_the_operator_figures(api: Api) -> None:
