@@ -83,7 +83,7 @@ class GroupCommitter:
         appended = await self.append(blob, records, create_metadata or {})
         state = self._cache.cached(blob)
         if state is None or (self._cache.known_size(blob) or 0) < appended.size:
-            state = await self._cache.refresh(blob)
+            state = await self._cache.refresh(blob, at_least=appended.size)
         return state
 
     async def _flush(self, blob: str, queue: _Queue, create_metadata: dict[str, str]) -> None:

@@ -61,13 +61,20 @@ class ShardCache:
         view = self._views.get(name)
         return None if view is None else view.state
 
-    async def refresh(self, name: str, *, if_size_differs: int | None = None) -> ShardState:
+    async def refresh(self, name: str, *, if_size_differs: int | None = None,
+                      at_least: int | None = None) -> ShardState:
         """Bring the cached state of ``name`` up to date (one ranged read of the new bytes).
-        With ``if_size_differs`` (a size from a listing) no read is made when nothing is new.
-        Raises ``BlobNotFoundError`` for a blob that does not exist."""
+        With ``if_size_differs`` (a size from a listing) no read is made when nothing is new;
+        with ``at_least`` (the end of a block just appended) none is made when the state
+        already reaches it: of many writers whose blocks landed while one read was in flight,
+        that read serves them all (one read each would serialise them behind this view's lock
+        and starve group commit). Raises ``BlobNotFoundError`` for a blob that does not
+        exist."""
         view = self._view(name)
         async with view.lock:
             if if_size_differs is not None and if_size_differs == view.offset and view.offset:
+                return view.state
+            if at_least is not None and view.offset >= at_least:
                 return view.state
             result = await self._store.read(name, view.offset)
             data = result.data
