@@ -18,6 +18,10 @@ param jobsSlots int = 4
 param applicationInsightsConnectionString string
 param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
+@description('Always-ready instances of the durable group (orchestrators and activities): the slots keep cycling without a cold start')
+param alwaysReadyDurable int = 1
+@description('Always-ready instances of the http group: POST /api/jobs answers without a cold start')
+param alwaysReadyHttp int = 1
 
 // Every app setting the code reads (tests/deploy/test_settings_consistency.py checks this list
 // against the code and local.settings.sample.json). Flex Consumption rejects
@@ -112,6 +116,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
+        alwaysReady: [
+          { name: 'durable', instanceCount: alwaysReadyDurable }
+          { name: 'http', instanceCount: alwaysReadyHttp }
+        ]
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }

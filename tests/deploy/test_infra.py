@@ -106,6 +106,9 @@ def test_hosting_storage_and_roles() -> None:
     monitoring = (INFRA / "app" / "monitoring.bicep").read_text()
     main = (INFRA / "main.bicep").read_text()
     assert "tier: 'FlexConsumption'" in api and "name: 'FC1'" in api
+    # the slots' orchestrators and the HTTP API stay warm (no cold start before a cycle)
+    ready = re.search(r"alwaysReady: \[(.*?)\]", api, re.S)
+    assert ready and set(re.findall(r"name: '(\w+)'", ready.group(1))) == {"durable", "http"}
     assert re.search(r"name: 'python'\s+version: '3.11'", api)
     assert "type: 'UserAssigned'" in api and "'azd-service-name': serviceName" in api
     for prop in ("allowSharedKeyAccess: false", "allowBlobPublicAccess: false",
