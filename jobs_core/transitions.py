@@ -57,11 +57,19 @@ def move(job: Job, to: str) -> Job:
 
 def start(job: Job, attempt: int, epoch: int, at: datetime, *, token: str | None = None,
           run: int | None = None, lease: datetime | None = None) -> Job:
+    """An attempt starts. Only a job that is due at ``at`` starts: a start planned before a
+    reschedule (or a retry's back-off) that was committed first is void, like one planned
+    before a cancel."""
     _require_waiting(job, "start", S.RUNNING, run)
     if attempt != job.attempts + 1:
         raise InvalidTransitionError(
             "start", job.status.value, S.RUNNING.value,
             f"attempt {attempt} does not follow attempt {job.attempts}",
+        )
+    if at < job.due_at:  # planned on an older due time: a reschedule was committed first
+        raise InvalidTransitionError(
+            "start", job.status.value, S.RUNNING.value,
+            f"it is not due until {job.due_at.isoformat()}",
         )
     return replace(job, status=S.RUNNING, attempts=attempt, epoch=epoch, started_at=at,
                    updated_at=at, token=token, lease_until=lease)

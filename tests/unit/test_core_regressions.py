@@ -144,3 +144,35 @@ def test_records_name_their_occurrence_and_execution() -> None:
 
 def clock_now():  # type: ignore[no-untyped-def]
     return Clock().now
+
+
+class RacingStart(InMemoryStore):
+    """Runs ``before_start`` (another process's write) just before the first start record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_start = None
+
+    async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
+        if b'"op":"start"' in data and self.before_start is not None:
+            race, self.before_start = self.before_start, None
+            await race()
+        return await super().append(name, data, create_metadata=create_metadata)
+
+
+async def test_a_start_that_lost_the_race_to_a_reschedule_is_void() -> None:  # seed 2616
+    clock, recorder = Clock(), Recorder()
+    store = RacingStart()
+    _, executor = make(store, recorder, clock, owner="a", slots=1)
+    api, _ = make(store, recorder, clock, owner="b", slots=1)
+    job = (await api.schedule(JobRequest("echo"))).job
+    later = clock.now + timedelta(hours=1)
+    store.before_start = lambda: api.reschedule(job.id, later)  # committed first
+    await drain(executor, 1)
+    assert recorder.runs[job.id] == 0
+    after = await api.get(job.id)
+    assert after.status is JobStatus.SCHEDULED and after.due_at == later
+    clock.advance(3600)
+    await drain(executor, 1)
+    assert recorder.runs[job.id] == 1
+    assert (await api.get(job.id)).status is JobStatus.SUCCEEDED
