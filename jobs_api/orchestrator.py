@@ -20,8 +20,8 @@ import azure.durable_functions as df
 
 from jobs_core import Batch
 from jobs_core.errors import ClaimHeldError
-from jobs_core.executor import COUNT_FIELDS
 from jobs_core.metrics import Histogram, retry_rate
+from jobs_core.plans import COUNT_FIELDS
 
 from .runtime import get_runtime
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ORCHESTRATOR = "jobs_slot"
 COUNTS = COUNT_FIELDS  # the BatchResult counters a cycle adds up
 MAX_LAGGING_REPORTED = 10
+MAX_ERROR_CHARS = 500  # an error as reported in custom status and the orchestrator's state
 
 
 # --- activities ---------------------------------------------------------------------------
@@ -40,7 +41,7 @@ async def plan_cycle(request: dict[str, Any]) -> dict[str, Any]:
     try:
         out = (await executor.plan(slot)).to_dict()
     except ClaimHeldError as exc:
-        out = {"claim_held": str(exc), "batches": []}
+        out = {"claim_held": str(exc)[:MAX_ERROR_CHARS], "batches": []}
     # figures of this process (activities of a slot may run in several processes in Azure)
     out["storage_requests_per_minute"] = rt.counter.recent(60)
     out["events"] = None if rt.events is None else \
@@ -65,11 +66,16 @@ async def publish_events(request: dict[str, Any]) -> dict[str, Any]:
         report = (await publisher.publish(slot)).to_dict()
     except Exception as exc:
         log.warning("publishing the events of slot %s failed: %r", slot, exc)
-        return {"errors": [f"{type(exc).__name__}: {exc}"[:500]]}
-    lagging = report["lagging"]  # (custom status stays small: at most 10 queues named)
-    report["lagging"] = dict(sorted(lagging.items())[:MAX_LAGGING_REPORTED])
-    report["errors"] = report["errors"][:3]
-    return report
+        return {"errors": [f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]]}
+    return bounded_report(report)
+
+
+def bounded_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The publish report as it goes into history and custom status: at most 10 lagging
+    queues named and 3 errors of 500 characters (see ``tests/unit/test_payload_sizes.py``)."""
+    lagging = report.get("lagging") or {}
+    return {**report, "lagging": dict(sorted(lagging.items())[:MAX_LAGGING_REPORTED]),
+            "errors": [str(e)[:MAX_ERROR_CHARS] for e in (report.get("errors") or [])[:3]]}
 
 
 # --- orchestrator ---------------------------------------------------------------------------
@@ -109,9 +115,9 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     try:
         plan = yield context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
     except Exception as exc:
-        error = f"plan_cycle failed: {exc}"[:500]
+        error = f"plan_cycle failed: {exc}"[:MAX_ERROR_CHARS]
     if plan and plan.get("claim_held"):
-        error = str(plan["claim_held"])
+        error = str(plan["claim_held"])[:MAX_ERROR_CHARS]
     batches = (plan or {}).get("batches") or []
     publish = bool((plan or {}).get("publish")) and error is None
     published: dict[str, Any] | None = None
@@ -128,7 +134,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
                     totals[name] += int((result or {}).get(name, 0))
                 lateness.merge(Histogram.from_dict((result or {}).get("lateness")))
         except Exception as exc:
-            error = f"execute_batch failed: {exc}"[:500]
+            error = f"execute_batch failed: {exc}"[:MAX_ERROR_CHARS]
     if error is not None:
         state["errors"] += 1
         if not context.is_replaying:

@@ -5,10 +5,11 @@ and Durable Functions; tests and benchmarks drive it directly.
 """
 
 from .errors import *  # noqa: F403 - the error types are part of the public API
-from .executor import Batch, BatchResult, Executor, Plan
+from .executor import Executor
 from .handlers import HandlerRegistry, JobContext, PermanentJobError
 from .memory_store import InMemoryStore
 from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
+from .plans import Batch, BatchResult, Plan
 from .scheduler import JobPage, JobScheduler, Scheduled
 from .settings import JobsSettings
 from .store import JobStore

@@ -13,7 +13,6 @@ import logging
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,9 +24,17 @@ from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
-from .metrics import Histogram
 from .model import ErrorInfo, Job, JobStatus
 from .moves import Mover, carry_due
+from .plans import (
+    MAX_BATCHES_PER_CYCLE,
+    Batch,
+    BatchResult,
+    Key,
+    Plan,
+    batches,
+    due_key,
+)
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -37,79 +44,6 @@ from .store import JobStore
 from .validation import check_json_size, next_occurrence
 
 log = logging.getLogger(__name__)
-MAX_BATCHES_PER_CYCLE = 50
-
-
-@dataclass(frozen=True)
-class Batch:
-    slot: int
-    epoch: int
-    blob: str
-    job_ids: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Batch:
-        return cls(int(data["slot"]), int(data["epoch"]), str(data["blob"]),
-                   [str(i) for i in data["job_ids"]])
-
-
-@dataclass(frozen=True)
-class Plan:
-    slot: int
-    owner: str
-    epoch: int
-    now: datetime
-    batches: list[Batch]
-    next_wake: datetime
-    due: int = 0
-    pending: int = 0
-    shards_read: int = 0
-    errors: list[str] = field(default_factory=list)
-    claim_ms: float = 0.0  # time to acquire (or renew) the slot's claim
-    publish: bool = False  # some blob has events to publish from the log (event_log.py)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"slot": self.slot, "owner": self.owner, "epoch": self.epoch,
-                "now": rec.ts(self.now), "batches": [b.to_dict() for b in self.batches],
-                "next_wake": rec.ts(self.next_wake), "due": self.due, "pending": self.pending,
-                "shards_read": self.shards_read, "errors": list(self.errors),
-                "claim_ms": round(self.claim_ms, 2), "publish": self.publish}
-
-
-@dataclass
-class BatchResult:
-    started: int = 0
-    succeeded: int = 0
-    retried: int = 0
-    failed: int = 0
-    abandoned: int = 0
-    skipped: int = 0  # due jobs someone else changed first (cancelled, started, moved)
-    compensated: int = 0
-    moved: int = 0  # waiting jobs moved out of a blob near its block limit
-    lateness: Histogram = field(default_factory=Histogram)  # start - due of started jobs
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(self, name) for name in COUNT_FIELDS}
-        out["lateness"] = self.lateness.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BatchResult:
-        return cls(**{name: int(data.get(name, 0)) for name in COUNT_FIELDS},
-                   lateness=Histogram.from_dict(data.get("lateness")))
-
-    def add(self, other: BatchResult) -> None:
-        for name in COUNT_FIELDS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.lateness.merge(other.lateness)
-
-
-COUNT_FIELDS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped",
-                "compensated", "moved")
-
 
 class Executor:
     """Plans a slot's cycles and executes its batches.
@@ -155,7 +89,7 @@ class Executor:
             await self.events.flush()  # events whose publish failed earlier, if due
         s = self.settings
         next_wake = now + timedelta(seconds=s.max_sleep_seconds)
-        due: list[tuple[datetime, str, str]] = []
+        due: list[tuple[Key, str]] = []  # (key, blob)
         pending = shards_read = 0
         touched: set[str] = set()
         errors: list[str] = []
@@ -195,17 +129,16 @@ class Executor:
             half_moved: list[Job] = []
             for job in state.pending():
                 pending += 1
-                if job.moving_to is not None:
+                key = due_key(job, now, self._abandoned)
+                if key is not None:
+                    due.append((key, info.name))
+                elif job.moving_to is not None:
                     half_moved.append(job)
                 elif job.status.is_waiting:
-                    if job.due_at <= now:
-                        due.append((job.due_at, info.name, job.id))
-                    elif old:
+                    if old:
                         leaving.append(job)
                     else:
                         next_wake = min(next_wake, job.due_at)
-                elif self._abandoned(job, now):
-                    due.append((job.started_at or now, info.name, job.id))
                 else:
                     next_wake = min(next_wake, self._abandon_at(job))
             if leaving or half_moved:
@@ -224,8 +157,8 @@ class Executor:
         limit = s.batch_size * MAX_BATCHES_PER_CYCLE
         if len(due) > limit:
             next_wake = now  # more is due than one cycle takes: come straight back
-        batches = _batches(slot, claim.epoch, due[:limit], s.batch_size)
-        return Plan(slot, self.owner, claim.epoch, now, batches, max(next_wake, now), len(due),
+        cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size)
+        return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms, publish)
 
     def timeout_of(self, job: Job) -> float:
@@ -278,8 +211,8 @@ class Executor:
         # process, and a ``full`` record from any process must stop starts here at once
         state = await self.cache.refresh(batch.blob)
         now = self.clock()
-        jobs = [state.jobs[i] for i in batch.job_ids if i in state.jobs]
-        result.skipped += len(batch.job_ids) - len(jobs)
+        jobs = [state.jobs[i] for i in batch.select(state, self._abandoned)]
+        result.skipped += max(0, batch.planned - len(jobs))
         full = state.full or \
             await self._blocks(batch.blob) + len(state.running) >= self.settings.evacuate_blocks
         if full and not state.full:  # tell every process: no more starts in this blob
@@ -542,15 +475,6 @@ def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,
     if nxt is not None:
         events.append(JobEvent.of(job, EventState.SCHEDULED, at, attempt=0, run=job.runs + 1,
                                   due_at=nxt))
-
-
-def _batches(slot: int, epoch: int, due: list[tuple[datetime, str, str]],
-             size: int) -> list[Batch]:
-    by_blob: dict[str, list[str]] = {}
-    for _, blob, job_id in due:
-        by_blob.setdefault(blob, []).append(job_id)
-    return [Batch(slot, epoch, blob, ids[i:i + size])
-            for blob, ids in by_blob.items() for i in range(0, len(ids), size)]
 
 
 def _idle_until(meta: dict[str, str], size: int, now: datetime) -> bool:

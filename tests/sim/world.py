@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from jobs_core import Executor, JobRequest, JobScheduler, JobsSettings
+from jobs_core import Batch, Executor, JobRequest, JobScheduler, JobsSettings
 from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
@@ -232,7 +233,9 @@ class World:
                 error = True
             except JobsError:
                 error = True
-            batches = plan.batches if plan is not None else []
+            # activity inputs cross the Durable backend as JSON, as in the orchestrator
+            batches = [Batch.from_dict(json.loads(json.dumps(b.to_dict())))
+                       for b in plan.batches] if plan is not None else []
             progress = False
             publish = plan is not None and plan.publish
             if batches or publish:

@@ -1,0 +1,157 @@
+"""Every Durable payload stays small at the most generous settings (issue #13, DESIGN.md §6).
+
+The Azure Storage backend offloads a queue message above 45 KB to a blob (and a history
+property above 60 KB UTF-16), the Durable Task Scheduler refuses messages over 1 MiB, and a
+custom status over 16 KB UTF-16 fails the orchestration. Our budget: every activity input and
+output and the ``continue_as_new`` input ≤ 40 KB serialized, custom status ≤ 16 KB UTF-16.
+The orchestrator runs here on a stand-in context fed the largest outputs its activities can
+return, cycle after cycle (its state must not grow either).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobs_api import orchestrator
+from jobs_core import Batch, BatchResult, Plan
+from jobs_core.metrics import BOUNDS_MS, Histogram
+from jobs_core.plans import MAX_BATCHES_PER_CYCLE
+
+MESSAGE_BUDGET = 40 * 1024
+STATUS_BUDGET_UTF16 = 16 * 1024
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+BIG = 10**15  # counters after years of cycles
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value).encode())
+
+
+def _utf16(value: Any) -> int:
+    return len(json.dumps(value).encode("utf-16-le"))
+
+
+def _largest_plan() -> dict[str, Any]:
+    """50 batches in 50 blobs, each the range of 10,000 jobs between two full keys; long
+    errors; every counter huge."""
+    cut = []
+    for b in range(MAX_BATCHES_PER_CYCLE):
+        blob = f"shards/s999/20261202T{b:04d}-9999.jsonl"
+        ends = [(T0 + timedelta(microseconds=b * 7 + k), f"j20261202T{b:04d}-s999-9999-{k:016x}")
+                for k in range(2)]
+        cut.append(Batch(999, BIG, blob, T0, ends[0], ends[1], 10_000))
+    plan = Plan(999, "x" * 200 + "/jobs-slot-999", BIG, T0, cut, T0, due=BIG, pending=BIG,
+                shards_read=BIG, errors=["E" * 5000] * 500, claim_ms=1e9, publish=True)
+    out = plan.to_dict()  # plus what plan_cycle adds
+    out["storage_requests_per_minute"] = BIG
+    out["events"] = {"events": BIG, "messages_sent": BIG, "send_failures": BIG,
+                     "retried": BIG, "dropped": BIG, "pending": BIG}
+    return out
+
+
+def _largest_result() -> dict[str, Any]:
+    result = BatchResult(*([BIG] * 8), lateness=Histogram([BIG] * (len(BOUNDS_MS) + 1),
+                                                          1e12 + 0.123, 1e18 + 0.123))
+    return result.to_dict()
+
+
+def _largest_publish_report() -> dict[str, Any]:
+    report = {"blobs_read": BIG, "events": BIG, "messages_sent": BIG, "send_failures": BIG,
+              "lagging": {f"q{i:03d}-" + "x" * 58: BIG for i in range(64)},
+              "errors": ["QueueSendError: " + "y" * 5000] * 100}
+    return orchestrator.bounded_report(report)
+
+
+class _Context:
+    """Just enough of ``DurableOrchestrationContext`` to run one ``jobs_slot`` episode."""
+
+    def __init__(self, state: dict[str, Any], now: datetime) -> None:
+        self.state, self.current_utc_datetime, self.is_replaying = state, now, False
+        self.sent: list[Any] = []  # activity inputs
+        self.status: Any = None
+        self.next_input: Any = None
+
+    def get_input(self) -> dict[str, Any]:
+        return self.state
+
+    def call_activity(self, name: str, payload: Any) -> tuple[str, Any]:
+        self.sent.append(payload)
+        return ("activity", name)
+
+    def task_all(self, tasks: list[Any]) -> tuple[str, Any]:
+        return ("all", tasks)
+
+    def task_any(self, tasks: list[Any]) -> tuple[str, Any]:
+        return ("any", tasks)
+
+    def create_timer(self, at: datetime) -> tuple[str, Any]:
+        return ("timer", at)
+
+    def wait_for_external_event(self, name: str) -> tuple[str, Any]:
+        return ("event", name)
+
+    def set_custom_status(self, status: Any) -> None:
+        self.status = status
+
+    def continue_as_new(self, state: Any) -> None:
+        self.next_input = state
+
+
+def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any]) -> _Context:
+    ctx = _Context(state, now)
+    episode: Generator[Any, Any, None] = orchestrator.jobs_slot(ctx)  # type: ignore[arg-type]
+    step = next(episode)
+    try:
+        while True:
+            kind, what = step
+            if kind == "activity":
+                step = episode.send(outputs[what])
+            elif kind == "all":
+                step = episode.send([outputs[name] for _, name in what])
+            else:
+                step = episode.send(None)
+    except StopIteration:
+        pass
+    return ctx
+
+
+def test_the_largest_plan_is_a_small_message() -> None:
+    plan = _largest_plan()
+    assert len(plan["batches"]) == MAX_BATCHES_PER_CYCLE
+    assert _size(plan) <= MESSAGE_BUDGET, _size(plan)
+    assert max(_size(b) for b in plan["batches"]) <= 400
+
+
+def test_a_batch_covers_its_range_however_many_jobs_it_holds() -> None:
+    batch = Batch.from_dict(json.loads(json.dumps(_largest_plan()["batches"][0])))
+    assert batch.count == 10_000 and batch.at == T0 and batch.through is not None
+
+
+def test_every_episode_stays_within_the_budgets_cycle_after_cycle() -> None:
+    outputs = {"plan_cycle": _largest_plan(), "execute_batch": _largest_result(),
+               "publish_events": _largest_publish_report()}
+    state: dict[str, Any] = {"slot": 999, "cycle": BIG, "errors": BIG, "empty": 0,
+                             "last_error": "z" * 500}
+    now, sizes = T0, []
+    for _ in range(4):
+        ctx = _episode(state, now, outputs)
+        assert ctx.next_input is not None and ctx.status is not None
+        assert all(_size(sent) <= MESSAGE_BUDGET for sent in ctx.sent)
+        assert _size(outputs["execute_batch"]) <= MESSAGE_BUDGET
+        assert _size(outputs["publish_events"]) <= MESSAGE_BUDGET
+        assert _size(ctx.next_input) <= MESSAGE_BUDGET, _size(ctx.next_input)
+        assert _utf16(ctx.status) <= STATUS_BUDGET_UTF16, _utf16(ctx.status)
+        sizes.append(_size(ctx.next_input))
+        state, now = ctx.next_input, now + timedelta(seconds=1)
+    assert max(sizes[1:]) - min(sizes[1:]) <= 64  # the state does not grow (but for digits)
+    assert len(ctx.sent) == 1 + MAX_BATCHES_PER_CYCLE + 1  # plan, batches, publish
+
+
+def test_a_failed_plan_reports_a_bounded_error() -> None:
+    ctx = _episode({"slot": 1}, T0, {"plan_cycle": {"claim_held": "c" * 10_000,
+                                                    "batches": []}})
+    assert len(ctx.status["last_error"]) <= orchestrator.MAX_ERROR_CHARS
+    assert _utf16(ctx.status) <= STATUS_BUDGET_UTF16
