@@ -9,7 +9,7 @@ import logging
 import random
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from . import records as rec
@@ -62,8 +62,11 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Scheduled:
-    job: Job
+    job: Job  # as it is now (it may have started already)
     created: bool  # False when an earlier job with the same idempotency key was returned
+    # the job as this request's own ``add`` record wrote it, when that record is the one that
+    # landed: its ``scheduled`` event is sent from it (events_of(add) gives the same event)
+    added: Job | None = field(default=None, compare=False, repr=False)
 
     @property
     def slot(self) -> int:
@@ -142,8 +145,9 @@ class JobScheduler:
         for (i, _), outcome in zip(keyed, outcomes[len(placed):], strict=True):
             results[i] = _single(outcome)
         done = [r for r in results if r is not None]
-        await publish_to(self.events, [JobEvent.of(s.job, EventState.SCHEDULED, now)
-                                       for s in done if isinstance(s, Scheduled) and s.created])
+        await publish_to(self.events, [JobEvent.of(s.added, EventState.SCHEDULED, now)
+                                       for s in done if isinstance(s, Scheduled) and s.created
+                                       and s.added is not None])
         return done
 
     def _job(self, spec: ValidJob, now: datetime) -> Job:
@@ -185,7 +189,9 @@ class JobScheduler:
         if job.due_at < blob.key.bucket:  # (a claim made in an earlier bucket)
             await self._touch(blob.name, now)
         added, _ = await self._locate(job.id)
-        return Scheduled(added or job, created=claim.created)
+        ours = added is not None and added.created_at == job.created_at and \
+            added.due_at == job.due_at and added.handler == job.handler
+        return Scheduled(added or job, created=claim.created, added=job if ours else None)
 
     async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
         tokens = [self._token() for _ in jobs]
@@ -198,7 +204,7 @@ class JobScheduler:
             except BlockLimitError:  # (verified: the block is not in the blob)
                 self._advance(key, shard.index)
                 continue
-            return [Scheduled(job, created=True) for job in placed]
+            return [Scheduled(job, created=True, added=job) for job in placed]
 
     async def _add_at(self, shard: ShardBlob, jobs: list[Job]) -> None:
         result = await self.committer.append(shard.name, [rec.add(job) for job in jobs],

@@ -178,3 +178,36 @@ async def test_plans_ask_for_publishing_only_when_a_blob_has_new_events() -> Non
     assert (await executor.plan(0)).publish
     await LogPublisher(store, sink, "job-events", clock=clock).publish(0)
     assert not (await executor.plan(0)).publish
+
+
+class RunsRightAfterTheAdd(InMemoryStore):
+    """Runs ``after_add`` (another process's cycle) once an add record has landed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_add = None
+
+    async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
+        result = await super().append(name, data, create_metadata=create_metadata)
+        if b'"op":"add"' in data and self.after_add is not None:
+            race, self.after_add = self.after_add, None
+            await race()
+        return result
+
+
+async def test_a_keyed_job_that_started_before_its_post_answered_is_announced_as_added() -> None:
+    """Seed 3112: the POST read its job back after it had started, and announced it as
+    ``scheduled`` with attempt 1: an event the log never holds (I10)."""
+    store, clock, recorder = RunsRightAfterTheAdd(), Clock(), Recorder()
+    eager = MemoryEventSink()
+    publisher = EventPublisher(eager)
+    scheduler = JobScheduler(store, recorder.registry, SETTINGS, clock=clock, events=publisher)
+    executor = Executor(store, recorder.registry, SETTINGS, owner="x", clock=clock)
+    store.after_add = lambda: drain(executor, 1)
+    scheduled = await scheduler.schedule(JobRequest("echo", {}, idempotency_key="k1"))
+    assert scheduled.created and recorder.runs[scheduled.job.id] == 1
+    from_log = MemoryEventSink()
+    await LogPublisher(store, from_log, "job-events", clock=clock).publish(0)
+    sent = [e for e in eager.events("job-events") if e["state"] == "scheduled"]
+    assert len(sent) == 1 and sent[0]["attempt"] == 0
+    assert set(_ids(eager)) <= set(_ids(from_log))
