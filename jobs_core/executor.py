@@ -30,6 +30,7 @@ from .plans import (
     MAX_BATCHES_PER_CYCLE,
     Batch,
     BatchResult,
+    DueOrder,
     Key,
     Plan,
     batches,
@@ -75,6 +76,7 @@ class Executor:
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
         self._outbox = _Outbox(events, self.settings.commit_linger_ms / 1000)
         self._starting: Counter[str] = Counter()  # blob -> start records being written here
+        self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
 
     # --- plan --------------------------------------------------------------------------------
     async def plan(self, slot: int, now: datetime | None = None) -> Plan:
@@ -157,7 +159,7 @@ class Executor:
         limit = s.batch_size * MAX_BATCHES_PER_CYCLE
         if len(due) > limit:
             next_wake = now  # more is due than one cycle takes: come straight back
-        cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size)
+        cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size, plan=self._token())
         return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms, publish)
 
@@ -211,7 +213,7 @@ class Executor:
         # process, and a ``full`` record from any process must stop starts here at once
         state = await self.cache.refresh(batch.blob)
         now = self.clock()
-        jobs = [state.jobs[i] for i in batch.select(state, self._abandoned)]
+        jobs = [state.jobs[i] for i in self._due_order.select(batch, state, self._abandoned)]
         result.skipped += max(0, batch.planned - len(jobs))
         full = state.full or \
             await self._blocks(batch.blob) + len(state.running) >= self.settings.evacuate_blocks

@@ -17,6 +17,8 @@ its start is void (``transitions.start``), or the next cycle, planned at once, t
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +62,7 @@ class Batch:
     through: Key | None = None
     count: int = 0  # jobs in the range when it was planned
     job_ids: list[str] | None = None
+    plan: str = ""  # the plan's random id: its batches of one blob share one sorted order
 
     def select(self, state: ShardState,
                abandoned: Callable[[Job, datetime], bool]) -> list[str]:
@@ -86,7 +89,7 @@ class Batch:
             return out
         assert self.at is not None and self.through is not None
         out.update(at=rec.ts(self.at), after=_key_out(self.after),
-                   through=_key_out(self.through), count=self.count)
+                   through=_key_out(self.through), count=self.count, plan=self.plan)
         return out
 
     @classmethod
@@ -95,7 +98,41 @@ class Batch:
         if "job_ids" in data:  # a plan made by an earlier version, still in a Durable history
             return cls(*base, job_ids=[str(i) for i in data["job_ids"]])
         return cls(*base, at=rec.parse_ts(data["at"]), after=_key_in(data.get("after")),
-                   through=_key_in(data["through"]), count=int(data.get("count", 0)))
+                   through=_key_in(data["through"]), count=int(data.get("count", 0)),
+                   plan=str(data.get("plan", "")))
+
+
+class DueOrder:
+    """Per plan and blob, the order of its due work at a plan's time, sorted once and shared by the
+    plan's batches of that blob in this process (each then bisects its range instead of
+    scanning the blob). A job is given to a batch only while its key is still the one in the
+    order; a job that became due in the range after the order was made waits for the next
+    cycle."""
+
+    def __init__(self, max_blobs: int = 64) -> None:
+        self.max_blobs = max_blobs
+        self._orders: OrderedDict[tuple[str, str], list[Key]] = OrderedDict()
+
+    def select(self, batch: Batch, state: ShardState,
+               abandoned: Callable[[Job, datetime], bool]) -> list[str]:
+        if batch.job_ids is not None or batch.at is None or batch.through is None or \
+                not batch.plan:
+            return batch.select(state, abandoned)
+        at = batch.at
+        order = self._orders.get((batch.plan, batch.blob))
+        if order is None:
+            keys = (due_key(job, at, abandoned) for job in state.jobs.values())
+            order = sorted(k for k in keys if k is not None)
+            self._orders[(batch.plan, batch.blob)] = order
+            while len(self._orders) > self.max_blobs:
+                self._orders.popitem(last=False)
+        first = 0 if batch.after is None else bisect_right(order, batch.after)
+        out = []
+        for key in order[first:bisect_right(order, batch.through)]:
+            job = state.jobs.get(key[1])
+            if job is not None and due_key(job, at, abandoned) == key:
+                out.append(key[1])
+        return out
 
 
 def _key_out(key: Key | None) -> list[str] | None:
@@ -107,7 +144,7 @@ def _key_in(raw: Any) -> Key | None:
 
 
 def batches(slot: int, epoch: int, at: datetime, due: Iterable[tuple[Key, str]],
-            size: int) -> list[Batch]:
+            size: int, plan: str = "") -> list[Batch]:
     """Cut the selected due work, ``(key, blob)`` in order, into ranges of at most ``size``
     jobs of one blob each."""
     by_blob: dict[str, list[Key]] = {}
@@ -119,7 +156,7 @@ def batches(slot: int, epoch: int, at: datetime, due: Iterable[tuple[Key, str]],
         for i in range(0, len(keys), size):
             chunk = keys[i:i + size]
             out.append(Batch(slot, epoch, blob, at, keys[i - 1] if i else None, chunk[-1],
-                             len(chunk)))
+                             len(chunk), plan=plan))
     return out
 
 
