@@ -23,6 +23,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-activities", type=int, default=8, help="concurrent activities")
     p.add_argument("--strict-determinism", action="store_true",
                    help="also compare activity inputs and timer fire times on replay")
+    p.add_argument("--no-backend-model", action="store_true",
+                   help="do not model the Azure Storage backend (its storage requests, queue "
+                        "polling, 32 messages per episode, size limits, visibility timeout)")
+    p.add_argument("--visibility-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with the model: when an activity interrupted by a crash runs again "
+                        "(default 300, the real backend's)")
     p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -35,5 +41,6 @@ def main(argv: list[str] | None = None) -> None:
         app_dir=Path(args.app_dir), app_module=args.app, host=args.host, port=args.port,
         key=args.key, data_dir=Path(args.data_dir) if args.data_dir else None,
         max_activities=args.max_activities, strict_determinism=args.strict_determinism,
+        backend_model=not args.no_backend_model, visibility_seconds=args.visibility_timeout,
     )
     asyncio.run(serve(config))

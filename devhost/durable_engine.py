@@ -17,6 +17,7 @@ from typing import Any
 
 from . import history as h
 from .activity_pool import ActivityOutcome, ActivityPool
+from .backend_model import MAX_MESSAGES_PER_EPISODE, BackendModel, BackendSettings
 from .indexer import IndexedFunction
 from .instance_store import (
     COMPLETED,
@@ -66,8 +67,10 @@ class DurableEngine:
         invoker: Invoker,
         max_activities: int = 8,
         strict_determinism: bool = False,
+        model: BackendModel | None = None,
     ) -> None:
         self.store = store
+        self.model = model or BackendModel(BackendSettings(enabled=False))
         self.orchestrators = {f.durable_name: f for f in functions
                               if f.trigger_type == "orchestrationTrigger"}
         activities = {f.durable_name: f for f in functions if f.trigger_type == "activityTrigger"}
@@ -78,19 +81,25 @@ class DurableEngine:
         self.activities = ActivityPool(activities, invoker, max_activities,
                                        self._accept_activity)
         self._drivers: dict[str, asyncio.Task[None]] = {}
+        self._dispatched: dict[tuple[str, str, int], tuple[str, Any]] = {}  # for the model
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.records = self.store.load_all()
         resumed = 0
+        # at-least-once: unfinished activities run again, once their message's visibility
+        # timeout has passed (with the backend model; at once without it)
+        redeliver = self.model.settings.visibility_seconds if self.model.enabled else 0.0
+        loop = asyncio.get_running_loop()
+        if self.model.enabled:
+            self.model.begin(loop.time())
         for rec in self.records.values():
             if not rec.is_active:
                 continue
             resumed += 1
-            for seq, act in rec.activities.items():  # at-least-once: re-run unfinished ones
-                self.activities.dispatch(
-                    rec.instance_id, rec.execution_id, int(seq), act["name"], act["input"]
-                )
+            for seq, act in rec.activities.items():
+                loop.call_later(redeliver, self.activities.dispatch, rec.instance_id,
+                                rec.execution_id, int(seq), act["name"], act["input"])
             for seq, fire_at in rec.timers.items():
                 self.timers.arm(rec.instance_id, rec.execution_id, int(seq), fire_at)
             self._kick(rec)
@@ -117,10 +126,10 @@ class DurableEngine:
         instance_id = instance_id or uuid.uuid4().hex
         existing = self.records.get(instance_id)
         if existing is not None and existing.is_active:
-            raise InstanceExists(
-                f"An Orchestration instance with the instance ID '{instance_id}' already exists "
-                f"and is in the {existing.status} state."
+            raise InstanceExists(  # the extension's InvalidOperationException (HTTP 500)
+                f"An Orchestration instance with the status {existing.status} already exists."
             )
+        self.model.start()
         if existing is not None:
             self.timers.cancel_instance(instance_id)
         now = h.format_ts(h.utc_now())
@@ -145,11 +154,14 @@ class DurableEngine:
         return rec
 
     def raise_event(self, instance_id: str, name: str, input_json: str) -> None:
+        """The event is durable at once; an idle instance sees it at its queue's next poll
+        (it was put by another process: an HTTP instance)."""
         rec = self._active(instance_id)
         rec.inbox.append(h.event(h.EVENT_RAISED, h.format_ts(h.utc_now()), Name=name,
                                  Input=input_json))
         self.store.save(rec)
-        self._kick(rec)
+        self.model.raise_event()
+        self._kick_after_poll(rec)
 
     def terminate(self, instance_id: str, reason: str) -> None:
         rec = self._active(instance_id)
@@ -168,6 +180,7 @@ class DurableEngine:
 
     # ------------------------------------------------------------ work arrival
     async def _accept_activity(self, o: ActivityOutcome) -> None:
+        act = self._dispatched.pop((o.instance_id, o.execution_id, o.seq), None)
         rec = self._current(o.instance_id, o.execution_id)
         if rec is None or rec.activities.pop(str(o.seq), None) is None:
             return
@@ -179,9 +192,24 @@ class DurableEngine:
                          Details=o.details)
         rec.inbox.append(ev)
         self.store.save(rec)
+        if self.model.enabled:
+            self.model.activity(act[0] if act else "?", act[1] if act else None, o.result)
+            self.model.local_put(rec.instance_id, asyncio.get_running_loop().time())
         self._kick(rec)
 
     def _on_timer(self, instance_id: str, execution_id: str, seq: int) -> None:
+        """The timer's message became visible: the instance's queue finds it at its next
+        poll (with the backend model)."""
+        delay = 0.0
+        if self.model.enabled and self._current(instance_id, execution_id) is not None:
+            delay = self.model.arrival(instance_id, asyncio.get_running_loop().time())
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._timer_fired, instance_id,
+                                                  execution_id, seq)
+        else:
+            self._timer_fired(instance_id, execution_id, seq)
+
+    def _timer_fired(self, instance_id: str, execution_id: str, seq: int) -> None:
         rec = self._current(instance_id, execution_id)
         if rec is None:
             return
@@ -198,6 +226,15 @@ class DurableEngine:
         if rec is None or rec.execution_id != execution_id or not rec.is_active:
             return None
         return rec
+
+    def _kick_after_poll(self, rec: InstanceRecord) -> None:
+        delay = 0.0
+        if self.model.enabled:
+            delay = self.model.arrival(rec.instance_id, asyncio.get_running_loop().time())
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._kick, rec)
+        else:
+            self._kick(rec)
 
     def _kick(self, rec: InstanceRecord) -> None:
         task = self._drivers.get(rec.instance_id)
@@ -236,8 +273,9 @@ class DurableEngine:
         allocated before the ids of new actions, as the SDK does), and a batch ends after an
         EventRaised (so events after a continue-as-new reach the new execution)."""
         batch: list[dict[str, Any]] = []
+        limit = MAX_MESSAGES_PER_EPISODE if self.model.enabled else len(rec.inbox)
         for ev in rec.inbox:
-            if batch and self._retry_related(rec, ev):
+            if (batch and self._retry_related(rec, ev)) or len(batch) >= limit:
                 break
             batch.append(ev)
             if ev["EventType"] == h.EVENT_RAISED:
@@ -255,6 +293,9 @@ class DurableEngine:
         out.append(h.event(h.TASK_SCHEDULED, ts, seq, Name=name, Input=input_json))
         rec.activities[str(seq)] = {"name": name, "input": input_json}
         iid, eid = rec.instance_id, rec.execution_id
+        if self.model.enabled:
+            self._dispatched[(iid, eid, seq)] = (name, input_json)
+            self.model.work_item_put(asyncio.get_running_loop().time())
         effects.append(lambda: self.activities.dispatch(iid, eid, seq, name, input_json))
 
     def _create_timer(self, rec: InstanceRecord, seq: int, fire_at: str, ts: str,
@@ -315,6 +356,8 @@ class DurableEngine:
             result = EpisodeResult(is_done=False, error=str(exc))
         if "customStatus" in state:
             rec.custom_status = result.custom_status
+            if self.model.enabled and result.error is None:
+                result.error = self.model.custom_status_error(result.custom_status)
         if result.error is not None:
             self._fail(rec, f"Orchestrator function '{rec.name}' failed: {result.error}")
             return
@@ -340,6 +383,12 @@ class DurableEngine:
         rec.history.extend(out)
         rec.history.append(h.event(h.ORCHESTRATOR_COMPLETED, ts))
         rec.last_updated_time = h.format_ts(h.utc_now())
+        continued = result.is_done and result.continue_as_new
+        if self.model.enabled:
+            self.model.episode(len(batch), len(out), bool(continued),
+                               len(rec.timers) if continued else 0)
+            for ev in batch:
+                self.model.history_property(ev["EventType"], ev.get("Result"))
         if result.is_done and result.continue_as_new:
             self._continue_as_new(rec, result.continue_as_new_input)
             self.store.save(rec)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .backend_model import BackendModel, BackendSettings
 from .durable_engine import DurableEngine
 from .http_triggers import ROUTE_PREFIX, HttpTriggerHandler, build_routes, key_ok
 from .indexer import IndexedFunction, index_app, load_local_settings
@@ -33,6 +34,8 @@ class HostConfig:
     data_dir: Path | None = None
     max_activities: int = 8
     strict_determinism: bool = False
+    backend_model: bool = True  # model the Azure Storage backend's costs and polling
+    visibility_seconds: float | None = None  # an activity's message (None: the real 5 min)
 
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
@@ -79,11 +82,14 @@ class DevHost:
         binding = json.dumps(client_binding(self.base_url, hub, cfg.key))
         self.invoker = Invoker(str(cfg.app_dir), binding, max_workers=cfg.max_activities + 8)
         assert cfg.data_dir is not None
+        self.model = BackendModel(BackendSettings.from_host_json(
+            cfg.app_dir, enabled=cfg.backend_model, visibility_seconds=cfg.visibility_seconds))
         self.engine = DurableEngine(InstanceStore(cfg.data_dir), functions, self.invoker,
-                                    cfg.max_activities, cfg.strict_determinism)
+                                    cfg.max_activities, cfg.strict_determinism, self.model)
         self.timers = TimerTriggerRunner(functions, self.invoker)
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_get("/admin/host/status", self._host_status)
+        app.router.add_get("/admin/backend", self._backend)
         api = ManagementApi(self.engine, self.base_url, hub, cfg.key)
         api.add_routes(app, RPC_PREFIX)
         webhooks = web.Application()
@@ -111,6 +117,12 @@ class DevHost:
 
     async def _host_status(self, request: web.Request) -> web.Response:
         return web.json_response({"state": "Running"})
+
+    async def _backend(self, request: web.Request) -> web.Response:
+        """The backend model's figures: storage requests by step, polls, warnings."""
+        if not key_ok(request, self.config.key):
+            return web.Response(status=401)
+        return web.json_response(self.model.report(asyncio.get_running_loop().time()))
 
     async def stop(self) -> None:
         log.info("Stopping host")

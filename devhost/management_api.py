@@ -134,8 +134,10 @@ class ManagementApi:
             return web.json_response(
                 {"Message": "One or more of the arguments submitted is incorrect",
                  "ExceptionMessage": str(exc)}, status=400)
-        except InstanceExists as exc:
-            return web.json_response(str(exc), status=409)
+        except InstanceExists as exc:  # as the extension answers: 500, not 409
+            return web.json_response(
+                {"Message": "An error has occurred.", "ExceptionMessage": str(exc),
+                 "ExceptionType": "System.InvalidOperationException"}, status=500)
         payload = self.payload(instance_id)
         return web.json_response(payload, status=202, headers={
             "Location": payload["statusQueryGetUri"], "Retry-After": "10"})

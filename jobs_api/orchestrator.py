@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskState
 
 from jobs_core import Batch
 from jobs_core.errors import ClaimHeldError
@@ -79,6 +80,10 @@ def bounded_report(report: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- orchestrator ---------------------------------------------------------------------------
+def _failed(task: Any) -> bool:
+    return task.state is TaskState.FAILED
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -121,12 +126,34 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     batches = (plan or {}).get("batches") or []
     publish = bool((plan or {}).get("publish")) and error is None
     published: dict[str, Any] | None = None
+    overdue = False
     if batches or publish:
         tasks = [context.call_activity("execute_batch", b) for b in batches]
         if publish:
             tasks.append(context.call_activity("publish_events", {"slot": slot}))
+        work = context.task_all(tasks)
+        deadline = context.create_timer(
+            now + timedelta(seconds=get_runtime().api.cycle_deadline_seconds))
         try:
-            results = yield context.task_all(tasks)
+            # the deadline: an activity whose instance died comes back only after its
+            # message's visibility timeout (5 min); re-planning sooner is safe, because a job
+            # still running there is not due, and its outcome is recorded in its blob anyway
+            finished = yield context.task_any([work, deadline])
+            if finished is deadline:
+                overdue = True
+                pending = sum(1 for t in tasks if not t.is_completed)
+                if not context.is_replaying:
+                    log.warning("slot %s cycle %s: %s of %s activities still out after %g s: "
+                                "re-planning", slot, state["cycle"], pending, len(tasks),
+                                get_runtime().api.cycle_deadline_seconds)
+                results = [t.result if t.is_completed and not _failed(t) else None
+                           for t in tasks]
+            else:
+                deadline.cancel()
+                results = work.result
+                if _failed(work):
+                    raise work.result if isinstance(work.result, Exception) else \
+                        RuntimeError(str(work.result))
             if publish:
                 published = results.pop()
             for result in results:
@@ -143,7 +170,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         state["errors"] = 0
     # worked: a job started, was abandoned or moved. Batches that did nothing (every job
     # changed or moved by someone else first) back off like an empty cycle instead of spinning
-    worked = error is None and any(totals[k] for k in ("started", "abandoned", "moved"))
+    worked = error is None and (overdue or
+                                any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1
     sleep = _sleep_seconds(state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)

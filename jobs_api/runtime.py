@@ -51,6 +51,9 @@ class ApiSettings:
     max_batch_body_bytes: int = 32 * 1024 * 1024  # JOBS_MAX_BATCH_BODY_BYTES
     min_sleep_seconds: float = 1.0  # JOBS_MIN_SLEEP_SECONDS: first back-off step
     error_sleep_seconds: float = 5.0  # JOBS_ERROR_SLEEP_SECONDS: first error back-off step
+    # JOBS_CYCLE_DEADLINE_SECONDS: a cycle waits this long for its activities, then re-plans
+    # (an activity lost with its instance returns only after a 5-minute visibility timeout)
+    cycle_deadline_seconds: float = 60.0
     events_queue: str | None = DEFAULT_EVENTS_QUEUE  # JOBS_EVENTS_QUEUE ("off": none)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,7 @@ class ApiSettings:
             max_batch_body_bytes=int(_num("JOBS_MAX_BATCH_BODY_BYTES", 32 * 1024 * 1024)),
             min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0),
             error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0),
+            cycle_deadline_seconds=_num("JOBS_CYCLE_DEADLINE_SECONDS", 60.0),
             events_queue=_events_queue(os.environ.get("JOBS_EVENTS_QUEUE", "")),
         )
 

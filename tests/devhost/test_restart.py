@@ -53,8 +53,8 @@ def test_kill_during_activity_reruns_it(tmp_path: Path) -> None:
     app_dir = make_app_dir(tmp_path)
     gate = tmp_path / "gate.txt"
     runs = Path(str(gate) + ".runs")
-    with DevHostProcess(app_dir, data_dir=tmp_path / "data",
-                        log_file=tmp_path / "devhost.log") as host:
+    with DevHostProcess(app_dir, data_dir=tmp_path / "data", log_file=tmp_path / "devhost.log",
+                        extra_args=["--no-backend-model"]) as host:  # re-run at once
         instance_id = start(host, "blocking", str(gate)).json()["id"]
         poll(lambda: runs.read_text() if runs.exists() else "", lambda t: t.count("run") == 1)
         host.kill()

@@ -15,6 +15,8 @@ from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.durable_functions.models.Task import TaskState
+
 from jobs_api import orchestrator
 from jobs_core import Batch, BatchResult, Plan
 from jobs_core.metrics import BOUNDS_MS, Histogram
@@ -65,6 +67,23 @@ def _largest_publish_report() -> dict[str, Any]:
     return orchestrator.bounded_report(report)
 
 
+class _Task:
+    def __init__(self, kind: str, name: str = "", children: list[_Task] | None = None) -> None:
+        self.kind, self.name, self.children = kind, name, children or []
+        self.state, self.result = TaskState.RUNNING, None
+
+    @property
+    def is_completed(self) -> bool:
+        return self.state is not TaskState.RUNNING
+
+    def done(self, result: Any) -> _Task:
+        self.state, self.result = TaskState.SUCCEEDED, result
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+
 class _Context:
     """Just enough of ``DurableOrchestrationContext`` to run one ``jobs_slot`` episode."""
 
@@ -77,21 +96,21 @@ class _Context:
     def get_input(self) -> dict[str, Any]:
         return self.state
 
-    def call_activity(self, name: str, payload: Any) -> tuple[str, Any]:
+    def call_activity(self, name: str, payload: Any) -> _Task:
         self.sent.append(payload)
-        return ("activity", name)
+        return _Task("activity", name)
 
-    def task_all(self, tasks: list[Any]) -> tuple[str, Any]:
-        return ("all", tasks)
+    def task_all(self, tasks: list[_Task]) -> _Task:
+        return _Task("all", children=tasks)
 
-    def task_any(self, tasks: list[Any]) -> tuple[str, Any]:
-        return ("any", tasks)
+    def task_any(self, tasks: list[_Task]) -> _Task:
+        return _Task("any", children=tasks)
 
-    def create_timer(self, at: datetime) -> tuple[str, Any]:
-        return ("timer", at)
+    def create_timer(self, at: datetime) -> _Task:
+        return _Task("timer")
 
-    def wait_for_external_event(self, name: str) -> tuple[str, Any]:
-        return ("event", name)
+    def wait_for_external_event(self, name: str) -> _Task:
+        return _Task("event", name)
 
     def set_custom_status(self, status: Any) -> None:
         self.status = status
@@ -100,19 +119,26 @@ class _Context:
         self.next_input = state
 
 
-def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any]) -> _Context:
+def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
+             overdue: bool = False) -> _Context:
+    """One episode; ``overdue``: the cycle's deadline fires before any batch reports."""
     ctx = _Context(state, now)
     episode: Generator[Any, Any, None] = orchestrator.jobs_slot(ctx)  # type: ignore[arg-type]
     step = next(episode)
     try:
         while True:
-            kind, what = step
-            if kind == "activity":
-                step = episode.send(outputs[what])
-            elif kind == "all":
-                step = episode.send([outputs[name] for _, name in what])
-            else:
-                step = episode.send(None)
+            if step.kind == "activity":
+                step = episode.send(outputs[step.name])
+            elif step.kind == "any" and step.children[0].kind == "all":
+                work, deadline = step.children
+                if overdue:
+                    step = episode.send(deadline.done(None))
+                else:
+                    for child in work.children:
+                        child.done(outputs[child.name])
+                    step = episode.send(work.done([c.result for c in work.children]))
+            else:  # the sleep: the timer fires
+                step = episode.send(step.children[0].done(None))
     except StopIteration:
         pass
     return ctx
@@ -155,3 +181,14 @@ def test_a_failed_plan_reports_a_bounded_error() -> None:
                                                     "batches": []}})
     assert len(ctx.status["last_error"]) <= orchestrator.MAX_ERROR_CHARS
     assert _utf16(ctx.status) <= STATUS_BUDGET_UTF16
+
+
+def test_a_cycle_whose_activities_are_overdue_replans_at_once() -> None:
+    """An activity lost with its instance returns after a 5-minute visibility timeout: the
+    cycle's deadline ends the wait, and the next cycle is planned without sleeping."""
+    outputs = {"plan_cycle": _largest_plan(), "execute_batch": _largest_result(),
+               "publish_events": _largest_publish_report()}
+    ctx = _episode({"slot": 1}, T0, outputs, overdue=True)
+    assert ctx.status["last_error"] is None and ctx.status["counts"]["started"] == 0
+    assert ctx.status["next_wake"] == ctx.status["last_cycle"]  # no sleep: re-plan
+    assert ctx.next_input["empty"] == 0

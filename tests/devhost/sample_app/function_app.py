@@ -225,3 +225,10 @@ def input_drift(context: df.DurableOrchestrationContext):
     result = yield context.call_activity("double", value)
     yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=50))
     return result
+
+
+@app.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):
+    context.set_custom_status("s" * int(context.get_input()))
+    yield context.call_activity("double", 1)
+    return "done"
