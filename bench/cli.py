@@ -48,16 +48,17 @@ class Scale:
     memory_jobs: int
     e2e_rates: tuple[float, ...]
     e2e_window_s: float
+    idle_s: float  # 4i: idle time before a lone job (polling model on)
 
 
 FULL = Scale(burst=10_000, sequential=300, raw_sequential=500, raw_concurrent=2_000,
              raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=10,
              sleep_cap_s=0.1, shard_sizes=(1_000, 10_000, 100_000), memory_jobs=100_000,
-             e2e_rates=(200, 1_000), e2e_window_s=10)
+             e2e_rates=(200, 1_000), e2e_window_s=10, idle_s=600)
 QUICK = Scale(burst=1_000, sequential=50, raw_sequential=100, raw_concurrent=300,
               raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=2,
               sleep_cap_s=0.1, shard_sizes=(1_000, 10_000), memory_jobs=10_000,
-              e2e_rates=(50,), e2e_window_s=5)
+              e2e_rates=(50,), e2e_window_s=5, idle_s=15)
 
 
 def log(message: str) -> None:
@@ -122,6 +123,14 @@ def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, An
     return rows
 
 
+def run_idle(azurite: azurite_helpers.Azurite, scale: Scale) -> dict[str, Any]:
+    log(f"4i. a lone job after {scale.idle_s:g} s of idle (devhost's polling model on)")
+    row = e2e.idle(azurite, scale.idle_s)
+    if row.get("error"):
+        log(f"4i. failed: {row['error']}")
+    return row
+
+
 def run_memory(jobs: int) -> dict[str, Any]:
     log(f"6. memory: executor draining {jobs} jobs (own process)")
     out = subprocess.run([sys.executable, "-m", "bench.memory", "--jobs", str(jobs)],
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = asyncio.run(run_azurite(Env(azurite), scale))
         results["lateness_e2e"] = run_e2e(azurite, scale)
+        results["idle_e2e"] = run_idle(azurite, scale)
     finally:
         if found is None:
             azurite.stop()

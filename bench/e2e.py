@@ -114,6 +114,22 @@ async def _warm_up(client: _Client, timeout_s: float = 30) -> float:
     return time.perf_counter() - start
 
 
+async def _backend(client: _Client) -> dict[str, Any]:
+    """devhost's model of the Durable Azure Storage backend: requests by step so far."""
+    report: dict[str, Any] = await client.call("GET", "/admin/backend")
+    return report
+
+
+def _backend_delta(before: dict[str, Any], after: dict[str, Any], jobs: int,
+                   seconds: float) -> dict[str, Any]:
+    steps = {k: after["requests"].get(k, 0) - before["requests"].get(k, 0)
+             for k in after["requests"]}
+    total = sum(steps.values())
+    return {"requests": total, "per_job": round(total / jobs, 3) if jobs else None,
+            "per_s": round(total / seconds, 1) if seconds else None, "by_step": steps,
+            "max_poll_seconds": after["settings"]["max_poll_seconds"]}
+
+
 async def _measure(host: DevHostProcess, per_s: float, window_s: float,
                    timeout_s: float) -> dict[str, Any]:
     count = int(per_s * window_s)
@@ -121,6 +137,7 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
         client = _Client(host, session)
         started = await client.call("POST", "/api/scheduler/start")
         warm_up_s = await _warm_up(client)
+        backend_before = await _backend(client)
         first_due = datetime.now(UTC) + timedelta(seconds=LEAD_S)
         latencies: list[float] = []
         start = time.perf_counter()
@@ -134,6 +151,7 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
                 break
             await asyncio.sleep(0.5)
         elapsed = time.perf_counter() - start
+        backend = _backend_delta(backend_before, await _backend(client), count, elapsed)
     samples = [(_parse(j["started_at"]) - _parse(j["due_at"])).total_seconds()
                for j in done if j.get("started_at") and j.get("due_at")]
     after_due = sum(1 for j in done if j.get("created_at") and j.get("due_at")
@@ -145,7 +163,42 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
             "post_latency_s": percentiles(latencies), "warm_up_s": warm_up_s,
             "lead_s": LEAD_S, "tick_s": TICK_S,
             "slots_started": [s.get("action") for s in started.get("slots", [])],
-            "lateness_s": percentiles(samples), "samples": [round(x, 4) for x in samples]}
+            "lateness_s": percentiles(samples), "samples": [round(x, 4) for x in samples],
+            "durable_backend": backend}
+
+
+async def _idle(host: DevHostProcess, idle_s: float) -> dict[str, Any]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        client = _Client(host, session)
+        await client.call("POST", "/api/scheduler/start")
+        await _warm_up(client)
+        before = await _backend(client)
+        await asyncio.sleep(idle_s)  # nothing to do: the slots sleep, the queues are polled
+        idle = _backend_delta(before, await _backend(client), 0, idle_s)
+        job = await client.call("POST", "/api/jobs", json={"handler": HANDLER, "payload": {}})
+        for _ in range(600):
+            job = await client.call("GET", f"/api/jobs/{job['id']}")
+            if job.get("started_at"):
+                break
+            await asyncio.sleep(0.1)
+    late = (_parse(job["started_at"]) - _parse(job["due_at"])).total_seconds() \
+        if job.get("started_at") else None
+    return {"idle_s": idle_s, "lateness_s": late, "idle_backend_requests_per_s":
+            idle["per_s"], "idle_backend_by_step": idle["by_step"],
+            "max_poll_seconds": idle["max_poll_seconds"]}
+
+
+def idle(azurite: azurite_helpers.Azurite, idle_s: float) -> dict[str, Any]:
+    """A lone job POSTed (due now) after ``idle_s`` of idle: its lateness with the polling
+    model on, and what the idle app costs the Durable backend per second. Never raises."""
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
+        host = host_for(azurite, Path(tmp), 0)
+        try:
+            with host:
+                return asyncio.run(_idle(host, idle_s))
+        except Exception as exc:
+            return {"idle_s": idle_s, "lateness_s": None, "error": repr(exc)[:1000],
+                    "devhost_log_tail": host.logs()[-3000:]}
 
 
 def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,

@@ -110,6 +110,20 @@ def table(r: dict[str, Any]) -> str:
             f"{_f(post.get('p50'), 2) + '/' + _f(post.get('max'), 2):>16}"
             f"{row.get('accepted_after_due', '-'):>15}"
             + (f"  ERROR {row['error'][:120]}" if row.get("error") else ""))
+    add("4d. Durable backend (devhost's model of Azure Storage: requests the real backend "
+        "would make) during each e2e window")
+    for row in r.get("lateness_e2e", []):
+        b = row.get("durable_backend") or {}
+        if b:
+            steps = ", ".join(f"{k} {v}" for k, v in sorted(b["by_step"].items()) if v)
+            add(f"  {row['rate_per_s']:>8g}/s: {b['requests']} requests, {b['per_job']} per job, "
+                f"{b['per_s']}/s ({steps})")
+    idle = r.get("idle_e2e")
+    if idle:
+        add(f"4i. A lone job after {idle['idle_s']:g} s idle (polling model, max "
+            f"{idle.get('max_poll_seconds', '-')} s): lateness {_f(idle.get('lateness_s'))} s; "
+            f"idle backend {idle.get('idle_backend_requests_per_s', '-')} requests/s"
+            + (f"  ERROR {idle['error'][:120]}" if idle.get("error") else ""))
     add("5. Status query get(id): requests and time, cold (fresh scheduler) / warm (2nd get)")
     for row in r["status_query"]["rows"]:
         c, w = row["cold"], row["warm"]

@@ -54,6 +54,8 @@ class ApiSettings:
     # JOBS_CYCLE_DEADLINE_SECONDS: a cycle waits this long for its activities, then re-plans
     # (an activity lost with its instance returns only after a 5-minute visibility timeout)
     cycle_deadline_seconds: float = 60.0
+    min_cycle_seconds: float = 0.5  # JOBS_MIN_CYCLE_SECONDS: shortest working cycle, unless
+    # more is due than one cycle takes
     events_queue: str | None = DEFAULT_EVENTS_QUEUE  # JOBS_EVENTS_QUEUE ("off": none)
 
     def __post_init__(self) -> None:
@@ -73,6 +75,7 @@ class ApiSettings:
             min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0),
             error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0),
             cycle_deadline_seconds=_num("JOBS_CYCLE_DEADLINE_SECONDS", 60.0),
+            min_cycle_seconds=_num("JOBS_MIN_CYCLE_SECONDS", 0.5),
             events_queue=_events_queue(os.environ.get("JOBS_EVENTS_QUEUE", "")),
         )
 

@@ -23,12 +23,12 @@ FIGURES = ("requests_per_job", "throughput", "drain", "lateness", "lateness_e2e"
 
 @pytest.mark.azurite
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_bench_quick(tmp_path: Path, azurite: azurite_helpers.Azurite) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "AZURITE_CONNECTION_STRING": azurite.connection_string}
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=230)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=290)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert all(name in r for name in FIGURES), sorted(r)
@@ -59,4 +59,9 @@ def test_bench_quick(tmp_path: Path, azurite: azurite_helpers.Azurite) -> None:
         assert "error" not in row, row.get("error", "") + row.get("devhost_log_tail", "")
         assert row["all_succeeded"] and row["ran"] == row["jobs"] > 0
         assert all(row["lateness_s"][k] is not None for k in ("p50", "p95", "p99", "max"))
+        backend = row["durable_backend"]  # devhost's model of the Durable backend's cost
+        assert backend["requests"] > 0 and backend["by_step"]["episode"] > 0
+    idle = r["idle_e2e"]
+    assert "error" not in idle, idle.get("error", "") + idle.get("devhost_log_tail", "")
+    assert idle["lateness_s"] is not None and idle["idle_backend_requests_per_s"] > 0
     assert "END TO END" in proc.stdout and "not measured" not in proc.stdout
