@@ -92,7 +92,10 @@ def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
         "retry": ref("RetryPolicyRequest"),
         "recurrence": ref("Recurrence"),
         "notify": {"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 3,
-                   "maxLength": 63, "description": "storage queue name for state changes"},
+                   "maxLength": 63,
+                   "description": "storage queue for this job's state changes; it must be "
+                                  "allowed by the JOBS_NOTIFY_QUEUES setting (names or "
+                                  "prefixes), else 400; a task hub's queues never are"},
         "timeout_seconds": {"type": "number", "exclusiveMinimum": 0,
                             "maximum": MAX_TIMEOUT_SECONDS,
                             "description": "per-attempt timeout; default: the handler's, "

@@ -39,6 +39,10 @@ class JobsSettings:
     abandon_grace_seconds: float = 30.0  # JOBS_ABANDON_GRACE_SECONDS
     max_sleep_seconds: float = 60.0  # JOBS_MAX_SLEEP_SECONDS: longest planner sleep
     retention_days: float = 7.0  # JOBS_RETENTION_DAYS: finished shards and history kept
+    # JOBS_NOTIFY_QUEUES: the queues a job's ``notify`` may name: comma-separated names, or
+    # prefixes ending in ``*`` ("billing,orders-*"); empty: no job may name one. A task hub's
+    # own queues (``*-control-NN``, ``*-workitems``) are never allowed.
+    notify_queues: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # JOBS_RETRY_*
 
     def __post_init__(self) -> None:
@@ -63,6 +67,9 @@ class JobsSettings:
             raise SettingsError(
                 "JOBS_RETENTION_DAYS must be between 1/24 (one hour) and 36500 days (100 "
                 f"years), got {self.retention_days}")
+        from .validation import check_notify_allow_list  # (validation imports settings)
+
+        check_notify_allow_list(self.notify_queues)
         for name in ("max_payload_bytes", "max_result_bytes", "batch_size", "max_concurrency",
                      "horizon_days", "commit_max_bytes", "seal_bytes"):
             if getattr(self, name) <= 0:
@@ -88,7 +95,9 @@ class JobsSettings:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def _convert(name: str, raw: str, type_name: object) -> int | float:
+def _convert(name: str, raw: str, type_name: object) -> int | float | str:
+    if str(type_name) == "str":
+        return raw.strip()
     try:
         return int(raw) if str(type_name) == "int" else float(raw)
     except ValueError:

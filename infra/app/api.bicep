@@ -72,6 +72,8 @@ var appSettings = {
   JOBS_MIN_CYCLE_SECONDS: '0.5'
   JOBS_KEEPER_SCHEDULE: '0 */5 * * * *'
   JOBS_EVENTS_QUEUE: 'job-events'
+  // the queues a job's notify may name (names, or prefixes ending in *); empty: none
+  JOBS_NOTIFY_QUEUES: ''
   JOBS_RETENTION_DAYS: '7'
   JOBS_PURGE_SCHEDULE: '0 17 3 * * *'
 }

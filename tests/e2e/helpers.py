@@ -26,6 +26,7 @@ def make_host(azurite: azurite_helpers.Azurite, root: Path,
         "JOBS_MIN_SLEEP_SECONDS": "0.5",
         "JOBS_ERROR_SLEEP_SECONDS": "1",
         "JOBS_KEEPER_SCHEDULE": "0 0 0 1 1 *",  # the test starts the slots itself
+        "JOBS_NOTIFY_QUEUES": "nt-*,e2e-billing",
         **settings,
     }
     return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",

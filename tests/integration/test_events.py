@@ -45,7 +45,7 @@ def make(store: object, rec: Recorder, clock: Clock, sink: MemoryEventSink,
     if publisher_clock is not None:
         publisher["clock"] = publisher_clock
     events = EventPublisher(sink, QUEUE, **publisher)
-    cfg = JobsSettings(slots=1)
+    cfg = JobsSettings(slots=1, notify_queues="billing,notify-*")
     scheduler = JobScheduler(store, rec.registry, cfg, clock=clock,  # type: ignore[arg-type]
                              events=events)
     executor = Executor(store, rec.registry, cfg, owner="exec-a", clock=clock,  # type: ignore[arg-type]
@@ -168,7 +168,7 @@ async def test_events_reach_azurite_queues_as_base64_json(
     clock, rec = Clock(), Recorder()
     store = InMemoryStore()
     events = EventPublisher(sink, default)
-    cfg = JobsSettings(slots=1)
+    cfg = JobsSettings(slots=1, notify_queues="billing,notify-*")
     scheduler = JobScheduler(store, rec.registry, cfg, clock=clock, events=events)
     executor = Executor(store, rec.registry, cfg, owner="a", clock=clock, events=events)
     jobs = [s.job for s in await scheduler.schedule_many(

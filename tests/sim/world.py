@@ -86,7 +86,8 @@ class SimConfig:
             batch_size=rng.choice([3, 20, 200]), max_concurrency=rng.choice([2, 8, 32]),
             job_timeout_seconds=rng.choice([2.0, 5.0]), claim_ttl_seconds=120.0,
             abandon_grace_seconds=rng.choice([5.0, 30.0]), max_sleep_seconds=60.0,
-            retry=RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=20.0, jitter=0.2))
+            retry=RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=20.0, jitter=0.2),
+            notify_queues="billing")
         n_ops = ops if ops is not None else rng.choice([200, 400, 600])
         duration = rng.choice([1800.0, 3 * 3600.0, 12 * 3600.0])
         return cls(seed=seed, processes=rng.choice([1, 2, 3, 4]), slots=settings.slots,

@@ -13,7 +13,7 @@ from jobs_core.retention import purge_shards
 from tests.jobs_helpers import Clock, Recorder, drain
 
 TWO_TRIES = RetryPolicy(max_attempts=2, base_delay=5, max_delay=5, jitter=0)
-SETTINGS = JobsSettings(slots=1, retry=RetryPolicy(jitter=0))
+SETTINGS = JobsSettings(slots=1, retry=RetryPolicy(jitter=0), notify_queues="billing")
 
 
 def _ids(sink: MemoryEventSink, queue: str = "job-events") -> Counter[str]:

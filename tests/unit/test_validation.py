@@ -10,6 +10,7 @@ from jobs_core import JobRequest, JobsSettings, RetryPolicy
 from jobs_core import errors as e
 from jobs_core.handlers import HandlerRegistry
 from jobs_core.ids import new_job_id, parse_job_id
+from jobs_core.settings import SettingsError
 from jobs_core.validation import next_occurrence, parse_recurrence, validate
 from tests.jobs_helpers import T0
 
@@ -89,3 +90,36 @@ def test_settings_reject_unusable_values() -> None:
     with pytest.raises(ValueError, match="must be a number"):
         JobsSettings.from_env({"JOBS_SLOTS": "four"})
     assert JobsSettings.from_env({"JOBS_RETRY_MAX_ATTEMPTS": "3"}).retry.max_attempts == 3
+
+
+NOTIFY = JobsSettings(notify_queues="billing, orders-*, jobshub-*")
+
+
+@pytest.mark.parametrize(("queue", "allowed"), [
+    ("billing", True), ("orders-eu", True), ("orders", False), ("billing-2", False),
+    ("shipping", False),
+    ("jobshub-control-00", False), ("jobshub-workitems", False),  # the task hub's own queues
+    ("jobshub-events", True),
+])
+def test_notify_names_only_allowed_queues_and_never_the_task_hubs(queue: str,
+                                                                   allowed: bool) -> None:
+    request = JobRequest("echo", notify=queue)
+    if allowed:
+        assert validate(request, REG, NOTIFY, T0).notify == queue
+        return
+    with pytest.raises(e.InvalidNotifyTargetError) as raised:
+        validate(request, REG, NOTIFY, T0)
+    assert "JOBS_NOTIFY_QUEUES" in str(raised.value) or "task hub" in str(raised.value)
+
+
+def test_without_an_allow_list_no_job_may_name_a_queue() -> None:
+    with pytest.raises(e.InvalidNotifyTargetError, match="now: none"):
+        validate(JobRequest("echo", notify="billing"), REG, JobsSettings(), T0)
+
+
+@pytest.mark.parametrize("bad", ["Billing", "*", "a", "bad_queue", "x--*"])
+def test_a_malformed_allow_list_is_refused_at_start(bad: str) -> None:
+    with pytest.raises(SettingsError, match="JOBS_NOTIFY_QUEUES"):
+        JobsSettings(notify_queues=f"billing,{bad}")
+    assert JobsSettings.from_env({"JOBS_NOTIFY_QUEUES": " billing , ev-* "}).notify_queues \
+        == "billing , ev-*"
