@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -59,13 +60,27 @@ def read_json(req: func.HttpRequest, limit: int) -> Any:
         raise ApiProblem(415, "unsupported-media-type", "Unsupported media type",
                          f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid-json", "Invalid JSON", f"the body is not JSON: {exc}") \
             from None
     except RecursionError:
         raise ApiProblem(400, "invalid-json", "Invalid JSON",
                          "the body nests arrays/objects too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key twice in one object is refused (json.loads would silently keep the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def to_request(item: Any, header_key: str | None = None) -> JobRequest:
@@ -118,8 +133,9 @@ def wait_seconds(req: func.HttpRequest) -> float:
     except ValueError:
         raise JobValidationError(f"wait must be a number of seconds, got {raw!r}",
                                  field="wait") from None
-    if value < 0:
-        raise JobValidationError("wait must be >= 0", field="wait")
+    if not math.isfinite(value) or value < 0:
+        raise JobValidationError(f"wait must be a finite number of seconds >= 0, got {raw!r}",
+                                 field="wait")
     return min(value, get_runtime().api.max_wait_seconds)
 
 

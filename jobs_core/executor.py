@@ -20,12 +20,13 @@ from . import records as rec
 from .claims import ClaimManager
 from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandlerError
 from .event_log import needs_publishing
-from .events import EventPublisher, EventState, JobEvent, publish_to
+from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
 from .ids import parse_shard_name, slot_prefix
 from .model import ErrorInfo, Job, JobStatus
 from .moves import Mover, carry_due
+from .outbox import Outbox
 from .plans import (
     MAX_BATCHES_PER_CYCLE,
     Batch,
@@ -74,7 +75,7 @@ class Executor:
                                         cache=self.cache)
         self.claims = ClaimManager(store, ttl=self.settings.claim_ttl_seconds)
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
-        self._outbox = _Outbox(events, self.settings.commit_linger_ms / 1000)
+        self._outbox = Outbox(events, self.settings.commit_linger_ms / 1000)
         self._starting: Counter[str] = Counter()  # blob -> start records being written here
         self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
 
@@ -436,39 +437,6 @@ class Executor:
         for outcome in await asyncio.gather(*(self.execute(b) for b in plan.batches)):
             total.add(outcome)
         return plan, total
-
-
-class _Outbox:
-    """Events of concurrent executions, sent together: the first event waits ``linger``
-    seconds for company (like group commit), so the starts of one wave of a batch, or the
-    outcomes finishing together, share queue messages. Order is kept (a job's start event
-    goes out before its outcome event)."""
-
-    def __init__(self, publisher: EventPublisher | None, linger: float) -> None:
-        self._publisher = publisher
-        self._linger = linger
-        self._events: list[JobEvent] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, events: list[JobEvent]) -> None:
-        if self._publisher is None or not events:
-            return
-        self._events.extend(events)
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._flush())
-
-    async def _flush(self) -> None:
-        try:
-            await asyncio.sleep(self._linger)
-            while self._events:
-                batch, self._events = self._events, []
-                await publish_to(self._publisher, batch)  # never raises
-        finally:
-            self._task = None
-
-    async def drain(self) -> None:
-        while self._task is not None:
-            await asyncio.shield(self._task)
 
 
 def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,

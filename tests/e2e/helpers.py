@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,32 @@ class Api:
 
 
 poll = poller(60, 0.1)
+
+
+def drain_queue(azurite: azurite_helpers.Azurite, name: str, *,
+                missing_ok: bool = False) -> list[dict[str, Any]]:
+    """Receive and delete every message on an events queue; the events they carry, checked
+    against the message format (``v`` 1, ``type`` job-events)."""
+    from azure.storage.queue import QueueServiceClient
+
+    service = QueueServiceClient.from_connection_string(azurite.connection_string)
+    queue = service.get_queue_client(name)
+    out: list[dict[str, Any]] = []
+    try:
+        for message in queue.receive_messages(messages_per_page=32, max_messages=5000):
+            body = json.loads(base64.b64decode(message.content))
+            assert body["v"] == 1 and body["type"] == "job-events", body
+            out.extend(body["events"])
+            queue.delete_message(message)
+    except Exception as exc:
+        if not (missing_ok and "QueueNotFound" in str(exc)):
+            raise
+    return out
+
+
+def states_by_job(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each change once (by event id), in order of time, as a list of states per job."""
+    by_job: dict[str, list[str]] = {}
+    for event in sorted({e["id"]: e for e in events}.values(), key=lambda e: e["at"]):
+        by_job.setdefault(event["job_id"], []).append(event["state"])
+    return by_job

@@ -69,6 +69,15 @@ def test_bad_input_is_a_4xx_problem_and_writes_nothing(api: Api) -> None:
         ({"data": b"handler=echo", "headers": {"content-type": "text/plain"}}, 415, None),
         ({"json": {"handler": "echo", "bogus": 1}}, 400, "bogus"),
         ({"json": [1, 2]}, 400, None),
+        # a key twice (json.loads would keep the last), and NaN, which is not JSON
+        ({"data": b'{"handler": "echo", "handler": "sleep"}',
+          "headers": {"content-type": "application/json"}}, 400, None),
+        ({"data": b'{"handler": "echo", "payload": {"x": NaN}}',
+          "headers": {"content-type": "application/json"}}, 400, None),
+        ({"json": {"handler": "echo"}, "params": {"wait": "nan"}}, 400, "wait"),
+        ({"json": {"handler": "echo"}, "params": {"wait": "inf"}}, 400, "wait"),
+        ({"json": {"handler": "echo", "notify": "jobshub-control-00"}}, 400, "notify"),
+        ({"json": {"handler": "echo", "notify": "not-allowed"}}, 400, "notify"),
     ]
     for kwargs, status, field in cases:
         r = api.request("POST", "/api/jobs", **kwargs)
@@ -76,6 +85,8 @@ def test_bad_input_is_a_4xx_problem_and_writes_nothing(api: Api) -> None:
         body = problem_of(r)
         if field:
             assert body.get("field") == field, body
+        if kwargs.get("data", b"").count(b'"handler"') == 2:
+            assert "'handler' appears twice" in body["detail"], body
     unknown = "j20261122T1400-s001-0000-1a2b3c4d5e6f7a8b"
     for method in ("GET", "DELETE"):
         r = api.request(method, f"/api/jobs/{unknown}")

@@ -5,34 +5,18 @@ change of every job arrives, published from the job log (jobs_core/event_log.py)
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.storage.queue import QueueServiceClient
 
 from tests import azurite as azurite_helpers
-from tests.e2e.helpers import Api, make_host, poll
+from tests.e2e.helpers import Api, drain_queue, make_host, poll, states_by_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.slow]
 FAST = {"max_attempts": 2, "base_delay": 0.1, "max_delay": 0.1, "jitter": 0}
-
-
-def _drain(azurite: azurite_helpers.Azurite, name: str) -> list[dict[str, Any]]:
-    service = QueueServiceClient.from_connection_string(azurite.connection_string)
-    queue = service.get_queue_client(name)
-    out: list[dict[str, Any]] = []
-    try:
-        for message in queue.receive_messages(messages_per_page=32, max_messages=5000):
-            out.extend(json.loads(base64.b64decode(message.content))["events"])
-            queue.delete_message(message)
-    except Exception as exc:  # the queue does not exist yet
-        if "QueueNotFound" not in str(exc):
-            raise
-    return out
 
 
 def test_events_refused_then_lost_with_the_process_arrive_from_the_log(
@@ -56,7 +40,7 @@ def test_events_refused_then_lost_with_the_process_arrive_from_the_log(
         for job in (ok, flaky):
             api.wait_final(job["id"])
         status = api.request("GET", "/api/scheduler").json()
-        assert _drain(azurite, events_queue) == []  # nothing got through
+        assert drain_queue(azurite, events_queue, missing_ok=True) == []  # nothing got through
         host.kill()  # the eager sends still waiting for a retry die with the process
 
         host.env["JOBS_STORAGE_CONNECTION_STRING"] = azurite.connection_string
@@ -71,17 +55,14 @@ def test_events_refused_then_lost_with_the_process_arrive_from_the_log(
         seen: list[dict[str, Any]] = []
 
         def arrived() -> dict[str, list[str]]:
-            seen.extend(_drain(azurite, events_queue))
-            by_job: dict[str, list[str]] = {}
-            for event in sorted({e["id"]: e for e in seen}.values(), key=lambda e: e["at"]):
-                by_job.setdefault(event["job_id"], []).append(event["state"])
-            return by_job
+            seen.extend(drain_queue(azurite, events_queue, missing_ok=True))
+            return states_by_job(seen)
 
         got = poll(arrived, lambda by_job: all(by_job.get(k) == v for k, v in want.items()),
                    timeout=60)
         assert {k: got[k] for k in want} == want
-        notified = poll(lambda: _drain(azurite, notify_queue), lambda evs: len(evs) >= 3,
-                        timeout=30)
+        notified = poll(lambda: drain_queue(azurite, notify_queue, missing_ok=True),
+                        lambda evs: len(evs) >= 3, timeout=30)
         assert [e["state"] for e in notified] == ["scheduled", "started", "succeeded"]
         duplicates = len(seen) - len({e["id"] for e in seen})
         print(f"all {len(want)} jobs' events arrived {time.monotonic() - began:.1f} s after "

@@ -3,17 +3,14 @@ GET /api/scheduler, with the app on devhost (one host for the module)."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from azure.storage.queue import QueueServiceClient
 
 from tests import azurite as azurite_helpers
-from tests.e2e.helpers import Api, make_host, poll
+from tests.e2e.helpers import Api, drain_queue, make_host, poll, states_by_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 FAST = {"max_attempts": 2, "base_delay": 0.1, "max_delay": 0.1, "jitter": 0}
@@ -36,18 +33,6 @@ def api(azurite: azurite_helpers.Azurite, events_queue: str,
     print(host.logs()[-4000:])
 
 
-def drain_queue(azurite: azurite_helpers.Azurite, name: str) -> list[dict[str, Any]]:
-    service = QueueServiceClient.from_connection_string(azurite.connection_string)
-    queue = service.get_queue_client(name)
-    out: list[dict[str, Any]] = []
-    for message in queue.receive_messages(messages_per_page=32, max_messages=5000):
-        body = json.loads(base64.b64decode(message.content))
-        assert body["v"] == 1 and body["type"] == "job-events", body
-        out.extend(body["events"])
-        queue.delete_message(message)
-    return out
-
-
 def test_every_transition_arrives_on_the_events_and_notify_queues(
         api: Api, azurite: azurite_helpers.Azurite, events_queue: str) -> None:
     ok = api.schedule(handler="echo", payload={"n": 1}, notify="e2e-billing")
@@ -67,10 +52,7 @@ def test_every_transition_arrives_on_the_events_and_notify_queues(
 
     def arrived() -> dict[str, list[str]]:  # each change once (by event id), in order
         seen.extend(drain_queue(azurite, events_queue))
-        by_job: dict[str, list[str]] = {}
-        for event in sorted({e["id"]: e for e in seen}.values(), key=lambda e: e["at"]):
-            by_job.setdefault(event["job_id"], []).append(event["state"])
-        return by_job
+        return states_by_job(seen)
 
     got = poll(arrived, lambda by_job: all(by_job.get(k) == v for k, v in want.items()),
                timeout=30)
