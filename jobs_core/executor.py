@@ -23,7 +23,7 @@ from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
 from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
-from .ids import parse_shard_name, slot_prefix
+from .ids import parse_shard_name
 from .model import ErrorInfo, Job, JobStatus
 from .moves import Mover, carry_due
 from .outbox import Outbox
@@ -42,7 +42,8 @@ from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .shard_summary import summarize
-from .store import JobStore
+from .slot_listing import SlotListing
+from .store import BlobInfo, JobStore
 from .validation import check_json_size, next_occurrence
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Executor:
                                         cache=self.cache)
         self.claims = ClaimManager(store, ttl=self.settings.claim_ttl_seconds)
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
+        self.listing = SlotListing(store)  # today and busy past days, not a year ahead
         self._outbox = Outbox(events, self.settings.commit_linger_ms / 1000)
         self._starting: Counter[str] = Counter()  # blob -> start records being written here
         self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
@@ -98,7 +100,18 @@ class Executor:
         errors: list[str] = []
         moves: list[tuple[str, list[Job], list[Job]]] = []  # blob, to move, half moved
         publish = False
-        for info in await self.store.list(slot_prefix(slot)):
+        infos = await self.listing.list(slot, now, timedelta(seconds=s.max_sleep_seconds))
+        listed = {info.name for info in infos}
+        k = 0
+        while True:
+            if k == len(infos):  # blobs named by hints that the listing left out
+                extra = await self._unlisted(touched - listed, slot)
+                if not extra:
+                    break
+                infos.extend(extra)
+                listed.update(info.name for info in extra)
+            info = infos[k]
+            k += 1
             shard = parse_shard_name(info.name)
             if shard is None:
                 continue
@@ -163,6 +176,19 @@ class Executor:
         cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size, plan=self._token())
         return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms, publish)
+
+    async def _unlisted(self, names: set[str], slot: int) -> list[BlobInfo]:
+        """The blobs of ``slot`` among ``names`` (touch hints), read by name."""
+        out = []
+        for name in sorted(names):
+            shard = parse_shard_name(name)
+            if shard is None or shard.key.slot != slot:
+                continue
+            try:
+                out.append(await self.store.stat(name))
+            except BlobNotFoundError:  # purged, or never created
+                continue
+        return out
 
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""

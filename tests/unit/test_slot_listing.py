@@ -1,0 +1,67 @@
+"""A planning cycle lists today and the past days with work, not a year of future buckets
+(jobs_core/slot_listing.py); hints still bring a far-future job forward."""
+
+from __future__ import annotations
+
+from jobs_core import InMemoryStore, JobRequest, JobStatus
+from jobs_core.ids import parse_job_id
+from jobs_core.slot_listing import FULL_EVERY
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+
+class Listings(InMemoryStore):
+    """Counts the blobs each listing returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned: list[int] = []
+
+    async def list(self, prefix):  # type: ignore[no-untyped-def]
+        infos = await super().list(prefix)
+        if prefix.startswith("shards/"):
+            self.returned.append(len(infos))
+        return infos
+
+
+async def test_a_cycle_lists_today_not_a_year_ahead_and_hints_still_work() -> None:
+    clock, recorder = Clock(), Recorder()
+    store = Listings()
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    jobs = await scheduler.schedule_many(
+        [JobRequest("echo", {"day": d}, delay=d * 86_400 + 60) for d in range(1, 365)])
+    far = jobs[-1].job  # type: ignore[union-attr]
+    now_job = (await scheduler.schedule(JobRequest("echo", {"now": 1}))).job
+    await drain(executor, 1)  # the first cycle lists the whole slot once
+    assert recorder.runs[now_job.id] == 1 and store.returned[0] >= 365
+
+    store.returned.clear()
+    clock.advance(60)
+    await executor.run_cycle(0)
+    assert store.returned and max(store.returned) <= 2  # today's blobs only
+
+    await scheduler.run_now(far.id)  # a touch hint in today's blob names the far blob
+    await drain(executor, 1)
+    assert recorder.runs[far.id] == 1
+    assert (await scheduler.get(far.id)).status is JobStatus.SUCCEEDED
+    assert max(store.returned) <= 2 and executor.listing.full_listings == 1
+
+    clock.advance(FULL_EVERY.total_seconds())  # now and then the whole slot again
+    store.returned.clear()
+    await executor.run_cycle(0)
+    assert store.returned[0] >= 364 and executor.listing.full_listings == 2
+
+
+async def test_past_days_with_work_are_listed_until_done() -> None:
+    clock, recorder = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, executor = make(store, recorder, clock, slots=1, job_timeout_seconds=600)
+    hang = (await scheduler.schedule(JobRequest("hang"))).job
+    plan = await executor.plan(0)  # full listing: today's blob
+    assert plan.due == 1
+    clock.advance(2 * 86_400)  # two days later: the hung job's blob is a busy past day
+    clock.advance(FULL_EVERY.total_seconds())
+    await executor.plan(0)  # full listing
+    clock.advance(60)
+    again = await executor.plan(0)  # a day listing: the past day is still listed
+    assert executor.listing.day_listings >= 2
+    assert any(parse_job_id(hang.id).name == b.blob for b in again.batches)
