@@ -10,7 +10,8 @@ Figures: 1 storage requests per job (lone job, 10k-job bursts through ``schedule
 one-record ``append_block`` rate; 3 drain rate; 4 lateness at steady rates (``jobs_core``
 direct, and end to end through the Functions app on devhost over HTTP, ``bench/e2e.py``);
 5 ``get(id)`` cost by shard size; 6 executor memory while draining (own process, in-memory
-store); 7 the cost of state-change events (queue requests per job, drain rate with and
+store); 8 a planning cycle's cost with a year of pending work; 7 the cost of state-change
+events (queue requests per job, drain rate with and
 without).
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from tests import azurite as azurite_helpers
 
-from . import e2e, events, lateness, report, status, workloads
+from . import e2e, events, lateness, pending, report, status, workloads
 from .common import Env
 
 
@@ -49,12 +50,14 @@ class Scale:
     e2e_rates: tuple[float, ...]
     e2e_window_s: float
     idle_s: float  # 4i: idle time before a lone job (polling model on)
+    pending_sizes: tuple[int, ...] = (1_000,)  # 8: jobs pending over the next year
 
 
 FULL = Scale(burst=10_000, sequential=300, raw_sequential=500, raw_concurrent=2_000,
              raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=10,
              sleep_cap_s=0.1, shard_sizes=(1_000, 10_000, 100_000), memory_jobs=100_000,
-             e2e_rates=(200, 1_000), e2e_window_s=10, idle_s=600)
+             e2e_rates=(200, 1_000), e2e_window_s=10, idle_s=600,
+             pending_sizes=(1_000, 100_000))
 QUICK = Scale(burst=1_000, sequential=50, raw_sequential=100, raw_concurrent=300,
               raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=2,
               sleep_cap_s=0.1, shard_sizes=(1_000, 10_000), memory_jobs=10_000,
@@ -84,6 +87,10 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
     log(f"7. events: burst of {scale.burst} without events, eager, from the log; latency at "
         f"200/s for {scale.lateness_window_s:g} s")
     events_cost = await events.events_cost(env, scale.burst, 200.0, scale.lateness_window_s)
+    pending_rows = []
+    for jobs in scale.pending_sizes:
+        log(f"8. a planning cycle with {jobs} jobs pending over the next year")
+        pending_rows.append(await pending.cycle_cost(env, jobs))
     log(f"5. status query, shard sizes {list(scale.shard_sizes)}")
     status_query = await status.status_query(env, list(scale.shard_sizes))
     raw_s, raw_c = raw_seq["records_per_s"], raw_conc["records_per_s"]
@@ -108,7 +115,7 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
              run["requests_per_job"], "after_concurrent_burst": single["run"]}
     return {"requests_per_job": {"lone": lone, "burst_single": single, "burst_bulk": bulk},
             "throughput": throughput, "drain": drain, "lateness": late,
-            "status_query": status_query, "events": events_cost}
+            "status_query": status_query, "events": events_cost, "pending": pending_rows}
 
 
 def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, Any]]:

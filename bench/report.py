@@ -124,6 +124,16 @@ def table(r: dict[str, Any]) -> str:
             f"{idle.get('max_poll_seconds', '-')} s): lateness {_f(idle.get('lateness_s'))} s; "
             f"idle backend {idle.get('idle_backend_requests_per_s', '-')} requests/s"
             + (f"  ERROR {idle['error'][:120]}" if idle.get("error") else ""))
+    rows = r.get("pending") or []
+    if rows:
+        add("8. A planning cycle, nothing due, jobs pending evenly over the next 364 days (one "
+            "slot): requests / time; first cycle, warm cycle, and a full listing as before")
+        for row in rows:
+            c, w, f = row["cold"], row["warm"], row["full_listing"]
+            add(f"  {row['jobs']:>8} jobs in {row['blobs']:>5} blobs: first {c['requests']} req "
+                f"{c['seconds']:.3f} s | warm {w['requests']} req {w['seconds']:.3f} s | full "
+                f"listing {f['requests']} req {f['seconds']:.3f} s | executor caches "
+                f"{row['executor_cache_blobs']} blobs")
     add("5. Status query get(id): requests and time, cold (fresh scheduler) / warm (2nd get)")
     for row in r["status_query"]["rows"]:
         c, w = row["cold"], row["warm"]

@@ -32,6 +32,11 @@ class ShardCache:
         self._max_blobs = max_blobs
         self._views: OrderedDict[str, _View] = OrderedDict()
 
+
+    def __len__(self) -> int:
+        """Blobs whose state this cache holds."""
+        return len(self._views)
+
     def _view(self, name: str) -> _View:
         view = self._views.get(name)
         if view is None:
