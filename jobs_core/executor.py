@@ -266,6 +266,7 @@ class Executor:
                 state = await self._write(batch.blob, [rec.full(self.clock())])
             result.moved += await self.mover.evacuate(batch.blob, state)
         await self._outbox.drain()  # the batch's events are out before it reports
+        self._due_order.done(batch)
         return result
 
     def _room_to_start(self, blob: str, state: ShardState) -> bool:

@@ -109,9 +109,9 @@ class DueOrder:
     order; a job that became due in the range after the order was made waits for the next
     cycle."""
 
-    def __init__(self, max_blobs: int = 64) -> None:
+    def __init__(self, max_blobs: int = 16) -> None:
         self.max_blobs = max_blobs
-        self._orders: OrderedDict[tuple[str, str], list[Key]] = OrderedDict()
+        self._orders: OrderedDict[str, tuple[str, list[Key]]] = OrderedDict()  # blob -> plan
 
     def select(self, batch: Batch, state: ShardState,
                abandoned: Callable[[Job, datetime], bool]) -> list[str]:
@@ -119,11 +119,14 @@ class DueOrder:
                 not batch.plan:
             return batch.select(state, abandoned)
         at = batch.at
-        order = self._orders.get((batch.plan, batch.blob))
-        if order is None:
+        known = self._orders.get(batch.blob)
+        if known is not None and known[0] == batch.plan:
+            order = known[1]
+        else:  # a newer plan replaces the blob's order: one order per blob at most
             keys = (due_key(job, at, abandoned) for job in state.jobs.values())
             order = sorted(k for k in keys if k is not None)
-            self._orders[(batch.plan, batch.blob)] = order
+            self._orders[batch.blob] = (batch.plan, order)
+            self._orders.move_to_end(batch.blob)
             while len(self._orders) > self.max_blobs:
                 self._orders.popitem(last=False)
         first = 0 if batch.after is None else bisect_right(order, batch.after)
@@ -133,6 +136,19 @@ class DueOrder:
             if job is not None and due_key(job, at, abandoned) == key:
                 out.append(key[1])
         return out
+
+
+    def done(self, batch: Batch) -> None:
+        """The batch has run: its range leaves the order (the others' ranges are disjoint),
+        and a blob's order goes once every range of it has run."""
+        known = self._orders.get(batch.blob)
+        if known is None or known[0] != batch.plan or batch.through is None:
+            return
+        order = known[1]
+        first = 0 if batch.after is None else bisect_right(order, batch.after)
+        del order[first:bisect_right(order, batch.through)]
+        if not order:
+            del self._orders[batch.blob]
 
 
 def _key_out(key: Key | None) -> list[str] | None:
