@@ -65,11 +65,12 @@ class SlotListing:
 
     @staticmethod
     def _past_busy(infos: list[BlobInfo], now: datetime) -> set[str]:
+        """Days up to today with a blob not done (today's too: it is a past day tomorrow)."""
         today = _day(now)
         busy = set()
         for info in infos:
             shard = parse_shard_name(info.name)
-            if shard is not None and _day(shard.key.bucket) < today and not _done(info):
+            if shard is not None and _day(shard.key.bucket) <= today and not _done(info):
                 busy.add(_day(shard.key.bucket))
         return busy
 

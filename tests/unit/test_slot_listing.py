@@ -65,3 +65,18 @@ async def test_past_days_with_work_are_listed_until_done() -> None:
     again = await executor.plan(0)  # a day listing: the past day is still listed
     assert executor.listing.day_listings >= 2
     assert any(parse_job_id(hang.id).name == b.blob for b in again.batches)
+
+
+async def test_yesterdays_blob_is_listed_after_midnight() -> None:
+    """A recurring job stays in its home blob for a day: after midnight its blob is a past
+    day, and a warm cycle must still list it (found by tests/sim/test_sim.py's long run: the
+    job waited for the next full listing)."""
+    clock, recorder = Clock(), Recorder()
+    clock.advance(9.5 * 3600)  # 23:30
+    scheduler, executor = make(InMemoryStore(), recorder, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("echo", recurrence={"interval_seconds": 240}))).job
+    for _ in range(10):  # 23:34 ... 00:10, mostly warm cycles
+        clock.now = (await scheduler.get(job.id)).due_at
+        await executor.run_cycle(0)
+        await executor.run_cycle(0)
+    assert recorder.runs[job.id] == 10 and executor.listing.day_listings > 10
