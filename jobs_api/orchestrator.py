@@ -125,27 +125,34 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     plan: dict[str, Any] | None = None
     totals = dict.fromkeys(COUNTS, 0)
     lateness = Histogram()
-    try:
-        plan = yield context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
-    except Exception as exc:
-        error = f"plan_cycle failed: {exc}"[:MAX_ERROR_CHARS]
+    # the cycle's deadline: an activity whose instance died comes back only after its
+    # message's visibility timeout (5 min); re-planning sooner is safe, because a job still
+    # running there is not due, and its outcome is recorded in its blob anyway
+    deadline = context.create_timer(
+        now + timedelta(seconds=get_runtime().api.cycle_deadline_seconds))
+    overdue = False
+    planning = context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
+    finished = yield context.task_any([planning, deadline])
+    if finished is deadline:
+        overdue = True
+        if not context.is_replaying:
+            log.warning("slot %s cycle %s: plan_cycle still out after %g s: re-planning", slot,
+                        state["cycle"], get_runtime().api.cycle_deadline_seconds)
+    elif _failed(planning):
+        error = f"plan_cycle failed: {planning.result}"[:MAX_ERROR_CHARS]
+    else:
+        plan = planning.result
     if plan and plan.get("claim_held"):
         error = str(plan["claim_held"])[:MAX_ERROR_CHARS]
     batches = (plan or {}).get("batches") or []
     publish = bool((plan or {}).get("publish")) and error is None
     published: dict[str, Any] | None = None
-    overdue = False
     if batches or publish:
         tasks = [context.call_activity("execute_batch", b) for b in batches]
         if publish:
             tasks.append(context.call_activity("publish_events", {"slot": slot}))
         work = context.task_all(tasks)
-        deadline = context.create_timer(
-            now + timedelta(seconds=get_runtime().api.cycle_deadline_seconds))
         try:
-            # the deadline: an activity whose instance died comes back only after its
-            # message's visibility timeout (5 min); re-planning sooner is safe, because a job
-            # still running there is not due, and its outcome is recorded in its blob anyway
             finished = yield context.task_any([work, deadline])
             if finished is deadline:
                 overdue = True
@@ -157,7 +164,6 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
                 results = [t.result if t.is_completed and not _failed(t) else None
                            for t in tasks]
             else:
-                deadline.cancel()
                 results = work.result
                 if _failed(work):
                     raise work.result if isinstance(work.result, Exception) else \
@@ -178,6 +184,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         state["errors"] = 0
     # worked: a job started, was abandoned or moved. Batches that did nothing (every job
     # changed or moved by someone else first) back off like an empty cycle instead of spinning
+    if not deadline.is_completed:
+        deadline.cancel()
     worked = error is None and (overdue or
                                 any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1

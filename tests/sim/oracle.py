@@ -19,6 +19,9 @@ I10 events           every change the log records (final blobs, and blobs retent
                      reaches each of its queues at least once, across crashes and queue
                      outages; no event reaches a queue for a change the log does not hold;
                      duplicates are counted
+I11 on time          once the faults have ended (and crashed processes, claims and leases have
+                     had 10 minutes to recover), every attempt starts within
+                     JOBS_MAX_SLEEP_SECONDS + 60 s of its due time
 """
 
 from __future__ import annotations
@@ -259,6 +262,7 @@ class Oracle:
                                    f"(due {job.due_at:%d %H:%M:%S}, attempts {job.attempts})")
             self._check_controls(job_id, job, info)
         self._check_invocations()
+        self._check_timely()
         self._check_compensations(finals)
         await self._check_fencing(final)
         await self._check_events(final, world)
@@ -367,6 +371,19 @@ class Oracle:
                 return cause
         return None
 
+    def _check_timely(self) -> None:
+        """I11 (see the module doc): a healthy system runs work on time."""
+        healthy_from = world_time(self.faults_end + HEALTHY_AFTER_S)
+        bound = timedelta(seconds=self.config.settings.max_sleep_seconds + 60)
+        for job_id, invs in self.by_job.items():
+            for inv in invs:
+                late = world_time(inv.start) - inv.due_at
+                if inv.due_at >= healthy_from and late > bound:
+                    self.violate("I11", f"{job_id} run {inv.run} attempt {inv.attempt} due "
+                                        f"{inv.due_at:%H:%M:%S} started {late.total_seconds():.0f}"
+                                        f" s late, with no fault for 10 minutes")
+                    return
+
     def _check_invocations(self) -> None:
         for job_id, invs in self.by_job.items():
             info = self.jobs.get(job_id)
@@ -426,6 +443,9 @@ def _period(recurrence: Any) -> timedelta:
     if cron.startswith("0 * "):
         return timedelta(hours=1)
     return timedelta(days=1)
+
+
+HEALTHY_AFTER_S = 600.0  # I11: how long after the faults end the system must be on time
 
 
 def world_time(seconds: float) -> datetime:

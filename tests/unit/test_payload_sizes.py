@@ -70,7 +70,8 @@ def _largest_publish_report() -> dict[str, Any]:
 class _Task:
     def __init__(self, kind: str, name: str = "", children: list[_Task] | None = None) -> None:
         self.kind, self.name, self.children = kind, name, children or []
-        self.state, self.result = TaskState.RUNNING, None
+        self.state: TaskState = TaskState.RUNNING
+        self.result: Any = None
 
     @property
     def is_completed(self) -> bool:
@@ -120,7 +121,7 @@ class _Context:
 
 
 def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
-             overdue: bool = False) -> _Context:
+             overdue: bool = False, plan_lost: bool = False) -> _Context:
     """One episode; ``overdue``: the cycle's deadline fires before any batch reports."""
     ctx = _Context(state, now)
     episode: Generator[Any, Any, None] = orchestrator.jobs_slot(ctx)  # type: ignore[arg-type]
@@ -129,6 +130,10 @@ def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
         while True:
             if step.kind == "activity":
                 step = episode.send(outputs[step.name])
+            elif step.kind == "any" and step.children[0].kind == "activity":  # the plan
+                planning, deadline = step.children
+                step = episode.send(deadline.done(None) if plan_lost else
+                                    planning.done(outputs[planning.name]))
             elif step.kind == "any" and step.children[0].kind == "all":
                 work, deadline = step.children
                 if overdue:
@@ -192,3 +197,12 @@ def test_a_cycle_whose_activities_are_overdue_replans_at_once() -> None:
     assert ctx.status["last_error"] is None and ctx.status["counts"]["started"] == 0
     assert ctx.status["next_wake"] == ctx.status["last_cycle"]  # no sleep: re-plan
     assert ctx.next_input["empty"] == 0
+
+
+def test_a_plan_lost_with_its_instance_does_not_hold_the_slot() -> None:
+    """The same deadline covers ``plan_cycle``: lost with its instance, it would otherwise
+    hold the slot for the message's 5-minute visibility timeout."""
+    ctx = _episode({"slot": 1}, T0, {}, plan_lost=True)
+    assert len(ctx.sent) == 1 and ctx.status["last_error"] is None
+    assert ctx.next_input["empty"] == 0  # re-planned as soon as the deadline fired
+    assert ctx.status["next_wake"] == "2026-12-02T12:00:00.500000Z"  # (0.5 s, long past)
