@@ -262,7 +262,7 @@ class Oracle:
                                    f"(due {job.due_at:%d %H:%M:%S}, attempts {job.attempts})")
             self._check_controls(job_id, job, info)
         self._check_invocations()
-        self._check_timely()
+        self._check_timely(finals)
         self._check_compensations(finals)
         await self._check_fencing(final)
         await self._check_events(final, world)
@@ -371,16 +371,24 @@ class Oracle:
                 return cause
         return None
 
-    def _check_timely(self) -> None:
-        """I11 (see the module doc): a healthy system runs work on time."""
+    def _check_timely(self, finals: dict[str, Job]) -> None:
+        """I11 (see the module doc): a healthy system runs work on time. An attempt is ready
+        at its due time, or when the job was created or a control last changed it, if later
+        (a job may be created, or rescheduled, due in the past)."""
         healthy_from = world_time(self.faults_end + HEALTHY_AFTER_S)
         bound = timedelta(seconds=self.config.settings.max_sleep_seconds + 60)
         for job_id, invs in self.by_job.items():
+            job, info = finals.get(job_id), self.jobs.get(job_id)
             for inv in invs:
-                late = world_time(inv.start) - inv.due_at
-                if inv.due_at >= healthy_from and late > bound:
-                    self.violate("I11", f"{job_id} run {inv.run} attempt {inv.attempt} due "
-                                        f"{inv.due_at:%H:%M:%S} started {late.total_seconds():.0f}"
+                ready = max(inv.due_at, job.created_at if job is not None else inv.due_at)
+                if info is not None:
+                    changed = [c[3] for c in info.controls if c[3] <= inv.start]
+                    if changed:
+                        ready = max(ready, world_time(max(changed)))
+                late = world_time(inv.start) - ready
+                if ready >= healthy_from and late > bound:
+                    self.violate("I11", f"{job_id} run {inv.run} attempt {inv.attempt} ready "
+                                        f"{ready:%H:%M:%S} started {late.total_seconds():.0f}"
                                         f" s late, with no fault for 10 minutes")
                     return
 
