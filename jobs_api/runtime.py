@@ -15,11 +15,11 @@ from jobs_core import Executor, JobScheduler, JobsSettings
 from jobs_core.blob_store import AzureBlobStore
 from jobs_core.event_log import LogPublisher
 from jobs_core.events import EventPublisher
+from jobs_core.notify_targets import QUEUE_NAME
 from jobs_core.queue_sink import QueueEventSink
 from jobs_core.request_counter import RequestCounter
 from jobs_core.settings import SettingsError
 from jobs_core.storage_settings import StorageSettings
-from jobs_core.validation import QUEUE_NAME
 
 from .user_handlers import registry
 from .wake import WakeGate, raise_wake, slot_next_wake

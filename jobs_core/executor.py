@@ -43,7 +43,7 @@ from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .shard_summary import summarize
 from .slot_listing import SlotListing
-from .store import BlobInfo, JobStore
+from .store import JobStore
 from .validation import check_json_size, next_occurrence
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Executor:
         k = 0
         while True:
             if k == len(infos):  # blobs named by hints that the listing left out
-                extra = await self._unlisted(touched - listed, slot)
+                extra = await self.listing.by_name(touched - listed, slot)
                 if not extra:
                     break
                 infos.extend(extra)
@@ -176,19 +176,6 @@ class Executor:
         cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size, plan=self._token())
         return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms, publish)
-
-    async def _unlisted(self, names: set[str], slot: int) -> list[BlobInfo]:
-        """The blobs of ``slot`` among ``names`` (touch hints), read by name."""
-        out = []
-        for name in sorted(names):
-            shard = parse_shard_name(name)
-            if shard is None or shard.key.slot != slot:
-                continue
-            try:
-                out.append(await self.store.stat(name))
-            except BlobNotFoundError:  # purged, or never created
-                continue
-        return out
 
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""

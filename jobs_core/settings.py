@@ -67,7 +67,7 @@ class JobsSettings:
             raise SettingsError(
                 "JOBS_RETENTION_DAYS must be between 1/24 (one hour) and 36500 days (100 "
                 f"years), got {self.retention_days}")
-        from .validation import check_notify_allow_list  # (validation imports settings)
+        from .notify_targets import check_notify_allow_list  # (it imports settings)
 
         check_notify_allow_list(self.notify_queues)
         for name in ("max_payload_bytes", "max_result_bytes", "batch_size", "max_concurrency",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from .errors import BlobNotFoundError
 from .ids import parse_shard_name, slot_prefix
 from .store import BlobInfo, JobStore
 
@@ -62,6 +63,19 @@ class SlotListing:
             self.day_listings += 1
         self._busy_days[slot] = self._past_busy(infos, now)
         return infos
+
+    async def by_name(self, names: set[str], slot: int) -> list[BlobInfo]:
+        """The blobs of ``slot`` among ``names`` (touch hints the listing left out)."""
+        out = []
+        for name in sorted(names):
+            shard = parse_shard_name(name)
+            if shard is None or shard.key.slot != slot:
+                continue
+            try:
+                out.append(await self.store.stat(name))
+            except BlobNotFoundError:  # purged, or never created
+                continue
+        return out
 
     @staticmethod
     def _past_busy(infos: list[BlobInfo], now: datetime) -> set[str]:

@@ -18,7 +18,6 @@ from .errors import (
     HorizonExceededError,
     InvalidDueTimeError,
     InvalidIdempotencyKeyError,
-    InvalidNotifyTargetError,
     InvalidPayloadError,
     InvalidRecurrenceError,
     InvalidRetryPolicyError,
@@ -27,10 +26,10 @@ from .errors import (
 )
 from .handlers import HandlerRegistry, validate_handler_name
 from .model import JSON, Recurrence, RetryPolicy
-from .settings import JobsSettings, SettingsError
+from .notify_targets import parse_notify
+from .settings import JobsSettings
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 MIN_INTERVAL_SECONDS = 1.0
 # Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
 # when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
@@ -401,45 +400,6 @@ def parse_idempotency_key(value: object) -> str | None:
     if not isinstance(value, str) or not IDEMPOTENCY_KEY.match(value):
         raise InvalidIdempotencyKeyError(
             "idempotency key must be 1-200 printable ASCII characters without spaces")
-    return value
-
-
-# the queues of a Durable task hub (``<hub>-control-00``.., ``<hub>-workitems``): never a target
-TASK_HUB_QUEUE = re.compile(r"^.+-(control-\d{2}|workitems)$")
-
-
-def _allowed(allow_list: str) -> list[str]:
-    return [entry.strip() for entry in allow_list.split(",") if entry.strip()]
-
-
-def check_notify_allow_list(allow_list: str) -> None:
-    """JOBS_NOTIFY_QUEUES must hold queue names and prefixes ending in ``*``."""
-    for entry in _allowed(allow_list):
-        name = entry[:-1] if entry.endswith("*") else entry
-        if not (QUEUE_NAME.match(name) or (entry.endswith("*") and
-                re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*-?", name))):
-            raise SettingsError(
-                f"JOBS_NOTIFY_QUEUES entry {entry!r} is neither a storage queue name (3-63 "
-                "lowercase letters, digits and single hyphens) nor a prefix ending in '*'")
-
-
-def parse_notify(value: object, allow_list: str = "") -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not QUEUE_NAME.match(value):
-        raise InvalidNotifyTargetError(
-            f"notify {value!r} is not a valid storage queue name (3-63 lowercase letters, "
-            "digits and single hyphens)")
-    if TASK_HUB_QUEUE.match(value):
-        raise InvalidNotifyTargetError(
-            f"notify {value!r} names a Durable task hub queue (*-control-NN, *-workitems): "
-            "those are never a target")
-    allowed = _allowed(allow_list)
-    if not any(value == entry or (entry.endswith("*") and value.startswith(entry[:-1]))
-               for entry in allowed):
-        raise InvalidNotifyTargetError(
-            f"notify {value!r} is not an allowed queue: the operator lists the allowed names "
-            f"and prefixes in JOBS_NOTIFY_QUEUES (now: {', '.join(allowed) or 'none'})")
     return value
 
 
