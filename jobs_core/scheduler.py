@@ -185,9 +185,8 @@ class JobScheduler:
             # the request that claimed it, not by this one.
             job = replace(job, id=claim.job_id)
         blob = parse_job_id(job.id)
+        await self._touch_if_earlier(job, blob.name)  # (a claim made in an earlier bucket)
         await self._add_at(blob, [job])
-        if job.due_at < blob.key.bucket:  # (a claim made in an earlier bucket)
-            await self._touch(blob.name, now)
         added, _ = await self._locate(job.id)
         ours = added is not None and added.created_at == job.created_at and \
             added.due_at == job.due_at and added.handler == job.handler
@@ -277,13 +276,16 @@ class JobScheduler:
             if current.moving_to is not None:
                 await asyncio.sleep(MOVE_WAIT_SECONDS)
                 continue
-            change(current)  # raises InvalidTransitionError with the reason, nothing written
+            changed = change(current)  # raises InvalidTransitionError, nothing written
             state = self.cache.cached(blob)
             if self.cache.blocks(blob) >= self.settings.evacuate_blocks or \
                     (state is not None and state.full):
                 # keep the blob's headroom for outcomes: its waiting jobs leave first
                 await self.mover.evacuate(blob, await self._read(blob))
                 continue
+            # the planner skips a blob whose bucket has not begun: a change that makes the job
+            # due before it needs the hint, written first so the change never lands without it
+            await self._touch_if_earlier(changed, blob)
             rid = self._token()
             try:
                 state = await self.committer.write(blob, [record(current, rid)])
@@ -293,13 +295,15 @@ class JobScheduler:
             after = state.jobs.get(job_id)
             if state.rids.get(rid):
                 assert after is not None
-                await self._touch_if_earlier(after, blob)
                 return after
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
 
     async def _touch_if_earlier(self, job: Job, blob: str) -> None:
+        """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s
+        bucket: a hint whose change then fails costs one extra read a cycle until the bucket
+        begins; a change whose hint failed would leave the job late until its bucket begins."""
         shard = parse_shard_name(blob)
         if shard is not None and job.due_at < shard.key.bucket:
             await self._touch(blob, self.clock())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from jobs_core import InMemoryStore, JobRequest, JobStatus
 from jobs_core import records as rec
 from jobs_core.errors import TransientStoreError
@@ -176,3 +178,35 @@ async def test_a_start_that_lost_the_race_to_a_reschedule_is_void() -> None:  # 
     await drain(executor, 1)
     assert recorder.runs[job.id] == 1
     assert (await api.get(job.id)).status is JobStatus.SUCCEEDED
+
+
+async def test_a_reschedule_earlier_never_lands_without_its_hint() -> None:  # seed 4870
+    clock, recorder = Clock(), Recorder()
+    store = FailingOnce(b'"op":"touch"', after=False)  # the hint's append fails
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    await scheduler.schedule(JobRequest("echo"))  # the current bucket's blob exists
+    await drain(executor, 1)
+    later = (await scheduler.schedule(JobRequest("echo", delay=10 * 3600))).job
+    soon = clock.now + timedelta(minutes=30)
+    with pytest.raises(TransientStoreError):  # answered as failed: then nothing changed
+        await scheduler.reschedule(later.id, soon)
+    assert store.failed == 1
+    assert (await scheduler.get(later.id)).due_at == later.due_at  # the truth: not changed
+    await scheduler.reschedule(later.id, soon)  # the client retries; the hint goes first
+    clock.advance(31 * 60)
+    await drain(executor, 1)
+    assert recorder.runs[later.id] == 1  # on time, not at its old bucket
+
+
+async def test_a_hint_whose_change_failed_costs_reads_not_runs() -> None:
+    clock, recorder = Clock(), Recorder()
+    store = FailingOnce(b'"op":"reschedule"', after=False)
+    scheduler, executor = make(store, recorder, clock, slots=1)
+    await scheduler.schedule(JobRequest("echo"))
+    later = (await scheduler.schedule(JobRequest("echo", delay=10 * 3600))).job
+    with pytest.raises(TransientStoreError):
+        await scheduler.reschedule(later.id, clock.now + timedelta(minutes=30))
+    clock.advance(31 * 60)
+    await drain(executor, 1)  # the planner reads the hinted blob and finds nothing due
+    assert recorder.runs[later.id] == 0
+    assert (await scheduler.get(later.id)).status is JobStatus.SCHEDULED
