@@ -44,7 +44,7 @@ from . import records as rec
 from .errors import BlobNotFoundError, JobsError
 from .events import EventSink, EventState, JobEvent, pack, route
 from .ids import parse_shard_name, slot_prefix
-from .model import ErrorInfo, Job
+from .model import Job
 from .scheduler import Clock, utcnow
 from .shard_state import ShardState
 from .store import BlobInfo, JobStore
@@ -64,36 +64,31 @@ MAX_STATES = 64  # replayed blob states kept per process (state at its cursor)
 def events_of(record: rec.Record, before: Job | None, after: Job | None) -> list[JobEvent]:
     """The events one applied record produces (``ShardState.observer`` arguments). The same
     events, with the same ids, as the scheduler and the executor send eagerly."""
-    op = record["op"]
-    at = rec.parse_ts(record["at"])
-    if op == "add":
-        if after is None or "from" in record:
+    at = record.at
+    if isinstance(record, rec.Add):
+        if after is None or record.source is not None:
             return []  # a job carried to another blob (moves.py) is not a change
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
     if after is None or before is None:
         return []
-    if op == "cancel":
+    if isinstance(record, rec.Cancel):
         return [JobEvent.of(after, EventState.CANCELLED, at)]
-    if op in ("run_now", "reschedule"):
+    if isinstance(record, rec.RunNow | rec.Reschedule):
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
-    if op == "start":
+    if isinstance(record, rec.Start):
         return [JobEvent.of(after, EventState.STARTED, at)]
-    nxt = record.get("next")
-    if op == "ok":
-        events = [JobEvent.of(before, EventState.SUCCEEDED, at, result=record.get("res"))]
-    elif op == "fail":
-        error = ErrorInfo(**record["err"])
-        retry = record.get("retry")
-        if retry is not None:
-            retry_at = rec.parse_ts(retry)
-            return [JobEvent.of(before, EventState.RETRYING, at, error=error,
-                                retry_at=retry_at, due_at=retry_at)]
-        events = [JobEvent.of(before, EventState.FAILED, at, error=error)]
+    if isinstance(record, rec.Ok):
+        events = [JobEvent.of(before, EventState.SUCCEEDED, at, result=record.result)]
+    elif isinstance(record, rec.Fail):
+        if record.retry_at is not None:
+            return [JobEvent.of(before, EventState.RETRYING, at, error=record.error,
+                                retry_at=record.retry_at, due_at=record.retry_at)]
+        events = [JobEvent.of(before, EventState.FAILED, at, error=record.error)]
     else:
         return []  # move, moved, ptr, touch, full: where a job lives is not a change
-    if nxt is not None:
+    if record.next_due is not None:
         events.append(JobEvent.of(before, EventState.SCHEDULED, at, attempt=0,
-                                  run=before.runs + 1, due_at=rec.parse_ts(nxt)))
+                                  run=before.runs + 1, due_at=record.next_due))
     return events
 
 

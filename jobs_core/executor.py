@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -324,12 +325,13 @@ class Executor:
             if await self._record_outcome(batch.blob, outcome, mine):
                 self._outbox.add(events)  # only outcomes that applied are announced
 
-    async def _record_outcome(self, blob: str, record: rec.Record, job: Job) -> bool:
+    async def _record_outcome(self, blob: str, record: rec.Ok | rec.Fail, job: Job) -> bool:
         """Append an outcome, retrying storage errors until the execution's lease ends.
         Returns whether the outcome applied (False: superseded, or no storage in time)."""
         deadline = job.lease_until or (self.clock() + timedelta(seconds=30))
         delay = 0.2
-        record["rid"] = rid = self._token()  # the replay says whether this very record applied
+        rid = self._token()  # the replay says whether this very record applied
+        record = replace(record, rid=rid)
         while True:
             try:
                 state = await self._write(blob, [record])
@@ -356,7 +358,8 @@ class Executor:
         events: list[JobEvent] = []
         probe = BatchResult()
         record = await self._failure(job, batch.epoch, now, error, probe, events)
-        record["rid"] = rid = self._token()
+        rid = self._token()
+        record = replace(record, rid=rid)
         try:
             state = await self._write(batch.blob, [record])
         except JobsError as exc:
@@ -373,7 +376,7 @@ class Executor:
         return f"{self._rng.getrandbits(64):016x}"
 
     async def _run(self, job: Job, epoch: int, result: BatchResult,
-                   events: list[JobEvent]) -> rec.Record:
+                   events: list[JobEvent]) -> rec.Ok | rec.Fail:
         started = self.clock()
         timeout = self.timeout_of(job)
         try:
@@ -402,7 +405,7 @@ class Executor:
             return None
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
-                       result: BatchResult, events: list[JobEvent]) -> rec.Record:
+                       result: BatchResult, events: list[JobEvent]) -> rec.Fail:
         if not error.permanent and job.attempts < job.retry.max_attempts:
             result.retried += 1
             retry_at = at + timedelta(seconds=job.retry.delay(job.attempts, self._rng))

@@ -31,8 +31,10 @@ from .errors import BlobNotFoundError, JobNotFoundError
 from .ids import parse_job_id
 from .model import Job
 from .moves import MAX_HOPS
-from .shard_state import EXECUTION_OPS, ShardState
+from .shard_state import ShardState
 from .store import JobStore
+
+EXECUTION_OPS = (rec.Op.START, rec.Op.OK, rec.Op.FAIL)
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,20 @@ def _replay_blob(blob: str, data: bytes, job_id: str,
     offset = 0
     for line in data.split(b"\n"):
         at_offset, offset = offset, offset + len(line) + 1
-        record = _parse(line)
-        if record is None:
+        wire = _parse(line)
+        if wire is None:
             continue
-        if record.get("id") != job_id:
-            if record.get("op") in EXECUTION_OPS:
-                state.apply(record)
-            elif record.get("op") == "add" and isinstance(record.get("k"), str):
-                keys_before.add(record["k"])
+        if wire.get("id") != job_id:
+            if wire.get("op") in EXECUTION_OPS:
+                state.apply(wire)
+            elif wire.get("op") == "add" and isinstance(wire.get("k"), str):
+                keys_before.add(wire["k"])
             continue
-        found.append(_replay(state, record, job_id, keys_before, blob, at_offset))
+        found.append(_replay(state, wire, job_id, keys_before, blob, at_offset))
     return state
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def _parse(line: bytes) -> rec.Wire | None:
     line = line.strip()
     if not line:
         return None
@@ -119,61 +121,54 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "op" in record else None
 
 
-def _replay(state: ShardState, record: dict[str, Any], job_id: str, keys_before: set[str],
+def _replay(state: ShardState, wire: rec.Wire, job_id: str, keys_before: set[str],
             blob: str, offset: int) -> HistoryRecord:
-    op = str(record["op"])
+    op = str(wire["op"])
+    try:
+        record: rec.Record | None = rec.decode(wire)
+    except (KeyError, TypeError, ValueError):
+        record = None
+    if record is None or wire.get("v") not in rec.READABLE_VERSIONS:
+        state.apply(wire)  # (a newer version raises, as it does for GET)
+        return HistoryRecord(type=op, at=None, offset=offset, applied=False, blob=blob,
+                             note="ignored: not a valid record of a known version")
     before = state.jobs.get(job_id)
     skipped, fenced, max_epoch = state.skipped, state.fenced, state.max_epoch
     note: str | None = None
-    if op == "add" and before is None and record.get("k") in keys_before and \
-            "from" not in record:
+    if isinstance(record, rec.Add) and before is None and record.source is None and \
+            record.job.idempotency_key in keys_before:
         note = "ignored: an earlier job in this blob has the same idempotency key"
-    elif op == "ptr":
+    elif isinstance(record, rec.Pointer):
         state.apply(record)  # a hint in the home blob: where the job lives now
     else:
         state.apply(record)
         after = state.jobs.get(job_id)
         if state.fenced > fenced:
-            note = (f"fenced off: epoch {record.get('e')} is older than epoch {max_epoch} "
-                    "already recorded in this blob")
+            note = (f"fenced off: epoch {getattr(record, 'epoch', None)} is older than epoch "
+                    f"{max_epoch} already recorded in this blob")
         elif state.skipped > skipped:
             note = ("ignored: does not fit the job's state then" if before is None else
                     f"ignored: the job was {before.status.value} on attempt {before.attempts}")
-        elif op == "moved" and job_id in state.moved:
+        elif isinstance(record, rec.Moved) and job_id in state.moved:
             pass  # applied: the job left this blob
         elif after is None:
             note = ("ignored: the job had already left this blob" if job_id in state.moved
                     else "ignored: no add record for the job before it")
-        elif op == "add" and before is not None:
+        elif isinstance(record, rec.Add) and before is not None:
             note = "ignored: a duplicate add"
-    return _entry(record, op, blob, offset, note)
+    return _entry(record, blob, offset, note)
 
 
-def _entry(r: dict[str, Any], op: str, blob: str, offset: int,
-           note: str | None) -> HistoryRecord:
-    error = r.get("err")
+def _entry(r: rec.Record, blob: str, offset: int, note: str | None) -> HistoryRecord:
+    add = r.job if isinstance(r, rec.Add) else None
+    error = r.error if isinstance(r, rec.Fail) else (add.last_error if add else None)
     return HistoryRecord(
-        type=op, at=_time(r.get("at")), offset=offset, applied=note is None, note=note,
-        attempt=_int(r.get("a")), epoch=_int(r.get("e")),
-        error=error if isinstance(error, dict) else None, retry_at=_time(r.get("retry")),
-        result=r.get("res"), due_at=_time(r.get("due")), next_due=_time(r.get("next")),
-        compensation=_str(r.get("comp")), reason=_str(r.get("why")),
-        handler=_str(r.get("h")) if op == "add" else None, blob=blob,
-        to=_str(r.get("to")))
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return rec.parse_ts(value)
-    except ValueError:
-        return None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+        type=r.OP.value, at=r.at, offset=offset, applied=note is None, note=note,
+        attempt=getattr(r, "attempt", None), epoch=getattr(r, "epoch", None),
+        error=error.to_dict() if error is not None else None,
+        retry_at=getattr(r, "retry_at", None),
+        result=r.result if isinstance(r, rec.Ok) else (add.result if add else None),
+        due_at=add.due_at if add else getattr(r, "due", None),
+        next_due=getattr(r, "next_due", None), compensation=getattr(r, "compensation", None),
+        reason=getattr(r, "reason", None), handler=add.handler if add else None, blob=blob,
+        to=r.to if isinstance(r, rec.Move | rec.Moved | rec.Pointer) else None)

@@ -133,12 +133,12 @@ def parse_blob_name(name: str) -> tuple[int, int] | None:
     return None if match is None else (int(match[1]), int(match[2]))
 
 
-def claim_record(key: str, fp: str, job_id: str, at: datetime) -> rec.Record:
+def claim_record(key: str, fp: str, job_id: str, at: datetime) -> rec.Wire:
     return {"v": KEY_FORMAT_VERSION, "op": "key", "k": key, "id": job_id, "fp": fp,
             "at": rec.ts(at)}
 
 
-def seal_record(at: datetime) -> rec.Record:
+def seal_record(at: datetime) -> rec.Wire:
     return {"v": KEY_FORMAT_VERSION, "op": "seal", "at": rec.ts(at)}
 
 

@@ -1,38 +1,66 @@
 """The shard log format: one JSON object per line, each with a version ``v`` and an ``op``.
 
-    op          what it records                                   keys (besides v, op, id, at)
-    add         a job was scheduled, or arrived by a move        h due p k r rc n to; moved in:
-                                                                  st a runs err res from
-    cancel      cancelled before it ran                           why rid run
-    run_now     due time moved to now                             rid run
-    reschedule  due time moved                                    due rid run
-    start       an attempt started                                a e x run lease
-    ok          an attempt succeeded                              a e x res next
-    fail        an attempt failed                                 a e x err retry next comp
-    touch       planner hint: read that blob now                  shard
-    move        the job is leaving this blob for ``to``           to
-    moved       the job has arrived at ``to``: it is gone here    to
-    ptr         (home blob only) the job now lives in ``to``      to
-    full        the blob reached JOBS_EVACUATE_BLOCKS: no more    (none)
-                starts or changes here; waiting jobs move out
+Every record is one small frozen type below that encodes itself (``encode``) and is read back
+by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) and the history
+(``job_history.py``) dispatch on the type, never on raw keys.
 
-Keys: ``id`` job id; ``at`` when (ISO-8601 UTC); ``h`` handler; ``due`` due time; ``p`` payload;
-``k`` idempotency key; ``r`` retry policy; ``rc`` recurrence; ``n`` notify queue; ``to`` timeout
-seconds in ``add``, destination blob in move/moved/ptr; ``st``/``a``/``runs``/``err``/``res``
-the state a moved job carries (status, attempts, finished occurrences, last error and result);
-``from`` the blob it came from; ``why`` cancel reason; ``rid`` random id of a control request
-(the replay applies each rid once and remembers whether it applied, so the API can answer the
-truth); ``run`` the occurrence the writer saw (a record for another occurrence is ignored, so a
-block committed twice cannot touch the next occurrence); ``a`` attempt; ``e`` claim epoch
-(informational since v2); on ``ok``/``fail``, ``rid`` is the outcome record's own random
-id; ``x`` execution token: the random id of one execution, written with its start and its
-outcome: an outcome applies only when its token is the job's current one
-(fencing, per job); ``lease`` until when that execution owns the job (timeout + grace from its
-real start); ``res`` result; ``next`` next occurrence; ``err`` error; ``retry`` retry time;
-``comp`` compensation outcome; ``shard`` the blob a touch points at.
+    op          type        what it records                              keys (besides v, op, at)
+    add         Add         a job was scheduled, or arrived by a move    id h due p k r rc n to;
+                                                                         moved in: ca from st a
+                                                                         runs err res
+    cancel      Cancel      cancelled before it ran                      id why rid run
+    run_now     RunNow      due time moved to now                        id rid run
+    reschedule  Reschedule  due time moved                               id due rid run
+    start       Start       an attempt started                           id a e x run lease
+    ok          Ok          an attempt succeeded                         id a e x res next rid
+    fail        Fail        an attempt failed                            id a e x err retry next
+                                                                         comp rid
+    touch       Touch       planner hint: read that blob now             shard
+    move        Move        the job is leaving this blob for ``to``      id to
+    moved       Moved       the job has arrived at ``to``: gone here     id to
+    ptr         Pointer     (home blob only) the job now lives in ``to`` id to
+    full        Full        the blob reached JOBS_EVACUATE_BLOCKS: no    (none)
+                            more starts or changes; waiting jobs move out
+
+Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the table):
+
+    key    meaning
+    v      format version of the record
+    op     the record type (the table above)
+    at     when it was written (ISO-8601 UTC); a moved-in add: when the job moved
+    id     job id
+    h      handler name
+    due    due time
+    p      payload
+    k      idempotency key
+    r      retry policy
+    rc     recurrence
+    n      notify queue
+    to     timeout seconds in ``add``; the destination blob in move, moved and ptr
+    ca     (moved in) when the job was created
+    from   (moved in) the blob the job came from
+    st     (moved in) status
+    a      attempt; (moved in) attempts so far
+    runs   (moved in) finished occurrences
+    err    error: type, message, attempt, permanent; (moved in) the last error
+    res    result; (moved in) the last result
+    why    cancel reason
+    rid    random id of a control request, or of an outcome record: the replay applies each
+           rid once and remembers whether it applied, so the writer can answer the truth
+    run    the occurrence the writer saw: a record for another occurrence is ignored, so a
+           block committed twice cannot touch the next occurrence
+    e      claim epoch (fences v1 execution records; informational since v2)
+    x      execution token: the random id of one execution, written with its start and its
+           outcome; an outcome applies only when its token is the job's current one
+    lease  until when that execution owns the job (timeout + grace from its real start)
+    next   the next occurrence of a recurring job
+    retry  when the next attempt is due
+    comp   compensation outcome
+    shard  the blob a touch points at
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
-still read: their execution records are fenced by epoch as before.
+still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
+did not change the wire: it writes version 2 exactly as before.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -41,14 +69,32 @@ itself to the next record: it stays a malformed line of its own, which the reade
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar, TypeAlias
 
 from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-Record = dict[str, Any]
+Wire: TypeAlias = dict[str, Any]  # a record as the JSON object of its line
+
+
+class Op(StrEnum):
+    ADD = "add"
+    CANCEL = "cancel"
+    RUN_NOW = "run_now"
+    RESCHEDULE = "reschedule"
+    START = "start"
+    OK = "ok"
+    FAIL = "fail"
+    TOUCH = "touch"
+    MOVE = "move"
+    MOVED = "moved"
+    POINTER = "ptr"
+    FULL = "full"
 
 
 def ts(value: datetime) -> str:
@@ -56,151 +102,363 @@ def ts(value: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
+    if not isinstance(text, str):
+        raise TypeError(f"a time must be a string, not {type(text).__name__}")
     return datetime.fromisoformat(text)
 
 
-def encode_block(records: list[Record]) -> bytes:
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, not a boolean")
+    return int(value)
+
+
+def _error(value: Any) -> ErrorInfo:
+    if not isinstance(value, dict):
+        raise TypeError("an error must be an object")
+    return ErrorInfo(**value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# how a field's value is written (encode) and read back (decode), by kind
+_ENCODE: dict[str, Callable[[Any], Any]] = {
+    "str": _same, "int": _same, "time": ts, "error": ErrorInfo.to_dict, "json": _same}
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "str": _str, "int": _int, "time": parse_ts, "error": _error, "json": _same}
+
+
+class _Fields:
+    """Encoding and decoding from a table of ``(field, wire key, kind)``: a field without a
+    default is always written (and required when read), an optional one only when not None."""
+
+    __slots__ = ()
+    OP: ClassVar[Op]
+    WIRE: ClassVar[tuple[tuple[str, str, str], ...]]
+
+    def encode(self) -> Wire:
+        out: Wire = {"v": FORMAT_VERSION, "op": self.OP.value}
+        for name, key, encode, _, always in _plan(type(self)):
+            value = getattr(self, name)
+            if value is not None:
+                out[key] = encode(value)
+            elif always:
+                out[key] = None
+        return out
+
+    @classmethod
+    def decode(cls, wire: Wire) -> Any:
+        args = []
+        get = wire.get
+        for _, key, _, decode, required in _plan(cls):
+            raw = get(key)
+            if raw is not None:
+                args.append(decode(raw))
+            elif required and decode is not _same:
+                raise KeyError(key)  # the record is invalid
+            else:
+                args.append(None)
+        return cls(*args)
+
+
+_Plan = tuple[tuple[str, str, Callable[[Any], Any], Callable[[Any], Any], bool], ...]
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type) -> _Plan:
+    """``WIRE`` in the order of the fields, each with its encoder, its decoder and whether it
+    is required (it has no default: written even when None, and needed when read)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        wire = {name: (key, kind) for name, key, kind in cls.WIRE}  # type: ignore[attr-defined]
+        assert set(wire) == {f.name for f in fields(cls)}, cls
+        plan = _PLANS[cls] = tuple(
+            (f.name, wire[f.name][0], _ENCODE[wire[f.name][1]], _DECODE[wire[f.name][1]],
+             f.default is MISSING) for f in fields(cls))
+    return plan
+
+
+_CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
+            ("run", "run", "int"))
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel(_Fields):
+    OP = Op.CANCEL
+    WIRE = (*_CONTROL, ("reason", "why", "str"))
+    id: str
+    at: datetime
+    rid: str | None = None
+    run: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunNow(_Fields):
+    OP = Op.RUN_NOW
+    WIRE = _CONTROL
+    id: str
+    at: datetime
+    rid: str | None = None
+    run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule(_Fields):
+    OP = Op.RESCHEDULE
+    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
+            ("rid", "rid", "str"), ("run", "run", "int"))
+    id: str
+    at: datetime
+    due: datetime
+    rid: str | None = None
+    run: int | None = None
+
+
+_EXECUTION = (("id", "id", "str"), ("at", "at", "time"), ("attempt", "a", "int"),
+              ("epoch", "e", "int"), ("token", "x", "str"))
+
+
+@dataclass(frozen=True, slots=True)
+class Start(_Fields):
+    OP = Op.START
+    WIRE = (*_EXECUTION, ("run", "run", "int"), ("lease", "lease", "time"))
+    id: str
+    at: datetime
+    attempt: int
+    epoch: int
+    token: str | None = None
+    run: int | None = None
+    lease: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(_Fields):
+    OP = Op.OK
+    WIRE = (*_EXECUTION, ("result", "res", "json"), ("next_due", "next", "time"),
+            ("rid", "rid", "str"))
+    id: str
+    at: datetime
+    attempt: int
+    epoch: int
+    result: Any
+    token: str | None = None
+    next_due: datetime | None = None
+    rid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fail(_Fields):
+    OP = Op.FAIL
+    WIRE = (*_EXECUTION, ("error", "err", "error"), ("retry_at", "retry", "time"),
+            ("next_due", "next", "time"), ("compensation", "comp", "str"),
+            ("rid", "rid", "str"))
+    id: str
+    at: datetime
+    attempt: int
+    epoch: int
+    error: ErrorInfo
+    token: str | None = None
+    retry_at: datetime | None = None
+    next_due: datetime | None = None
+    compensation: str | None = None
+    rid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Touch(_Fields):
+    OP = Op.TOUCH
+    WIRE = (("shard", "shard", "str"), ("at", "at", "time"))
+    shard: str
+    at: datetime
+
+
+_WHERE = (("id", "id", "str"), ("to", "to", "str"), ("at", "at", "time"))
+
+
+@dataclass(frozen=True, slots=True)
+class Move(_Fields):
+    OP = Op.MOVE
+    WIRE = _WHERE
+    id: str
+    to: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Moved(_Fields):
+    OP = Op.MOVED
+    WIRE = _WHERE
+    id: str
+    to: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pointer(_Fields):
+    OP = Op.POINTER
+    WIRE = _WHERE
+    id: str
+    to: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Full(_Fields):
+    OP = Op.FULL
+    WIRE = (("at", "at", "time"),)
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """A job as scheduled (``source`` None: ``at`` is its creation), or carried into this blob
+    by a move with its state (``source`` the blob it left, ``at`` when it moved)."""
+
+    OP: ClassVar[Op] = Op.ADD
+    job: Job
+    at: datetime
+    source: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def encode(self) -> Wire:
+        job = self.job
+        out: Wire = {"v": FORMAT_VERSION, "op": "add", "id": job.id, "h": job.handler,
+                     "due": ts(job.due_at), "at": ts(self.at)}
+        if job.payload is not None:
+            out["p"] = job.payload
+        if job.idempotency_key is not None:
+            out["k"] = job.idempotency_key
+        if job.retry != RetryPolicy():
+            out["r"] = job.retry.to_dict()
+        if job.recurrence is not None:
+            out["rc"] = job.recurrence.to_dict()
+        if job.notify is not None:
+            out["n"] = job.notify
+        if job.timeout_seconds is not None:
+            out["to"] = job.timeout_seconds
+        if self.source is not None:
+            out.update({"ca": ts(job.created_at), "from": self.source, "st": job.status.value,
+                        "a": job.attempts, "runs": job.runs})
+            if job.last_error is not None:
+                out["err"] = job.last_error.to_dict()
+            if job.result is not None:
+                out["res"] = job.result
+        return out
+
+    @classmethod
+    def decode(cls, wire: Wire) -> Add:
+        rc, err, at = wire.get("rc"), wire.get("err"), parse_ts(wire["at"])
+        job = Job(
+            id=_str(wire["id"]), handler=_str(wire["h"]), due_at=parse_ts(wire["due"]),
+            created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
+            payload=wire.get("p"), idempotency_key=wire.get("k"),
+            retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
+            recurrence=Recurrence(**rc) if rc else None,
+            notify=wire.get("n"), timeout_seconds=wire.get("to"),
+            status=JobStatus(wire.get("st", "scheduled")), attempts=_int(wire.get("a", 0)),
+            runs=_int(wire.get("runs", 0)), last_error=_error(err) if err else None,
+            result=wire.get("res"),
+        )
+        source = wire.get("from")
+        return cls(job, at, None if source is None else _str(source))
+
+
+Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Start | Ok | Fail | Touch | Move |
+                     Moved | Pointer | Full)
+Control: TypeAlias = Cancel | RunNow | Reschedule
+Execution: TypeAlias = Start | Ok | Fail
+RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Start, Ok, Fail, Touch, Move,
+                                  Moved, Pointer, Full)
+_BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
+
+
+def decode(wire: Wire) -> Record:
+    """The typed record of a JSON object of a readable version. Raises ``KeyError``,
+    ``TypeError`` or ``ValueError`` for an invalid one (the reader skips it)."""
+    kind = _BY_OP.get(wire.get("op"))  # type: ignore[arg-type]
+    if kind is None:
+        raise ValueError(f"unknown op {wire.get('op')!r}")
+    return kind.decode(wire)  # type: ignore[no-any-return]
+
+
+def encode_block(records: Iterable[Record | Wire]) -> bytes:
     return b"\n" + b"".join(encode_line(r) for r in records)
 
 
-def encode_line(record: Record) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+def encode_line(record: Record | Wire) -> bytes:
+    wire = record if isinstance(record, dict) else record.encode()
+    return json.dumps(wire, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def add(job: Job) -> Record:
-    rec: Record = {"v": FORMAT_VERSION, "op": "add", "id": job.id, "h": job.handler,
-                   "due": ts(job.due_at), "at": ts(job.created_at)}
-    if job.payload is not None:
-        rec["p"] = job.payload
-    if job.idempotency_key is not None:
-        rec["k"] = job.idempotency_key
-    if job.retry != RetryPolicy():
-        rec["r"] = job.retry.to_dict()
-    if job.recurrence is not None:
-        rec["rc"] = job.recurrence.to_dict()
-    if job.notify is not None:
-        rec["n"] = job.notify
-    if job.timeout_seconds is not None:
-        rec["to"] = job.timeout_seconds
-    return rec
+# --- builders: the records the scheduler, the executor and the mover write ------------------
+def add(job: Job) -> Add:
+    return Add(job, job.created_at)
 
 
-def carry(job: Job, source: str, at: datetime) -> Record:
+def carry(job: Job, source: str, at: datetime) -> Add:
     """The ``add`` that re-creates a waiting job, with its state, in the blob it moves to."""
-    rec = add(job)
-    rec["at"] = ts(at)
-    rec["ca"] = ts(job.created_at)
-    rec["from"] = source
-    rec["st"] = job.status.value
-    rec["a"] = job.attempts
-    rec["runs"] = job.runs
-    if job.last_error is not None:
-        rec["err"] = job.last_error.to_dict()
-    if job.result is not None:
-        rec["res"] = job.result
-    return rec
-
-
-def job_from_add(rec: Record) -> Job:
-    rc = rec.get("rc")
-    err = rec.get("err")
-    return Job(
-        id=rec["id"], handler=rec["h"], due_at=parse_ts(rec["due"]),
-        created_at=parse_ts(rec.get("ca") or rec["at"]), updated_at=parse_ts(rec["at"]),
-        payload=rec.get("p"), idempotency_key=rec.get("k"),
-        retry=RetryPolicy(**rec["r"]) if "r" in rec else RetryPolicy(),
-        recurrence=Recurrence(**rc) if rc else None,
-        notify=rec.get("n"), timeout_seconds=rec.get("to"),
-        status=JobStatus(rec.get("st", "scheduled")), attempts=int(rec.get("a", 0)),
-        runs=int(rec.get("runs", 0)), last_error=ErrorInfo(**err) if err else None,
-        result=rec.get("res"),
-    )
-
-
-def _control(op: str, job_id: str, at: datetime, rid: str | None, run: int | None) -> Record:
-    rec: Record = {"v": FORMAT_VERSION, "op": op, "id": job_id, "at": ts(at)}
-    if rid is not None:
-        rec["rid"] = rid
-    if run is not None:
-        rec["run"] = run
-    return rec
+    return Add(job, at, source)
 
 
 def cancel(job_id: str, at: datetime, reason: str | None = None, *, rid: str | None = None,
-           run: int | None = None) -> Record:
-    rec = _control("cancel", job_id, at, rid, run)
-    if reason:
-        rec["why"] = reason
-    return rec
+           run: int | None = None) -> Cancel:
+    return Cancel(job_id, at, rid, run, reason or None)
 
 
 def run_now(job_id: str, at: datetime, *, rid: str | None = None,
-            run: int | None = None) -> Record:
-    return _control("run_now", job_id, at, rid, run)
+            run: int | None = None) -> RunNow:
+    return RunNow(job_id, at, rid, run)
 
 
 def reschedule(job_id: str, due: datetime, at: datetime, *, rid: str | None = None,
-               run: int | None = None) -> Record:
-    rec = _control("reschedule", job_id, at, rid, run)
-    rec["due"] = ts(due)
-    return rec
+               run: int | None = None) -> Reschedule:
+    return Reschedule(job_id, at, due, rid, run)
 
 
 def start(job_id: str, attempt: int, epoch: int, at: datetime, *, token: str | None = None,
-          run: int | None = None, lease: datetime | None = None) -> Record:
-    rec: Record = {"v": FORMAT_VERSION, "op": "start", "id": job_id, "a": attempt, "e": epoch,
-                   "at": ts(at)}
-    if token is not None:
-        rec["x"] = token
-    if run is not None:
-        rec["run"] = run
-    if lease is not None:
-        rec["lease"] = ts(lease)
-    return rec
+          run: int | None = None, lease: datetime | None = None) -> Start:
+    return Start(job_id, at, attempt, epoch, token, run, lease)
 
 
 def ok(job_id: str, attempt: int, epoch: int, at: datetime, result: Any,
-       next_due: datetime | None, *, token: str | None = None) -> Record:
-    rec: Record = {"v": FORMAT_VERSION, "op": "ok", "id": job_id, "a": attempt, "e": epoch,
-                   "at": ts(at), "res": result}
-    if next_due is not None:
-        rec["next"] = ts(next_due)
-    if token is not None:
-        rec["x"] = token
-    return rec
+       next_due: datetime | None, *, token: str | None = None) -> Ok:
+    return Ok(job_id, at, attempt, epoch, result, token, next_due)
 
 
 def fail(job_id: str, attempt: int, epoch: int, at: datetime, error: ErrorInfo, *,
          retry_at: datetime | None, next_due: datetime | None = None,
-         compensation: str | None = None, token: str | None = None) -> Record:
-    rec: Record = {"v": FORMAT_VERSION, "op": "fail", "id": job_id, "a": attempt, "e": epoch,
-                   "at": ts(at), "err": error.to_dict()}
-    if retry_at is not None:
-        rec["retry"] = ts(retry_at)
-    if next_due is not None:
-        rec["next"] = ts(next_due)
-    if compensation is not None:
-        rec["comp"] = compensation
-    if token is not None:
-        rec["x"] = token
-    return rec
+         compensation: str | None = None, token: str | None = None) -> Fail:
+    return Fail(job_id, at, attempt, epoch, error, token, retry_at, next_due, compensation)
 
 
-def touch(shard_blob: str, at: datetime) -> Record:
-    return {"v": FORMAT_VERSION, "op": "touch", "shard": shard_blob, "at": ts(at)}
+def touch(shard_blob: str, at: datetime) -> Touch:
+    return Touch(shard_blob, at)
 
 
-def move(job_id: str, to: str, at: datetime) -> Record:
-    return {"v": FORMAT_VERSION, "op": "move", "id": job_id, "to": to, "at": ts(at)}
+def move(job_id: str, to: str, at: datetime) -> Move:
+    return Move(job_id, to, at)
 
 
-def moved(job_id: str, to: str, at: datetime) -> Record:
-    return {"v": FORMAT_VERSION, "op": "moved", "id": job_id, "to": to, "at": ts(at)}
+def moved(job_id: str, to: str, at: datetime) -> Moved:
+    return Moved(job_id, to, at)
 
 
-def full(at: datetime) -> Record:
-    return {"v": FORMAT_VERSION, "op": "full", "at": ts(at)}
+def full(at: datetime) -> Full:
+    return Full(at)
 
 
-def pointer(job_id: str, to: str, at: datetime) -> Record:
-    return {"v": FORMAT_VERSION, "op": "ptr", "id": job_id, "to": to, "at": ts(at)}
+def pointer(job_id: str, to: str, at: datetime) -> Pointer:
+    return Pointer(job_id, to, at)
+

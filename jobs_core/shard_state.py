@@ -6,15 +6,17 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from . import records as rec
 from . import transitions as tr
 from .errors import InvalidTransitionError, UnsupportedRecordVersionError
-from .model import ErrorInfo, Job, JobStatus
+from .model import Job, JobStatus
 
 log = logging.getLogger(__name__)
-EXECUTION_OPS = frozenset({"start", "ok", "fail"})
+EXECUTION_TYPES = (rec.Start, rec.Ok, rec.Fail)
 Observer = Callable[[rec.Record, "Job | None", "Job | None"], None]
 
 
@@ -63,91 +65,75 @@ class ShardState:
                 continue
             self.apply(record)
 
-    def apply(self, record: rec.Record) -> None:
-        version = record.get("v")
-        if version not in rec.READABLE_VERSIONS:
-            if isinstance(version, int) and version > rec.FORMAT_VERSION:
-                raise UnsupportedRecordVersionError(version, self.blob)
-            self.skipped += 1
-            log.warning("shard %s: skipped a record without a known version: %.80r", self.blob,
-                        record)
-            return
+    def apply(self, record: rec.Record | rec.Wire) -> None:
+        """Apply one record: typed (our own, just written) or the JSON object of a line."""
+        if isinstance(record, dict):
+            version = record.get("v")
+            if version not in rec.READABLE_VERSIONS:
+                if isinstance(version, int) and version > rec.FORMAT_VERSION:
+                    raise UnsupportedRecordVersionError(version, self.blob)
+                self.skipped += 1
+                log.warning("shard %s: skipped a record without a known version: %.80r",
+                            self.blob, record)
+                return
+            try:
+                record = rec.decode(record)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.skipped += 1
+                log.warning("shard %s: skipped an invalid %s record (%s)", self.blob,
+                            record.get("op"), exc)
+                return
+        elif isinstance(record, rec.Add):  # the writer's own: the replay numbers a copy
+            record = replace(record, job=replace(record.job))
         try:
             self._apply(record)
         except InvalidTransitionError as exc:
             self.skipped += 1
-            log.debug("shard %s: record %s for %s not applied: %s", self.blob, record["op"],
-                      record.get("id"), exc)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.skipped += 1
-            log.warning("shard %s: skipped an invalid %s record (%s)", self.blob,
-                        record.get("op"), exc)
+            log.debug("shard %s: record %s for %s not applied: %s", self.blob, record.OP,
+                      getattr(record, "id", None), exc)
 
     def _apply(self, r: rec.Record) -> None:
-        op = r["op"]
-        rid = r.get("rid")
+        kind = type(r)
+        if kind not in _TRANSITIONS and kind is not rec.Moved:  # about the blob, or an add
+            if isinstance(r, rec.Add):
+                self._add(r)
+            elif isinstance(r, rec.Touch):
+                self.touched.add(r.shard)
+            elif isinstance(r, rec.Pointer):
+                self.pointers[r.id] = r.to
+            elif isinstance(r, rec.Full):
+                self.full = True
+            return
+        rid = getattr(r, "rid", None)
         if rid is not None and rid in self.rids:
             return  # the same control request again (a block committed twice): once only
-        if op == "add":
-            self._add(r)
-            return
-        if op == "touch":
-            self.touched.add(r["shard"])
-            return
-        if op == "ptr":
-            self.pointers[r["id"]] = r["to"]
-            return
-        if op == "full":
-            self.full = True
-            return
-        if op in EXECUTION_OPS and "x" not in r:  # a v1 record: fenced by claim epoch
-            epoch = int(r["e"])
-            if epoch < self.max_epoch:
+        if kind in EXECUTION_TYPES and r.token is None:  # v1: fenced by claim epoch
+            if r.epoch < self.max_epoch:
                 self.fenced += 1
                 log.info("shard %s: fenced off a %s record of epoch %d (current %d) for %s",
-                         self.blob, op, epoch, self.max_epoch, r.get("id"))
+                         self.blob, r.OP, r.epoch, self.max_epoch, r.id)
                 return
-            self.max_epoch = epoch
-        job = self.jobs.get(r["id"])
+            self.max_epoch = r.epoch
+        job = self.jobs.get(r.id)
         if job is None:
             if rid is not None:
                 self.rids[rid] = False
             return  # unknown, moved away, or finished and dropped: nothing can change it
-        at = rec.parse_ts(r["at"])
-        run = r.get("run")
+        at = r.at
         try:
-            if op == "cancel":
-                job = tr.cancel(job, at, r.get("why"), run)
-            elif op == "run_now":
-                job = tr.run_now(job, at, run)
-            elif op == "reschedule":
-                job = tr.reschedule(job, rec.parse_ts(r["due"]), at, run)
-            elif op == "start":
-                job = tr.start(job, int(r["a"]), int(r["e"]), at, token=r.get("x"), run=run,
-                               lease=_opt_ts(r.get("lease")))
-            elif op == "ok":
-                job = tr.succeed(job, int(r["a"]), at, r.get("res"), _opt_ts(r.get("next")),
-                                 token=r.get("x"))
-            elif op == "fail":
-                job = tr.fail(job, int(r["a"]), at, ErrorInfo(**r["err"]),
-                              retry_at=_opt_ts(r.get("retry")), next_due=_opt_ts(r.get("next")),
-                              compensation=r.get("comp"), token=r.get("x"))
-            elif op == "move":
-                job = tr.move(job, r["to"])
-            elif op == "moved":
-                if job.moving_to != r["to"]:
+            if isinstance(r, rec.Moved):
+                if job.moving_to != r.to:
                     raise InvalidTransitionError("finish moving", job.status.value,
                                                  job.status.value, "it was not moving there")
                 self.jobs.pop(job.id, None)
                 self.running.discard(job.id)
-                self.moved[job.id] = r["to"]
+                self.moved[job.id] = r.to
                 self.dropped["moved"] += 1
                 self._changed(at)
                 if self.observer is not None:
                     self.observer(r, job, None)
                 return
-            else:
-                raise ValueError(f"unknown op {op!r}")
+            job = _transition(job, r)
         except InvalidTransitionError:
             if rid is not None:
                 self.rids[rid] = False
@@ -165,13 +151,13 @@ class ShardState:
         if self.latest_change is None or at > self.latest_change:
             self.latest_change = at
 
-    def _add(self, r: rec.Record) -> None:
-        job_id = r["id"]
-        key = r.get("k")
+    def _add(self, r: rec.Add) -> None:
+        job_id = r.id
+        key = r.job.idempotency_key
         if job_id in self.jobs or job_id in self.moved or job_id in self.finished or \
-                (key is not None and key in self.keys and "from" not in r):
+                (key is not None and key in self.keys and r.source is None):
             return  # a duplicate add: the first one wins
-        job = rec.job_from_add(r)
+        job = r.job
         _set_version(job, 1)
         if key is not None:
             self.keys.setdefault(key, job_id)
@@ -220,5 +206,21 @@ def _set_version(job: Job, version: int) -> None:
     object.__setattr__(job, "version", version)
 
 
-def _opt_ts(text: str | None) -> datetime | None:
-    return None if text is None else rec.parse_ts(text)
+_TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
+    rec.Cancel: lambda job, r: tr.cancel(job, r.at, r.reason, r.run),
+    rec.RunNow: lambda job, r: tr.run_now(job, r.at, r.run),
+    rec.Reschedule: lambda job, r: tr.reschedule(job, r.due, r.at, r.run),
+    rec.Start: lambda job, r: tr.start(job, r.attempt, r.epoch, r.at, token=r.token, run=r.run,
+                                       lease=r.lease),
+    rec.Ok: lambda job, r: tr.succeed(job, r.attempt, r.at, r.result, r.next_due,
+                                      token=r.token),
+    rec.Fail: lambda job, r: tr.fail(job, r.attempt, r.at, r.error, retry_at=r.retry_at,
+                                     next_due=r.next_due, compensation=r.compensation,
+                                     token=r.token),
+    rec.Move: lambda job, r: tr.move(job, r.to),
+}  # the records that change a job (``moved`` removes it; the others are about the blob)
+
+
+def _transition(job: Job, r: rec.Record) -> Job:
+    """The job after record ``r`` (raises ``InvalidTransitionError`` if it does not fit)."""
+    return _TRANSITIONS[type(r)](job, r)

@@ -65,8 +65,8 @@ async def run(days: float, every: float) -> Summary:
     fresh, _ = make(store, recorder, clock, slots=1)
     current = await fresh.get(job.id)
     shards = [n for n in store._blobs if n.startswith("shards/")]
-    return Summary(days, every, recorder.runs[job.id], int(days * 86_400 // every), max_blocks, len(shards), purged,
-                   home.blocks, store.requests.get("read", 0) - reads_before,
+    return Summary(days, every, recorder.runs[job.id], int(days * 86_400 // every), max_blocks,
+                   len(shards), purged, home.blocks, store.requests.get("read", 0) - reads_before,
                    current.status.value if current.status is JobStatus.SCHEDULED else "stuck",
                    round(time.perf_counter() - began, 1))
 

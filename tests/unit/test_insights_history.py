@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -90,8 +91,7 @@ async def test_the_loser_of_an_idempotency_key_race_is_not_found() -> None:
     winner = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
     blob = parse_job_id(winner.id).name
     loser_id = winner.id[:-16] + "0" * 16
-    loser = rec.add(winner)
-    loser["id"] = loser_id
+    loser = rec.add(replace(winner, id=loser_id))
     await store.append(blob, rec.encode_block([loser]), create_metadata={})
     assert [r.type for r in (await read_job_history(store, winner.id)).records] == ["add"]
     with pytest.raises(JobNotFoundError):
