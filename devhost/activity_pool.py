@@ -13,7 +13,7 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from .indexer import IndexedFunction
-from .invoker import Invoker
+from .invoker import FunctionInvoker
 
 log = logging.getLogger("devhost.activities")
 
@@ -33,7 +33,7 @@ class ActivityPool:
     def __init__(
         self,
         activities: dict[str, IndexedFunction],
-        invoker: Invoker,
+        invoker: FunctionInvoker,
         max_concurrency: int,
         on_done: Callable[[ActivityOutcome], Awaitable[None]],
     ) -> None:
@@ -81,7 +81,8 @@ class ActivityPool:
             return ActivityOutcome(
                 instance_id, execution_id, seq, False,
                 reason=f"Activity function '{name}' failed: {type(exc).__name__}: {exc}",
-                details="".join(traceback.format_exception(exc)),
+                details=getattr(exc, "remote_traceback", "") or
+                "".join(traceback.format_exception(exc)),
             )
 
     async def shutdown(self) -> None:

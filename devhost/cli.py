@@ -29,6 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--visibility-timeout", type=float, default=None, metavar="SECONDS",
                    help="with the model: when an activity interrupted by a crash runs again "
                         "(default 300, the real backend's)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the app in N worker processes, like N instances: HTTP requests, "
+                        "activities and timer functions go round-robin to them (default 0: "
+                        "in the host process)")
     p.add_argument("--log-level", default=os.environ.get("DEVHOST_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -42,5 +46,6 @@ def main(argv: list[str] | None = None) -> None:
         key=args.key, data_dir=Path(args.data_dir) if args.data_dir else None,
         max_activities=args.max_activities, strict_determinism=args.strict_determinism,
         backend_model=not args.no_backend_model, visibility_seconds=args.visibility_timeout,
+        workers=args.workers, log_level=args.log_level.upper(),
     )
     asyncio.run(serve(config))

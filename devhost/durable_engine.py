@@ -28,7 +28,7 @@ from .instance_store import (
     InstanceRecord,
     InstanceStore,
 )
-from .invoker import Invoker
+from .invoker import FunctionInvoker
 from .orchestration_runner import (
     EpisodeResult,
     UnsupportedAction,
@@ -64,7 +64,7 @@ class DurableEngine:
         self,
         store: InstanceStore,
         functions: list[IndexedFunction],
-        invoker: Invoker,
+        invoker: FunctionInvoker,
         max_activities: int = 8,
         strict_determinism: bool = False,
         model: BackendModel | None = None,

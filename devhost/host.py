@@ -16,9 +16,10 @@ from .durable_engine import DurableEngine
 from .http_triggers import ROUTE_PREFIX, HttpTriggerHandler, build_routes, key_ok
 from .indexer import IndexedFunction, index_app, load_local_settings
 from .instance_store import InstanceStore
-from .invoker import Invoker
+from .invoker import FunctionInvoker, Invoker
 from .management_api import RPC_PREFIX, WEBHOOK_PREFIX, ManagementApi, client_binding
 from .timer_triggers import TimerTriggerRunner, resolve_schedule
+from .workers import WorkerPool
 
 log = logging.getLogger("devhost")
 DEFAULT_HUB = "TestHubName"
@@ -36,6 +37,8 @@ class HostConfig:
     strict_determinism: bool = False
     backend_model: bool = True  # model the Azure Storage backend's costs and polling
     visibility_seconds: float | None = None  # an activity's message (None: the real 5 min)
+    workers: int = 0  # worker processes for HTTP, activities and timers (0: this process)
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
@@ -80,7 +83,13 @@ class DevHost:
         functions = index_app(cfg.app_dir, cfg.app_module)
         hub = task_hub_name(cfg.app_dir)
         binding = json.dumps(client_binding(self.base_url, hub, cfg.key))
-        self.invoker = Invoker(str(cfg.app_dir), binding, max_workers=cfg.max_activities + 8)
+        local = Invoker(str(cfg.app_dir), binding, max_workers=cfg.max_activities + 8)
+        self.workers: WorkerPool | None = None
+        self.invoker: FunctionInvoker = local
+        if cfg.workers > 0:
+            self.workers = WorkerPool(cfg.workers, str(cfg.app_dir), cfg.app_module, binding,
+                                      local, log_level=cfg.log_level)
+            self.invoker = self.workers
         assert cfg.data_dir is not None
         self.model = BackendModel(BackendSettings.from_host_json(
             cfg.app_dir, enabled=cfg.backend_model, visibility_seconds=cfg.visibility_seconds))
@@ -100,6 +109,8 @@ class DevHost:
         app.router.add_route("*", ROUTE_PREFIX + "{tail:.*}", handler.handle)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
+        if self.workers is not None:
+            await self.workers.start()
         await self.engine.start()
         await web.TCPSite(self.runner, cfg.host, cfg.port).start()
         print(describe_functions(functions, self.base_url), flush=True)
@@ -116,7 +127,10 @@ class DevHost:
         return await handler(request)
 
     async def _host_status(self, request: web.Request) -> web.Response:
-        return web.json_response({"state": "Running"})
+        status: dict[str, object] = {"state": "Running"}
+        if self.workers is not None:
+            status["workers"] = self.workers.describe()
+        return web.json_response(status)
 
     async def _backend(self, request: web.Request) -> web.Response:
         """The backend model's figures: storage requests by step, polls, warnings."""
@@ -130,7 +144,11 @@ class DevHost:
         await self.engine.stop()
         if self.runner is not None:
             await self.runner.cleanup()
-        self.invoker.shutdown()
+        if self.workers is not None:
+            await self.workers.stop()
+        else:
+            assert isinstance(self.invoker, Invoker)
+            self.invoker.shutdown()
 
 
 async def serve(config: HostConfig) -> None:

@@ -12,7 +12,7 @@ import azure.functions as func
 from aiohttp import web
 
 from .indexer import IndexedFunction
-from .invoker import Invoker
+from .invoker import FunctionInvoker
 
 log = logging.getLogger("devhost.http")
 ROUTE_PREFIX = "/api/"
@@ -85,7 +85,7 @@ def key_ok(request: web.Request, key: str) -> bool:
 
 
 class HttpTriggerHandler:
-    def __init__(self, routes: list[HttpRoute], invoker: Invoker, key: str) -> None:
+    def __init__(self, routes: list[HttpRoute], invoker: FunctionInvoker, key: str) -> None:
         self.routes = routes
         self.invoker = invoker
         self.key = key

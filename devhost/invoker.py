@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import azure.functions as func
 
@@ -50,6 +50,16 @@ class InvocationContext(func.Context):
     @property
     def retry_context(self) -> Any:
         return None
+
+
+class FunctionInvoker(Protocol):
+    """How devhost runs a function: in this process (``Invoker``) or in a worker process
+    (``workers.WorkerPool``). ``pool`` is the thread pool orchestrator episodes run on."""
+
+    pool: ThreadPoolExecutor
+
+    async def invoke(self, fn: IndexedFunction, trigger_value: Any,
+                     log_execution: bool = True) -> Any: ...
 
 
 class Invoker:

@@ -14,7 +14,7 @@ from azure.functions.timer import TimerRequestConverter
 from . import ncrontab
 from .history import format_ts, utc_now
 from .indexer import IndexedFunction
-from .invoker import Invoker
+from .invoker import FunctionInvoker
 
 log = logging.getLogger("devhost.timers")
 _SETTING = re.compile(r"^%([^%]+)%$")
@@ -32,7 +32,7 @@ def resolve_schedule(fn: IndexedFunction) -> str:
 
 
 class TimerTriggerRunner:
-    def __init__(self, functions: list[IndexedFunction], invoker: Invoker) -> None:
+    def __init__(self, functions: list[IndexedFunction], invoker: FunctionInvoker) -> None:
         self.functions = [f for f in functions if f.trigger_type == "timerTrigger"]
         self.invoker = invoker
         self.schedules = {f.name: ncrontab.parse(resolve_schedule(f)) for f in self.functions}

@@ -17,8 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
-def make_host(azurite: azurite_helpers.Azurite, root: Path,
+def make_host(azurite: azurite_helpers.Azurite, root: Path, *, workers: int = 0,
               **settings: str) -> DevHostProcess:
+    """devhost serving the app against Azurite; ``workers`` > 0 runs the app in that many
+    worker processes (like instances of a scaled-out app)."""
     env = {
         "JOBS_STORAGE_CONNECTION_STRING": azurite.connection_string,
         "JOBS_STORAGE_API_VERSION": azurite_helpers.API_VERSION,
@@ -32,7 +34,8 @@ def make_host(azurite: azurite_helpers.Azurite, root: Path,
         **settings,
     }
     return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",
-                          env=env, startup_timeout=60)
+                          env=env, startup_timeout=60,
+                          extra_args=["--workers", str(workers)] if workers else [])
 
 
 class Api:

@@ -1,4 +1,5 @@
-"""End to end: SIGKILL the host mid-cycle, restart it: every accepted job completes."""
+"""End to end: SIGKILL the host mid-cycle, restart it: every accepted job completes. The app
+runs in two worker processes (``--workers 2``), as it does scaled out: they die with the host."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.slow]
 
 def test_sigkill_mid_cycle_loses_no_job(azurite: azurite_helpers.Azurite,
                                        tmp_path: Path) -> None:
-    host = make_host(azurite, tmp_path, JOBS_JOB_TIMEOUT_SECONDS="5",
+    host = make_host(azurite, tmp_path, workers=2, JOBS_JOB_TIMEOUT_SECONDS="5",
                      JOBS_ABANDON_GRACE_SECONDS="1", JOBS_MAX_SLEEP_SECONDS="3")
     with host:
         api = Api(host)

@@ -88,6 +88,12 @@ def admin_only(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("admin ok")
 
 
+@app.route(route="whoami", methods=["GET"])
+def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    """The process that served the request (``--workers N`` spreads requests over N)."""
+    return func.HttpResponse(json.dumps({"pid": os.getpid()}), mimetype="application/json")
+
+
 @app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=True)
 def startup_timer(timer: func.TimerRequest) -> None:
     marker = os.environ.get("SAMPLE_TIMER_MARKER")
@@ -112,6 +118,17 @@ def flaky(key: str) -> str:
     if _flaky_calls[key] < 3:
         raise RuntimeError(f"attempt {_flaky_calls[key]} failed")
     return f"ok after {_flaky_calls[key]}"
+
+
+@app.activity_trigger(input_name="i")
+def pid_of(i: int) -> int:
+    return os.getpid()
+
+
+@app.orchestration_trigger(context_name="context")
+def pids(context: df.DurableOrchestrationContext):
+    n = context.get_input()
+    return (yield context.task_all([context.call_activity("pid_of", i) for i in range(n)]))
 
 
 @app.activity_trigger(input_name="x")
