@@ -51,6 +51,7 @@ class Scale:
     e2e_window_s: float
     idle_s: float  # 4i: idle time before a lone job (polling model on)
     pending_sizes: tuple[int, ...] = (1_000,)  # 8: jobs pending over the next year
+    e2e_workers: tuple[int, ...] = (0, 2)  # 4e: devhost --workers (0: the app in the host)
 
 
 FULL = Scale(burst=10_000, sequential=300, raw_sequential=500, raw_concurrent=2_000,
@@ -120,13 +121,14 @@ async def run_azurite(env: Env, scale: Scale) -> dict[str, Any]:
 
 def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, Any]]:
     rows = []
-    for per_s in scale.e2e_rates:
-        log(f"4e. end-to-end lateness (devhost + HTTP) at {per_s:g}/s for "
-            f"{scale.e2e_window_s:g} s")
-        row = e2e.steady(azurite, per_s, scale.e2e_window_s)
-        if row.get("error"):
-            log(f"4e. {per_s:g}/s failed: {row['error']}")
-        rows.append(row)
+    for workers in scale.e2e_workers:
+        for per_s in scale.e2e_rates:
+            log(f"4e. end-to-end lateness (devhost + HTTP, {e2e.processes(workers)}) at "
+                f"{per_s:g}/s for {scale.e2e_window_s:g} s")
+            row = e2e.steady(azurite, per_s, scale.e2e_window_s, workers=workers)
+            if row.get("error"):
+                log(f"4e. {per_s:g}/s failed: {row['error']}")
+            rows.append(row)
     return rows
 
 

@@ -42,13 +42,19 @@ def _parse(raw: str) -> datetime:
     return datetime.fromisoformat(raw.replace("Z", "+00:00"))
 
 
-def host_for(azurite: azurite_helpers.Azurite, root: Path, per_s: float) -> DevHostProcess:
+def processes(workers: int) -> str:
+    return f"{workers} worker processes" if workers else "one process"
+
+
+def host_for(azurite: azurite_helpers.Azurite, root: Path, per_s: float,
+             workers: int = 0) -> DevHostProcess:
     env = {"JOBS_STORAGE_CONNECTION_STRING": azurite.connection_string,
            "JOBS_STORAGE_API_VERSION": azurite_helpers.API_VERSION,
            "JOBS_CONTAINER": azurite_helpers.unique_container(f"e2elate{int(per_s)}"),
            **APP_SETTINGS}
     return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",
-                          env=env, startup_timeout=60)
+                          env=env, startup_timeout=60,
+                          extra_args=["--workers", str(workers)] if workers else [])
 
 
 class _Client:
@@ -202,11 +208,12 @@ def idle(azurite: azurite_helpers.Azurite, idle_s: float) -> dict[str, Any]:
 
 
 def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,
-           timeout_s: float = 90) -> dict[str, Any]:
-    """One devhost (fresh container) at ``per_s`` jobs/s for ``window_s``; never raises:
-    a failure is reported in the row (``error``) so the rest of the bench still prints."""
+           timeout_s: float = 90, workers: int = 0) -> dict[str, Any]:
+    """One devhost (fresh container) at ``per_s`` jobs/s for ``window_s``, the app in the
+    host or in ``workers`` processes; never raises: a failure is reported in the row
+    (``error``) so the rest of the bench still prints."""
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        host = host_for(azurite, Path(tmp), per_s)
+        host = host_for(azurite, Path(tmp), per_s, workers)
         try:
             with host:
                 row = asyncio.run(_measure(host, per_s, window_s, timeout_s))
@@ -215,6 +222,7 @@ def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,
                    "ran": 0, "all_succeeded": False, "error": repr(exc)[:1000],
                    "devhost_log_tail": host.logs()[-3000:],
                    "lateness_s": percentiles([]), "samples": []}
+        row["workers"] = workers
         row["app_settings"] = dict(APP_SETTINGS)
         row["handler"] = HANDLER
         return row

@@ -41,7 +41,8 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": p99 is not None and p99 <= P99_TARGET_S})
     for row in r.get("lateness_e2e", []):
         p99 = row["lateness_s"]["p99"]
-        out.append({"name": f"e2e (devhost+HTTP) lateness p99 at {row['rate_per_s']:g}/s",
+        out.append({"name": f"e2e (devhost+HTTP, {_procs(row)}) lateness p99 at "
+                            f"{row['rate_per_s']:g}/s",
                     "target": f"<= {P99_TARGET_S:g} s, all succeeded", "value": p99,
                     "met": bool(row.get("all_succeeded")) and p99 is not None
                     and p99 <= P99_TARGET_S})
@@ -49,6 +50,11 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": [row["warm"]["requests_total"] for row in r["status_query"]["rows"]],
                 "met": r["status_query"]["warm_requests_constant"]})
     return out
+
+
+def _procs(row: dict[str, Any]) -> str:
+    workers = row.get("workers") or 0
+    return f"{workers} workers" if workers else "host"
 
 
 def _ops(counts: dict[str, int]) -> str:
@@ -101,11 +107,12 @@ def table(r: dict[str, Any]) -> str:
     add("4e. Lateness END TO END: Functions app on devhost + Azurite, HTTP client; one POST "
         "/api/jobs/batch per 100 ms tick, due_at spread at the rate 2 s ahead; "
         "started_at - due_at from GET /api/jobs")
-    add(f"  {'rate/s':>8}{'jobs':>7}{'ok':>7}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}{'max s':>8}"
-        f"{'POST p50/max s':>16}{'accepted late':>15}")
+    add(f"  {'rate/s':>8}{'app in':>11}{'jobs':>7}{'ok':>7}{'p50 s':>8}{'p95 s':>8}"
+        f"{'p99 s':>8}{'max s':>8}{'POST p50/max s':>16}{'accepted late':>15}")
     for row in r.get("lateness_e2e", []):
         lat, post = row["lateness_s"], row.get("post_latency_s") or {}
-        add(f"  {row['rate_per_s']:>8g}{row['jobs']:>7}{row['ran']:>7}{_f(lat['p50']):>8}"
+        add(f"  {row['rate_per_s']:>8g}{_procs(row):>11}{row['jobs']:>7}{row['ran']:>7}"
+            f"{_f(lat['p50']):>8}"
             f"{_f(lat['p95']):>8}{_f(lat['p99']):>8}{_f(lat['max']):>8}"
             f"{_f(post.get('p50'), 2) + '/' + _f(post.get('max'), 2):>16}"
             f"{row.get('accepted_after_due', '-'):>15}"
@@ -116,7 +123,8 @@ def table(r: dict[str, Any]) -> str:
         b = row.get("durable_backend") or {}
         if b:
             steps = ", ".join(f"{k} {v}" for k, v in sorted(b["by_step"].items()) if v)
-            add(f"  {row['rate_per_s']:>8g}/s: {b['requests']} requests, {b['per_job']} per job, "
+            add(f"  {row['rate_per_s']:>8g}/s ({_procs(row)}): {b['requests']} requests, "
+                f"{b['per_job']} per job, "
                 f"{b['per_s']}/s ({steps})")
     idle = r.get("idle_e2e")
     if idle:
@@ -184,7 +192,8 @@ def plot(r: dict[str, Any], path: Path) -> str:
         return "matplotlib is not installed: lateness plot skipped"
     fig, ax = plt.subplots(figsize=(9, 5))
     series = [(row, "jobs_core direct", "-") for row in r["lateness"]]
-    series += [(row, "e2e devhost+HTTP", "--") for row in r.get("lateness_e2e", [])]
+    series += [(row, f"e2e devhost+HTTP ({_procs(row)})", "--")
+               for row in r.get("lateness_e2e", [])]
     for row, kind, style in series:
         samples = sorted(row["samples"])
         if not samples:
