@@ -11,8 +11,8 @@ one-record ``append_block`` rate; 3 drain rate; 4 lateness at steady rates (``jo
 direct, and end to end through the Functions app on devhost over HTTP, ``bench/e2e.py``);
 5 ``get(id)`` cost by shard size; 6 executor memory while draining (own process, in-memory
 store); 8 a planning cycle's cost with a year of pending work; 7 the cost of state-change
-events (queue requests per job, drain rate with and
-without).
+events (queue requests per job, drain rate with and without); 9 a drain end to end next to
+APScheduler 3 (SQLAlchemy/SQLite store, 20 threads) on the same workload.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 from tests import azurite as azurite_helpers
 
 from . import e2e, events, lateness, pending, report, status, workloads
-from .common import Env
+from .common import Env, percentiles
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,15 @@ class Scale:
     idle_s: float  # 4i: idle time before a lone job (polling model on)
     pending_sizes: tuple[int, ...] = (1_000,)  # 8: jobs pending over the next year
     e2e_workers: tuple[int, ...] = (0, 2)  # 4e: devhost --workers (0: the app in the host)
+    side_jobs: int = 300  # 9: no-op jobs due at one instant, ours and APScheduler's
+    side_lead_s: float = 3.0  # 9: from the first POST to the due time
 
 
 FULL = Scale(burst=10_000, sequential=300, raw_sequential=500, raw_concurrent=2_000,
              raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=10,
              sleep_cap_s=0.1, shard_sizes=(1_000, 10_000, 100_000), memory_jobs=100_000,
              e2e_rates=(200, 1_000), e2e_window_s=10, idle_s=600,
-             pending_sizes=(1_000, 100_000))
+             pending_sizes=(1_000, 100_000), side_jobs=10_000, side_lead_s=10.0)
 QUICK = Scale(burst=1_000, sequential=50, raw_sequential=100, raw_concurrent=300,
               raw_in_flight=32, lateness_rates=(200, 1_000), lateness_window_s=2,
               sleep_cap_s=0.1, shard_sizes=(1_000, 10_000), memory_jobs=10_000,
@@ -132,6 +134,35 @@ def run_e2e(azurite: azurite_helpers.Azurite, scale: Scale) -> list[dict[str, An
     return rows
 
 
+def run_side_by_side(azurite: azurite_helpers.Azurite, scale: Scale) -> dict[str, Any]:
+    """Figure 9: our drain end to end (devhost, in the host and in 2 workers) next to
+    APScheduler 3 (SQLAlchemy/SQLite store, 20 threads) on the same workload."""
+    ours = []
+    for workers in scale.e2e_workers:
+        log(f"9. drain side by side: {scale.side_jobs} jobs due at one instant, ours "
+            f"({e2e.processes(workers)})")
+        ours.append(_summarised(e2e.drain(azurite, scale.side_jobs, lead_s=scale.side_lead_s,
+                                          workers=workers)))
+    log("9. drain side by side: the same on APScheduler 3 (SQLite, 20 threads)")
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.apscheduler_peer", "--jobs",
+                              str(scale.side_jobs), "--lead", str(scale.side_lead_s)],
+                             check=True, capture_output=True, text=True, timeout=1800,
+                             cwd=Path(__file__).resolve().parent.parent)
+        peer = _summarised(json.loads(out.stdout))
+    except (subprocess.SubprocessError, ValueError) as exc:
+        peer = {"error": repr(exc)[:1000]}
+    best = max((row.get("drain_per_s") or 0 for row in ours), default=0)
+    return {"jobs": scale.side_jobs, "ours": ours, "apscheduler": peer,
+            "drain_ratio": round(best / peer["drain_per_s"], 2)
+            if peer.get("drain_per_s") else None}
+
+
+def _summarised(row: dict[str, Any]) -> dict[str, Any]:
+    row["lateness_s"] = percentiles(row.pop("lateness_samples", []))
+    return row
+
+
 def run_idle(azurite: azurite_helpers.Azurite, scale: Scale) -> dict[str, Any]:
     log(f"4i. a lone job after {scale.idle_s:g} s of idle (devhost's polling model on)")
     row = e2e.idle(azurite, scale.idle_s)
@@ -166,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(run_azurite(Env(azurite), scale))
         results["lateness_e2e"] = run_e2e(azurite, scale)
         results["idle_e2e"] = run_idle(azurite, scale)
+        results["side_by_side"] = run_side_by_side(azurite, scale)
     finally:
         if found is None:
             azurite.stop()

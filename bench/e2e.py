@@ -226,3 +226,60 @@ def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,
         row["app_settings"] = dict(APP_SETTINGS)
         row["handler"] = HANDLER
         return row
+
+
+async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
+                 timeout_s: float) -> dict[str, Any]:
+    per_post = 500
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        client = _Client(host, session)
+        await client.call("POST", "/api/scheduler/start")
+        await _warm_up(client)
+        due = datetime.now(UTC) + timedelta(seconds=lead_s)
+        latencies: list[float] = []
+        began = time.perf_counter()
+        posts = [[{"handler": HANDLER, "payload": {"i": i}, "due_at": _iso(due)}
+                  for i in range(start, min(jobs, start + per_post))]
+                 for start in range(0, jobs, per_post)]
+        gate = asyncio.Semaphore(4)  # four clients posting
+
+        async def post(batch: list[dict[str, Any]]) -> int:
+            async with gate:
+                return await _post_batch(client, batch, latencies)
+
+        accepted = sum(await asyncio.gather(*(post(b) for b in posts)))
+        schedule_s = time.perf_counter() - began
+        posted_after_due = datetime.now(UTC) > due
+        deadline = time.monotonic() + lead_s + timeout_s
+        done: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            done = await _succeeded(client)
+            if len(done) >= jobs:
+                break
+            await asyncio.sleep(0.5)
+    starts = [_parse(j["started_at"]) for j in done if j.get("started_at")]
+    samples = [(s - due).total_seconds() for s in starts]
+    drain_s = max(samples) if samples else None
+    return {"jobs": jobs, "accepted": accepted, "ran": len(done), "lead_s": lead_s,
+            "schedule_s": schedule_s, "schedule_per_s": jobs / schedule_s,
+            "scheduled_after_due": posted_after_due,
+            "drain_s": drain_s, "drain_per_s": len(done) / drain_s if drain_s else None,
+            "lateness_samples": samples}
+
+
+def drain(azurite: azurite_helpers.Azurite, jobs: int, *, lead_s: float, workers: int = 0,
+          timeout_s: float = 300) -> dict[str, Any]:
+    """Figure 9: ``jobs`` no-op jobs all due at one instant, POSTed 500 per
+    ``/api/jobs/batch`` by four clients before it; drain rate = jobs / (last start - due).
+    Never raises (the row says what went wrong)."""
+    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+        host = host_for(azurite, Path(tmp), jobs, workers)
+        try:
+            with host:
+                row = asyncio.run(_drain(host, jobs, lead_s, timeout_s))
+        except Exception as exc:
+            row = {"jobs": jobs, "ran": 0, "error": repr(exc)[:1000],
+                   "devhost_log_tail": host.logs()[-3000:], "lateness_samples": []}
+        row["workers"] = workers
+        row["app_settings"] = dict(APP_SETTINGS)
+        return row

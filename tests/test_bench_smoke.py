@@ -18,7 +18,7 @@ from tests import azurite as azurite_helpers
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = ("requests_per_job", "throughput", "drain", "lateness", "lateness_e2e",
-           "status_query", "memory", "targets", "meta")
+           "status_query", "memory", "targets", "meta", "side_by_side")
 
 
 @pytest.mark.azurite
@@ -64,4 +64,9 @@ def test_bench_quick(tmp_path: Path, azurite: azurite_helpers.Azurite) -> None:
     idle = r["idle_e2e"]
     assert "error" not in idle, idle.get("error", "") + idle.get("devhost_log_tail", "")
     assert idle["lateness_s"] is not None and idle["idle_backend_requests_per_s"] > 0
+    side = r["side_by_side"]  # figure 9: ours next to APScheduler on the same drain
+    for row in [*side["ours"], side["apscheduler"]]:
+        assert "error" not in row, row.get("error", "") + row.get("devhost_log_tail", "")
+        assert row["ran"] == side["jobs"] and row["drain_per_s"] > 0
+    assert side["drain_ratio"] > 0
     assert "END TO END" in proc.stdout and "not measured" not in proc.stdout
