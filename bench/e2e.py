@@ -11,6 +11,7 @@ with the function key; batching per tick keeps it cheap (one request per 100 ms)
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,33 @@ async def _succeeded(client: _Client) -> list[dict[str, Any]]:
             return jobs
 
 
+async def _count_succeeded(client: _Client) -> int:
+    """Succeeded jobs, from ``GET /api/shards`` (per-blob counts; cheap next to listing every
+    job while the drain runs, which would compete with it for the app's CPU)."""
+    total, cursor = 0, None
+    while True:
+        params = {"limit": "500", **({"cursor": cursor} if cursor else {})}
+        page = await client.call("GET", "/api/shards", params=params)
+        total += sum(int(row["counts"].get("succeeded", 0)) for row in page["shards"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return total
+
+
+async def _wait_succeeded(client: _Client, count: int, timeout_s: float) -> list[dict[str, Any]]:
+    """Every succeeded job, once ``count`` have succeeded (or at the timeout)."""
+    await _wait_for_count(client, count, timeout_s)
+    return await _succeeded(client)
+
+
+async def _wait_for_count(client: _Client, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await _count_succeeded(client) >= count:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def _warm_up(client: _Client, timeout_s: float = 30) -> float:
     """Not timed: wait until every slot ran its first cycle (cold start of the worker, the
     store and the orchestrators), so the figure is steady state, not start-up."""
@@ -149,13 +177,7 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
         start = time.perf_counter()
         accepted = await _produce(client, first_due, per_s, count, latencies)
         posted_s = time.perf_counter() - start
-        deadline = time.monotonic() + timeout_s
-        done: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            done = await _succeeded(client)
-            if len(done) >= count:
-                break
-            await asyncio.sleep(0.5)
+        done = await _wait_succeeded(client, count, timeout_s)
         elapsed = time.perf_counter() - start
         backend = _backend_delta(backend_before, await _backend(client), count, elapsed)
     samples = [(_parse(j["started_at"]) - _parse(j["due_at"])).total_seconds()
@@ -228,6 +250,32 @@ def steady(azurite: azurite_helpers.Azurite, per_s: float, window_s: float, *,
         return row
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the processes that share this machine during a drain:
+    Azurite (node), devhost's host and workers, this bench, and everything else."""
+    import psutil
+
+    out: dict[str, float] = {}
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if proc.info["pid"] == me:
+            kind = "bench client"
+        elif "azurite" in cmd:
+            kind = "azurite"
+        elif "devhost.worker" in cmd:
+            kind = "devhost workers"
+        elif "-m devhost" in cmd:
+            kind = "devhost host"
+        else:
+            kind = "other"
+        out[kind] = out.get(kind, 0.0) + times.user + times.system
+    return out
+
+
 async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
                  timeout_s: float) -> dict[str, Any]:
     per_post = 500
@@ -250,13 +298,12 @@ async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
         accepted = sum(await asyncio.gather(*(post(b) for b in posts)))
         schedule_s = time.perf_counter() - began
         posted_after_due = datetime.now(UTC) > due
-        deadline = time.monotonic() + lead_s + timeout_s
-        done: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            done = await _succeeded(client)
-            if len(done) >= jobs:
-                break
-            await asyncio.sleep(0.5)
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+        cpu_before, wall_before = _cpu_seconds(), time.perf_counter()
+        await _wait_for_count(client, jobs, timeout_s)
+        cpu_after, wall = _cpu_seconds(), time.perf_counter() - wall_before
+        done = await _succeeded(client)
+    cpu = {k: round(cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0), 2) for k in cpu_after}
     starts = [_parse(j["started_at"]) for j in done if j.get("started_at")]
     samples = [(s - due).total_seconds() for s in starts]
     drain_s = max(samples) if samples else None
@@ -264,7 +311,10 @@ async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
             "schedule_s": schedule_s, "schedule_per_s": jobs / schedule_s,
             "scheduled_after_due": posted_after_due,
             "drain_s": drain_s, "drain_per_s": len(done) / drain_s if drain_s else None,
-            "lateness_samples": samples}
+            "lateness_samples": samples,
+            # where the machine's CPU went from the due time until the last job succeeded
+            "cpu_s_by_process": cpu, "cpu_window_s": round(wall, 2),
+            "cpu_cores": os.cpu_count()}
 
 
 def drain(azurite: azurite_helpers.Azurite, jobs: int, *, lead_s: float, workers: int = 0,
