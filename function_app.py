@@ -61,6 +61,13 @@ async def jobs_run(req: func.HttpRequest,
     return await http_api.guarded(http_api.run_job)(req, client)
 
 
+@app.route(route="jobs/{id}/reschedule", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def jobs_reschedule(req: func.HttpRequest,
+                          client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(http_api.reschedule_job)(req, client)
+
+
 @app.route(route="scheduler/start", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def scheduler_start(req: func.HttpRequest,

@@ -230,6 +230,33 @@ async def run_job(req: func.HttpRequest,
     return json_response(job.to_dict())
 
 
+RESCHEDULE_FIELDS = frozenset({"due_at", "delay"})
+
+
+async def reschedule_job(req: func.HttpRequest,
+                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``POST /api/jobs/{id}/reschedule`` with ``{"due_at": ...}`` or ``{"delay": ...}``: a
+    waiting job (scheduled or retrying; a recurring job's next occurrence) gets a new due
+    time. 409 with the job's real state when it is not waiting."""
+    rt = get_runtime()
+    body = read_json(req, rt.api.max_body_bytes)
+    if not isinstance(body, dict):
+        raise JobValidationError('the body must be a JSON object: {"due_at": "...Z"} or '
+                                 '{"delay": seconds}')
+    unknown = set(body) - RESCHEDULE_FIELDS
+    if unknown:
+        raise JobValidationError(f"unknown fields: {sorted(unknown)}; a reschedule takes "
+                                 "due_at or delay", field=sorted(unknown)[0])
+    for name in sorted(body):
+        if body[name] is None:
+            raise JobValidationError(f"{name} must not be null", field=name)
+    scheduler = await rt.scheduler()
+    job = await scheduler.reschedule(req.route_params["id"], body.get("due_at"),
+                                     delay=body.get("delay"))
+    await wake_slots(client, [Scheduled(job, created=True)])
+    return json_response(job.to_dict())
+
+
 def _parse_time(name: str, raw: str | None) -> datetime | None:
     if raw is None:
         return None

@@ -110,6 +110,17 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
                               {"200": json_body(job, "Due now"),
                                **errors(400, 404, 409, 503)}),
         },
+        "/jobs/{id}/reschedule": {
+            "parameters": [job_id],
+            "post": operation(
+                "jobs_reschedule", "Give a waiting job a new due time",
+                {"200": json_body(job, "Rescheduled (written to storage before this answer)"),
+                 "409": problem("The job is not waiting (running, or final): the detail says "
+                                "its state; nothing changed"),
+                 **errors(400, 404, 413, 415, 503)},
+                requestBody=json_request("RescheduleRequest", api.max_body_bytes,
+                                         "JOBS_MAX_BODY_BYTES")),
+        },
     }
 
 

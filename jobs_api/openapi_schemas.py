@@ -69,8 +69,23 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
     }
 
 
-def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
+def due_fields(settings: JobsSettings, neither: str) -> dict[str, Schema]:
     horizon = settings.horizon_days * 86_400
+    return {
+        "due_at": {**TIMESTAMP, "description": (
+            f"ISO-8601 with a UTC offset; at most {settings.horizon_days} days ahead and "
+            f"{settings.max_past_seconds} s in the past. Exclusive with delay.")},
+        "delay": {"type": "number", "minimum": 0, "maximum": horizon,
+                  "description": f"seconds from now. {neither}"},
+    }
+
+
+def reschedule_request_schema(settings: JobsSettings) -> Schema:
+    return obj(due_fields(settings, "Give due_at or delay, not both."), required=[],
+               closed=True, oneOf=[{"required": ["due_at"]}, {"required": ["delay"]}])
+
+
+def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
     names = ", ".join(handlers) or "(none)"
     return obj({
         "handler": {"type": "string", "pattern": HANDLER_PATTERN, "enum": handlers,
@@ -79,12 +94,8 @@ def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
             f"any JSON value, at most {settings.max_payload_bytes} bytes as compact JSON "
             "(JOBS_MAX_PAYLOAD_BYTES); larger is 413"),
             "x-max-json-bytes": settings.max_payload_bytes},
-        "due_at": {**TIMESTAMP, "description": (
-            f"ISO-8601 with a UTC offset; at most {settings.horizon_days} days ahead and "
-            f"{settings.max_past_seconds} s in the past. Exclusive with delay.")},
-        "delay": {"type": "number", "minimum": 0, "maximum": horizon,
-                  "description": "seconds from now. With neither due_at nor delay the job is "
-                                 "due now (a recurring one: at its next occurrence)."},
+        **due_fields(settings, "With neither due_at nor delay the job is due now (a "
+                               "recurring one: at its next occurrence)."),
         "idempotency_key": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN,
                             "minLength": 1, "maxLength": 200, "description": (
                                 "scheduling again with the same key returns the same job "
@@ -175,6 +186,7 @@ def component_schemas(settings: JobsSettings, api: ApiSettings,
                       handlers: list[str]) -> dict[str, Schema]:
     return {
         "JobRequest": job_request_schema(settings, handlers),
+        "RescheduleRequest": reschedule_request_schema(settings),
         "Job": job_schema(),
         "ErrorInfo": obj({"type": {"type": "string"}, "message": {"type": "string"},
                           "attempt": {"type": "integer"}, "permanent": {"type": "boolean"}},

@@ -19,6 +19,7 @@ from .errors import (
     BlockLimitError,
     IdempotencyKeyExpiredError,
     InvalidCursorError,
+    InvalidDueTimeError,
     JobConflictError,
     JobNotFoundError,
     JobsError,
@@ -44,7 +45,7 @@ from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import JobRequest, ValidJob, parse_due_at, validate
+from .validation import JobRequest, ValidJob, resolve_due, validate
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -254,9 +255,15 @@ class JobScheduler:
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
-    async def reschedule(self, job_id: str, due_at: str | datetime) -> Job:
+    async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
+                         delay: float | None = None) -> Job:
+        """Move a waiting job's due time to ``due_at`` or ``delay`` seconds from now (one of
+        them; the same limits as scheduling: the horizon and JOBS_MAX_PAST_SECONDS)."""
         at = self.clock()
-        due = parse_due_at(due_at)
+        if due_at is None and delay is None:
+            raise InvalidDueTimeError("give the new due time: due_at or delay",
+                                      field="due_at")
+        due = resolve_due(due_at, delay, self.settings, at)
         job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
                                                                         run=j.runs),
                                   lambda j: tr.reschedule(j, due, at))

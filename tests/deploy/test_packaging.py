@@ -25,6 +25,7 @@ EXPECTED_HTTP = {
     "jobs_get": ("jobs/{id}", ["GET"]),
     "jobs_cancel": ("jobs/{id}", ["DELETE"]),
     "jobs_run": ("jobs/{id}/run", ["POST"]),
+    "jobs_reschedule": ("jobs/{id}/reschedule", ["POST"]),
     "scheduler_start": ("scheduler/start", ["POST"]),
     "scheduler_status": ("scheduler", ["GET"]),
     "jobs_history": ("jobs/{id}/history", ["GET"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -162,6 +163,33 @@ def test_one_job_answers(app: Checked) -> None:
         app.call(method, path, 401, id=UNKNOWN, key=False)
 
 
+def test_reschedule_answers(app: Checked) -> None:
+    path = "/jobs/{id}/reschedule"
+    waiting = app.schedule(handler="echo", delay=3600)
+    later = app.call("POST", path, 200, id=waiting["id"], json={"delay": 7200})
+    assert later["status"] == "scheduled" and later["due_at"] > waiting["due_at"]
+    at = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+    assert app.call("POST", path, 200, id=waiting["id"], json={"due_at": at})["due_at"] \
+        .startswith(at[:19])
+    for body, field_name in [({}, "due_at"), ({"due_at": "tomorrow"}, "due_at"),
+                             ({"delay": -1}, "delay"), ({"due_at": at, "delay": 1}, "delay"),
+                             ({"delay": None}, "delay"), ({"when": 1}, "when"),
+                             ({"delay": 10**9}, "delay")]:
+        problem = app.call("POST", path, 400, id=waiting["id"], json=body)
+        assert problem["field"] == field_name, (body, problem)
+    assert app.call("GET", "/jobs/{id}", 200, id=waiting["id"])["due_at"].startswith(at[:19])
+    app.call("POST", path, 413, id=waiting["id"], json={"delay": 1, "pad": "x" * 120_000})
+    app.call("POST", path, 415, id=waiting["id"], data=b"delay=1",
+             headers={"Content-Type": "text/plain"})
+    now = app.call("POST", path, 200, id=waiting["id"], json={"delay": 0})
+    assert app.wait_final(now["id"])["status"] == "succeeded"
+    conflict = app.call("POST", path, 409, id=waiting["id"], json={"delay": 60})
+    assert "succeeded" in conflict["detail"]
+    app.call("POST", path, 404, id=UNKNOWN, json={"delay": 60})
+    app.call("POST", path, 400, id=MALFORMED, json={"delay": 60})
+    app.call("POST", path, 401, id=UNKNOWN, key=False, json={"delay": 60})
+
+
 def test_history_answers(app: Checked) -> None:
     job = app.schedule(handler="fail_n_times", payload={"n": 1, "key": "h"},
                        retry={"max_attempts": 3, "base_delay": 0.2, "max_delay": 1})
@@ -235,6 +263,7 @@ def test_storage_unavailable_is_the_documented_503(azurite: azurite_helpers.Azur
             down.call("GET", path, 503, id=UNKNOWN)
         down.call("DELETE", "/jobs/{id}", 503, id=UNKNOWN)
         down.call("POST", "/jobs/{id}/run", 503, id=UNKNOWN)
+        down.call("POST", "/jobs/{id}/reschedule", 503, id=UNKNOWN, json={"delay": 60})
         down.call("GET", "/shards", 503)
         down.call("GET", "/timeline", 503)
         down.call("POST", "/maintenance/purge", 503, json={"dry_run": True})

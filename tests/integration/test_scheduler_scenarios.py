@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -11,6 +12,7 @@ from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
     InvalidTransitionError,
+    JobValidationError,
     ShardFullError,
 )
 from jobs_core.ids import parse_job_id
@@ -146,6 +148,28 @@ async def test_run_now_pulls_a_future_job_forward(store: object) -> None:
     await scheduler.run_now(job.id)
     await drain(executor, 1)
     assert rec.runs[job.id] == 1
+
+
+async def test_reschedule_moves_a_waiting_job_within_the_limits(store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest("echo", delay=600))).job
+    moved = await scheduler.reschedule(job.id, delay=60)
+    assert moved.due_at == clock.now + timedelta(seconds=60) and moved.status.is_waiting
+    for bad in ({}, {"delay": -1.0}, {"delay": 10.0**9},
+                {"due_at": clock.now - timedelta(days=2)},
+                {"due_at": "soon"}, {"due_at": clock.now, "delay": 1.0}):
+        with pytest.raises(JobValidationError):
+            await scheduler.reschedule(job.id, **bad)  # type: ignore[arg-type]
+    assert (await scheduler.get(job.id)).due_at == moved.due_at  # nothing changed
+    clock.advance(59)
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 0  # not before its new due time
+    clock.advance(1)
+    await drain(executor, 1)
+    assert (await scheduler.get(job.id)).status is JobStatus.SUCCEEDED
+    with pytest.raises(InvalidTransitionError, match="already succeeded"):
+        await scheduler.reschedule(job.id, delay=5)
 
 
 async def test_two_claimers_contending_200_times_one_wins_each_time(store: object) -> None:
