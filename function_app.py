@@ -68,6 +68,20 @@ async def jobs_reschedule(req: func.HttpRequest,
     return await http_api.guarded(http_api.reschedule_job)(req, client)
 
 
+@app.route(route="jobs/{id}/pause", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def jobs_pause(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(http_api.pause_job)(req, client)
+
+
+@app.route(route="jobs/{id}/resume", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def jobs_resume(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(http_api.resume_job)(req, client)
+
+
 @app.route(route="scheduler/start", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def scheduler_start(req: func.HttpRequest,

@@ -230,6 +230,20 @@ async def run_job(req: func.HttpRequest,
     return json_response(job.to_dict())
 
 
+async def pause_job(req: func.HttpRequest,
+                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    scheduler = await get_runtime().scheduler()
+    return json_response((await scheduler.pause(req.route_params["id"])).to_dict())
+
+
+async def resume_job(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    scheduler = await get_runtime().scheduler()
+    job = await scheduler.resume(req.route_params["id"])
+    await wake_slots(client, [Scheduled(job, created=True)])
+    return json_response(job.to_dict())
+
+
 RESCHEDULE_FIELDS = frozenset({"due_at", "delay"})
 
 

@@ -110,6 +110,24 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
                               {"200": json_body(job, "Due now"),
                                **errors(400, 404, 409, 503)}),
         },
+        "/jobs/{id}/pause": {
+            "parameters": [job_id],
+            "post": operation(
+                "jobs_pause", "Hold a waiting job (a recurring schedule, a one-off job, a retry)",
+                {"200": json_body(job, "Paused: it does not run until resumed"),
+                 "409": problem("The job is not waiting (running, paused, or final); nothing "
+                                "changed"),
+                 **errors(400, 404, 503)}),
+        },
+        "/jobs/{id}/resume": {
+            "parameters": [job_id],
+            "post": operation(
+                "jobs_resume", "Let a paused job wait again",
+                {"200": json_body(job, "Waiting again: a recurring job for its next occurrence "
+                                       "from now, a one-off job for its due time or now"),
+                 "409": problem("The job is not paused; nothing changed"),
+                 **errors(400, 404, 503)}),
+        },
         "/jobs/{id}/reschedule": {
             "parameters": [job_id],
             "post": operation(

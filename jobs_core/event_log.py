@@ -73,8 +73,10 @@ def events_of(record: rec.Record, before: Job | None, after: Job | None) -> list
         return []
     if isinstance(record, rec.Cancel):
         return [JobEvent.of(after, EventState.CANCELLED, at)]
-    if isinstance(record, rec.RunNow | rec.Reschedule):
+    if isinstance(record, rec.RunNow | rec.Reschedule | rec.Resume):
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
+    if isinstance(record, rec.Pause):
+        return [JobEvent.of(after, EventState.PAUSED, at)]
     if isinstance(record, rec.Start):
         return [JobEvent.of(after, EventState.STARTED, at)]
     if isinstance(record, rec.Ok):

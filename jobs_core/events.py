@@ -62,6 +62,7 @@ class EventState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"
 
 
 class EventSendError(JobsError, ConnectionError):

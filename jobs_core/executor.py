@@ -151,10 +151,10 @@ class Executor:
                     due.append((key, info.name))
                 elif job.moving_to is not None:
                     half_moved.append(job)
-                elif job.status.is_waiting:
+                elif job.status.is_waiting or job.status is JobStatus.PAUSED:
                     if old:
-                        leaving.append(job)
-                    else:
+                        leaving.append(job)  # (a paused job moves on too: it may wait long)
+                    elif job.status.is_waiting:
                         next_wake = min(next_wake, job.due_at)
                 else:
                     next_wake = min(next_wake, self._abandon_at(job))

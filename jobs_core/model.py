@@ -18,6 +18,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # the last attempt failed and no retry is left (or it was permanent)
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # held by a pause: it does not run until it is resumed (or cancelled)
 
     @property
     def is_final(self) -> bool:

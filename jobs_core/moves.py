@@ -35,7 +35,7 @@ from . import records as rec
 from .errors import BlobNotFoundError, BlockLimitError
 from .group_commit import GroupCommitter
 from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
-from .model import Job
+from .model import Job, JobStatus
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
@@ -119,7 +119,8 @@ class Mover:
         threshold): one round of four appends, whatever the number of jobs, so the blob's
         headroom is spent on outcomes, not on moves."""
         waiting = [j for j in state.jobs.values()
-                   if j.status.is_waiting and j.moving_to is None]
+                   if (j.status.is_waiting or j.status is JobStatus.PAUSED)
+                   and j.moving_to is None]
         return await self.move(source, waiting)
 
     async def finish(self, source: str, moving: list[Job]) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import records as rec
 from .metrics import Histogram
-from .model import Job
+from .model import Job, JobStatus
 from .shard_state import ShardState
 
 MAX_BATCHES_PER_CYCLE = 50
@@ -40,7 +40,7 @@ Key = tuple[datetime, str]  # (due time or abandoned start, job id): the order o
 
 def due_key(job: Job, at: datetime, abandoned: Callable[[Job, datetime], bool]) -> Key | None:
     """The job's place in the order of due work at ``at``, or None when it is not due then."""
-    if job.moving_to is not None or job.status.is_final:
+    if job.moving_to is not None or job.status.is_final or job.status is JobStatus.PAUSED:
         return None
     if job.status.is_waiting:
         return (job.due_at, job.id) if job.due_at <= at else None

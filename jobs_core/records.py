@@ -11,6 +11,8 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
     cancel      Cancel      cancelled before it ran                      id why rid run
     run_now     RunNow      due time moved to now                        id rid run
     reschedule  Reschedule  due time moved                               id due rid run
+    pause       Pause       held: it does not run until resumed (v3)     id rid run
+    resume      Resume      waiting again, due at ``due`` (v3)            id due rid run
     start       Start       an attempt started                           id a e x run lease
     ok          Ok          an attempt succeeded                         id a e x res next rid
     fail        Fail        an attempt failed                            id a e x err retry next
@@ -60,7 +62,10 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
 still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
-did not change the wire: it writes version 2 exactly as before.
+did not change the wire. Version 3 added ``pause`` and ``resume`` (and the ``paused`` status a
+moved-in add may carry): only those records are written as version 3, so a blob without them
+stays readable by a version-2 reader, and a version-2 reader refuses a blob with them rather
+than misread it.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -77,8 +82,8 @@ from typing import Any, ClassVar, TypeAlias
 
 from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # the newest version written (by pause and resume; the others write 2)
+READABLE_VERSIONS = (1, 2, 3)
 Wire: TypeAlias = dict[str, Any]  # a record as the JSON object of its line
 
 
@@ -87,6 +92,8 @@ class Op(StrEnum):
     CANCEL = "cancel"
     RUN_NOW = "run_now"
     RESCHEDULE = "reschedule"
+    PAUSE = "pause"
+    RESUME = "resume"
     START = "start"
     OK = "ok"
     FAIL = "fail"
@@ -143,9 +150,10 @@ class _Fields:
     __slots__ = ()
     OP: ClassVar[Op]
     WIRE: ClassVar[tuple[tuple[str, str, str], ...]]
+    VERSION: ClassVar[int] = 2  # the version this record type is written as
 
     def encode(self) -> Wire:
-        out: Wire = {"v": FORMAT_VERSION, "op": self.OP.value}
+        out: Wire = {"v": self.VERSION, "op": self.OP.value}
         for name, key, encode, _, always in _plan(type(self)):
             value = getattr(self, name)
             if value is not None:
@@ -214,6 +222,30 @@ class RunNow(_Fields):
 @dataclass(frozen=True, slots=True)
 class Reschedule(_Fields):
     OP = Op.RESCHEDULE
+    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
+            ("rid", "rid", "str"), ("run", "run", "int"))
+    id: str
+    at: datetime
+    due: datetime
+    rid: str | None = None
+    run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(_Fields):
+    OP = Op.PAUSE
+    VERSION = 3
+    WIRE = _CONTROL
+    id: str
+    at: datetime
+    rid: str | None = None
+    run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(_Fields):
+    OP = Op.RESUME
+    VERSION = 3
     WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
             ("rid", "rid", "str"), ("run", "run", "int"))
     id: str
@@ -334,7 +366,9 @@ class Add:
 
     def encode(self) -> Wire:
         job = self.job
-        out: Wire = {"v": FORMAT_VERSION, "op": "add", "id": job.id, "h": job.handler,
+        # a job carried in paused is only readable by a reader that knows the status
+        version = 3 if job.status is JobStatus.PAUSED else 2
+        out: Wire = {"v": version, "op": "add", "id": job.id, "h": job.handler,
                      "due": ts(job.due_at), "at": ts(self.at)}
         if job.payload is not None:
             out["p"] = job.payload
@@ -375,12 +409,12 @@ class Add:
         return cls(job, at, None if source is None else _str(source))
 
 
-Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Start | Ok | Fail | Touch | Move |
-                     Moved | Pointer | Full)
-Control: TypeAlias = Cancel | RunNow | Reschedule
+Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Start | Ok | Fail |
+                     Touch | Move | Moved | Pointer | Full)
+Control: TypeAlias = Cancel | RunNow | Reschedule | Pause | Resume
 Execution: TypeAlias = Start | Ok | Fail
-RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Start, Ok, Fail, Touch, Move,
-                                  Moved, Pointer, Full)
+RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Start, Ok,
+                                  Fail, Touch, Move, Moved, Pointer, Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -425,6 +459,15 @@ def run_now(job_id: str, at: datetime, *, rid: str | None = None,
 def reschedule(job_id: str, due: datetime, at: datetime, *, rid: str | None = None,
                run: int | None = None) -> Reschedule:
     return Reschedule(job_id, at, due, rid, run)
+
+
+def pause(job_id: str, at: datetime, *, rid: str | None = None, run: int | None = None) -> Pause:
+    return Pause(job_id, at, rid, run)
+
+
+def resume(job_id: str, due: datetime, at: datetime, *, rid: str | None = None,
+           run: int | None = None) -> Resume:
+    return Resume(job_id, at, due, rid, run)
 
 
 def start(job_id: str, attempt: int, epoch: int, at: datetime, *, token: str | None = None,

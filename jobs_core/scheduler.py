@@ -45,7 +45,7 @@ from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import JobRequest, ValidJob, resolve_due, validate
+from .validation import JobRequest, ValidJob, next_occurrence, resolve_due, validate
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -78,6 +78,15 @@ class Scheduled:
 class JobPage:
     jobs: list[Job]
     next_cursor: str | None
+
+
+def resume_due(job: Job, at: datetime) -> datetime:
+    """When a job resumed at ``at`` is due: occurrences missed while paused are skipped."""
+    if job.due_at >= at:
+        return job.due_at
+    if job.recurrence is not None and job.attempts == 0:
+        return next_occurrence(job.recurrence, at)
+    return at  # a one-off job, or a retry, that came due while paused: now
 
 
 class JobScheduler:
@@ -245,6 +254,26 @@ class JobScheduler:
                                                                     run=j.runs),
                                   lambda j: tr.cancel(j, at, reason))
         await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
+        return job
+
+    async def pause(self, job_id: str) -> Job:
+        """Hold a waiting job (a recurring schedule, a one-off job, a retry's back-off): it
+        keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
+        at = self.clock()
+        job = await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
+                                                                   run=j.runs),
+                                  lambda j: tr.pause(j, at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.PAUSED, at)])
+        return job
+
+    async def resume(self, job_id: str) -> Job:
+        """A paused job waits again: a recurring one for its next occurrence from now (the one
+        it was waiting for, if that has not passed), a one-off job for its due time or now."""
+        at = self.clock()
+        job = await self._control(
+            job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
+            lambda j: tr.resume(j, resume_due(j, at), at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def run_now(self, job_id: str) -> Job:

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import records as rec
 from .ids import parse_shard_name
+from .model import JobStatus
 
 CREATION_KEYS = ("format", "slot", "bucket", "index")
 KEPT_KEYS = ("events_at", "events_lag", "events_retry", "events_fails")  # event_log.py's
@@ -46,7 +47,7 @@ def summarize(listed: dict[str, str], state: Any, size: int, bucket_closed: bool
     summary.update({
         "seen_size": str(size),
         "pending": str(len(pending)),
-        "running": str(sum(1 for job in pending if not job.status.is_waiting)),
+        "running": str(sum(1 for job in pending if job.status is JobStatus.RUNNING)),
         "min_due": rec.ts(min(due)) if due else "",
         "counts": ",".join(f"{k}={counts[k]}" for k in ("succeeded", "failed", "cancelled")),
     })

@@ -19,12 +19,14 @@ def _require(job: Job, operation: str, to: JobStatus, allowed: tuple[JobStatus, 
             S.SUCCEEDED: "it has already succeeded",
             S.FAILED: "it has already failed for good",
             S.CANCELLED: "it was cancelled",
+            S.PAUSED: "it is paused; resume it first",
         }.get(job.status, "")
         raise InvalidTransitionError(operation, job.status.value, to.value, detail)
 
 
-def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None) -> None:
-    _require(job, operation, to, (S.SCHEDULED, S.RETRYING))
+def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None,
+                     also: tuple[JobStatus, ...] = ()) -> None:
+    _require(job, operation, to, (S.SCHEDULED, S.RETRYING, *also))
     if job.moving_to is not None:
         raise InvalidTransitionError(operation, job.status.value, to.value,
                                      f"it is moving to {job.moving_to}")
@@ -35,8 +37,31 @@ def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None) -
 
 
 def cancel(job: Job, at: datetime, reason: str | None = None, run: int | None = None) -> Job:
-    _require_waiting(job, "cancel", S.CANCELLED, run)
+    _require_waiting(job, "cancel", S.CANCELLED, run, also=(S.PAUSED,))
     return replace(job, status=S.CANCELLED, finished_at=at, updated_at=at, cancel_reason=reason)
+
+
+def pause(job: Job, at: datetime, run: int | None = None) -> Job:
+    """A waiting job (a recurring job's next occurrence, or a retry's back-off) is held: it
+    keeps its id, due time and history, and does not run until it is resumed."""
+    _require_waiting(job, "pause", S.PAUSED, run)
+    return replace(job, status=S.PAUSED, updated_at=at)
+
+
+def resume(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
+    """A paused job waits again, due at ``due_at`` (the writer computes it from the time of
+    the resume and records it, so every replay agrees). A job paused during a retry's back-off
+    resumes as ``retrying``."""
+    _require(job, "resume", S.SCHEDULED, (S.PAUSED,))
+    if job.moving_to is not None:
+        raise InvalidTransitionError("resume", job.status.value, S.SCHEDULED.value,
+                                     f"it is moving to {job.moving_to}")
+    if run is not None and run != job.runs:
+        raise InvalidTransitionError(
+            "resume", job.status.value, S.SCHEDULED.value,
+            f"the request was for occurrence {run}, the job is on occurrence {job.runs}")
+    status = S.RETRYING if job.attempts > 0 and job.last_error is not None else S.SCHEDULED
+    return replace(job, status=status, due_at=due_at, updated_at=at)
 
 
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
@@ -50,8 +75,8 @@ def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None)
 
 
 def move(job: Job, to: str) -> Job:
-    """The job starts moving to blob ``to`` (only a waiting job moves)."""
-    _require_waiting(job, "move", job.status, None)
+    """The job starts moving to blob ``to`` (only a waiting or paused job moves)."""
+    _require_waiting(job, "move", job.status, None, also=(S.PAUSED,))
     return replace(job, moving_to=to)
 
 

@@ -26,6 +26,8 @@ EXPECTED_HTTP = {
     "jobs_cancel": ("jobs/{id}", ["DELETE"]),
     "jobs_run": ("jobs/{id}/run", ["POST"]),
     "jobs_reschedule": ("jobs/{id}/reschedule", ["POST"]),
+    "jobs_pause": ("jobs/{id}/pause", ["POST"]),
+    "jobs_resume": ("jobs/{id}/resume", ["POST"]),
     "scheduler_start": ("scheduler/start", ["POST"]),
     "scheduler_status": ("scheduler", ["GET"]),
     "jobs_history": ("jobs/{id}/history", ["GET"]),

@@ -21,7 +21,7 @@ from tests.e2e.helpers import REPO_ROOT, Api, make_host
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-SHARD_COUNTS = ["scheduled", "running", "retrying", "succeeded", "failed", "cancelled"]
+SHARD_COUNTS = ["scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "paused"]
 SLOT_COUNTS = ["started", "succeeded", "retried", "failed", "abandoned", "skipped", "compensated"]
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 CONFLICT_LOG = re.compile(r"Failed to load resource: .*status of 409")
@@ -356,3 +356,28 @@ def test_cancel_and_run_now_from_the_page(api: Api, seeded: Seeded, dash: Dashbo
     assert shot.stat().st_size > 20_000
     print(f"screenshot: {Path(shot).relative_to(REPO_ROOT)}")
     page_log(CONFLICT_LOG)
+
+
+@pytest.mark.browser
+def test_pause_and_resume_from_the_page(api: Api, seeded: Seeded, dash: Dashboard,
+                                        page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    result = page.get_by_test_id("action-result")
+    button = page.get_by_test_id("detail-pause")
+    job = seeded.far[4]
+    dash.open_job(job)
+    expect(button).to_have_text("Pause")
+    dash.then_refreshed(button.click)
+    expect(result).to_have_text(f"Pause: job {job} is now paused")
+    expect(page.get_by_test_id("detail-status")).to_have_text("paused")
+    expect(page.get_by_test_id("detail-run")).to_be_disabled()
+    expect(page.get_by_test_id("detail-cancel")).to_be_enabled()  # a paused job can be cancelled
+    assert api.get(job)["status"] == "paused"
+    dash.filter_jobs(status="paused", per_page="100")
+    assert job in [r["id"] for r in dash.job_rows()]
+    expect(button).to_have_text("Resume")
+    dash.then_refreshed(button.click)
+    expect(result).to_have_text(f"Resume: job {job} is now scheduled")
+    assert api.get(job)["status"] == "scheduled"
+    page_log()

@@ -139,7 +139,7 @@ def test_list_answers(app: Checked) -> None:
     app.call("GET", "/jobs", 200, params={"handler": "echo", "slot": "1",
                                           "due_from": "2026-01-01T00:00:00Z",
                                           "due_to": "2030-01-01T00:00:00+01:00"})
-    for params in ({"status": "paused"}, {"cursor": "bogus"}, {"slot": "2"}, {"limit": "0"},
+    for params in ({"status": "sleeping"}, {"cursor": "bogus"}, {"slot": "2"}, {"limit": "0"},
                    {"due_from": "2026-01-01T00:00:00"}):
         app.call("GET", "/jobs", 400, params=params)
     app.call("GET", "/jobs", 401, key=False)
@@ -188,6 +188,26 @@ def test_reschedule_answers(app: Checked) -> None:
     app.call("POST", path, 404, id=UNKNOWN, json={"delay": 60})
     app.call("POST", path, 400, id=MALFORMED, json={"delay": 60})
     app.call("POST", path, 401, id=UNKNOWN, key=False, json={"delay": 60})
+
+
+def test_pause_and_resume_answers(app: Checked) -> None:
+    schedule = app.schedule(handler="echo", recurrence={"interval_seconds": 3600}, delay=3600)
+    paused = app.call("POST", "/jobs/{id}/pause", 200, id=schedule["id"])
+    assert paused["status"] == "paused" and paused["due_at"] == schedule["due_at"]
+    assert "paused" in app.call("POST", "/jobs/{id}/pause", 409, id=schedule["id"])["detail"]
+    app.call("POST", "/jobs/{id}/run", 409, id=schedule["id"])
+    listed = app.call("GET", "/jobs", 200, params={"status": "paused", "limit": "500"})
+    assert schedule["id"] in {j["id"] for j in listed["jobs"]}
+    resumed = app.call("POST", "/jobs/{id}/resume", 200, id=schedule["id"])
+    assert resumed["status"] == "scheduled" and resumed["due_at"] == schedule["due_at"]
+    app.call("POST", "/jobs/{id}/resume", 409, id=schedule["id"])
+    app.call("POST", "/jobs/{id}/pause", 200, id=schedule["id"])
+    cancelled = app.call("DELETE", "/jobs/{id}", 200, id=schedule["id"])
+    assert cancelled["status"] == "cancelled"
+    for path in ("/jobs/{id}/pause", "/jobs/{id}/resume"):
+        app.call("POST", path, 404, id=UNKNOWN)
+        app.call("POST", path, 400, id=MALFORMED)
+        app.call("POST", path, 401, id=UNKNOWN, key=False)
 
 
 def test_history_answers(app: Checked) -> None:
@@ -264,6 +284,8 @@ def test_storage_unavailable_is_the_documented_503(azurite: azurite_helpers.Azur
         down.call("DELETE", "/jobs/{id}", 503, id=UNKNOWN)
         down.call("POST", "/jobs/{id}/run", 503, id=UNKNOWN)
         down.call("POST", "/jobs/{id}/reschedule", 503, id=UNKNOWN, json={"delay": 60})
+        down.call("POST", "/jobs/{id}/pause", 503, id=UNKNOWN)
+        down.call("POST", "/jobs/{id}/resume", 503, id=UNKNOWN)
         down.call("GET", "/shards", 503)
         down.call("GET", "/timeline", 503)
         down.call("POST", "/maintenance/purge", 503, json={"dry_run": True})

@@ -1,14 +1,16 @@
 """The oracle: records every answer, handler invocation, crash and ambiguous write of a run, and
 checks the guarantees (the README's Guarantees name these invariants):
 
-I1 nothing lost      every job accepted with 2xx is final at the end (or keeps recurring)
+I1 nothing lost      every job accepted with 2xx is final at the end (or keeps recurring, or
+                     is paused by a pause that took effect)
 I2 never early       no invocation before the due time of its occurrence
 I3 duplicates        a handler re-runs an occurrence it already ran (or is running) only where a
                      crash or an ambiguous write touched that job; every duplicate is counted
 I4 read-your-writes  a 2xx job is readable at once from the process that answered, and a
                      process never reads a job state older than one it returned before
 I5 idempotency       one key -> one job id; a different body with a used key -> 409
-I6 truthful controls 200 means the change happened (and a cancelled job never starts after);
+I6 truthful controls 200 means the change happened (a cancelled job never starts after, a
+                     paused one not before a resume is asked for);
                      409 means it did not
 I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included), and
                      recurring jobs keep running (no blob limit stops them)
@@ -191,11 +193,18 @@ class Oracle:
         self.ops["schedule_error"] += 1
 
     def observed(self, proc: str, job: Job, at: float) -> None:
-        key = (job.runs, job.attempts, RANK[job.status])
+        # a paused job keeps its occurrence and attempts; pause and resume move the status
+        # between waiting states, so a paused read is compared on (runs, attempts) only
+        rank = RANK.get(job.status, -1)
+        key = (job.runs, job.attempts, rank)
         last = self.seen.get((proc, job.id))
-        if last is not None and key < last:
-            self.violate("I4", f"{proc} read {job.id} as {key} after {last} (not monotonic)")
-        self.seen[(proc, job.id)] = max(key, last or key)
+        if last is not None:
+            paused = rank < 0 or last[2] < 0
+            if (key[:2] < last[:2]) if paused else key < last:
+                self.violate("I4", f"{proc} read {job.id} as {key} after {last} "
+                                   "(not monotonic)")
+                return
+        self.seen[(proc, job.id)] = key
 
     def read_missing(self, proc: str, job_id: str, why: str, at: float) -> None:
         if not self._purged_ok(job_id):
@@ -203,6 +212,12 @@ class Oracle:
 
     def pick_job(self, rng: random.Random) -> str | None:
         return rng.choice(self.order) if self.order else None
+
+    def pick_paused(self, rng: random.Random) -> str | None:
+        """Mostly a job a pause was answered 200 for (a resume of a random job is a 409)."""
+        paused = [job_id for job_id in self.order
+                  if any(c[0] == "pause" and c[1] == "200" for c in self.jobs[job_id].controls)]
+        return rng.choice(paused) if paused and rng.random() < 0.8 else None
 
     def control(self, op: str, job_id: str, answer: str, job: Job | None, began: float,
                 at: float, proc: str, due: datetime | None, exc: BaseException | None) -> None:
@@ -218,8 +233,10 @@ class Oracle:
         self.observed(proc, job, at)
         if op == "cancel" and job.status is not JobStatus.CANCELLED:
             self.violate("I6", f"cancel {job_id} answered 200 with status {job.status.value}")
-        if op in ("run_now", "reschedule") and not job.status.is_waiting:
+        if op in ("run_now", "reschedule", "resume") and not job.status.is_waiting:
             self.violate("I6", f"{op} {job_id} answered 200 with status {job.status.value}")
+        if op == "pause" and job.status is not JobStatus.PAUSED:
+            self.violate("I6", f"pause {job_id} answered 200 with status {job.status.value}")
 
     def purged(self, at: float, cutoff: datetime, deleted: int) -> None:
         self.ops["purge"] += 1
@@ -257,7 +274,7 @@ class Oracle:
             info = self.jobs[job_id]
             if info.recurring:
                 self._check_recurring(job_id, job, info, end)
-            elif not job.status.is_final:
+            elif not job.status.is_final and not self._left_paused(job, info):
                 self.violate("I1", f"{job_id} is {job.status.value} at the end "
                                    f"(due {job.due_at:%d %H:%M:%S}, attempts {job.attempts})")
             self._check_controls(job_id, job, info)
@@ -329,19 +346,35 @@ class Oracle:
                                        f"(started {mine.start:.3f}) was recorded at {at:%H:%M:%S} "
                                        f"after a newer execution started at {newer[0].start:.3f}")
 
+    @staticmethod
+    def _left_paused(job: Job, info: Accepted) -> bool:
+        """A job may end paused if a pause of it took effect (answered 200, or an error that
+        may have committed) and no resume is known to have followed."""
+        if job.status is not JobStatus.PAUSED:
+            return False
+        return any(c[0] == "pause" and c[1] in ("200", "error") for c in info.controls)
+
     def _check_recurring(self, job_id: str, job: Job, info: Accepted, end: float) -> None:
         from .world import EPOCH
         if job.status is JobStatus.CANCELLED:
             return
+        if self._left_paused(job, info):
+            return  # held by its user: it is not expected to run
+        if job.status is JobStatus.PAUSED:
+            self.violate("I1", f"recurring {job_id} is paused at the end, never paused by "
+                               "a request")
+            return
         runs = sorted({(i.run, i.due_at) for i in self.by_job.get(job_id, []) if i.attempt == 1})
-        last_due = max((d for _, d in runs), default=info.due_at)
+        resumed = [world_time(c[3]) for c in info.controls
+                   if c[0] == "resume" and c[1] in ("200", "error")]
+        last_due = max([d for _, d in runs] + resumed, default=info.due_at)
         allowed = max(timedelta(hours=2), 3 * _period(info.request.recurrence))
         if EPOCH + timedelta(seconds=end) - last_due > allowed:
             self.violate("I7", f"recurring {job_id} stopped: last run due {last_due:%d %H:%M}, "
                                f"status {job.status.value}, runs {job.runs}")
         rec = info.request.recurrence
-        moved_by_user = any(c[0] in ("run_now", "reschedule") and c[1] in ("200", "error")
-                            for c in info.controls)
+        moved_by_user = any(c[0] in ("run_now", "reschedule", "resume")
+                            and c[1] in ("200", "error") for c in info.controls)
         if isinstance(rec, dict) and rec.get("cron", "").count("*") == 3 and not moved_by_user:
             zone = ZoneInfo(rec["timezone"])
             days = Counter(d.astimezone(zone).date() for _, d in runs)
@@ -364,6 +397,16 @@ class Oracle:
                 if late:
                     self.violate("I6", f"{job_id} started at {late[0].start:.3f} after its "
                                        f"cancel was answered 200 at {at:.3f}")
+        for _op, answer, _, at, _ in (c for c in info.controls if c[0] == "pause"):
+            if answer != "200":
+                continue  # (an ambiguous pause may or may not hold the job)
+            # held from the answer until a resume (of any answer) was asked for
+            until = min([c[2] for c in info.controls if c[0] == "resume" and c[2] > at],
+                        default=float("inf"))
+            held = [i for i in self.by_job.get(job_id, []) if at < i.start < until]
+            if held:
+                self.violate("I6", f"{job_id} started at {held[0].start:.3f} while paused "
+                                   f"(pause answered 200 at {at:.3f})")
 
     def _explained(self, job_id: str, since: float, until: float) -> str | None:
         for at, cause in self.taints.get(job_id, []):

@@ -6,7 +6,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobs_core.store import JobStore
@@ -16,7 +16,7 @@ from .oracle import Violation
 from .world import SimConfig, simulate
 
 OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
-              "reschedule", "purge", "invocations")
+              "reschedule", "pause", "resume", "purge", "invocations")
 
 
 async def _real_io(request: Awaitable[Any]) -> Any:
@@ -62,10 +62,12 @@ class SeedResult:
 
 
 def run_seed(seed: int, ops: int | None = None, *,
-             store: Callable[[], Awaitable[JobStore]] | None = None) -> SeedResult:
+             store: Callable[[], Awaitable[JobStore]] | None = None,
+             pauses: bool = True) -> SeedResult:
     """One seed; with ``store`` (a factory of a real store, e.g. on Azurite) the same world
-    runs against that service, its block limit unscaled."""
-    config = SimConfig.draw(seed, ops)
+    runs against that service, its block limit unscaled. ``pauses=False``: the workload
+    without pause/resume, as seeds found before those existed replay it."""
+    config = replace(SimConfig.draw(seed, ops), pauses=pauses)
     if store is not None:
         config = config.unscaled()
     began = time.perf_counter()
@@ -119,12 +121,12 @@ class Totals:
                 f"by kind {dict(sorted(self.ops.items()))}")
 
 
-def run_many(seeds: list[int], workers: int = 1, ops: int | None = None) -> tuple[Totals,
-                                                                                 list[SeedResult]]:
+def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
+             pauses: bool = True) -> tuple[Totals, list[SeedResult]]:
     """Run ``seeds`` (in ``workers`` processes); returns the totals and the failed results."""
     totals, failed = Totals(), []
     if workers <= 1:
-        results = (run_seed(seed, ops) for seed in seeds)
+        results = (run_seed(seed, ops, pauses=pauses) for seed in seeds)
         for result in results:
             totals.add(result)
             if not result.ok:
@@ -140,7 +142,8 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None) -> tupl
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers) as pool:
-            for result in pool.imap_unordered(_run_one, [(seed, ops) for seed in seeds]):
+            for result in pool.imap_unordered(_run_one,
+                                              [(seed, ops, pauses) for seed in seeds]):
                 totals.add(result)
                 if not result.ok:
                     failed.append(result)
@@ -152,8 +155,8 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None) -> tupl
     return totals, failed
 
 
-def _run_one(args: tuple[int, int | None]) -> SeedResult:
-    seed, ops = args
-    result = run_seed(seed, ops)
+def _run_one(args: tuple[int, int | None, bool]) -> SeedResult:
+    seed, ops, pauses = args
+    result = run_seed(seed, ops, pauses=pauses)
     result.trace = result.trace[-60:]  # keep what crosses the process boundary small
     return result

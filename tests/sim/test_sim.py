@@ -47,8 +47,11 @@ def test_every_invariant_holds_on_the_ci_seeds() -> None:
 
 
 @pytest.mark.parametrize(("seed", "ops"), REGRESSION_SEEDS)
-def test_the_regression_seeds_hold(seed: int, ops: int | None) -> None:
-    result = run_seed(seed, ops)
+@pytest.mark.parametrize("pauses", [False, True], ids=["as-found", "with-pauses"])
+def test_the_regression_seeds_hold(seed: int, ops: int | None, pauses: bool) -> None:
+    """Each seed replays the workload it was found with (before pause/resume existed), and
+    also runs with pause/resume in the mix."""
+    result = run_seed(seed, ops, pauses=pauses)
     assert result.ok, result.describe(20)
 
 

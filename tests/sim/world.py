@@ -67,6 +67,7 @@ class SimConfig:
     settings: JobsSettings
     recurring: int
     retention_hours: float
+    pauses: bool = True  # pause/resume in the workload (off: the workload seeds had before)
 
     def unscaled(self) -> SimConfig:
         """The same world with the service's real block limit (for a real store)."""
@@ -434,9 +435,11 @@ class Workload:
             self.w.spawn(self.one())
 
     async def one(self) -> None:
-        op = self.rng.choices(
-            ["schedule", "batch", "get", "cancel", "run_now", "reschedule", "purge"],
-            [45, 8, 15, 12, 8, 8, 1])[0]
+        ops = ["schedule", "batch", "get", "cancel", "run_now", "reschedule", "purge"]
+        weights = [45, 8, 15, 12, 8, 8, 1]
+        if self.w.config.pauses:
+            ops, weights = [*ops, "pause", "resume"], [*weights, 5, 5]
+        op = self.rng.choices(ops, weights)[0]
         if op == "schedule":
             request, keyed = self.request()
             await self.schedule(request, keyed)
@@ -446,7 +449,9 @@ class Workload:
         elif op == "purge":
             await self.purge()
         else:
-            job_id = self.w.oracle.pick_job(self.rng)
+            oracle = self.w.oracle
+            job_id = oracle.pick_paused(self.rng) if op == "resume" else None
+            job_id = job_id or oracle.pick_job(self.rng)
             if job_id is not None:
                 await self.control(op, job_id)
 
@@ -523,6 +528,10 @@ class Workload:
                 return await p.scheduler.run_now(job_id)
             if op == "reschedule":
                 return await p.scheduler.reschedule(job_id, due)
+            if op == "pause":
+                return await p.scheduler.pause(job_id)
+            if op == "resume":
+                return await p.scheduler.resume(job_id)
             return await p.scheduler.get(job_id)
 
         if op == "reschedule":

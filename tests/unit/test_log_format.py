@@ -117,6 +117,8 @@ def _every_record() -> list[rec.Record]:
     return [rec.add(a_job(payload=[1, "x"])), rec.carry(moved_in, BLOB, later),
             rec.cancel(JOB_ID, T0, "no", rid="r1", run=2), rec.run_now(JOB_ID, T0, rid="r2", run=1),
             rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
+            rec.pause(JOB_ID, T0, rid="r6", run=1), rec.resume(JOB_ID, later, T0, rid="r7", run=1),
+            rec.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
             rec.start(JOB_ID, 2, 5, T0, token="x1", run=3, lease=later),
             replace(rec.ok(JOB_ID, 2, 5, T0, {"ok": True}, later, token="x1"), rid="r4"),
             replace(rec.fail(JOB_ID, 2, 5, T0, error, retry_at=later, next_due=later,
@@ -130,7 +132,9 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
     assert {type(r) for r in records} == set(rec.RECORD_TYPES)
     for record in records:
         wire = json.loads(rec.encode_line(record))
-        assert wire["v"] == rec.FORMAT_VERSION and wire["op"] == record.OP.value
+        newer = isinstance(record, rec.Pause | rec.Resume) or (
+            isinstance(record, rec.Add) and record.job.status is JobStatus.PAUSED)
+        assert wire["v"] == (3 if newer else 2) and wire["op"] == record.OP.value
         back = rec.decode(wire)
         assert back.encode() == wire, record.OP
         if isinstance(record, rec.Add):  # a job read back was last updated when it was added
@@ -184,3 +188,32 @@ def test_a_record_with_a_field_of_the_wrong_type_is_skipped() -> None:
     state.apply({**bad, "x": 7})  # a token must be a string
     state.apply({**bad, "a": True})  # an attempt must be an integer
     assert state.skipped == 2 and state.jobs[JOB_ID].status is JobStatus.SCHEDULED
+
+
+def test_a_version_2_reader_refuses_a_pause_it_could_not_apply() -> None:
+    wire = rec.pause(JOB_ID, T0, rid="r").encode()
+    assert wire["v"] == 3 and rec.add(a_job()).encode()["v"] == 2  # the rest stays readable
+    state = ShardState(BLOB)
+    state.apply(rec.add(a_job()).encode())
+    state.apply(wire)
+    assert state.jobs[JOB_ID].status is JobStatus.PAUSED and state.rids["r"]
+
+
+def test_pause_holds_a_waiting_job_and_resume_lets_it_go() -> None:
+    job = a_job()
+    paused = tr.pause(job, T0)
+    assert paused.status is JobStatus.PAUSED and paused.due_at == job.due_at
+    with pytest.raises(InvalidTransitionError, match="paused; resume it first"):
+        tr.run_now(paused, T0)
+    with pytest.raises(InvalidTransitionError, match="paused"):
+        tr.start(paused, 1, 1, T0)
+    with pytest.raises(InvalidTransitionError):
+        tr.pause(paused, T0)  # already paused
+    later = T0 + timedelta(hours=1)
+    resumed = tr.resume(paused, later, T0)
+    assert resumed.status is JobStatus.SCHEDULED and resumed.due_at == later
+    with pytest.raises(InvalidTransitionError):
+        tr.resume(resumed, later, T0)  # not paused
+    assert tr.cancel(paused, T0).status is JobStatus.CANCELLED  # a paused job can be cancelled
+    retrying = tr.fail(tr.start(job, 1, 1, T0), 1, T0, ErrorInfo("E", "x", 1), retry_at=later)
+    assert tr.resume(tr.pause(retrying, T0), later, T0).status is JobStatus.RETRYING

@@ -165,7 +165,7 @@ def test_job_to_dict_is_a_job() -> None:
     check = component(DEFAULTS, "Job")
     for job in jobs():
         check.validate(job.to_dict())
-    broken = {**jobs()[0].to_dict(), "status": "paused"}
+    broken = {**jobs()[0].to_dict(), "status": "sleeping"}
     assert not check.is_valid(broken)
 
 
