@@ -74,17 +74,17 @@ itself to the next record: it stays a malformed line of its own, which the reade
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias
 
 from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
+from .record_codec import Fields, Wire, as_error, as_int, as_str, parse_ts, ts
 
 FORMAT_VERSION = 3  # the newest version written (by pause and resume; the others write 2)
 READABLE_VERSIONS = (1, 2, 3)
-Wire: TypeAlias = dict[str, Any]  # a record as the JSON object of its line
 
 
 class Op(StrEnum):
@@ -104,102 +104,12 @@ class Op(StrEnum):
     FULL = "full"
 
 
-def ts(value: datetime) -> str:
-    return value.isoformat()
-
-
-def parse_ts(text: str) -> datetime:
-    if not isinstance(text, str):
-        raise TypeError(f"a time must be a string, not {type(text).__name__}")
-    return datetime.fromisoformat(text)
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, not {type(value).__name__}")
-    return value
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError("expected an integer, not a boolean")
-    return int(value)
-
-
-def _error(value: Any) -> ErrorInfo:
-    if not isinstance(value, dict):
-        raise TypeError("an error must be an object")
-    return ErrorInfo(**value)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-# how a field's value is written (encode) and read back (decode), by kind
-_ENCODE: dict[str, Callable[[Any], Any]] = {
-    "str": _same, "int": _same, "time": ts, "error": ErrorInfo.to_dict, "json": _same}
-_DECODE: dict[str, Callable[[Any], Any]] = {
-    "str": _str, "int": _int, "time": parse_ts, "error": _error, "json": _same}
-
-
-class _Fields:
-    """Encoding and decoding from a table of ``(field, wire key, kind)``: a field without a
-    default is always written (and required when read), an optional one only when not None."""
-
-    __slots__ = ()
-    OP: ClassVar[Op]
-    WIRE: ClassVar[tuple[tuple[str, str, str], ...]]
-    VERSION: ClassVar[int] = 2  # the version this record type is written as
-
-    def encode(self) -> Wire:
-        out: Wire = {"v": self.VERSION, "op": self.OP.value}
-        for name, key, encode, _, always in _plan(type(self)):
-            value = getattr(self, name)
-            if value is not None:
-                out[key] = encode(value)
-            elif always:
-                out[key] = None
-        return out
-
-    @classmethod
-    def decode(cls, wire: Wire) -> Any:
-        args = []
-        get = wire.get
-        for _, key, _, decode, required in _plan(cls):
-            raw = get(key)
-            if raw is not None:
-                args.append(decode(raw))
-            elif required and decode is not _same:
-                raise KeyError(key)  # the record is invalid
-            else:
-                args.append(None)
-        return cls(*args)
-
-
-_Plan = tuple[tuple[str, str, Callable[[Any], Any], Callable[[Any], Any], bool], ...]
-_PLANS: dict[type, _Plan] = {}
-
-
-def _plan(cls: type) -> _Plan:
-    """``WIRE`` in the order of the fields, each with its encoder, its decoder and whether it
-    is required (it has no default: written even when None, and needed when read)."""
-    plan = _PLANS.get(cls)
-    if plan is None:
-        wire = {name: (key, kind) for name, key, kind in cls.WIRE}  # type: ignore[attr-defined]
-        assert set(wire) == {f.name for f in fields(cls)}, cls
-        plan = _PLANS[cls] = tuple(
-            (f.name, wire[f.name][0], _ENCODE[wire[f.name][1]], _DECODE[wire[f.name][1]],
-             f.default is MISSING) for f in fields(cls))
-    return plan
-
-
 _CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
             ("run", "run", "int"))
 
 
 @dataclass(frozen=True, slots=True)
-class Cancel(_Fields):
+class Cancel(Fields):
     OP = Op.CANCEL
     WIRE = (*_CONTROL, ("reason", "why", "str"))
     id: str
@@ -210,7 +120,7 @@ class Cancel(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class RunNow(_Fields):
+class RunNow(Fields):
     OP = Op.RUN_NOW
     WIRE = _CONTROL
     id: str
@@ -220,7 +130,7 @@ class RunNow(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Reschedule(_Fields):
+class Reschedule(Fields):
     OP = Op.RESCHEDULE
     WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
             ("rid", "rid", "str"), ("run", "run", "int"))
@@ -232,7 +142,7 @@ class Reschedule(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Pause(_Fields):
+class Pause(Fields):
     OP = Op.PAUSE
     VERSION = 3
     WIRE = _CONTROL
@@ -243,7 +153,7 @@ class Pause(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Resume(_Fields):
+class Resume(Fields):
     OP = Op.RESUME
     VERSION = 3
     WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
@@ -260,7 +170,7 @@ _EXECUTION = (("id", "id", "str"), ("at", "at", "time"), ("attempt", "a", "int")
 
 
 @dataclass(frozen=True, slots=True)
-class Start(_Fields):
+class Start(Fields):
     OP = Op.START
     WIRE = (*_EXECUTION, ("run", "run", "int"), ("lease", "lease", "time"))
     id: str
@@ -273,7 +183,7 @@ class Start(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Ok(_Fields):
+class Ok(Fields):
     OP = Op.OK
     WIRE = (*_EXECUTION, ("result", "res", "json"), ("next_due", "next", "time"),
             ("rid", "rid", "str"))
@@ -288,7 +198,7 @@ class Ok(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Fail(_Fields):
+class Fail(Fields):
     OP = Op.FAIL
     WIRE = (*_EXECUTION, ("error", "err", "error"), ("retry_at", "retry", "time"),
             ("next_due", "next", "time"), ("compensation", "comp", "str"),
@@ -306,7 +216,7 @@ class Fail(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Touch(_Fields):
+class Touch(Fields):
     OP = Op.TOUCH
     WIRE = (("shard", "shard", "str"), ("at", "at", "time"))
     shard: str
@@ -317,7 +227,7 @@ _WHERE = (("id", "id", "str"), ("to", "to", "str"), ("at", "at", "time"))
 
 
 @dataclass(frozen=True, slots=True)
-class Move(_Fields):
+class Move(Fields):
     OP = Op.MOVE
     WIRE = _WHERE
     id: str
@@ -326,7 +236,7 @@ class Move(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Moved(_Fields):
+class Moved(Fields):
     OP = Op.MOVED
     WIRE = _WHERE
     id: str
@@ -335,7 +245,7 @@ class Moved(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Pointer(_Fields):
+class Pointer(Fields):
     OP = Op.POINTER
     WIRE = _WHERE
     id: str
@@ -344,7 +254,7 @@ class Pointer(_Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class Full(_Fields):
+class Full(Fields):
     OP = Op.FULL
     WIRE = (("at", "at", "time"),)
     at: datetime
@@ -395,18 +305,18 @@ class Add:
     def decode(cls, wire: Wire) -> Add:
         rc, err, at = wire.get("rc"), wire.get("err"), parse_ts(wire["at"])
         job = Job(
-            id=_str(wire["id"]), handler=_str(wire["h"]), due_at=parse_ts(wire["due"]),
+            id=as_str(wire["id"]), handler=as_str(wire["h"]), due_at=parse_ts(wire["due"]),
             created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
             payload=wire.get("p"), idempotency_key=wire.get("k"),
             retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
             recurrence=Recurrence(**rc) if rc else None,
             notify=wire.get("n"), timeout_seconds=wire.get("to"),
-            status=JobStatus(wire.get("st", "scheduled")), attempts=_int(wire.get("a", 0)),
-            runs=_int(wire.get("runs", 0)), last_error=_error(err) if err else None,
+            status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
+            runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
             result=wire.get("res"),
         )
         source = wire.get("from")
-        return cls(job, at, None if source is None else _str(source))
+        return cls(job, at, None if source is None else as_str(source))
 
 
 Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Start | Ok | Fail |
