@@ -54,6 +54,13 @@ async def jobs_cancel(req: func.HttpRequest,
     return await http_api.guarded(http_api.cancel_job)(req, client)
 
 
+@app.route(route="jobs/{id}", methods=["PATCH"])
+@app.durable_client_input(client_name="client")
+async def jobs_update(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(http_api.update_job)(req, client)
+
+
 @app.route(route="jobs/{id}/run", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def jobs_run(req: func.HttpRequest,

@@ -230,6 +230,18 @@ async def run_job(req: func.HttpRequest,
     return json_response(job.to_dict())
 
 
+async def update_job(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``PATCH /api/jobs/{id}``: new payload, retry, recurrence or timeout for a waiting or
+    paused job (``jobs_core/job_update.py``)."""
+    rt = get_runtime()
+    body = read_json(req, rt.api.max_body_bytes)
+    scheduler = await rt.scheduler()
+    job = await scheduler.update(req.route_params["id"], body)
+    await wake_slots(client, [Scheduled(job, created=True)])
+    return json_response(job.to_dict())
+
+
 async def pause_job(req: func.HttpRequest,
                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
     scheduler = await get_runtime().scheduler()

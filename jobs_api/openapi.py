@@ -100,9 +100,18 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
             "parameters": [job_id],
             "get": operation("jobs_get", "Get a job", {"200": one, **errors(400, 404, 503)}),
             "delete": operation(
-                "jobs_cancel", "Cancel a job (only while scheduled or retrying)",
+                "jobs_cancel", "Cancel a job (only while scheduled, retrying or paused)",
                 {"200": json_body(job, "Cancelled"), **errors(400, 404, 409, 503)},
                 parameters=[query("reason", {"type": "string"}, "kept as cancel_reason")]),
+            "patch": operation(
+                "jobs_update", "Change a waiting or paused job (payload, retry, recurrence, "
+                "timeout)",
+                {"200": json_body(job, "Updated (written to storage before this answer)"),
+                 "409": problem("The job is running or final: nothing changed (a running "
+                                "attempt is never changed under its feet)"),
+                 **errors(400, 404, 413, 415, 503)},
+                requestBody=json_request("JobUpdate", api.max_body_bytes,
+                                         "JOBS_MAX_BODY_BYTES")),
         },
         "/jobs/{id}/run": {
             "parameters": [job_id],

@@ -80,6 +80,23 @@ def due_fields(settings: JobsSettings, neither: str) -> dict[str, Schema]:
     }
 
 
+def job_update_schema(settings: JobsSettings) -> Schema:
+    return obj({
+        "payload": {"description": (
+            f"the new payload: any JSON value, at most {settings.max_payload_bytes} bytes"),
+            "x-max-json-bytes": settings.max_payload_bytes},
+        "retry": {**ref("RetryPolicyRequest"),
+                  "description": "merged onto the job's own retry policy"},
+        "recurrence": {**ref("Recurrence"), "description": (
+            "a recurring job's new cron/time zone or interval; its next occurrence is "
+            "computed from now. A one-off job has none to change (400)")},
+        "timeout_seconds": nullable({"type": "number", "exclusiveMinimum": 0,
+                                     "maximum": MAX_TIMEOUT_SECONDS, "description": (
+                                         "per-attempt timeout; null: the handler's or the "
+                                         "default")}),
+    }, required=[], closed=True, minProperties=1)
+
+
 def reschedule_request_schema(settings: JobsSettings) -> Schema:
     return obj(due_fields(settings, "Give due_at or delay, not both."), required=[],
                closed=True, oneOf=[{"required": ["due_at"]}, {"required": ["delay"]}])
@@ -187,6 +204,7 @@ def component_schemas(settings: JobsSettings, api: ApiSettings,
     return {
         "JobRequest": job_request_schema(settings, handlers),
         "RescheduleRequest": reschedule_request_schema(settings),
+        "JobUpdate": job_update_schema(settings),
         "Job": job_schema(),
         "ErrorInfo": obj({"type": {"type": "string"}, "message": {"type": "string"},
                           "attempt": {"type": "integer"}, "permanent": {"type": "boolean"}},

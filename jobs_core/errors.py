@@ -109,7 +109,9 @@ class InvalidTransitionError(JobsError, RuntimeError):
     """An operation does not fit the job's current status."""
 
     def __init__(self, operation: str, from_status: str, to_status: str, detail: str = "") -> None:
-        text = f"cannot {operation}: job is {from_status}, so it cannot become {to_status}"
+        text = f"cannot {operation}: job is {from_status}"
+        if to_status != from_status:  # (an update or a move keeps the status)
+            text += f", so it cannot become {to_status}"
         super().__init__(f"{text} ({detail})" if detail else text)
         self.operation = operation
         self.from_status = from_status

@@ -13,6 +13,8 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
     reschedule  Reschedule  due time moved                               id due rid run
     pause       Pause       held: it does not run until resumed (v3)     id rid run
     resume      Resume      waiting again, due at ``due`` (v3)            id due rid run
+    update      Update      new field values, due at ``due`` (v3)         id due set p r rc
+                                                                         to rid run
     start       Start       an attempt started                           id a e x run lease
     ok          Ok          an attempt succeeded                         id a e x res next rid
     fail        Fail        an attempt failed                            id a e x err retry next
@@ -38,7 +40,8 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     r      retry policy
     rc     recurrence
     n      notify queue
-    to     timeout seconds in ``add``; the destination blob in move, moved and ptr
+    to     timeout seconds in ``add`` and ``update``; the destination blob in move, moved, ptr
+    set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds
     ca     (moved in) when the job was created
     from   (moved in) the blob the job came from
     st     (moved in) status
@@ -62,10 +65,10 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
 still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
-did not change the wire. Version 3 added ``pause`` and ``resume`` (and the ``paused`` status a
-moved-in add may carry): only those records are written as version 3, so a blob without them
-stays readable by a version-2 reader, and a version-2 reader refuses a blob with them rather
-than misread it.
+did not change the wire. Version 3 added ``pause``, ``resume`` and ``update`` (and the
+``paused`` status a moved-in add may carry): only those records are written as version 3, so a
+blob without them stays readable by a version-2 reader, and a version-2 reader refuses a blob
+with them rather than misread it.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -94,6 +97,7 @@ class Op(StrEnum):
     RESCHEDULE = "reschedule"
     PAUSE = "pause"
     RESUME = "resume"
+    UPDATE = "update"
     START = "start"
     OK = "ok"
     FAIL = "fail"
@@ -319,12 +323,55 @@ class Add:
         return cls(job, at, None if source is None else as_str(source))
 
 
-Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Start | Ok | Fail |
-                     Touch | Move | Moved | Pointer | Full)
-Control: TypeAlias = Cancel | RunNow | Reschedule | Pause | Resume
+@dataclass(frozen=True, slots=True)
+class Update:
+    """New values for the fields named in ``values`` (payload, retry, recurrence,
+    timeout_seconds), and the due time that follows from them."""
+
+    OP: ClassVar[Op] = Op.UPDATE
+    VERSION: ClassVar[int] = 3
+    _KEYS: ClassVar[dict[str, str]] = {"payload": "p", "retry": "r", "recurrence": "rc",
+                                       "timeout_seconds": "to"}
+    id: str
+    at: datetime
+    due: datetime
+    values: dict[str, Any]
+    rid: str | None = None
+    run: int | None = None
+
+    def encode(self) -> Wire:
+        out: Wire = {"v": self.VERSION, "op": self.OP.value, "id": self.id, "at": ts(self.at),
+                     "due": ts(self.due), "set": sorted(self.values)}
+        for name, value in self.values.items():
+            out[self._KEYS[name]] = value.to_dict() if hasattr(value, "to_dict") else value
+        if self.rid is not None:
+            out["rid"] = self.rid
+        if self.run is not None:
+            out["run"] = self.run
+        return out
+
+    @classmethod
+    def decode(cls, wire: Wire) -> Update:
+        values: dict[str, Any] = {}
+        for name in wire["set"]:
+            raw = wire.get(cls._KEYS[name])  # KeyError: a field we do not know
+            if name == "retry":
+                values[name] = RetryPolicy(**raw)
+            elif name == "recurrence":
+                values[name] = Recurrence(**raw)
+            else:
+                values[name] = raw
+        rid, run = wire.get("rid"), wire.get("run")
+        return cls(as_str(wire["id"]), parse_ts(wire["at"]), parse_ts(wire["due"]), values,
+                   None if rid is None else as_str(rid), None if run is None else as_int(run))
+
+
+Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Start | Ok |
+                     Fail | Touch | Move | Moved | Pointer | Full)
+Control: TypeAlias = Cancel | RunNow | Reschedule | Pause | Resume | Update
 Execution: TypeAlias = Start | Ok | Fail
-RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Start, Ok,
-                                  Fail, Touch, Move, Moved, Pointer, Full)
+RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update, Start,
+                                  Ok, Fail, Touch, Move, Moved, Pointer, Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -378,6 +425,11 @@ def pause(job_id: str, at: datetime, *, rid: str | None = None, run: int | None 
 def resume(job_id: str, due: datetime, at: datetime, *, rid: str | None = None,
            run: int | None = None) -> Resume:
     return Resume(job_id, at, due, rid, run)
+
+
+def update(job_id: str, values: dict[str, Any], due: datetime, at: datetime, *,
+           rid: str | None = None, run: int | None = None) -> Update:
+    return Update(job_id, at, due, values, rid, run)
 
 
 def start(job_id: str, attempt: int, epoch: int, at: datetime, *, token: str | None = None,

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import records as rec
 from . import transitions as tr
@@ -38,6 +39,7 @@ from .ids import (
     parse_shard_name,
     slot_prefix,
 )
+from .job_update import parse_update, updated_due, updated_values
 from .key_index import KeyIndex, fingerprint
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
@@ -254,6 +256,22 @@ class JobScheduler:
                                                                     run=j.runs),
                                   lambda j: tr.cancel(j, at, reason))
         await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
+        return job
+
+    async def update(self, job_id: str, body: dict[str, Any]) -> Job:
+        """Change a waiting or paused job's payload, retry policy, recurrence or timeout
+        (``job_update.py``); checked like scheduling before anything is read or written."""
+        change = parse_update(body, self.settings)
+        at = self.clock()
+
+        def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
+            values = updated_values(job, change)
+            return values, updated_due(job, values, at)
+
+        job = await self._control(
+            job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
+            lambda j: tr.update(j, *resolved(j), at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
     async def pause(self, job_id: str) -> Job:

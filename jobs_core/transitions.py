@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from .errors import InvalidTransitionError
 from .model import ErrorInfo, Job, JobStatus
@@ -62,6 +63,14 @@ def resume(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> 
             f"the request was for occurrence {run}, the job is on occurrence {job.runs}")
     status = S.RETRYING if job.attempts > 0 and job.last_error is not None else S.SCHEDULED
     return replace(job, status=status, due_at=due_at, updated_at=at)
+
+
+def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
+           run: int | None = None) -> Job:
+    """A waiting or paused job gets new field values (``job_update.py`` resolves them); a
+    running attempt is never changed under its feet."""
+    _require_waiting(job, "update", job.status, run, also=(S.PAUSED,))
+    return replace(job, **values, due_at=due_at, updated_at=at)
 
 
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:

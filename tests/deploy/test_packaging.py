@@ -24,6 +24,7 @@ EXPECTED_HTTP = {
     "jobs_list": ("jobs", ["GET"]),
     "jobs_get": ("jobs/{id}", ["GET"]),
     "jobs_cancel": ("jobs/{id}", ["DELETE"]),
+    "jobs_update": ("jobs/{id}", ["PATCH"]),
     "jobs_run": ("jobs/{id}/run", ["POST"]),
     "jobs_reschedule": ("jobs/{id}/reschedule", ["POST"]),
     "jobs_pause": ("jobs/{id}/pause", ["POST"]),

@@ -190,6 +190,35 @@ def test_reschedule_answers(app: Checked) -> None:
     app.call("POST", path, 401, id=UNKNOWN, key=False, json={"delay": 60})
 
 
+def test_update_answers(app: Checked) -> None:
+    path = "/jobs/{id}"
+    job = app.schedule(handler="echo", payload={"v": 1}, delay=3600,
+                       recurrence={"interval_seconds": 7200})
+    updated = app.call("PATCH", path, 200, id=job["id"],
+                       json={"payload": {"v": 2}, "retry": {"max_attempts": 2},
+                             "timeout_seconds": None})
+    assert updated["payload"] == {"v": 2} and updated["max_attempts"] == 2
+    assert updated["due_at"] == job["due_at"]
+    moved = app.call("PATCH", path, 200, id=job["id"],
+                     json={"recurrence": {"cron": "0 3 * * *", "timezone": "Europe/Berlin"}})
+    assert moved["recurrence"]["cron"] == "0 3 * * *" and moved["due_at"] != job["due_at"]
+    for body, field_name in [({"handler": "sleep"}, "handler"), ({"recurrence": None},
+                                                                  "recurrence"),
+                             ({"retry": {"max_attempts": 0}}, "retry"),
+                             ({"timeout_seconds": 0}, "timeout_seconds")]:
+        problem = app.call("PATCH", path, 400, id=job["id"], json=body)
+        assert problem["field"] == field_name, (body, problem)
+    app.call("PATCH", path, 400, id=job["id"], json={})
+    app.call("PATCH", path, 413, id=job["id"], json={"payload": "x" * 120_000})
+    app.call("PATCH", path, 415, id=job["id"], data=b"payload=1",
+             headers={"Content-Type": "text/plain"})
+    app.call("DELETE", path, 200, id=job["id"])
+    app.call("PATCH", path, 409, id=job["id"], json={"payload": 3})
+    app.call("PATCH", path, 404, id=UNKNOWN, json={"payload": 3})
+    app.call("PATCH", path, 400, id=MALFORMED, json={"payload": 3})
+    app.call("PATCH", path, 401, id=UNKNOWN, key=False, json={"payload": 3})
+
+
 def test_pause_and_resume_answers(app: Checked) -> None:
     schedule = app.schedule(handler="echo", recurrence={"interval_seconds": 3600}, delay=3600)
     paused = app.call("POST", "/jobs/{id}/pause", 200, id=schedule["id"])
@@ -285,6 +314,7 @@ def test_storage_unavailable_is_the_documented_503(azurite: azurite_helpers.Azur
         down.call("POST", "/jobs/{id}/run", 503, id=UNKNOWN)
         down.call("POST", "/jobs/{id}/reschedule", 503, id=UNKNOWN, json={"delay": 60})
         down.call("POST", "/jobs/{id}/pause", 503, id=UNKNOWN)
+        down.call("PATCH", "/jobs/{id}", 503, id=UNKNOWN, json={"payload": 1})
         down.call("POST", "/jobs/{id}/resume", 503, id=UNKNOWN)
         down.call("GET", "/shards", 503)
         down.call("GET", "/timeline", 503)

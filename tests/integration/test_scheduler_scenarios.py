@@ -201,6 +201,36 @@ async def test_a_paused_schedule_stays_paused_as_it_moves_and_resumes_from_now(
     assert (await scheduler.cancel(job.id)).status is JobStatus.CANCELLED
 
 
+async def test_an_update_changes_a_waiting_job_and_never_a_running_one(store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest(
+        "echo", {"v": 1}, recurrence={"interval_seconds": 3600}, delay=60))).job
+    for bad in ({}, {"handler": "other"}, {"payload": "x" * 100_000},
+                {"retry": {"max_attempts": 0}}, {"recurrence": None},
+                {"recurrence": {"cron": "0 0 30 2 *"}}, {"timeout_seconds": -1}):
+        with pytest.raises(JobValidationError):
+            await scheduler.update(job.id, bad)
+    assert (await scheduler.get(job.id)).payload == {"v": 1}  # nothing changed
+    updated = await scheduler.update(job.id, {"payload": {"v": 2}, "timeout_seconds": 9,
+                                              "retry": {"max_attempts": 2}})
+    assert updated.payload == {"v": 2} and updated.timeout_seconds == 9
+    assert updated.retry.max_attempts == 2 and updated.retry.base_delay == job.retry.base_delay
+    assert updated.due_at == job.due_at  # the occurrence it waits for stays
+    clock.advance(60)
+    await drain(executor, 1)
+    done = await scheduler.get(job.id)
+    assert rec.runs[job.id] == 1 and done.result["echo"] == {"v": 2}  # the new payload ran
+    faster = await scheduler.update(job.id, {"recurrence": {"interval_seconds": 600}})
+    assert faster.due_at == clock.now + timedelta(seconds=600)  # the new one, from now
+    one_off = (await scheduler.schedule(JobRequest("echo", delay=60))).job
+    with pytest.raises(JobValidationError, match="one-off"):
+        await scheduler.update(one_off.id, {"recurrence": {"interval_seconds": 60}})
+    await scheduler.cancel(one_off.id)
+    with pytest.raises(InvalidTransitionError, match="cancelled"):
+        await scheduler.update(one_off.id, {"payload": 1})
+
+
 async def _blobs_holding(scheduler: object, job_id: str) -> list[str]:
     """The blob the job lives in now (by the scheduler's own lookup)."""
     _, blob = await scheduler._locate(job_id)  # type: ignore[attr-defined]

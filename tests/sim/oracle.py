@@ -10,7 +10,8 @@ I4 read-your-writes  a 2xx job is readable at once from the process that answere
                      process never reads a job state older than one it returned before
 I5 idempotency       one key -> one job id; a different body with a used key -> 409
 I6 truthful controls 200 means the change happened (a cancelled job never starts after, a
-                     paused one not before a resume is asked for);
+                     paused one not before a resume is asked for, an updated one starts
+                     with what the update set);
                      409 means it did not
 I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included), and
                      recurring jobs keep running (no blob limit stops them)
@@ -66,6 +67,7 @@ class Invocation:
     ok: bool | None = None
     error: str | None = None
     token: str | None = None
+    payload: Any = None  # what the handler was given
 
 
 @dataclass
@@ -78,6 +80,8 @@ class Accepted:
     payload: Any = None
     created: bool = True  # False: first seen as an earlier job returned for its key
     controls: list[tuple[str, str, float, float, Any]] = field(default_factory=list)
+    # updates: (answer, began, answered, the payload it set)
+    updates: list[tuple[str, float, float, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class Oracle:
 
     def invoked(self, ctx: JobContext, proc: str, at: float) -> Invocation:
         inv = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at,
-                         token=ctx.execution)
+                         token=ctx.execution, payload=ctx.payload)
         self.invocations.append(inv)
         self.by_job[ctx.job_id].append(inv)
         self.ops["invocations"] += 1
@@ -213,6 +217,12 @@ class Oracle:
     def pick_job(self, rng: random.Random) -> str | None:
         return rng.choice(self.order) if self.order else None
 
+    def pick_recurring(self, rng: random.Random) -> str | None:
+        """Half the time a recurring job (mostly waiting: an update of a finished job is a
+        409)."""
+        recurring = [job_id for job_id in self.order if self.jobs[job_id].recurring]
+        return rng.choice(recurring) if recurring and rng.random() < 0.5 else None
+
     def pick_paused(self, rng: random.Random) -> str | None:
         """Mostly a job a pause was answered 200 for (a resume of a random job is a 409)."""
         paused = [job_id for job_id in self.order
@@ -220,12 +230,17 @@ class Oracle:
         return rng.choice(paused) if paused and rng.random() < 0.8 else None
 
     def control(self, op: str, job_id: str, answer: str, job: Job | None, began: float,
-                at: float, proc: str, due: datetime | None, exc: BaseException | None) -> None:
+                at: float, proc: str, due: datetime | None, exc: BaseException | None,
+                payload: Any = None) -> None:
         self.ops[op] += 1
         info = self.jobs.get(job_id)
         self.log(at, f"{op} {job_id} -> {answer} {job.status.value if job else exc!r}")
         if info is not None and op != "get":
             info.controls.append((op, answer, began, at, job.due_at if job else due))
+        if info is not None and op == "update":
+            info.updates.append((answer, began, at, payload))
+        if op == "update" and job is not None and job.payload != payload:
+            self.violate("I6", f"update {job_id} answered 200 with payload {job.payload!r}")
         if answer == "404" and not self._purged_ok(job_id):
             self.violate("I4", f"{op} answered 404 for accepted job {job_id} on {proc}")
         if job is None:
@@ -397,6 +412,17 @@ class Oracle:
                 if late:
                     self.violate("I6", f"{job_id} started at {late[0].start:.3f} after its "
                                        f"cancel was answered 200 at {at:.3f}")
+        for answer, _, at, payload in info.updates:
+            if answer != "200":
+                continue
+            # from the answer until another update was asked for, every start sees it
+            until = min([b for _, b, _, _ in info.updates if b > at], default=float("inf"))
+            stale = [i for i in self.by_job.get(job_id, [])
+                     if at < i.start < until and i.payload != payload]
+            if stale:
+                self.violate("I6", f"{job_id} started at {stale[0].start:.3f} with payload "
+                                   f"{stale[0].payload!r}, after an update to {payload!r} was "
+                                   f"answered 200 at {at:.3f}")
         for _op, answer, _, at, _ in (c for c in info.controls if c[0] == "pause"):
             if answer != "200":
                 continue  # (an ambiguous pause may or may not hold the job)

@@ -16,7 +16,7 @@ from .oracle import Violation
 from .world import SimConfig, simulate
 
 OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
-              "reschedule", "pause", "resume", "purge", "invocations")
+              "reschedule", "pause", "resume", "update", "purge", "invocations")
 
 
 async def _real_io(request: Awaitable[Any]) -> Any:
@@ -63,11 +63,11 @@ class SeedResult:
 
 def run_seed(seed: int, ops: int | None = None, *,
              store: Callable[[], Awaitable[JobStore]] | None = None,
-             pauses: bool = True) -> SeedResult:
+             v3_controls: bool = True) -> SeedResult:
     """One seed; with ``store`` (a factory of a real store, e.g. on Azurite) the same world
-    runs against that service, its block limit unscaled. ``pauses=False``: the workload
-    without pause/resume, as seeds found before those existed replay it."""
-    config = replace(SimConfig.draw(seed, ops), pauses=pauses)
+    runs against that service, its block limit unscaled. ``v3_controls=False``: the workload
+    without pause, resume and update, as seeds found before those existed replay it."""
+    config = replace(SimConfig.draw(seed, ops), v3_controls=v3_controls)
     if store is not None:
         config = config.unscaled()
     began = time.perf_counter()
@@ -122,11 +122,11 @@ class Totals:
 
 
 def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
-             pauses: bool = True) -> tuple[Totals, list[SeedResult]]:
+             v3_controls: bool = True) -> tuple[Totals, list[SeedResult]]:
     """Run ``seeds`` (in ``workers`` processes); returns the totals and the failed results."""
     totals, failed = Totals(), []
     if workers <= 1:
-        results = (run_seed(seed, ops, pauses=pauses) for seed in seeds)
+        results = (run_seed(seed, ops, v3_controls=v3_controls) for seed in seeds)
         for result in results:
             totals.add(result)
             if not result.ok:
@@ -143,7 +143,7 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers) as pool:
             for result in pool.imap_unordered(_run_one,
-                                              [(seed, ops, pauses) for seed in seeds]):
+                                              [(seed, ops, v3_controls) for seed in seeds]):
                 totals.add(result)
                 if not result.ok:
                     failed.append(result)
@@ -156,7 +156,7 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
 
 
 def _run_one(args: tuple[int, int | None, bool]) -> SeedResult:
-    seed, ops, pauses = args
-    result = run_seed(seed, ops, pauses=pauses)
+    seed, ops, v3_controls = args
+    result = run_seed(seed, ops, v3_controls=v3_controls)
     result.trace = result.trace[-60:]  # keep what crosses the process boundary small
     return result

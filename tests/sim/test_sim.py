@@ -47,11 +47,11 @@ def test_every_invariant_holds_on_the_ci_seeds() -> None:
 
 
 @pytest.mark.parametrize(("seed", "ops"), REGRESSION_SEEDS)
-@pytest.mark.parametrize("pauses", [False, True], ids=["as-found", "with-pauses"])
-def test_the_regression_seeds_hold(seed: int, ops: int | None, pauses: bool) -> None:
+@pytest.mark.parametrize("v3_controls", [False, True], ids=["as-found", "with-v3-controls"])
+def test_the_regression_seeds_hold(seed: int, ops: int | None, v3_controls: bool) -> None:
     """Each seed replays the workload it was found with (before pause/resume existed), and
     also runs with pause/resume in the mix."""
-    result = run_seed(seed, ops, pauses=pauses)
+    result = run_seed(seed, ops, v3_controls=v3_controls)
     assert result.ok, result.describe(20)
 
 

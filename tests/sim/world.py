@@ -67,7 +67,7 @@ class SimConfig:
     settings: JobsSettings
     recurring: int
     retention_hours: float
-    pauses: bool = True  # pause/resume in the workload (off: the workload seeds had before)
+    v3_controls: bool = True  # pause, resume, update in the workload (off: as before them)
 
     def unscaled(self) -> SimConfig:
         """The same world with the service's real block limit (for a real store)."""
@@ -437,8 +437,8 @@ class Workload:
     async def one(self) -> None:
         ops = ["schedule", "batch", "get", "cancel", "run_now", "reschedule", "purge"]
         weights = [45, 8, 15, 12, 8, 8, 1]
-        if self.w.config.pauses:
-            ops, weights = [*ops, "pause", "resume"], [*weights, 5, 5]
+        if self.w.config.v3_controls:
+            ops, weights = [*ops, "pause", "resume", "update"], [*weights, 5, 5, 5]
         op = self.rng.choices(ops, weights)[0]
         if op == "schedule":
             request, keyed = self.request()
@@ -450,7 +450,8 @@ class Workload:
             await self.purge()
         else:
             oracle = self.w.oracle
-            job_id = oracle.pick_paused(self.rng) if op == "resume" else None
+            job_id = oracle.pick_paused(self.rng) if op == "resume" else \
+                oracle.pick_recurring(self.rng) if op == "update" else None
             job_id = job_id or oracle.pick_job(self.rng)
             if job_id is not None:
                 await self.control(op, job_id)
@@ -530,24 +531,33 @@ class Workload:
                 return await p.scheduler.reschedule(job_id, due)
             if op == "pause":
                 return await p.scheduler.pause(job_id)
+            if op == "update":
+                return await p.scheduler.update(job_id, {"payload": payload})
             if op == "resume":
                 return await p.scheduler.resume(job_id)
             return await p.scheduler.get(job_id)
 
+        payload = None
         if op == "reschedule":
             due = w.clock() + timedelta(seconds=self.rng.choice([-30.0, 5.0, 120.0, 5000.0]))
+        if op == "update":  # the same behaviour, marked: the oracle checks who sees which
+            payload = {**(oracle.jobs[job_id].request.payload or {}),
+                       "u": self.rng.randrange(10**6)}
         try:
             job = await proc.call(act)
         except InvalidTransitionError as exc:
-            oracle.control(op, job_id, "409", None, began, w.now(), proc.name, due, exc)
+            oracle.control(op, job_id, "409", None, began, w.now(), proc.name, due, exc,
+                           payload)
             return
         except JobNotFoundError as exc:
-            oracle.control(op, job_id, "404", None, began, w.now(), proc.name, due, exc)
+            oracle.control(op, job_id, "404", None, began, w.now(), proc.name, due, exc,
+                           payload)
             return
         except (JobsError, ProcessCrashed) as exc:
-            oracle.control(op, job_id, "error", None, began, w.now(), proc.name, due, exc)
+            oracle.control(op, job_id, "error", None, began, w.now(), proc.name, due, exc,
+                           payload)
             return
-        oracle.control(op, job_id, "200", job, began, w.now(), proc.name, due, None)
+        oracle.control(op, job_id, "200", job, began, w.now(), proc.name, due, None, payload)
         if op != "get":
             w.wake_for(job_id, job.due_at)
 

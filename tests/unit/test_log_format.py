@@ -119,6 +119,10 @@ def _every_record() -> list[rec.Record]:
             rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
             rec.pause(JOB_ID, T0, rid="r6", run=1), rec.resume(JOB_ID, later, T0, rid="r7", run=1),
             rec.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
+            rec.update(JOB_ID, {"payload": None, "retry": RetryPolicy(max_attempts=2),
+                                "recurrence": Recurrence(cron="0 2 * * *",
+                                                         timezone="Europe/Berlin"),
+                                "timeout_seconds": 7.5}, later, T0, rid="r8", run=2),
             rec.start(JOB_ID, 2, 5, T0, token="x1", run=3, lease=later),
             replace(rec.ok(JOB_ID, 2, 5, T0, {"ok": True}, later, token="x1"), rid="r4"),
             replace(rec.fail(JOB_ID, 2, 5, T0, error, retry_at=later, next_due=later,
@@ -132,7 +136,7 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
     assert {type(r) for r in records} == set(rec.RECORD_TYPES)
     for record in records:
         wire = json.loads(rec.encode_line(record))
-        newer = isinstance(record, rec.Pause | rec.Resume) or (
+        newer = isinstance(record, rec.Pause | rec.Resume | rec.Update) or (
             isinstance(record, rec.Add) and record.job.status is JobStatus.PAUSED)
         assert wire["v"] == (3 if newer else 2) and wire["op"] == record.OP.value
         back = rec.decode(wire)

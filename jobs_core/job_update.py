@@ -1,0 +1,105 @@
+"""Updating a waiting job (``PATCH /api/jobs/{id}``): what may change, checked like scheduling.
+
+A request names the fields it sets: ``payload``, ``retry`` (merged onto the job's policy),
+``recurrence`` (a recurring job's cron, time zone or interval: the next occurrence is then
+computed from the time of the update) and ``timeout_seconds`` (``null``: back to the handler's
+or the default). Only a waiting or paused job changes; a running attempt is never disturbed
+(409: update it once the attempt is over). The writer resolves every value, the new due time
+included, and records them in one ``update`` record, so every replay agrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from .errors import InvalidRecurrenceError, JobValidationError
+from .model import JSON, Job, Recurrence
+from .settings import JobsSettings
+from .validation import (
+    check_json_size,
+    next_occurrence,
+    parse_recurrence,
+    parse_retry,
+    parse_timeout,
+)
+
+UPDATABLE = ("payload", "retry", "recurrence", "timeout_seconds")
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """The fields a request sets (``fields``), checked; ``retry`` is the request's partial
+    policy, merged onto the job's own when applied."""
+
+    fields: frozenset[str]
+    payload: JSON = None
+    retry: dict[str, Any] | None = None
+    recurrence: Recurrence | None = None
+    timeout_seconds: float | None = None
+
+
+def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
+    """Raises ``JobValidationError`` (400) naming the field; nothing is read or written."""
+    if not isinstance(body, dict):
+        raise JobValidationError("the body must be a JSON object of the fields to change: "
+                                 f"{', '.join(UPDATABLE)}")
+    unknown = sorted(set(body) - set(UPDATABLE))
+    if unknown:
+        raise JobValidationError(f"unknown fields: {unknown}; an update may set "
+                                 f"{', '.join(UPDATABLE)}", field=unknown[0])
+    if not body:
+        raise JobValidationError(f"nothing to change: give one of {', '.join(UPDATABLE)}")
+    if "payload" in body:
+        check_json_size(body["payload"], settings.max_payload_bytes, "payload")
+    retry = body.get("retry")
+    if "retry" in body:
+        if not isinstance(retry, dict):
+            raise JobValidationError("retry must be an object", field="retry")
+        parse_retry(retry, settings.retry)  # (the same checks as scheduling)
+    recurrence = None
+    if "recurrence" in body:
+        if body["recurrence"] is None:
+            raise JobValidationError("recurrence cannot be removed; cancel the job to stop it",
+                                     field="recurrence")
+        recurrence = parse_recurrence(body["recurrence"])
+        assert recurrence is not None
+        if recurrence.interval_seconds is not None and \
+                recurrence.interval_seconds > settings.horizon_days * 86400:
+            raise InvalidRecurrenceError(
+                f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
+                f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
+    timeout = parse_timeout(body.get("timeout_seconds"))
+    return JobUpdate(frozenset(body), body.get("payload"), retry, recurrence, timeout)
+
+
+def updated_values(job: Job, update: JobUpdate) -> dict[str, Any]:
+    """The job's new field values (raises ``JobValidationError`` for a change that does not
+    fit this job: a recurrence for a one-off job)."""
+    values: dict[str, Any] = {}
+    if "payload" in update.fields:
+        values["payload"] = update.payload
+    if "retry" in update.fields:
+        values["retry"] = parse_retry(update.retry, job.retry)
+    if "recurrence" in update.fields:
+        if job.recurrence is None:
+            raise JobValidationError("a one-off job has no recurrence to change; schedule a "
+                                     "recurring job instead", field="recurrence")
+        values["recurrence"] = update.recurrence
+    if "timeout_seconds" in update.fields:
+        values["timeout_seconds"] = update.timeout_seconds
+    return values
+
+
+def updated_due(job: Job, values: dict[str, Any], at: datetime) -> datetime:
+    """A recurring job whose recurrence changed waits for the new one's next occurrence from
+    ``at`` (unless a retry of the current occurrence is waiting); else its due time stays."""
+    new: Recurrence | None = values.get("recurrence")
+    if new is None or new == job.recurrence or job.attempts > 0:
+        return job.due_at
+    return next_occurrence(new, at)
+
+
+def apply_values(job: Job, values: dict[str, Any], due: datetime, at: datetime) -> Job:
+    return replace(job, **values, due_at=due, updated_at=at)
