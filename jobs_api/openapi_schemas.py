@@ -9,7 +9,7 @@ jobs_api/problems.py.
 from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
-from jobs_core.validation import MIN_INTERVAL_SECONDS
+from jobs_core.validation import MAX_RUNS_LIMIT, MIN_INTERVAL_SECONDS
 
 from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
 from .runtime import ApiSettings
@@ -51,14 +51,22 @@ def retry_schemas(settings: JobsSettings) -> dict[str, Schema]:
 
 def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
     horizon = settings.horizon_days * 86_400
+    ends = {
+        "until": {**TIMESTAMP, "description": (
+            "no occurrence after this time (ISO-8601 with offset); the job is then "
+            "succeeded or failed by its last run. Before the first occurrence: 400")},
+        "max_runs": {"type": "integer", "minimum": 1, "maximum": MAX_RUNS_LIMIT,
+                     "description": "at most this many occurrences (the job's runs), then the "
+                                    "job is final"}}
     cron = obj({"cron": {"type": "string", "minLength": 9, "examples": ["0 2 * * *"],
                          "description": "5 fields: minute hour day-of-month month day-of-week"},
                 "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"],
-                             "description": "IANA time zone the cron is evaluated in"}},
+                             "description": "IANA time zone the cron is evaluated in"},
+                **ends},
                required=["cron"], closed=True)
     interval = obj({"interval_seconds": {
         "type": "number", "minimum": MIN_INTERVAL_SECONDS, "maximum": horizon,
-        "description": "fixed interval; at most the horizon (JOBS_HORIZON_DAYS)"}},
+        "description": "fixed interval; at most the horizon (JOBS_HORIZON_DAYS)"}, **ends},
         required=["interval_seconds"], closed=True)
     return {
         "CronRecurrence": cron,

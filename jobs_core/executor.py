@@ -45,7 +45,7 @@ from .shard_state import ShardState
 from .shard_summary import summarize
 from .slot_listing import SlotListing
 from .store import JobStore
-from .validation import check_json_size, next_occurrence
+from .validation import check_json_size, next_occurrence, recurrence_ends
 
 log = logging.getLogger(__name__)
 
@@ -395,14 +395,17 @@ class Executor:
         return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
 
     def _next(self, job: Job, at: datetime) -> datetime | None:
+        """The next occurrence after the one ending now, or None: the job is then final (a
+        one-off job, or a recurrence past its ``until`` or at its ``max_runs``)."""
         if job.recurrence is None:
             return None
         try:
-            return next_occurrence(job.recurrence, max(at, job.due_at))
+            nxt = next_occurrence(job.recurrence, max(at, job.due_at))
         except JobsError as exc:  # a stored expression this release no longer accepts
             log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
                       job.id, exc)
             return None
+        return None if recurrence_ends(job.recurrence, job.runs + 1, nxt) else nxt
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
                        result: BatchResult, events: list[JobEvent]) -> rec.Fail:

@@ -55,16 +55,37 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval."""
+    """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval;
+    optionally ending: no occurrence after ``until``, at most ``max_runs`` occurrences."""
 
     cron: str | None = None
     timezone: str = "UTC"
     interval_seconds: float | None = None
+    until: datetime | None = None
+    max_runs: int | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.until is not None or self.max_runs is not None
 
     def to_dict(self) -> dict[str, Any]:
-        if self.cron is not None:
-            return {"cron": self.cron, "timezone": self.timezone}
-        return {"interval_seconds": self.interval_seconds}
+        out: dict[str, Any] = ({"cron": self.cron, "timezone": self.timezone}
+                               if self.cron is not None
+                               else {"interval_seconds": self.interval_seconds})
+        if self.until is not None:
+            out["until"] = self.until.isoformat().replace("+00:00", "Z")
+        if self.max_runs is not None:
+            out["max_runs"] = self.max_runs
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recurrence:
+        """The stored form (``to_dict``) read back."""
+        until = data.get("until")
+        return cls(cron=data.get("cron"), timezone=data.get("timezone") or "UTC",
+                   interval_seconds=data.get("interval_seconds"),
+                   until=None if until is None else datetime.fromisoformat(until),
+                   max_runs=data.get("max_runs"))
 
 
 @dataclass(frozen=True, slots=True)

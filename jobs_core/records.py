@@ -38,7 +38,7 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     p      payload
     k      idempotency key
     r      retry policy
-    rc     recurrence
+    rc     recurrence: cron + timezone or interval_seconds; until, max_runs (v3)
     n      notify queue
     to     timeout seconds in ``add`` and ``update``; the destination blob in move, moved, ptr
     set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds
@@ -65,10 +65,10 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
 still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
-did not change the wire. Version 3 added ``pause``, ``resume`` and ``update`` (and the
-``paused`` status a moved-in add may carry): only those records are written as version 3, so a
-blob without them stays readable by a version-2 reader, and a version-2 reader refuses a blob
-with them rather than misread it.
+did not change the wire. Version 3 added ``pause``, ``resume`` and ``update``, the ``paused``
+status a moved-in add may carry, and ``until``/``max_runs`` in ``rc``: only those records are
+written as version 3, so a blob without them stays readable by a version-2 reader, and a
+version-2 reader refuses a blob with them rather than misread it.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -280,8 +280,10 @@ class Add:
 
     def encode(self) -> Wire:
         job = self.job
-        # a job carried in paused is only readable by a reader that knows the status
-        version = 3 if job.status is JobStatus.PAUSED else 2
+        # a paused job, or a recurrence with an end, is only readable by a v3 reader
+        newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
+                                                   job.recurrence.bounded)
+        version = 3 if newer else 2
         out: Wire = {"v": version, "op": "add", "id": job.id, "h": job.handler,
                      "due": ts(job.due_at), "at": ts(self.at)}
         if job.payload is not None:
@@ -313,7 +315,7 @@ class Add:
             created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
             payload=wire.get("p"), idempotency_key=wire.get("k"),
             retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
-            recurrence=Recurrence(**rc) if rc else None,
+            recurrence=Recurrence.from_dict(rc) if rc else None,
             notify=wire.get("n"), timeout_seconds=wire.get("to"),
             status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
             runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
@@ -358,7 +360,7 @@ class Update:
             if name == "retry":
                 values[name] = RetryPolicy(**raw)
             elif name == "recurrence":
-                values[name] = Recurrence(**raw)
+                values[name] = Recurrence.from_dict(raw)
             else:
                 values[name] = raw
         rid, run = wire.get("rid"), wire.get("run")

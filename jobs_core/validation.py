@@ -79,6 +79,10 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
     due = resolve_due(request.due_at, request.delay, settings, now)
     if recurrence is not None and request.due_at is None and request.delay is None:
         due = next_occurrence(recurrence, now)
+    if recurrence is not None and recurrence.until is not None and due > recurrence.until:
+        raise InvalidRecurrenceError(
+            f"recurrence.until {recurrence.until.isoformat()} is before the first occurrence "
+            f"({due.isoformat()}): the job would never run")
     return ValidJob(
         handler=request.handler,
         payload=request.payload,
@@ -172,11 +176,13 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
     if value is None or isinstance(value, Recurrence):
         rec = value
     elif isinstance(value, dict):
-        unknown = set(value) - {"cron", "timezone", "interval_seconds"}
+        unknown = set(value) - {"cron", "timezone", "interval_seconds", "until", "max_runs"}
         if unknown:
             raise InvalidRecurrenceError(f"unknown recurrence fields: {sorted(unknown)}")
         rec = Recurrence(cron=value.get("cron"), timezone=value.get("timezone") or "UTC",
-                         interval_seconds=value.get("interval_seconds"))
+                         interval_seconds=value.get("interval_seconds"),
+                         until=_parse_until(value.get("until")),
+                         max_runs=_parse_max_runs(value.get("max_runs")))
     else:
         raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
                                      "'interval_seconds'")
@@ -217,6 +223,42 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                 f"interval_seconds must be a number >= {MIN_INTERVAL_SECONDS:g}, "
                 f"got {interval!r}")
     return rec
+
+
+MAX_RUNS_LIMIT = 1_000_000_000
+
+
+def _parse_until(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRecurrenceError("recurrence.until must be an ISO-8601 date-time string")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidRecurrenceError(f"recurrence.until {value!r} is not an ISO-8601 "
+                                     "date-time") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidRecurrenceError(f"recurrence.until {value!r} needs a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _parse_max_runs(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_RUNS_LIMIT:
+        raise InvalidRecurrenceError(f"recurrence.max_runs must be an integer in "
+                                     f"1..{MAX_RUNS_LIMIT}, got {value!r}")
+    return value
+
+
+def recurrence_ends(rec: Recurrence, runs_done: int, next_due: datetime) -> bool:
+    """Whether a recurrence with ``runs_done`` finished occurrences has none at
+    ``next_due`` (past ``until``, or ``max_runs`` reached)."""
+    if rec.max_runs is not None and runs_done >= rec.max_runs:
+        return True
+    return rec.until is not None and next_due > rec.until
 
 
 _CRON_NAMES = {name: number for names, first in (("SUN MON TUE WED THU FRI SAT", 0),

@@ -231,6 +231,31 @@ async def test_an_update_changes_a_waiting_job_and_never_a_running_one(store: ob
         await scheduler.update(one_off.id, {"payload": 1})
 
 
+async def test_a_recurrence_ends_at_max_runs_or_until(store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    counted = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 60, "max_runs": 3}))).job
+    until = clock.now + timedelta(seconds=150)
+    dated = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 60, "until": until.isoformat()}))).job
+    assert counted.recurrence is not None and counted.recurrence.max_runs == 3
+    for _ in range(6):
+        clock.advance(60)
+        await drain(executor, 1)
+    done, ended = await scheduler.get(counted.id), await scheduler.get(dated.id)
+    assert rec.runs[counted.id] == 3 and done.status is JobStatus.SUCCEEDED and done.runs == 3
+    assert rec.runs[dated.id] == 2 and ended.status is JobStatus.SUCCEEDED  # at +60 s, +120 s
+    assert ended.recurrence is not None and ended.recurrence.until == until
+    for bad in ({"interval_seconds": 60, "max_runs": 0},
+                {"interval_seconds": 60, "max_runs": 1.5},
+                {"interval_seconds": 60, "until": "tomorrow"},
+                {"interval_seconds": 60, "until": "2026-01-01T00:00:00"},
+                {"interval_seconds": 60, "until": (clock.now - timedelta(hours=1)).isoformat()}):
+        with pytest.raises(JobValidationError):
+            await scheduler.schedule(JobRequest("echo", recurrence=bad))
+
+
 async def _blobs_holding(scheduler: object, job_id: str) -> list[str]:
     """The blob the job lives in now (by the scheduler's own lookup)."""
     _, blob = await scheduler._locate(job_id)  # type: ignore[attr-defined]
