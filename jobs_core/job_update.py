@@ -98,7 +98,14 @@ def updated_due(job: Job, values: dict[str, Any], at: datetime) -> datetime:
     new: Recurrence | None = values.get("recurrence")
     if new is None or new == job.recurrence or job.attempts > 0:
         return job.due_at
-    return next_occurrence(new, at)
+    due = next_occurrence(new, at)
+    if new.until is not None and due > new.until:
+        raise InvalidRecurrenceError(f"recurrence.until {new.until.isoformat()} is before the "
+                                     f"next occurrence ({due.isoformat()})")
+    if new.max_runs is not None and job.runs >= new.max_runs:
+        raise InvalidRecurrenceError(f"recurrence.max_runs {new.max_runs}: the job has already "
+                                     f"run {job.runs} times")
+    return due
 
 
 def apply_values(job: Job, values: dict[str, Any], due: datetime, at: datetime) -> Job:

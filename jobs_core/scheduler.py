@@ -21,6 +21,7 @@ from .errors import (
     IdempotencyKeyExpiredError,
     InvalidCursorError,
     InvalidDueTimeError,
+    InvalidTransitionError,
     JobConflictError,
     JobNotFoundError,
     JobsError,
@@ -83,12 +84,27 @@ class JobPage:
 
 
 def resume_due(job: Job, at: datetime) -> datetime:
-    """When a job resumed at ``at`` is due: occurrences missed while paused are skipped."""
+    """When a job resumed at ``at`` is due: occurrences missed while paused are skipped.
+    Raises ``InvalidTransitionError`` (409) when no occurrence is left before its ``until``."""
     if job.due_at >= at:
         return job.due_at
     if job.recurrence is not None and job.attempts == 0:
-        return next_occurrence(job.recurrence, at)
+        due = next_occurrence(job.recurrence, at)
+        if job.recurrence.until is not None and due > job.recurrence.until:
+            raise InvalidTransitionError(
+                "resume", job.status.value, JobStatus.SCHEDULED.value,
+                f"its recurrence ended at {job.recurrence.until.isoformat()} while it was "
+                "paused; cancel it")
+        return due
     return at  # a one-off job, or a retry, that came due while paused: now
+
+
+def within_until(job: Job, due: datetime) -> None:
+    """A recurring job's occurrence may not be moved past its recurrence's ``until``."""
+    until = job.recurrence.until if job.recurrence is not None else None
+    if until is not None and due > until:
+        raise InvalidDueTimeError(f"the new due time {due.isoformat()} is after the "
+                                  f"recurrence's until ({until.isoformat()})", field="due_at")
 
 
 class JobScheduler:
@@ -311,9 +327,13 @@ class JobScheduler:
             raise InvalidDueTimeError("give the new due time: due_at or delay",
                                       field="due_at")
         due = resolve_due(due_at, delay, self.settings, at)
+
+        def change(job: Job) -> Job:
+            within_until(job, due)
+            return tr.reschedule(job, due, at)
+
         job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
-                                                                        run=j.runs),
-                                  lambda j: tr.reschedule(j, due, at))
+                                                                        run=j.runs), change)
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 

@@ -247,6 +247,15 @@ async def test_a_recurrence_ends_at_max_runs_or_until(store: object) -> None:
     assert rec.runs[counted.id] == 3 and done.status is JobStatus.SUCCEEDED and done.runs == 3
     assert rec.runs[dated.id] == 2 and ended.status is JobStatus.SUCCEEDED  # at +60 s, +120 s
     assert ended.recurrence is not None and ended.recurrence.until == until
+    bounded = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 600,
+                            "until": (clock.now + timedelta(hours=1)).isoformat()}))).job
+    with pytest.raises(JobValidationError, match="until"):
+        await scheduler.reschedule(bounded.id, delay=7200)  # past its until
+    await scheduler.pause(bounded.id)
+    clock.advance(7200)
+    with pytest.raises(InvalidTransitionError, match="ended"):
+        await scheduler.resume(bounded.id)  # its until passed while it was paused
     for bad in ({"interval_seconds": 60, "max_runs": 0},
                 {"interval_seconds": 60, "max_runs": 1.5},
                 {"interval_seconds": 60, "until": "tomorrow"},
