@@ -16,7 +16,7 @@ from tests import azurite as azurite_helpers
 from tests.e2e.helpers import Api, make_host
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
-STATUSES = {"scheduled", "running", "retrying", "succeeded", "failed", "cancelled"}
+STATUSES = {"scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "paused"}
 
 
 @dataclass
