@@ -9,7 +9,7 @@ jobs_api/problems.py.
 from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
-from jobs_core.validation import MAX_RUNS_LIMIT, MIN_INTERVAL_SECONDS
+from jobs_core.recurrence import MAX_RUNS_LIMIT, MIN_INTERVAL_SECONDS
 
 from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
 from .runtime import ApiSettings

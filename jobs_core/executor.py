@@ -38,6 +38,7 @@ from .plans import (
     batches,
     due_key,
 )
+from .recurrence import next_occurrence, recurrence_ends
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -45,7 +46,7 @@ from .shard_state import ShardState
 from .shard_summary import summarize
 from .slot_listing import SlotListing
 from .store import JobStore
-from .validation import check_json_size, next_occurrence, recurrence_ends
+from .validation import check_json_size
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,9 @@ from typing import Any
 
 from .errors import InvalidRecurrenceError, JobValidationError
 from .model import JSON, Job, Recurrence
+from .recurrence import next_occurrence, parse_recurrence
 from .settings import JobsSettings
-from .validation import (
-    check_json_size,
-    next_occurrence,
-    parse_recurrence,
-    parse_retry,
-    parse_timeout,
-)
+from .validation import check_json_size, parse_retry, parse_timeout
 
 UPDATABLE = ("payload", "retry", "recurrence", "timeout_seconds")
 

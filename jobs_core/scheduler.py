@@ -44,11 +44,12 @@ from .job_update import parse_update, updated_due, updated_values
 from .key_index import KeyIndex, fingerprint
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
+from .recurrence import next_occurrence
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import JobRequest, ValidJob, next_occurrence, resolve_due, validate
+from .validation import JobRequest, ValidJob, resolve_due, validate
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

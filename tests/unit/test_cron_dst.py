@@ -21,7 +21,7 @@ import pytest
 
 from jobs_core import errors as e
 from jobs_core.model import Recurrence
-from jobs_core.validation import next_occurrence, parse_recurrence
+from jobs_core.recurrence import next_occurrence, parse_recurrence
 
 RUNTIME = timedelta(seconds=7)
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]

@@ -10,8 +10,9 @@ from jobs_core import JobRequest, JobsSettings, RetryPolicy
 from jobs_core import errors as e
 from jobs_core.handlers import HandlerRegistry
 from jobs_core.ids import new_job_id, parse_job_id
+from jobs_core.recurrence import next_occurrence, parse_recurrence
 from jobs_core.settings import SettingsError
-from jobs_core.validation import next_occurrence, parse_recurrence, validate
+from jobs_core.validation import validate
 from tests.jobs_helpers import T0
 
 REG = HandlerRegistry()
