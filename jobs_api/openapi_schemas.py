@@ -9,7 +9,12 @@ jobs_api/problems.py.
 from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
-from jobs_core.recurrence import MAX_RUNS_LIMIT, MIN_INTERVAL_SECONDS
+from jobs_core.recurrence import (
+    INTERVAL_MODES,
+    MAX_JITTER_SECONDS,
+    MAX_RUNS_LIMIT,
+    MIN_INTERVAL_SECONDS,
+)
 
 from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
 from .runtime import ApiSettings
@@ -64,10 +69,22 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
                              "description": "IANA time zone the cron is evaluated in"},
                 **ends},
                required=["cron"], closed=True)
-    interval = obj({"interval_seconds": {
-        "type": "number", "minimum": MIN_INTERVAL_SECONDS, "maximum": horizon,
-        "description": "fixed interval; at most the horizon (JOBS_HORIZON_DAYS)"}, **ends},
-        required=["interval_seconds"], closed=True)
+    ends["jitter_seconds"] = {
+        "type": "number", "minimum": 0, "maximum": MAX_JITTER_SECONDS,
+        "description": "each computed occurrence is delayed by a random 0..jitter_seconds, to "
+                       "spread load"}
+    interval = obj({
+        "interval_seconds": {
+            "type": "number", "minimum": MIN_INTERVAL_SECONDS, "maximum": horizon,
+            "description": "fixed interval; at most the horizon (JOBS_HORIZON_DAYS)"},
+        "interval_mode": {
+            "type": "string", "enum": list(INTERVAL_MODES), "default": "fixed_delay",
+            "description": "fixed_delay: the next run is interval_seconds after the previous "
+                           "one finished (or was due, if later); fixed_rate: on the grid "
+                           "anchor + k * interval_seconds, no drift, missed ones skipped"},
+        "anchor": {**TIMESTAMP, "description": (
+            "fixed_rate only: the grid's origin; default the first due time")},
+        **ends}, required=["interval_seconds"], closed=True)
     return {
         "CronRecurrence": cron,
         "IntervalRecurrence": interval,

@@ -38,7 +38,7 @@ from .plans import (
     batches,
     due_key,
 )
-from .recurrence import next_occurrence, recurrence_ends
+from .recurrence import next_occurrence, recurrence_ends, with_jitter
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -406,7 +406,9 @@ class Executor:
             log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
                       job.id, exc)
             return None
-        return None if recurrence_ends(job.recurrence, job.runs + 1, nxt) else nxt
+        if recurrence_ends(job.recurrence, job.runs + 1, nxt):
+            return None
+        return with_jitter(job.recurrence, nxt, self._rng)  # (recorded: replays agree)
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
                        result: BatchResult, events: list[JobEvent]) -> rec.Fail:

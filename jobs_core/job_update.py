@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import InvalidRecurrenceError, JobValidationError
 from .model import JSON, Job, Recurrence
-from .recurrence import next_occurrence, parse_recurrence
+from .recurrence import first_anchor, next_occurrence, parse_recurrence
 from .settings import JobsSettings
 from .validation import check_json_size, parse_retry, parse_timeout
 
@@ -69,7 +69,7 @@ def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
     return JobUpdate(frozenset(body), body.get("payload"), retry, recurrence, timeout)
 
 
-def updated_values(job: Job, update: JobUpdate) -> dict[str, Any]:
+def updated_values(job: Job, update: JobUpdate, at: datetime) -> dict[str, Any]:
     """The job's new field values (raises ``JobValidationError`` for a change that does not
     fit this job: a recurrence for a one-off job)."""
     values: dict[str, Any] = {}
@@ -81,7 +81,9 @@ def updated_values(job: Job, update: JobUpdate) -> dict[str, Any]:
         if job.recurrence is None:
             raise JobValidationError("a one-off job has no recurrence to change; schedule a "
                                      "recurring job instead", field="recurrence")
-        values["recurrence"] = update.recurrence
+        assert update.recurrence is not None
+        values["recurrence"] = first_anchor(update.recurrence,
+                                            next_occurrence(update.recurrence, at))
     if "timeout_seconds" in update.fields:
         values["timeout_seconds"] = update.timeout_seconds
     return values

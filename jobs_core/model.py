@@ -55,25 +55,39 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval;
-    optionally ending: no occurrence after ``until``, at most ``max_runs`` occurrences."""
+    """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval:
+    ``fixed_delay`` (the next run ``interval_seconds`` after the previous one finished, or
+    was due if later) or ``fixed_rate`` (on the grid ``anchor + k * interval_seconds``, no
+    drift). Optionally ending (no occurrence after ``until``, at most ``max_runs``) and
+    spread (each occurrence delayed by a random ``[0, jitter_seconds]``)."""
 
     cron: str | None = None
     timezone: str = "UTC"
     interval_seconds: float | None = None
     until: datetime | None = None
     max_runs: int | None = None
+    interval_mode: str = "fixed_delay"
+    anchor: datetime | None = None  # fixed_rate: the grid's origin (default: the first due)
+    jitter_seconds: float | None = None
 
     @property
-    def bounded(self) -> bool:
-        return self.until is not None or self.max_runs is not None
+    def extended(self) -> bool:
+        """Whether it uses a field a version-2 reader does not know."""
+        return self.until is not None or self.max_runs is not None or \
+            self.interval_mode != "fixed_delay" or self.jitter_seconds is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = ({"cron": self.cron, "timezone": self.timezone}
                                if self.cron is not None
                                else {"interval_seconds": self.interval_seconds})
+        if self.interval_mode != "fixed_delay":
+            out["interval_mode"] = self.interval_mode
+        if self.anchor is not None:
+            out["anchor"] = _iso(self.anchor)
+        if self.jitter_seconds is not None:
+            out["jitter_seconds"] = self.jitter_seconds
         if self.until is not None:
-            out["until"] = self.until.isoformat().replace("+00:00", "Z")
+            out["until"] = _iso(self.until)
         if self.max_runs is not None:
             out["max_runs"] = self.max_runs
         return out
@@ -81,11 +95,20 @@ class Recurrence:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recurrence:
         """The stored form (``to_dict``) read back."""
-        until = data.get("until")
         return cls(cron=data.get("cron"), timezone=data.get("timezone") or "UTC",
                    interval_seconds=data.get("interval_seconds"),
-                   until=None if until is None else datetime.fromisoformat(until),
-                   max_runs=data.get("max_runs"))
+                   until=_parse_iso(data.get("until")), max_runs=data.get("max_runs"),
+                   interval_mode=data.get("interval_mode") or "fixed_delay",
+                   anchor=_parse_iso(data.get("anchor")),
+                   jitter_seconds=data.get("jitter_seconds"))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)

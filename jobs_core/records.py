@@ -282,7 +282,7 @@ class Add:
         job = self.job
         # a paused job, or a recurrence with an end, is only readable by a v3 reader
         newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
-                                                   job.recurrence.bounded)
+                                                   job.recurrence.extended)
         version = 3 if newer else 2
         out: Wire = {"v": version, "op": "add", "id": job.id, "h": job.handler,
                      "due": ts(job.due_at), "at": ts(self.at)}

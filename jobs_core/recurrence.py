@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import math
+import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +19,10 @@ from .model import Recurrence
 
 MIN_INTERVAL_SECONDS = 1.0
 MAX_RUNS_LIMIT = 1_000_000_000
+MAX_JITTER_SECONDS = 3600.0
+INTERVAL_MODES = ("fixed_delay", "fixed_rate")
+FIELDS = frozenset({"cron", "timezone", "interval_seconds", "interval_mode", "anchor",
+                    "jitter_seconds", "until", "max_runs"})
 # Any fixed start: parse_recurrence only asks whether the expression ever matches.
 _CRON_PROBE_FROM = datetime(2000, 1, 1)
 
@@ -25,13 +31,16 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
     if value is None or isinstance(value, Recurrence):
         rec = value
     elif isinstance(value, dict):
-        unknown = set(value) - {"cron", "timezone", "interval_seconds", "until", "max_runs"}
+        unknown = set(value) - FIELDS
         if unknown:
             raise InvalidRecurrenceError(f"unknown recurrence fields: {sorted(unknown)}")
         rec = Recurrence(cron=value.get("cron"), timezone=value.get("timezone") or "UTC",
                          interval_seconds=value.get("interval_seconds"),
-                         until=_parse_until(value.get("until")),
-                         max_runs=_parse_max_runs(value.get("max_runs")))
+                         until=_parse_time("until", value.get("until")),
+                         max_runs=_parse_max_runs(value.get("max_runs")),
+                         interval_mode=_parse_mode(value.get("interval_mode")),
+                         anchor=_parse_time("anchor", value.get("anchor")),
+                         jitter_seconds=_parse_jitter(value.get("jitter_seconds")))
     else:
         raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
                                      "'interval_seconds'")
@@ -71,21 +80,59 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
             raise InvalidRecurrenceError(
                 f"interval_seconds must be a number >= {MIN_INTERVAL_SECONDS:g}, "
                 f"got {interval!r}")
+    if rec.cron is not None and (rec.interval_mode != "fixed_delay" or rec.anchor is not None):
+        raise InvalidRecurrenceError("interval_mode and anchor are for interval_seconds; a "
+                                     "cron runs at its own times")
+    if rec.anchor is not None and rec.interval_mode != "fixed_rate":
+        raise InvalidRecurrenceError("anchor needs interval_mode 'fixed_rate'")
     return rec
 
 
-def _parse_until(value: object) -> datetime | None:
+def _parse_mode(value: object) -> str:
+    if value is None:
+        return "fixed_delay"
+    if value not in INTERVAL_MODES:
+        raise InvalidRecurrenceError(f"recurrence.interval_mode must be one of "
+                                     f"{list(INTERVAL_MODES)}, got {value!r}")
+    return str(value)
+
+
+def _parse_jitter(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value) or \
+            not 0 <= value <= MAX_JITTER_SECONDS:
+        raise InvalidRecurrenceError(f"recurrence.jitter_seconds must be a number in "
+                                     f"0..{MAX_JITTER_SECONDS}, got {value!r}")
+    return float(value)
+
+
+def with_jitter(rec: Recurrence, due: datetime, rng: random.Random) -> datetime:
+    """An occurrence's due time, delayed by its random share of ``jitter_seconds``."""
+    if not rec.jitter_seconds:
+        return due
+    return due + timedelta(seconds=rng.uniform(0, rec.jitter_seconds))
+
+
+def first_anchor(rec: Recurrence, first_due: datetime) -> Recurrence:
+    """A fixed-rate recurrence without an anchor is anchored at its first due time."""
+    if rec.interval_mode == "fixed_rate" and rec.anchor is None:
+        return replace(rec, anchor=first_due)
+    return rec
+
+
+def _parse_time(name: str, value: object) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidRecurrenceError("recurrence.until must be an ISO-8601 date-time string")
+        raise InvalidRecurrenceError(f"recurrence.{name} must be an ISO-8601 date-time string")
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidRecurrenceError(f"recurrence.until {value!r} is not an ISO-8601 "
+        raise InvalidRecurrenceError(f"recurrence.{name} {value!r} is not an ISO-8601 "
                                      "date-time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InvalidRecurrenceError(f"recurrence.until {value!r} needs a UTC offset")
+        raise InvalidRecurrenceError(f"recurrence.{name} {value!r} needs a UTC offset")
     return moment.astimezone(UTC)
 
 
@@ -174,7 +221,12 @@ def next_occurrence(rec: Recurrence, after: datetime) -> datetime:
     and skips none that is still ahead of ``after``.
     """
     if rec.interval_seconds is not None:
-        return after + timedelta(seconds=rec.interval_seconds)
+        step = timedelta(seconds=rec.interval_seconds)
+        if rec.interval_mode == "fixed_rate" and rec.anchor is not None:
+            if after < rec.anchor:
+                return rec.anchor
+            return rec.anchor + step * ((after - rec.anchor) // step + 1)  # missed: skipped
+        return after + step
     assert rec.cron is not None
     tz = ZoneInfo(rec.timezone)
     fields = rec.cron.split()

@@ -282,7 +282,7 @@ class JobScheduler:
         at = self.clock()
 
         def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
-            values = updated_values(job, change)
+            values = updated_values(job, change, at)
             return values, updated_due(job, values, at)
 
         job = await self._control(

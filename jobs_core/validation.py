@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,10 @@ from .errors import (
 from .handlers import HandlerRegistry, validate_handler_name
 from .model import JSON, Recurrence, RetryPolicy
 from .notify_targets import parse_notify
-from .recurrence import finite, next_occurrence, parse_recurrence
+from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence, with_jitter
 from .settings import JobsSettings
 
+_JITTER = random.Random()  # (a first occurrence's spread: no replay depends on it)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 # Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
 # when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
@@ -69,8 +71,13 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
             f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
             f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
     due = resolve_due(request.due_at, request.delay, settings, now)
-    if recurrence is not None and request.due_at is None and request.delay is None:
-        due = next_occurrence(recurrence, now)
+    computed = recurrence is not None and request.due_at is None and request.delay is None
+    if recurrence is not None:
+        if computed:
+            due = next_occurrence(recurrence, now)
+        recurrence = first_anchor(recurrence, due)  # (the grid starts at the nominal time)
+        if computed:  # a computed occurrence is spread by the jitter, an explicit time not
+            due = with_jitter(recurrence, due, _JITTER)
     if recurrence is not None and recurrence.until is not None and due > recurrence.until:
         raise InvalidRecurrenceError(
             f"recurrence.until {recurrence.until.isoformat()} is before the first occurrence "

@@ -265,6 +265,38 @@ async def test_a_recurrence_ends_at_max_runs_or_until(store: object) -> None:
             await scheduler.schedule(JobRequest("echo", recurrence=bad))
 
 
+async def test_fixed_rate_keeps_its_grid_and_jitter_only_delays(store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    rate = (await scheduler.schedule(JobRequest(
+        "echo", {"seconds": 0}, recurrence={"interval_seconds": 60,
+                                             "interval_mode": "fixed_rate"}))).job
+    delay = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 60}))).job
+    assert rate.recurrence is not None and rate.recurrence.anchor == rate.due_at
+    first = rate.due_at
+    clock.advance(75)  # both run 15 s late
+    await drain(executor, 1)
+    assert (await scheduler.get(rate.id)).due_at == first + timedelta(seconds=60)  # on grid
+    assert (await scheduler.get(delay.id)).due_at == clock.now + timedelta(seconds=60)  # drift
+    clock.advance(3600)  # missed occurrences are skipped, not run in a burst
+    await drain(executor, 1)
+    assert rec.runs[rate.id] == 2
+    assert ((await scheduler.get(rate.id)).due_at - first) % timedelta(seconds=60) == \
+        timedelta(0)
+    spread = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 600, "jitter_seconds": 30}))).job
+    nominal = clock.now + timedelta(seconds=600)
+    assert nominal <= spread.due_at <= nominal + timedelta(seconds=30)
+    for bad in ({"cron": "0 2 * * *", "interval_mode": "fixed_rate"},
+                {"interval_seconds": 60, "interval_mode": "sometimes"},
+                {"interval_seconds": 60, "anchor": clock.now.isoformat()},
+                {"interval_seconds": 60, "jitter_seconds": -1},
+                {"interval_seconds": 60, "jitter_seconds": 7200}):
+        with pytest.raises(JobValidationError):
+            await scheduler.schedule(JobRequest("echo", recurrence=bad))
+
+
 async def _blobs_holding(scheduler: object, job_id: str) -> list[str]:
     """The blob the job lives in now (by the scheduler's own lookup)."""
     _, blob = await scheduler._locate(job_id)  # type: ignore[attr-defined]
