@@ -11,27 +11,20 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from . import records as rec
-from . import transitions as tr
 from .errors import (
     BlobNotFoundError,
     BlockLimitError,
     IdempotencyKeyExpiredError,
     InvalidCursorError,
-    InvalidDueTimeError,
-    InvalidTransitionError,
-    JobConflictError,
     JobNotFoundError,
     JobsError,
-    ShardFullError,
 )
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
 from .ids import (
-    MAX_INDEX,
     ShardBlob,
     ShardKey,
     bucket_of,
@@ -40,25 +33,22 @@ from .ids import (
     parse_shard_name,
     slot_prefix,
 )
-from .job_update import parse_update, updated_due, updated_values
+from .job_controls import JobControls
 from .key_index import KeyIndex, fingerprint
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
-from .recurrence import next_occurrence
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import JobRequest, ValidJob, resolve_due, validate
+from .validation import JobRequest, ValidJob, validate
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 KEY_PARTITIONS = 64  # of the idempotency key index: part of the storage format, never change
-MAX_CONTROL_TRIES = 5
 # a claim whose job is missing this soon after it was made lost its add (a crash or an error
 # between claim and add): the next request with the key adds it. Later, the job was purged.
 ADD_AFTER_CLAIM = timedelta(minutes=10)
-MOVE_WAIT_SECONDS = 0.2  # a control meeting a job halfway through a move waits this long
 
 
 def utcnow() -> datetime:
@@ -84,31 +74,7 @@ class JobPage:
     next_cursor: str | None
 
 
-def resume_due(job: Job, at: datetime) -> datetime:
-    """When a job resumed at ``at`` is due: occurrences missed while paused are skipped.
-    Raises ``InvalidTransitionError`` (409) when no occurrence is left before its ``until``."""
-    if job.due_at >= at:
-        return job.due_at
-    if job.recurrence is not None and job.attempts == 0:
-        due = next_occurrence(job.recurrence, at)
-        if job.recurrence.until is not None and due > job.recurrence.until:
-            raise InvalidTransitionError(
-                "resume", job.status.value, JobStatus.SCHEDULED.value,
-                f"its recurrence ended at {job.recurrence.until.isoformat()} while it was "
-                "paused; cancel it")
-        return due
-    return at  # a one-off job, or a retry, that came due while paused: now
-
-
-def within_until(job: Job, due: datetime) -> None:
-    """A recurring job's occurrence may not be moved past its recurrence's ``until``."""
-    until = job.recurrence.until if job.recurrence is not None else None
-    if until is not None and due > until:
-        raise InvalidDueTimeError(f"the new due time {due.isoformat()} is after the "
-                                  f"recurrence's until ({until.isoformat()})", field="due_at")
-
-
-class JobScheduler:
+class JobScheduler(JobControls):
     def __init__(self, store: JobStore, registry: HandlerRegistry,
                  settings: JobsSettings | None = None, *, clock: Clock = utcnow,
                  rng: random.Random | None = None, events: EventPublisher | None = None) -> None:
@@ -241,14 +207,6 @@ class JobScheduler:
                 result.size >= self.settings.seal_bytes:
             self._advance(shard.key, shard.index)
 
-    def _token(self) -> str:
-        return f"{self._rng.getrandbits(64):016x}"
-
-    def _advance(self, key: ShardKey, index: int) -> None:
-        if index >= MAX_INDEX:
-            raise ShardFullError(f"shard {key.prefix} has no blob index left")
-        self._index[key] = max(self._index.get(key, 0), index + 1)
-
     # --- queries and control -----------------------------------------------------------------
     async def _read(self, blob: str) -> ShardState:
         try:
@@ -266,142 +224,6 @@ class JobScheduler:
         if job is None:
             raise JobNotFoundError(job_id)
         return job
-
-    async def cancel(self, job_id: str, reason: str | None = None) -> Job:
-        at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
-                                                                    run=j.runs),
-                                  lambda j: tr.cancel(j, at, reason))
-        await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
-        return job
-
-    async def update(self, job_id: str, body: dict[str, Any]) -> Job:
-        """Change a waiting or paused job's payload, retry policy, recurrence or timeout
-        (``job_update.py``); checked like scheduling before anything is read or written."""
-        change = parse_update(body, self.settings)
-        at = self.clock()
-
-        def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
-            values = updated_values(job, change, at)
-            return values, updated_due(job, values, at)
-
-        job = await self._control(
-            job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
-            lambda j: tr.update(j, *resolved(j), at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
-
-    async def pause(self, job_id: str) -> Job:
-        """Hold a waiting job (a recurring schedule, a one-off job, a retry's back-off): it
-        keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
-        at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
-                                                                   run=j.runs),
-                                  lambda j: tr.pause(j, at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.PAUSED, at)])
-        return job
-
-    async def resume(self, job_id: str) -> Job:
-        """A paused job waits again: a recurring one for its next occurrence from now (the one
-        it was waiting for, if that has not passed), a one-off job for its due time or now."""
-        at = self.clock()
-        job = await self._control(
-            job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
-            lambda j: tr.resume(j, resume_due(j, at), at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
-
-    async def run_now(self, job_id: str) -> Job:
-        at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
-                                                                     run=j.runs),
-                                  lambda j: tr.run_now(j, at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
-
-    async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
-                         delay: float | None = None) -> Job:
-        """Move a waiting job's due time to ``due_at`` or ``delay`` seconds from now (one of
-        them; the same limits as scheduling: the horizon and JOBS_MAX_PAST_SECONDS)."""
-        at = self.clock()
-        if due_at is None and delay is None:
-            raise InvalidDueTimeError("give the new due time: due_at or delay",
-                                      field="due_at")
-        due = resolve_due(due_at, delay, self.settings, at)
-
-        def change(job: Job) -> Job:
-            within_until(job, due)
-            return tr.reschedule(job, due, at)
-
-        job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
-                                                                        run=j.runs), change)
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
-
-    async def _control(self, job_id: str, record: Callable[[Job, str], rec.Record],
-                       change: Callable[[Job], Job]) -> Job:
-        """Check the change against the job's current state, append it where the job lives,
-        and answer the truth: the replay says whether our record (by its request id) applied.
-        When it did not (someone changed the job first), the real state's reason is raised;
-        a job that was moving is followed to its new blob and tried again."""
-        for _ in range(MAX_CONTROL_TRIES):
-            current, blob = await self._locate(job_id)
-            if current is None:
-                raise JobNotFoundError(job_id)
-            if current.moving_to is not None:
-                await asyncio.sleep(MOVE_WAIT_SECONDS)
-                continue
-            changed = change(current)  # raises InvalidTransitionError, nothing written
-            state = self.cache.cached(blob)
-            if self.cache.blocks(blob) >= self.settings.evacuate_blocks or \
-                    (state is not None and state.full):
-                # keep the blob's headroom for outcomes: its waiting jobs leave first
-                await self.mover.evacuate(blob, await self._read(blob))
-                continue
-            # the planner skips a blob whose bucket has not begun: a change that makes the job
-            # due before it needs the hint, written first so the change never lands without it
-            await self._touch_if_earlier(changed, blob)
-            rid = self._token()
-            try:
-                state = await self.committer.write(blob, [record(current, rid)])
-            except BlockLimitError:
-                raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
-                                     "until it moves to a new blob (within one cycle)") from None
-            after = state.jobs.get(job_id)
-            if state.rids.get(rid):
-                assert after is not None
-                return after
-            if after is not None and after.moving_to is None:
-                change(after)  # raises the reason why it no longer fits
-        raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
-
-    async def _touch_if_earlier(self, job: Job, blob: str) -> None:
-        """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s
-        bucket: a hint whose change then fails costs one extra read a cycle until the bucket
-        begins; a change whose hint failed would leave the job late until its bucket begins."""
-        shard = parse_shard_name(blob)
-        if shard is not None and job.due_at < shard.key.bucket:
-            await self._touch(blob, self.clock())
-
-    async def _touch(self, blob: str, at: datetime) -> None:
-        """Tell the slot's planner (which reads the current bucket) to read ``blob`` now."""
-        shard = parse_shard_name(blob)
-        if shard is None:
-            return
-        key = ShardKey(bucket_of(at, self.settings.bucket_minutes), shard.key.slot)
-        if key == shard.key:
-            return
-        while True:
-            current = ShardBlob(key, self._index.get(key, 0))
-            try:
-                result = await self.committer.append(current.name, [rec.touch(blob, at)],
-                                                     shard_metadata(current))
-            except BlockLimitError:
-                self._advance(key, current.index)
-                continue
-            if result.block_count >= self.settings.seal_blocks:
-                self._advance(key, current.index)
-            return
 
     async def list(self, *, slot: int | None = None, status: JobStatus | None = None,
                    due_from: datetime | None = None, due_to: datetime | None = None,

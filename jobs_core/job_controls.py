@@ -1,0 +1,228 @@
+"""The controls of a waiting job: cancel, run now, reschedule, pause, resume and update.
+
+Each checks the change against the job's current state, appends one record where the job lives
+and answers the truth: the replay says whether that record (by its request id) applied. A
+change that makes the job due before its blob's bucket writes the planners' ``touch`` hint
+first. ``JobControls`` is the part of ``JobScheduler`` that does this; it uses the scheduler's
+cache, committer, mover, clock and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from . import records as rec
+from . import transitions as tr
+from .errors import (
+    BlockLimitError,
+    InvalidDueTimeError,
+    InvalidTransitionError,
+    JobConflictError,
+    JobNotFoundError,
+    ShardFullError,
+)
+from .events import EventPublisher, EventState, JobEvent, publish_to
+from .group_commit import GroupCommitter
+from .ids import MAX_INDEX, ShardBlob, ShardKey, bucket_of, parse_shard_name
+from .job_update import parse_update, updated_due, updated_values
+from .model import Job, JobStatus
+from .moves import Mover, shard_metadata
+from .recurrence import next_occurrence
+from .settings import JobsSettings
+from .shard_cache import ShardCache
+from .shard_state import ShardState
+from .validation import resolve_due
+
+MAX_CONTROL_TRIES = 5
+MOVE_WAIT_SECONDS = 0.2  # a control meeting a job halfway through a move waits this long
+
+
+def resume_due(job: Job, at: datetime) -> datetime:
+    """When a job resumed at ``at`` is due: occurrences missed while paused are skipped.
+    Raises ``InvalidTransitionError`` (409) when no occurrence is left before its ``until``."""
+    if job.due_at >= at:
+        return job.due_at
+    if job.recurrence is not None and job.attempts == 0:
+        due = next_occurrence(job.recurrence, at)
+        if job.recurrence.until is not None and due > job.recurrence.until:
+            raise InvalidTransitionError(
+                "resume", job.status.value, JobStatus.SCHEDULED.value,
+                f"its recurrence ended at {job.recurrence.until.isoformat()} while it was "
+                "paused; cancel it")
+        return due
+    return at  # a one-off job, or a retry, that came due while paused: now
+
+
+def within_until(job: Job, due: datetime) -> None:
+    """A recurring job's occurrence may not be moved past its recurrence's ``until``."""
+    until = job.recurrence.until if job.recurrence is not None else None
+    if until is not None and due > until:
+        raise InvalidDueTimeError(f"the new due time {due.isoformat()} is after the "
+                                  f"recurrence's until ({until.isoformat()})", field="due_at")
+
+
+class JobControls:
+    """Mixed into ``JobScheduler``: what the controls need of it is declared here."""
+
+    settings: JobsSettings
+    clock: Callable[[], datetime]
+    events: EventPublisher | None
+    cache: ShardCache
+    committer: GroupCommitter
+    mover: Mover
+    _index: dict[ShardKey, int]
+    _rng: random.Random
+
+    async def _read(self, blob: str) -> ShardState:
+        raise NotImplementedError
+
+    async def _locate(self, job_id: str) -> tuple[Job | None, str]:
+        raise NotImplementedError
+
+    def _token(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
+
+    def _advance(self, key: ShardKey, index: int) -> None:
+        if index >= MAX_INDEX:
+            raise ShardFullError(f"shard {key.prefix} has no blob index left")
+        self._index[key] = max(self._index.get(key, 0), index + 1)
+
+    async def cancel(self, job_id: str, reason: str | None = None) -> Job:
+        at = self.clock()
+        job = await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
+                                                                    run=j.runs),
+                                  lambda j: tr.cancel(j, at, reason))
+        await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
+        return job
+
+    async def update(self, job_id: str, body: dict[str, Any]) -> Job:
+        """Change a waiting or paused job's payload, retry policy, recurrence or timeout
+        (``job_update.py``); checked like scheduling before anything is read or written."""
+        change = parse_update(body, self.settings)
+        at = self.clock()
+
+        def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
+            values = updated_values(job, change, at)
+            return values, updated_due(job, values, at)
+
+        job = await self._control(
+            job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
+            lambda j: tr.update(j, *resolved(j), at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
+        return job
+
+    async def pause(self, job_id: str) -> Job:
+        """Hold a waiting job (a recurring schedule, a one-off job, a retry's back-off): it
+        keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
+        at = self.clock()
+        job = await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
+                                                                   run=j.runs),
+                                  lambda j: tr.pause(j, at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.PAUSED, at)])
+        return job
+
+    async def resume(self, job_id: str) -> Job:
+        """A paused job waits again: a recurring one for its next occurrence from now (the one
+        it was waiting for, if that has not passed), a one-off job for its due time or now."""
+        at = self.clock()
+        job = await self._control(
+            job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
+            lambda j: tr.resume(j, resume_due(j, at), at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
+        return job
+
+    async def run_now(self, job_id: str) -> Job:
+        at = self.clock()
+        job = await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
+                                                                     run=j.runs),
+                                  lambda j: tr.run_now(j, at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
+        return job
+
+    async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
+                         delay: float | None = None) -> Job:
+        """Move a waiting job's due time to ``due_at`` or ``delay`` seconds from now (one of
+        them; the same limits as scheduling: the horizon and JOBS_MAX_PAST_SECONDS)."""
+        at = self.clock()
+        if due_at is None and delay is None:
+            raise InvalidDueTimeError("give the new due time: due_at or delay",
+                                      field="due_at")
+        due = resolve_due(due_at, delay, self.settings, at)
+
+        def change(job: Job) -> Job:
+            within_until(job, due)
+            return tr.reschedule(job, due, at)
+
+        job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
+                                                                        run=j.runs), change)
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
+        return job
+
+    async def _control(self, job_id: str, record: Callable[[Job, str], rec.Record],
+                       change: Callable[[Job], Job]) -> Job:
+        """Check the change against the job's current state, append it where the job lives,
+        and answer the truth: the replay says whether our record (by its request id) applied.
+        When it did not (someone changed the job first), the real state's reason is raised;
+        a job that was moving is followed to its new blob and tried again."""
+        for _ in range(MAX_CONTROL_TRIES):
+            current, blob = await self._locate(job_id)
+            if current is None:
+                raise JobNotFoundError(job_id)
+            if current.moving_to is not None:
+                await asyncio.sleep(MOVE_WAIT_SECONDS)
+                continue
+            changed = change(current)  # raises InvalidTransitionError, nothing written
+            state = self.cache.cached(blob)
+            if self.cache.blocks(blob) >= self.settings.evacuate_blocks or \
+                    (state is not None and state.full):
+                # keep the blob's headroom for outcomes: its waiting jobs leave first
+                await self.mover.evacuate(blob, await self._read(blob))
+                continue
+            # the planner skips a blob whose bucket has not begun: a change that makes the job
+            # due before it needs the hint, written first so the change never lands without it
+            await self._touch_if_earlier(changed, blob)
+            rid = self._token()
+            try:
+                state = await self.committer.write(blob, [record(current, rid)])
+            except BlockLimitError:
+                raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
+                                     "until it moves to a new blob (within one cycle)") from None
+            after = state.jobs.get(job_id)
+            if state.rids.get(rid):
+                assert after is not None
+                return after
+            if after is not None and after.moving_to is None:
+                change(after)  # raises the reason why it no longer fits
+        raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
+
+    async def _touch_if_earlier(self, job: Job, blob: str) -> None:
+        """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s
+        bucket: a hint whose change then fails costs one extra read a cycle until the bucket
+        begins; a change whose hint failed would leave the job late until its bucket begins."""
+        shard = parse_shard_name(blob)
+        if shard is not None and job.due_at < shard.key.bucket:
+            await self._touch(blob, self.clock())
+
+    async def _touch(self, blob: str, at: datetime) -> None:
+        """Tell the slot's planner (which reads the current bucket) to read ``blob`` now."""
+        shard = parse_shard_name(blob)
+        if shard is None:
+            return
+        key = ShardKey(bucket_of(at, self.settings.bucket_minutes), shard.key.slot)
+        if key == shard.key:
+            return
+        while True:
+            current = ShardBlob(key, self._index.get(key, 0))
+            try:
+                result = await self.committer.append(current.name, [rec.touch(blob, at)],
+                                                     shard_metadata(current))
+            except BlockLimitError:
+                self._advance(key, current.index)
+                continue
+            if result.block_count >= self.settings.seal_blocks:
+                self._advance(key, current.index)
+            return
