@@ -12,6 +12,7 @@ from jobs_core import JobsSettings, JobStatus
 from jobs_core.recurrence import (
     INTERVAL_MODES,
     MAX_JITTER_SECONDS,
+    MAX_MISFIRE_GRACE_SECONDS,
     MAX_RUNS_LIMIT,
     MIN_INTERVAL_SECONDS,
 )
@@ -63,16 +64,21 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
         "max_runs": {"type": "integer", "minimum": 1, "maximum": MAX_RUNS_LIMIT,
                      "description": "at most this many occurrences (the job's runs), then the "
                                     "job is final"}}
+    ends["misfire_grace_seconds"] = {
+        "type": "number", "minimum": 0, "maximum": MAX_MISFIRE_GRACE_SECONDS,
+        "description": "misfire policy: an occurrence that would start more than this many "
+                       "seconds late (after downtime) is skipped and the job waits for its "
+                       "next one; without it a late occurrence runs once (run_once)"}
+    ends["jitter_seconds"] = {
+        "type": "number", "minimum": 0, "maximum": MAX_JITTER_SECONDS,
+        "description": "each computed occurrence is delayed by a random 0..jitter_seconds, to "
+                       "spread load"}
     cron = obj({"cron": {"type": "string", "minLength": 9, "examples": ["0 2 * * *"],
                          "description": "5 fields: minute hour day-of-month month day-of-week"},
                 "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"],
                              "description": "IANA time zone the cron is evaluated in"},
                 **ends},
                required=["cron"], closed=True)
-    ends["jitter_seconds"] = {
-        "type": "number", "minimum": 0, "maximum": MAX_JITTER_SECONDS,
-        "description": "each computed occurrence is delayed by a random 0..jitter_seconds, to "
-                       "spread load"}
     interval = obj({
         "interval_seconds": {
             "type": "number", "minimum": MIN_INTERVAL_SECONDS, "maximum": horizon,

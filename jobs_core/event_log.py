@@ -73,7 +73,8 @@ def events_of(record: rec.Record, before: Job | None, after: Job | None) -> list
         return []
     if isinstance(record, rec.Cancel):
         return [JobEvent.of(after, EventState.CANCELLED, at)]
-    if isinstance(record, rec.RunNow | rec.Reschedule | rec.Resume | rec.Update):
+    if isinstance(record, rec.RunNow | rec.Reschedule | rec.Resume | rec.Update |
+                  rec.Misfire):
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
     if isinstance(record, rec.Pause):
         return [JobEvent.of(after, EventState.PAUSED, at)]

@@ -38,7 +38,7 @@ from .plans import (
     batches,
     due_key,
 )
-from .recurrence import next_occurrence, recurrence_ends, with_jitter
+from .recurrence import misfired, next_occurrence, recurrence_ends, with_jitter
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -242,6 +242,8 @@ class Executor:
             if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
                 if full:
                     overflow.append(job.id)
+                elif misfired(job.recurrence, job.attempts, job.due_at, now):
+                    work.append(self._skip_misfire(batch, job, now, result))
                 else:
                     work.append(self._execute_one(batch, job.id, gate, result, overflow))
             elif job.status is JobStatus.RUNNING and self._abandoned(job, now):
@@ -257,6 +259,30 @@ class Executor:
         await self._outbox.drain()  # the batch's events are out before it reports
         self._due_order.done(batch)
         return result
+
+    async def _skip_misfire(self, batch: Batch, job: Job, now: datetime,
+                            result: BatchResult) -> None:
+        """An occurrence later than its recurrence's misfire grace is not run: the job waits
+        for its next occurrence after now (the last occurrence of an ending recurrence runs)."""
+        assert job.recurrence is not None
+        nxt = next_occurrence(job.recurrence, now)
+        if recurrence_ends(job.recurrence, job.runs, nxt):
+            return  # (it stays due: the next cycle runs it, late, rather than never)
+        nxt = with_jitter(job.recurrence, nxt, self._rng)
+        rid = self._token()
+        try:
+            state = await self._write(batch.blob, [rec.misfire(job.id, nxt, now, rid=rid,
+                                                               run=job.runs)])
+        except JobsError as exc:  # not written (or cannot tell): the next cycle decides again
+            log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
+            return
+        result.skipped += 1
+        after = state.jobs.get(job.id)
+        if state.rids.get(rid) and after is not None:
+            log.info("job %s: occurrence due %s skipped (misfire grace %s s); next %s", job.id,
+                     job.due_at.isoformat(), job.recurrence.misfire_grace_seconds,
+                     nxt.isoformat())
+            self._outbox.add([JobEvent.of(after, EventState.SCHEDULED, now)])
 
     def _room_to_start(self, blob: str, state: ShardState) -> bool:
         """Whether one more job may start in ``blob``: every running job (of any process, as

@@ -58,8 +58,9 @@ class Recurrence:
     """Either a cron expression (5 fields) evaluated in ``timezone``, or a fixed interval:
     ``fixed_delay`` (the next run ``interval_seconds`` after the previous one finished, or
     was due if later) or ``fixed_rate`` (on the grid ``anchor + k * interval_seconds``, no
-    drift). Optionally ending (no occurrence after ``until``, at most ``max_runs``) and
-    spread (each occurrence delayed by a random ``[0, jitter_seconds]``)."""
+    drift). Optionally ending (no occurrence after ``until``, at most ``max_runs``), spread
+    (each occurrence delayed by a random ``[0, jitter_seconds]``), and skipping occurrences
+    that would start more than ``misfire_grace_seconds`` late."""
 
     cron: str | None = None
     timezone: str = "UTC"
@@ -69,12 +70,16 @@ class Recurrence:
     interval_mode: str = "fixed_delay"
     anchor: datetime | None = None  # fixed_rate: the grid's origin (default: the first due)
     jitter_seconds: float | None = None
+    # misfire policy: None runs a late occurrence once (run_once); a number skips an
+    # occurrence that would start more than that many seconds late
+    misfire_grace_seconds: float | None = None
 
     @property
     def extended(self) -> bool:
         """Whether it uses a field a version-2 reader does not know."""
         return self.until is not None or self.max_runs is not None or \
-            self.interval_mode != "fixed_delay" or self.jitter_seconds is not None
+            self.interval_mode != "fixed_delay" or self.jitter_seconds is not None or \
+            self.misfire_grace_seconds is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = ({"cron": self.cron, "timezone": self.timezone}
@@ -86,6 +91,8 @@ class Recurrence:
             out["anchor"] = _iso(self.anchor)
         if self.jitter_seconds is not None:
             out["jitter_seconds"] = self.jitter_seconds
+        if self.misfire_grace_seconds is not None:
+            out["misfire_grace_seconds"] = self.misfire_grace_seconds
         if self.until is not None:
             out["until"] = _iso(self.until)
         if self.max_runs is not None:
@@ -100,7 +107,8 @@ class Recurrence:
                    until=_parse_iso(data.get("until")), max_runs=data.get("max_runs"),
                    interval_mode=data.get("interval_mode") or "fixed_delay",
                    anchor=_parse_iso(data.get("anchor")),
-                   jitter_seconds=data.get("jitter_seconds"))
+                   jitter_seconds=data.get("jitter_seconds"),
+                   misfire_grace_seconds=data.get("misfire_grace_seconds"))
 
 
 def _iso(moment: datetime) -> str:

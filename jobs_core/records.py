@@ -15,6 +15,8 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
     resume      Resume      waiting again, due at ``due`` (v3)            id due rid run
     update      Update      new field values, due at ``due`` (v3)         id due set p r rc
                                                                          to rid run
+    misfire     Misfire     occurrence skipped (too late), next ``due``  id due rid run
+                            (v3)
     start       Start       an attempt started                           id a e x run lease
     ok          Ok          an attempt succeeded                         id a e x res next rid
     fail        Fail        an attempt failed                            id a e x err retry next
@@ -38,7 +40,8 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     p      payload
     k      idempotency key
     r      retry policy
-    rc     recurrence: cron + timezone or interval_seconds; until, max_runs (v3)
+    rc     recurrence: cron + timezone or interval_seconds; (v3) until, max_runs,
+           interval_mode, anchor, jitter_seconds, misfire_grace_seconds
     n      notify queue
     to     timeout seconds in ``add`` and ``update``; the destination blob in move, moved, ptr
     set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds
@@ -65,9 +68,9 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
 still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
-did not change the wire. Version 3 added ``pause``, ``resume`` and ``update``, the ``paused``
-status a moved-in add may carry, and ``until``/``max_runs`` in ``rc``: only those records are
-written as version 3, so a blob without them stays readable by a version-2 reader, and a
+did not change the wire. Version 3 added ``pause``, ``resume``, ``update`` and ``misfire``,
+the ``paused`` status a moved-in add may carry, and the v3 keys of ``rc``: only those records
+are written as version 3, so a blob without them stays readable by a version-2 reader, and a
 version-2 reader refuses a blob with them rather than misread it.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
@@ -98,6 +101,7 @@ class Op(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     UPDATE = "update"
+    MISFIRE = "misfire"
     START = "start"
     OK = "ok"
     FAIL = "fail"
@@ -152,6 +156,19 @@ class Pause(Fields):
     WIRE = _CONTROL
     id: str
     at: datetime
+    rid: str | None = None
+    run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Misfire(Fields):
+    OP = Op.MISFIRE
+    VERSION = 3
+    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
+            ("rid", "rid", "str"), ("run", "run", "int"))
+    id: str
+    at: datetime
+    due: datetime
     rid: str | None = None
     run: int | None = None
 
@@ -368,12 +385,12 @@ class Update:
                    None if rid is None else as_str(rid), None if run is None else as_int(run))
 
 
-Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Start | Ok |
-                     Fail | Touch | Move | Moved | Pointer | Full)
+Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Misfire |
+                     Start | Ok | Fail | Touch | Move | Moved | Pointer | Full)
 Control: TypeAlias = Cancel | RunNow | Reschedule | Pause | Resume | Update
 Execution: TypeAlias = Start | Ok | Fail
-RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update, Start,
-                                  Ok, Fail, Touch, Move, Moved, Pointer, Full)
+RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update,
+                                  Misfire, Start, Ok, Fail, Touch, Move, Moved, Pointer, Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -432,6 +449,11 @@ def resume(job_id: str, due: datetime, at: datetime, *, rid: str | None = None,
 def update(job_id: str, values: dict[str, Any], due: datetime, at: datetime, *,
            rid: str | None = None, run: int | None = None) -> Update:
     return Update(job_id, at, due, values, rid, run)
+
+
+def misfire(job_id: str, next_due: datetime, at: datetime, *, rid: str | None = None,
+            run: int | None = None) -> Misfire:
+    return Misfire(job_id, at, next_due, rid, run)
 
 
 def start(job_id: str, attempt: int, epoch: int, at: datetime, *, token: str | None = None,

@@ -22,7 +22,8 @@ MAX_RUNS_LIMIT = 1_000_000_000
 MAX_JITTER_SECONDS = 3600.0
 INTERVAL_MODES = ("fixed_delay", "fixed_rate")
 FIELDS = frozenset({"cron", "timezone", "interval_seconds", "interval_mode", "anchor",
-                    "jitter_seconds", "until", "max_runs"})
+                    "jitter_seconds", "until", "max_runs", "misfire_grace_seconds"})
+MAX_MISFIRE_GRACE_SECONDS = 86_400.0
 # Any fixed start: parse_recurrence only asks whether the expression ever matches.
 _CRON_PROBE_FROM = datetime(2000, 1, 1)
 
@@ -40,7 +41,8 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                          max_runs=_parse_max_runs(value.get("max_runs")),
                          interval_mode=_parse_mode(value.get("interval_mode")),
                          anchor=_parse_time("anchor", value.get("anchor")),
-                         jitter_seconds=_parse_jitter(value.get("jitter_seconds")))
+                         jitter_seconds=_parse_jitter(value.get("jitter_seconds")),
+                         misfire_grace_seconds=_parse_grace(value.get("misfire_grace_seconds")))
     else:
         raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
                                      "'interval_seconds'")
@@ -105,6 +107,25 @@ def _parse_jitter(value: object) -> float | None:
         raise InvalidRecurrenceError(f"recurrence.jitter_seconds must be a number in "
                                      f"0..{MAX_JITTER_SECONDS}, got {value!r}")
     return float(value)
+
+
+def _parse_grace(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value) or \
+            not 0 <= value <= MAX_MISFIRE_GRACE_SECONDS:
+        raise InvalidRecurrenceError(f"recurrence.misfire_grace_seconds must be a number in "
+                                     f"0..{MAX_MISFIRE_GRACE_SECONDS:g}, got {value!r}")
+    return float(value)
+
+
+def misfired(rec: Recurrence | None, attempts: int, due: datetime, now: datetime) -> bool:
+    """Whether an occurrence starting at ``now`` is to be skipped: its recurrence skips
+    occurrences later than ``misfire_grace_seconds`` (a retry of one that ran is never
+    skipped)."""
+    if rec is None or rec.misfire_grace_seconds is None or attempts > 0:
+        return False
+    return (now - due).total_seconds() > rec.misfire_grace_seconds
 
 
 def with_jitter(rec: Recurrence, due: datetime, rng: random.Random) -> datetime:

@@ -213,6 +213,7 @@ _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
     rec.Pause: lambda job, r: tr.pause(job, r.at, r.run),
     rec.Resume: lambda job, r: tr.resume(job, r.due, r.at, r.run),
     rec.Update: lambda job, r: tr.update(job, r.values, r.due, r.at, r.run),
+    rec.Misfire: lambda job, r: tr.misfire(job, r.due, r.at, r.run),
     rec.Start: lambda job, r: tr.start(job, r.attempt, r.epoch, r.at, token=r.token, run=r.run,
                                        lease=r.lease),
     rec.Ok: lambda job, r: tr.succeed(job, r.attempt, r.at, r.result, r.next_due,

@@ -73,6 +73,19 @@ def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
     return replace(job, **values, due_at=due_at, updated_at=at)
 
 
+def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) -> Job:
+    """A recurring occurrence that came due too late for its misfire policy is skipped: the
+    job waits for ``next_due`` without running (``runs`` counts occurrences that ran)."""
+    _require_waiting(job, "skip a misfire", S.SCHEDULED, run)
+    if job.attempts > 0 or job.recurrence is None:
+        raise InvalidTransitionError("skip a misfire", job.status.value, S.SCHEDULED.value,
+                                     "only a recurring occurrence that has not run is skipped")
+    if at < job.due_at:  # planned on an older due time: a reschedule was committed first
+        raise InvalidTransitionError("skip a misfire", job.status.value, S.SCHEDULED.value,
+                                     f"it is not due until {job.due_at.isoformat()}")
+    return replace(job, due_at=next_due, updated_at=at)
+
+
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "run now", job.status, run)
     return replace(job, due_at=min(job.due_at, at), updated_at=at)

@@ -16,6 +16,7 @@ from jobs_core.errors import (
     ShardFullError,
 )
 from jobs_core.ids import parse_job_id
+from jobs_core.job_history import read_job_history
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
@@ -295,6 +296,32 @@ async def test_fixed_rate_keeps_its_grid_and_jitter_only_delays(store: object) -
                 {"interval_seconds": 60, "jitter_seconds": 7200}):
         with pytest.raises(JobValidationError):
             await scheduler.schedule(JobRequest("echo", recurrence=bad))
+
+
+async def test_a_misfired_occurrence_is_skipped_within_its_grace_it_runs(
+        store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    job = (await scheduler.schedule(JobRequest(
+        "echo", recurrence={"interval_seconds": 600, "misfire_grace_seconds": 30}))).job
+    first = job.due_at
+    clock.advance(600 + 20)  # 20 s late: within its grace, it runs
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 1
+    due = (await scheduler.get(job.id)).due_at
+    clock.now = due + timedelta(seconds=300)  # down for 5 minutes: too late, skipped
+    await drain(executor, 1)
+    skipped = await scheduler.get(job.id)
+    assert rec.runs[job.id] == 1 and skipped.runs == 1 and skipped.status.is_waiting
+    assert skipped.due_at == clock.now + timedelta(seconds=600)  # the next one after now
+    clock.now = skipped.due_at
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 2 and first < due
+    history = [r.type for r in (await read_job_history(store, job.id)).records]
+    assert history.count("misfire") == 1, history
+    with pytest.raises(JobValidationError):
+        await scheduler.schedule(JobRequest(
+            "echo", recurrence={"interval_seconds": 60, "misfire_grace_seconds": -1}))
 
 
 async def _blobs_holding(scheduler: object, job_id: str) -> list[str]:

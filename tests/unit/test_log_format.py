@@ -118,10 +118,12 @@ def _every_record() -> list[rec.Record]:
             rec.cancel(JOB_ID, T0, "no", rid="r1", run=2), rec.run_now(JOB_ID, T0, rid="r2", run=1),
             rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
             rec.pause(JOB_ID, T0, rid="r6", run=1), rec.resume(JOB_ID, later, T0, rid="r7", run=1),
+            rec.misfire(JOB_ID, later, T0, rid="r9", run=3),
             rec.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
             rec.add(a_job(recurrence=Recurrence(interval_seconds=60, until=later, max_runs=4))),
             rec.add(a_job(recurrence=Recurrence(interval_seconds=60, interval_mode="fixed_rate",
-                                                anchor=T0, jitter_seconds=5.0))),
+                                                anchor=T0, jitter_seconds=5.0,
+                                                misfire_grace_seconds=30.0))),
             rec.update(JOB_ID, {"payload": None, "retry": RetryPolicy(max_attempts=2),
                                 "recurrence": Recurrence(cron="0 2 * * *",
                                                          timezone="Europe/Berlin"),
@@ -139,7 +141,7 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
     assert {type(r) for r in records} == set(rec.RECORD_TYPES)
     for record in records:
         wire = json.loads(rec.encode_line(record))
-        newer = isinstance(record, rec.Pause | rec.Resume | rec.Update) or (
+        newer = isinstance(record, rec.Pause | rec.Resume | rec.Update | rec.Misfire) or (
             isinstance(record, rec.Add) and (record.job.status is JobStatus.PAUSED or (
                 record.job.recurrence is not None and record.job.recurrence.extended)))
         assert wire["v"] == (3 if newer else 2) and wire["op"] == record.OP.value
