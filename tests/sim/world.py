@@ -423,6 +423,11 @@ class Workload:
                           "timezone": rng.choice(ZONES)}
         else:
             recurrence = {"interval_seconds": rng.choice([60.0, 300.0])}
+        if self.w.config.v3_controls:  # (no draw: the same world either way, but for these)
+            if kind == 1:
+                recurrence["misfire_grace_seconds"] = 120.0  # skips what crashes made late
+            elif kind == 2:
+                recurrence.update(interval_mode="fixed_rate", jitter_seconds=5.0)
         return JobRequest(handler="ok", payload={"t": 0.05, "r": i}, recurrence=recurrence)
 
     async def run(self) -> None:
