@@ -20,8 +20,9 @@ I9 fencing           (checked from the log) an outcome is recorded only by the e
                      the job's latest start belongs to
 I10 events           every change the log records (final blobs, and blobs retention purged)
                      reaches each of its queues at least once, across crashes and queue
-                     outages; no event reaches a queue for a change the log does not hold;
-                     duplicates are counted
+                     outages (changes of the run's last 100 s excepted: the publisher's
+                     next pass never comes); no event reaches a queue for a change the log
+                     does not hold; duplicates are counted
 I11 on time          once the faults have ended (and crashed processes, claims and leases have
                      had 10 minutes to recover), every attempt starts within
                      JOBS_MAX_SLEEP_SECONDS + 60 s of its due time
@@ -305,10 +306,14 @@ class Oracle:
         for info in await final.store.list("shards/"):
             blobs.append((info.name, (await final.store.read(info.name)).data))
         expected: dict[str, set[str]] = defaultdict(set)
+        # a change recorded just before the world stops may still be waiting for the log
+        # publisher's next pass, which never comes here: it is owed, but not checked
+        owed_from = world_time(world.now() - PUBLISH_SETTLE_S)
+        late: set[str] = set()
         for name, data in blobs:
             state = ShardState(name, keep_finished=False)
             state.observer = lambda r, before, after: [
-                expected[q].update(e.id for e in evs)
+                (expected[q] if r.at <= owed_from else late).update(e.id for e in evs)
                 for q, evs in route(events_of(r, before, after), QUEUES[0]).items()]
             end = data.rfind(b"\n") + 1
             state.feed_lines(data[:end].split(b"\n"))
@@ -318,7 +323,7 @@ class Oracle:
             if missing:
                 self.violate("I10", f"{len(missing)} of {len(expected[queue])} events never "
                                     f"reached queue {queue}, e.g. {sorted(missing)[:2]}")
-            phantom = set(delivered[queue]) - expected[queue]
+            phantom = set(delivered[queue]) - expected[queue] - late
             if phantom:
                 self.violate("I10", f"{len(phantom)} events on queue {queue} for changes the "
                                     f"log does not hold, e.g. {sorted(phantom)[:2]}")
@@ -523,6 +528,9 @@ def _period(recurrence: Any) -> timedelta:
 
 
 HEALTHY_AFTER_S = 600.0  # I11: how long after the faults end the system must be on time
+# I10: a change recorded in the last PUBLISH_SETTLE_S of a run is not checked: one cycle
+# (JOBS_MAX_SLEEP_SECONDS 60) plus a publish retry (30 s) and slack
+PUBLISH_SETTLE_S = 100.0
 
 
 def world_time(seconds: float) -> datetime:
