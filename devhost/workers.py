@@ -143,6 +143,3 @@ class WorkerPool:
         shutil.rmtree(self._dir, ignore_errors=True)
         self.local.shutdown()
 
-    def shutdown(self) -> None:  # (the Invoker's interface; ``stop`` is the real one)
-        self.local.shutdown()
-

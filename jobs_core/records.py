@@ -114,6 +114,7 @@ class Op(StrEnum):
 
 _CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
             ("run", "run", "int"))
+_DUE_CONTROL = (*_CONTROL[:2], ("due", "due", "time"), *_CONTROL[2:])  # with the new due time
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +129,9 @@ class Cancel(Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class RunNow(Fields):
-    OP = Op.RUN_NOW
+class _Control(Fields):
+    """A control of one job: which job, when, which request (``rid``), which occurrence."""
+
     WIRE = _CONTROL
     id: str
     at: datetime
@@ -137,11 +139,16 @@ class RunNow(Fields):
     run: int | None = None
 
 
+class RunNow(_Control):
+    __slots__ = ()
+    OP = Op.RUN_NOW
+
+
 @dataclass(frozen=True, slots=True)
-class Reschedule(Fields):
-    OP = Op.RESCHEDULE
-    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
-            ("rid", "rid", "str"), ("run", "run", "int"))
+class _DueControl(Fields):
+    """A control that gives the job a new due time."""
+
+    WIRE = _DUE_CONTROL
     id: str
     at: datetime
     due: datetime
@@ -149,41 +156,27 @@ class Reschedule(Fields):
     run: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Pause(Fields):
+class Reschedule(_DueControl):
+    __slots__ = ()
+    OP = Op.RESCHEDULE
+
+
+class Pause(_Control):
+    __slots__ = ()
     OP = Op.PAUSE
     VERSION = 3
-    WIRE = _CONTROL
-    id: str
-    at: datetime
-    rid: str | None = None
-    run: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Misfire(Fields):
+class Misfire(_DueControl):
+    __slots__ = ()
     OP = Op.MISFIRE
     VERSION = 3
-    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
-            ("rid", "rid", "str"), ("run", "run", "int"))
-    id: str
-    at: datetime
-    due: datetime
-    rid: str | None = None
-    run: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Resume(Fields):
+class Resume(_DueControl):
+    __slots__ = ()
     OP = Op.RESUME
     VERSION = 3
-    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("due", "due", "time"),
-            ("rid", "rid", "str"), ("run", "run", "int"))
-    id: str
-    at: datetime
-    due: datetime
-    rid: str | None = None
-    run: int | None = None
 
 
 _EXECUTION = (("id", "id", "str"), ("at", "at", "time"), ("attempt", "a", "int"),
@@ -248,30 +241,28 @@ _WHERE = (("id", "id", "str"), ("to", "to", "str"), ("at", "at", "time"))
 
 
 @dataclass(frozen=True, slots=True)
-class Move(Fields):
+class _Where(Fields):
+    """Where a job goes: the blob ``to``."""
+
+    WIRE = _WHERE
+    id: str
+    to: str
+    at: datetime
+
+
+class Move(_Where):
+    __slots__ = ()
     OP = Op.MOVE
-    WIRE = _WHERE
-    id: str
-    to: str
-    at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Moved(Fields):
+class Moved(_Where):
+    __slots__ = ()
     OP = Op.MOVED
-    WIRE = _WHERE
-    id: str
-    to: str
-    at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Pointer(Fields):
+class Pointer(_Where):
+    __slots__ = ()
     OP = Op.POINTER
-    WIRE = _WHERE
-    id: str
-    to: str
-    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,8 +378,6 @@ class Update:
 
 Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Misfire |
                      Start | Ok | Fail | Touch | Move | Moved | Pointer | Full)
-Control: TypeAlias = Cancel | RunNow | Reschedule | Pause | Resume | Update
-Execution: TypeAlias = Start | Ok | Fail
 RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update,
                                   Misfire, Start, Ok, Fail, Touch, Move, Moved, Pointer, Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]

@@ -41,8 +41,12 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                          max_runs=_parse_max_runs(value.get("max_runs")),
                          interval_mode=_parse_mode(value.get("interval_mode")),
                          anchor=_parse_time("anchor", value.get("anchor")),
-                         jitter_seconds=_parse_jitter(value.get("jitter_seconds")),
-                         misfire_grace_seconds=_parse_grace(value.get("misfire_grace_seconds")))
+                         jitter_seconds=_parse_seconds("jitter_seconds",
+                                                       value.get("jitter_seconds"),
+                                                       MAX_JITTER_SECONDS),
+                         misfire_grace_seconds=_parse_seconds(
+                             "misfire_grace_seconds", value.get("misfire_grace_seconds"),
+                             MAX_MISFIRE_GRACE_SECONDS))
     else:
         raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
                                      "'interval_seconds'")
@@ -99,23 +103,13 @@ def _parse_mode(value: object) -> str:
     return str(value)
 
 
-def _parse_jitter(value: object) -> float | None:
+def _parse_seconds(name: str, value: object, limit: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value) or \
-            not 0 <= value <= MAX_JITTER_SECONDS:
-        raise InvalidRecurrenceError(f"recurrence.jitter_seconds must be a number in "
-                                     f"0..{MAX_JITTER_SECONDS}, got {value!r}")
-    return float(value)
-
-
-def _parse_grace(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value) or \
-            not 0 <= value <= MAX_MISFIRE_GRACE_SECONDS:
-        raise InvalidRecurrenceError(f"recurrence.misfire_grace_seconds must be a number in "
-                                     f"0..{MAX_MISFIRE_GRACE_SECONDS:g}, got {value!r}")
+            not 0 <= value <= limit:
+        raise InvalidRecurrenceError(f"recurrence.{name} must be a number in 0..{limit:g}, "
+                                     f"got {value!r}")
     return float(value)
 
 
