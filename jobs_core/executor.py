@@ -242,8 +242,9 @@ class Executor:
             if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
                 if full:
                     overflow.append(job.id)
-                elif misfired(job.recurrence, job.attempts, job.due_at, now):
-                    work.append(self._skip_misfire(batch, job, now, result))
+                elif misfired(job.recurrence, job.attempts, job.due_at, now) and \
+                        (nxt := self._next(job, now, runs_done=job.runs)) is not None:
+                    work.append(self._skip_misfire(batch, job, nxt, now, result))
                 else:
                     work.append(self._execute_one(batch, job.id, gate, result, overflow))
             elif job.status is JobStatus.RUNNING and self._abandoned(job, now):
@@ -260,15 +261,12 @@ class Executor:
         self._due_order.done(batch)
         return result
 
-    async def _skip_misfire(self, batch: Batch, job: Job, now: datetime,
+    async def _skip_misfire(self, batch: Batch, job: Job, nxt: datetime, now: datetime,
                             result: BatchResult) -> None:
         """An occurrence later than its recurrence's misfire grace is not run: the job waits
-        for its next occurrence after now (the last occurrence of an ending recurrence runs)."""
+        for ``nxt``, its next occurrence after now. (With no next occurrence, because the
+        recurrence ends, the caller runs the late one instead: it is the last.)"""
         assert job.recurrence is not None
-        nxt = next_occurrence(job.recurrence, now)
-        if recurrence_ends(job.recurrence, job.runs, nxt):
-            return  # (it stays due: the next cycle runs it, late, rather than never)
-        nxt = with_jitter(job.recurrence, nxt, self._rng)
         rid = self._token()
         try:
             state = await self._write(batch.blob, [rec.misfire(job.id, nxt, now, rid=rid,
@@ -421,9 +419,10 @@ class Executor:
         _next_occurrence_event(events, job, at, nxt)
         return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
 
-    def _next(self, job: Job, at: datetime) -> datetime | None:
-        """The next occurrence after the one ending now, or None: the job is then final (a
-        one-off job, or a recurrence past its ``until`` or at its ``max_runs``)."""
+    def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:
+        """The next occurrence after the one ending now (``runs_done``: occurrences run by
+        then, default this one included), or None: the job is then final (a one-off job, or a
+        recurrence past its ``until`` or at its ``max_runs``)."""
         if job.recurrence is None:
             return None
         try:
@@ -432,7 +431,8 @@ class Executor:
             log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
                       job.id, exc)
             return None
-        if recurrence_ends(job.recurrence, job.runs + 1, nxt):
+        if recurrence_ends(job.recurrence, job.runs + 1 if runs_done is None else runs_done,
+                           nxt):
             return None
         return with_jitter(job.recurrence, nxt, self._rng)  # (recorded: replays agree)
 

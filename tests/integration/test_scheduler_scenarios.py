@@ -319,6 +319,15 @@ async def test_a_misfired_occurrence_is_skipped_within_its_grace_it_runs(
     assert rec.runs[job.id] == 2 and first < due
     history = [r.type for r in (await read_job_history(store, job.id)).records]
     assert history.count("misfire") == 1, history
+    last = (await scheduler.schedule(JobRequest("echo", recurrence={
+        "interval_seconds": 600, "misfire_grace_seconds": 30,
+        "until": (clock.now + timedelta(seconds=1250)).isoformat()}))).job
+    clock.advance(600)
+    await drain(executor, 1)
+    clock.advance(900)  # the occurrence due at +1200 is 300 s late, and the recurrence's last
+    await drain(executor, 1)
+    assert rec.runs[last.id] == 2  # so it runs late rather than never
+    assert (await scheduler.get(last.id)).status is JobStatus.SUCCEEDED
     with pytest.raises(JobValidationError):
         await scheduler.schedule(JobRequest(
             "echo", recurrence={"interval_seconds": 60, "misfire_grace_seconds": -1}))
