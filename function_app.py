@@ -68,6 +68,13 @@ async def jobs_run(req: func.HttpRequest,
     return await http_api.guarded(http_api.run_job)(req, client)
 
 
+@app.route(route="jobs/{id}/retry", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def jobs_retry(req: func.HttpRequest,
+                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await http_api.guarded(http_api.retry_job)(req, client)
+
+
 @app.route(route="jobs/{id}/reschedule", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def jobs_reschedule(req: func.HttpRequest,

@@ -230,6 +230,16 @@ async def run_job(req: func.HttpRequest,
     return json_response(job.to_dict())
 
 
+async def retry_job(req: func.HttpRequest,
+                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``POST /api/jobs/{id}/retry``: a failed or cancelled job runs again now, as a new run
+    with a fresh attempt budget (same id, history kept)."""
+    scheduler = await get_runtime().scheduler()
+    job = await scheduler.retry(req.route_params["id"])
+    await wake_slots(client, [Scheduled(job, created=True)])
+    return json_response(job.to_dict())
+
+
 async def update_job(req: func.HttpRequest,
                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """``PATCH /api/jobs/{id}``: new payload, retry, recurrence or timeout for a waiting or

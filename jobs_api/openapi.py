@@ -119,6 +119,16 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
                               {"200": json_body(job, "Due now"),
                                **errors(400, 404, 409, 503)}),
         },
+        "/jobs/{id}/retry": {
+            "parameters": [job_id],
+            "post": operation(
+                "jobs_retry", "Run a failed or cancelled job again, as a new run",
+                {"200": json_body(job, "Due now, with a fresh attempt budget (runs + 1; same "
+                                       "id, its history kept)"),
+                 "409": problem("The job is not failed or cancelled (or another retry won); "
+                                "nothing changed"),
+                 **errors(400, 404, 503)}),
+        },
         "/jobs/{id}/pause": {
             "parameters": [job_id],
             "post": operation(

@@ -69,6 +69,8 @@ def events_of(record: rec.Record, before: Job | None, after: Job | None) -> list
         if after is None or record.source is not None:
             return []  # a job carried to another blob (moves.py) is not a change
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
+    if isinstance(record, rec.Retry):  # (``before`` is None where the replay had dropped it)
+        return [] if after is None else [JobEvent.of(after, EventState.SCHEDULED, at)]
     if after is None or before is None:
         return []
     if isinstance(record, rec.Cancel):

@@ -1,4 +1,5 @@
-"""The controls of a waiting job: cancel, run now, reschedule, pause, resume and update.
+"""The controls of a job: cancel, run now, reschedule, pause, resume, update (of a waiting
+job) and retry (of a failed or cancelled one).
 
 Each checks the change against the job's current state, appends one record where the job lives
 and answers the truth: the replay says whether that record (by its request id) applied. A
@@ -143,6 +144,17 @@ class JobControls:
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
+    async def retry(self, job_id: str) -> Job:
+        """Run a failed or cancelled job again now, as a new run with a fresh attempt budget
+        (same id; its history stays in its log). A recurring schedule then carries on, unless
+        its recurrence has ended."""
+        at = self.clock()
+        job = await self._control(
+            job_id, lambda j, rid: rec.retry(tr.retry(j, at), at, rid=rid, run=j.runs),
+            lambda j: tr.retry(j, at))
+        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
+        return job
+
     async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
                          delay: float | None = None) -> Job:
         """Move a waiting job's due time to ``due_at`` or ``delay`` seconds from now (one of
@@ -179,12 +191,17 @@ class JobControls:
             state = self.cache.cached(blob)
             if self.cache.blocks(blob) >= self.settings.evacuate_blocks or \
                     (state is not None and state.full):
+                if current.status.is_final:  # a retry: only waiting jobs move out
+                    raise JobConflictError(
+                        f"job {job_id} finished in shard blob {blob}, which is nearly full "
+                        f"(JOBS_EVACUATE_BLOCKS); it cannot run again there: schedule a new "
+                        "job with its handler and payload")
                 # keep the blob's headroom for outcomes: its waiting jobs leave first
                 await self.mover.evacuate(blob, await self._read(blob))
                 continue
             # the planner skips a blob whose bucket has not begun: a change that makes the job
             # due before it needs the hint, written first so the change never lands without it
-            await self._touch_if_earlier(changed, blob)
+            await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
             rid = self._token()
             try:
                 state = await self.committer.write(blob, [record(current, rid)])
@@ -199,12 +216,14 @@ class JobControls:
                 change(after)  # raises the reason why it no longer fits
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
 
-    async def _touch_if_earlier(self, job: Job, blob: str) -> None:
+    async def _touch_if_earlier(self, job: Job, blob: str, *, revived: bool = False) -> None:
         """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s
         bucket: a hint whose change then fails costs one extra read a cycle until the bucket
-        begins; a change whose hint failed would leave the job late until its bucket begins."""
+        begins; a change whose hint failed would leave the job late until its bucket begins.
+        A finished job that runs again (``revived``) needs it too: its blob may be of a past
+        day the planner no longer lists (every job in it was final)."""
         shard = parse_shard_name(blob)
-        if shard is not None and job.due_at < shard.key.bucket:
+        if shard is not None and (revived or job.due_at < shard.key.bucket):
             await self._touch(blob, self.clock())
 
     async def _touch(self, blob: str, at: datetime) -> None:

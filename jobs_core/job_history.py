@@ -39,7 +39,7 @@ EXECUTION_OPS = (rec.Op.START, rec.Op.OK, rec.Op.FAIL)
 
 @dataclass(frozen=True)
 class HistoryRecord:
-    type: str  # the record's op: add, cancel, run_now, reschedule, start, ok, fail
+    type: str  # the record's op: add, cancel, run_now, reschedule, retry, start, ok, fail...
     at: datetime | None
     offset: int  # byte offset of the record's line in its blob
     applied: bool
@@ -49,7 +49,7 @@ class HistoryRecord:
     error: dict[str, Any] | None = None  # type, message, attempt, permanent
     retry_at: datetime | None = None
     result: Any = None
-    due_at: datetime | None = None  # add, reschedule: the due time it sets
+    due_at: datetime | None = None  # add, reschedule, retry...: the due time it sets
     next_due: datetime | None = None  # ok/fail of a recurring job: the next occurrence
     compensation: str | None = None
     reason: str | None = None  # cancel
@@ -168,7 +168,8 @@ def _entry(r: rec.Record, blob: str, offset: int, note: str | None) -> HistoryRe
         error=error.to_dict() if error is not None else None,
         retry_at=getattr(r, "retry_at", None),
         result=r.result if isinstance(r, rec.Ok) else (add.result if add else None),
-        due_at=add.due_at if add else getattr(r, "due", None),
+        due_at=add.due_at if add else r.job.due_at if isinstance(r, rec.Retry) else
+        getattr(r, "due", None),
         next_due=getattr(r, "next_due", None), compensation=getattr(r, "compensation", None),
         reason=getattr(r, "reason", None), handler=add.handler if add else None, blob=blob,
         to=r.to if isinstance(r, rec.Move | rec.Moved | rec.Pointer) else None)

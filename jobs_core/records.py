@@ -17,6 +17,8 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
                                                                          to rid run
     misfire     Misfire     occurrence skipped (too late), next ``due``  id due rid run
                             (v3)
+    retry       Retry       a finished job runs again: its new state     as a moved-in add
+                            (a new run, no attempts yet) (v4)            but ``from``; rid run
     start       Start       an attempt started                           id a e x run lease
     ok          Ok          an attempt succeeded                         id a e x res next rid
     fail        Fail        an attempt failed                            id a e x err retry next
@@ -71,7 +73,8 @@ still read: their execution records (no ``x``) are fenced by epoch as before. Th
 did not change the wire. Version 3 added ``pause``, ``resume``, ``update`` and ``misfire``,
 the ``paused`` status a moved-in add may carry, and the v3 keys of ``rc``: only those records
 are written as version 3, so a blob without them stays readable by a version-2 reader, and a
-version-2 reader refuses a blob with them rather than misread it.
+version-2 reader refuses a blob with them rather than misread it. Version 4 added ``retry``
+(a finished job runs again; the record carries the job's whole state, like a moved-in add).
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -89,8 +92,8 @@ from typing import Any, ClassVar, TypeAlias
 from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
 from .record_codec import Fields, Wire, as_error, as_int, as_str, parse_ts, ts
 
-FORMAT_VERSION = 3  # the newest version written (by pause and resume; the others write 2)
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # the newest version written (by retry; pause, resume... 3; the others 2)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class Op(StrEnum):
@@ -102,6 +105,7 @@ class Op(StrEnum):
     RESUME = "resume"
     UPDATE = "update"
     MISFIRE = "misfire"
+    RETRY = "retry"
     START = "start"
     OK = "ok"
     FAIL = "fail"
@@ -287,50 +291,91 @@ class Add:
         return self.job.id
 
     def encode(self) -> Wire:
-        job = self.job
-        # a paused job, or a recurrence with an end, is only readable by a v3 reader
-        newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
-                                                   job.recurrence.extended)
-        version = 3 if newer else 2
-        out: Wire = {"v": version, "op": "add", "id": job.id, "h": job.handler,
-                     "due": ts(job.due_at), "at": ts(self.at)}
-        if job.payload is not None:
-            out["p"] = job.payload
-        if job.idempotency_key is not None:
-            out["k"] = job.idempotency_key
-        if job.retry != RetryPolicy():
-            out["r"] = job.retry.to_dict()
-        if job.recurrence is not None:
-            out["rc"] = job.recurrence.to_dict()
-        if job.notify is not None:
-            out["n"] = job.notify
-        if job.timeout_seconds is not None:
-            out["to"] = job.timeout_seconds
-        if self.source is not None:
-            out.update({"ca": ts(job.created_at), "from": self.source, "st": job.status.value,
-                        "a": job.attempts, "runs": job.runs})
-            if job.last_error is not None:
-                out["err"] = job.last_error.to_dict()
-            if job.result is not None:
-                out["res"] = job.result
-        return out
+        return {**_job_wire(self.job, self.at, full=self.source is not None),
+                **({} if self.source is None else {"from": self.source})}
 
     @classmethod
     def decode(cls, wire: Wire) -> Add:
-        rc, err, at = wire.get("rc"), wire.get("err"), parse_ts(wire["at"])
-        job = Job(
-            id=as_str(wire["id"]), handler=as_str(wire["h"]), due_at=parse_ts(wire["due"]),
-            created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
-            payload=wire.get("p"), idempotency_key=wire.get("k"),
-            retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
-            recurrence=Recurrence.from_dict(rc) if rc else None,
-            notify=wire.get("n"), timeout_seconds=wire.get("to"),
-            status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
-            runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
-            result=wire.get("res"),
-        )
         source = wire.get("from")
-        return cls(job, at, None if source is None else as_str(source))
+        return cls(_job_of(wire), parse_ts(wire["at"]), None if source is None else as_str(source))
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A failed or cancelled job runs again as a new run: the record carries the job's whole
+    state after the retry (``transitions.retry``), so a replay that dropped the finished job
+    (executors keep only unfinished ones) re-creates it. Version 4."""
+
+    OP: ClassVar[Op] = Op.RETRY
+    VERSION: ClassVar[int] = 4
+    job: Job
+    at: datetime
+    rid: str | None = None
+    run: int | None = None  # the run it retries (the job's ``runs`` when it failed)
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def encode(self) -> Wire:
+        out = {**_job_wire(self.job, self.at, full=True), "v": self.VERSION,
+               "op": self.OP.value}
+        if self.rid is not None:
+            out["rid"] = self.rid
+        if self.run is not None:
+            out["run"] = self.run
+        return out
+
+    @classmethod
+    def decode(cls, wire: Wire) -> Retry:
+        rid, run = wire.get("rid"), wire.get("run")
+        return cls(_job_of(wire), parse_ts(wire["at"]), None if rid is None else as_str(rid),
+                   None if run is None else as_int(run))
+
+
+def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
+    """A job's fields on the wire: as scheduled, or (``full``) with its state, as a move or a
+    retry re-creates it."""
+    # a paused job, or a recurrence with an end, is only readable by a v3 reader
+    newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
+                                               job.recurrence.extended)
+    out: Wire = {"v": 3 if newer else 2, "op": "add", "id": job.id, "h": job.handler,
+                 "due": ts(job.due_at), "at": ts(at)}
+    if job.payload is not None:
+        out["p"] = job.payload
+    if job.idempotency_key is not None:
+        out["k"] = job.idempotency_key
+    if job.retry != RetryPolicy():
+        out["r"] = job.retry.to_dict()
+    if job.recurrence is not None:
+        out["rc"] = job.recurrence.to_dict()
+    if job.notify is not None:
+        out["n"] = job.notify
+    if job.timeout_seconds is not None:
+        out["to"] = job.timeout_seconds
+    if full:
+        out.update({"ca": ts(job.created_at), "st": job.status.value, "a": job.attempts,
+                    "runs": job.runs})
+        if job.last_error is not None:
+            out["err"] = job.last_error.to_dict()
+        if job.result is not None:
+            out["res"] = job.result
+    return out
+
+
+def _job_of(wire: Wire) -> Job:
+    rc, err, at = wire.get("rc"), wire.get("err"), parse_ts(wire["at"])
+    return Job(
+        id=as_str(wire["id"]), handler=as_str(wire["h"]), due_at=parse_ts(wire["due"]),
+        created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
+        payload=wire.get("p"), idempotency_key=wire.get("k"),
+        retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
+        recurrence=Recurrence.from_dict(rc) if rc else None,
+        notify=wire.get("n"), timeout_seconds=wire.get("to"),
+        status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
+        runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
+        result=wire.get("res"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,9 +422,10 @@ class Update:
 
 
 Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Misfire |
-                     Start | Ok | Fail | Touch | Move | Moved | Pointer | Full)
+                     Retry | Start | Ok | Fail | Touch | Move | Moved | Pointer | Full)
 RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update,
-                                  Misfire, Start, Ok, Fail, Touch, Move, Moved, Pointer, Full)
+                                  Misfire, Retry, Start, Ok, Fail, Touch, Move, Moved, Pointer,
+                                  Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -443,6 +489,10 @@ def update(job_id: str, values: dict[str, Any], due: datetime, at: datetime, *,
 def misfire(job_id: str, next_due: datetime, at: datetime, *, rid: str | None = None,
             run: int | None = None) -> Misfire:
     return Misfire(job_id, at, next_due, rid, run)
+
+
+def retry(job: Job, at: datetime, *, rid: str | None = None, run: int | None = None) -> Retry:
+    return Retry(job, at, rid, run)
 
 
 def start(job_id: str, attempt: int, epoch: int, at: datetime, *, token: str | None = None,

@@ -33,7 +33,8 @@ class ShardState:
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id (the first add wins)
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
-        self.finished: set[str] = set()  # ids of those jobs (a later add of one is a replay)
+        # those jobs: id -> (status, runs); a later add of one is a replay, a retry revives it
+        self.finished: dict[str, tuple[str, int]] = {}
         self.max_epoch = 0  # highest epoch of v1 execution records: lower v1 ones are fenced off
         self.touched: set[str] = set()
         self.skipped = 0  # malformed lines and records whose transition did not apply
@@ -107,6 +108,9 @@ class ShardState:
         rid = getattr(r, "rid", None)
         if rid is not None and rid in self.rids:
             return  # the same control request again (a block committed twice): once only
+        if isinstance(r, rec.Retry) and r.id in self.finished:
+            self._revive(r)
+            return
         if kind in EXECUTION_TYPES and r.token is None:  # v1: fenced by claim epoch
             if r.epoch < self.max_epoch:
                 self.fenced += 1
@@ -147,6 +151,27 @@ class ShardState:
             self.observer(r, before, job)
         self._put(job)
 
+    def _revive(self, r: rec.Retry) -> None:
+        """A retry of a finished job this replay dropped: the record carries the new state.
+        The checks are those of ``transitions.retry`` on what was kept of the job."""
+        status, runs = self.finished[r.id]
+        if r.run is not None and r.run != runs:
+            if r.rid is not None:
+                self.rids[r.rid] = False
+            raise InvalidTransitionError("retry", status, JobStatus.SCHEDULED.value,
+                                         f"the request was for run {r.run}, the job is on "
+                                         f"run {runs}")
+        del self.finished[r.id]
+        self.dropped[status] -= 1
+        if r.rid is not None:
+            self.rids[r.rid] = True
+        job = replace(r.job)
+        _set_version(job, 1)
+        self._changed(r.at)
+        if self.observer is not None:
+            self.observer(r, None, job)
+        self._put(job)
+
     def _changed(self, at: datetime) -> None:
         if self.latest_change is None or at > self.latest_change:
             self.latest_change = at
@@ -174,7 +199,7 @@ class ShardState:
         if not self.keep_finished and job.status.is_final:
             self.jobs.pop(job.id, None)
             self.dropped[job.status.value] += 1
-            self.finished.add(job.id)
+            self.finished[job.id] = (job.status.value, job.runs)
         else:
             self.jobs[job.id] = job
 
@@ -221,8 +246,16 @@ _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
     rec.Fail: lambda job, r: tr.fail(job, r.attempt, r.at, r.error, retry_at=r.retry_at,
                                      next_due=r.next_due, compensation=r.compensation,
                                      token=r.token),
+    rec.Retry: lambda job, r: _retried(job, r),
     rec.Move: lambda job, r: tr.move(job, r.to),
 }  # the records that change a job (``moved`` removes it; the others are about the blob)
+
+
+def _retried(job: Job, r: rec.Retry) -> Job:
+    """The state a retry record carries, once the job it finds may be retried (the same
+    state, by construction, as ``transitions.retry`` computes from it)."""
+    tr.retry(job, r.at, r.run)  # raises if it does not fit
+    return replace(r.job)
 
 
 def _transition(job: Job, r: rec.Record) -> Job:

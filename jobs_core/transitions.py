@@ -96,6 +96,21 @@ def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None)
     return replace(job, due_at=due_at, updated_at=at)
 
 
+def retry(job: Job, at: datetime, run: int | None = None) -> Job:
+    """A failed or cancelled job runs again, now, as a new run (``runs`` + 1) with a fresh
+    attempt budget; its id and history stay. (The ``retry`` record carries this state, so a
+    replay that no longer holds the finished job re-creates it from the record.)"""
+    _require(job, "retry", S.SCHEDULED, (S.FAILED, S.CANCELLED))
+    if run is not None and run != job.runs:
+        raise InvalidTransitionError(
+            "retry", job.status.value, S.SCHEDULED.value,
+            f"the request was for run {run}, the job is on run {job.runs}")
+    return replace(job, status=S.SCHEDULED, due_at=at, attempts=0, runs=job.runs + 1,
+                   updated_at=at, started_at=None, finished_at=None, last_error=None,
+                   result=None, compensation=None, cancel_reason=None, token=None,
+                   lease_until=None, moving_to=None)
+
+
 def move(job: Job, to: str) -> Job:
     """The job starts moving to blob ``to`` (only a waiting or paused job moves)."""
     _require_waiting(job, "move", job.status, None, also=(S.PAUSED,))

@@ -15,6 +15,7 @@ from jobs_core import (
     JobsSettings,
     JobStatus,
     PermanentJobError,
+    RetryPolicy,
 )
 
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -74,6 +75,13 @@ class Recorder:
             self.runs[ctx.job_id] += 1
             raise PermanentJobError("bad payload, retrying will not help")
 
+        @reg.handler("first_run_fails", compensate=undo)
+        async def first_run_fails(ctx: JobContext) -> str:
+            self.runs[ctx.job_id] += 1
+            if ctx.run == 0:
+                raise PermanentJobError("broken until someone fixes it (then retry the job)")
+            return f"ok on run {ctx.run}"
+
         @reg.handler("hang")
         async def hang(ctx: JobContext) -> None:
             self.runs[ctx.job_id] += 1
@@ -104,4 +112,5 @@ async def drain(executor: Executor, slots: int, *, max_cycles: int = 50) -> int:
     raise AssertionError(f"still due work after {max_cycles} cycles")
 
 
+FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
 FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}

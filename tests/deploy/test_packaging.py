@@ -27,6 +27,7 @@ EXPECTED_HTTP = {
     "jobs_update": ("jobs/{id}", ["PATCH"]),
     "jobs_run": ("jobs/{id}/run", ["POST"]),
     "jobs_reschedule": ("jobs/{id}/reschedule", ["POST"]),
+    "jobs_retry": ("jobs/{id}/retry", ["POST"]),
     "jobs_pause": ("jobs/{id}/pause", ["POST"]),
     "jobs_resume": ("jobs/{id}/resume", ["POST"]),
     "scheduler_start": ("scheduler/start", ["POST"]),

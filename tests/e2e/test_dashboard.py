@@ -381,3 +381,28 @@ def test_pause_and_resume_from_the_page(api: Api, seeded: Seeded, dash: Dashboar
     expect(result).to_have_text(f"Resume: job {job} is now scheduled")
     assert api.get(job)["status"] == "scheduled"
     page_log()
+
+
+@pytest.mark.browser
+def test_retry_a_failed_job_from_the_failed_view(api: Api, seeded: Seeded, dash: Dashboard,
+                                                 page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    result = page.get_by_test_id("action-result")
+    job = seeded.failed
+    assert api.wait_final(job)["status"] == "failed"
+    dash.filter_jobs(status="failed", per_page="100")
+    row = page.locator(f"[data-testid=job-row][data-job-id='{job}']")
+    expect(row.get_by_test_id("job-run")).to_be_disabled()
+    dash.then_refreshed(row.get_by_test_id("job-retry").click)
+    expect(result).to_have_text(f"Retry: job {job} is now scheduled")
+    # fail_n_times fails attempt 1 again: the new run fails too, and the history holds both
+    again = api.wait_final(job)
+    assert (again["status"], again["runs"]) == ("failed", 1)
+    kinds = [r["type"] for r in api.request("GET", f"/api/jobs/{job}/history").json()["records"]]
+    assert kinds.count("start") == 2 and "retry" in kinds, kinds
+    dash.filter_jobs(status="failed", per_page="100")  # listed again: it failed again
+    dash.open_job(job)
+    expect(page.get_by_test_id("detail-run-again")).to_be_enabled()
+    expect(page.get_by_test_id("detail-run")).to_be_disabled()
+    page_log()

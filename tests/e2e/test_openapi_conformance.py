@@ -239,6 +239,24 @@ def test_pause_and_resume_answers(app: Checked) -> None:
         app.call("POST", path, 401, id=UNKNOWN, key=False)
 
 
+def test_retry_answers(app: Checked) -> None:
+    job = app.schedule(handler="echo", payload={"again": True}, delay=3600)
+    app.call("POST", "/jobs/{id}/retry", 409, id=job["id"])  # waiting: nothing to retry
+    app.call("DELETE", "/jobs/{id}", 200, id=job["id"])
+    retried = app.call("POST", "/jobs/{id}/retry", 200, id=job["id"])
+    assert (retried["status"], retried["runs"], retried["attempts"]) == ("scheduled", 1, 0)
+    assert retried["payload"] == {"again": True} and retried["cancel_reason"] is None
+    done = app.wait_final(job["id"])
+    assert done["status"] == "succeeded" and done["result"] is not None
+    kinds = [r["type"] for r in app.call("GET", "/jobs/{id}/history", 200,
+                                         id=job["id"])["records"]]
+    assert kinds[:3] == ["add", "cancel", "retry"] and kinds[-1] == "ok", kinds
+    app.call("POST", "/jobs/{id}/retry", 409, id=job["id"])  # succeeded
+    app.call("POST", "/jobs/{id}/retry", 404, id=UNKNOWN)
+    app.call("POST", "/jobs/{id}/retry", 400, id=MALFORMED)
+    app.call("POST", "/jobs/{id}/retry", 401, id=UNKNOWN, key=False)
+
+
 def test_history_answers(app: Checked) -> None:
     job = app.schedule(handler="fail_n_times", payload={"n": 1, "key": "h"},
                        retry={"max_attempts": 3, "base_delay": 0.2, "max_delay": 1})
@@ -316,6 +334,7 @@ def test_storage_unavailable_is_the_documented_503(azurite: azurite_helpers.Azur
         down.call("POST", "/jobs/{id}/pause", 503, id=UNKNOWN)
         down.call("PATCH", "/jobs/{id}", 503, id=UNKNOWN, json={"payload": 1})
         down.call("POST", "/jobs/{id}/resume", 503, id=UNKNOWN)
+        down.call("POST", "/jobs/{id}/retry", 503, id=UNKNOWN)
         down.call("GET", "/shards", 503)
         down.call("GET", "/timeline", 503)
         down.call("POST", "/maintenance/purge", 503, json={"dry_run": True})

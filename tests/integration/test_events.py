@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from azure.storage.queue.aio import QueueServiceClient
 
-from jobs_core import Executor, InMemoryStore, JobRequest, JobScheduler, JobsSettings, RetryPolicy
+from jobs_core import Executor, InMemoryStore, JobRequest, JobScheduler, JobsSettings
 from jobs_core.events import (
     MAX_MESSAGE_BYTES,
     EventPublisher,
@@ -26,17 +26,9 @@ from jobs_core.events import (
 from jobs_core.queue_sink import QueueEventSink
 from jobs_core.request_counter import RequestCounter
 from tests import azurite as azurite_helpers
-from tests.jobs_helpers import T0, Clock, Recorder, drain
+from tests.jobs_helpers import FAST_RETRY, T0, Clock, Recorder, drain
 
-FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
 QUEUE = "job-events"
-
-
-@pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
-def store(request: pytest.FixtureRequest) -> object:
-    if request.param == "memory":
-        return InMemoryStore()
-    return request.getfixturevalue("azurite_store")
 
 
 def make(store: object, rec: Recorder, clock: Clock, sink: MemoryEventSink,

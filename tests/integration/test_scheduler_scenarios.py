@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy
+from jobs_core import InMemoryStore, JobRequest, JobStatus
 from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
@@ -17,17 +17,9 @@ from jobs_core.errors import (
 )
 from jobs_core.ids import parse_job_id
 from jobs_core.job_history import read_job_history
-from tests.jobs_helpers import Clock, Recorder, drain, make
+from tests.jobs_helpers import FAST_RETRY, Clock, Recorder, drain, make
 
-FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
 LEASE = 91  # an execution's lease: the default 60 s timeout + 30 s grace, and a second
-
-
-@pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
-def store(request: pytest.FixtureRequest) -> object:
-    if request.param == "memory":
-        return InMemoryStore()
-    return request.getfixturevalue("azurite_store")
 
 
 async def test_job_runs_at_its_due_time_and_not_before(store: object) -> None:

@@ -119,6 +119,8 @@ def _every_record() -> list[rec.Record]:
             rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
             rec.pause(JOB_ID, T0, rid="r6", run=1), rec.resume(JOB_ID, later, T0, rid="r7", run=1),
             rec.misfire(JOB_ID, later, T0, rid="r9", run=3),
+            rec.retry(replace(moved_in, status=JobStatus.SCHEDULED, attempts=0, result=None,
+                              last_error=None), later, rid="r10", run=2),
             rec.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
             rec.add(a_job(recurrence=Recurrence(interval_seconds=60, until=later, max_runs=4))),
             rec.add(a_job(recurrence=Recurrence(interval_seconds=60, interval_mode="fixed_rate",
@@ -144,10 +146,11 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
         newer = isinstance(record, rec.Pause | rec.Resume | rec.Update | rec.Misfire) or (
             isinstance(record, rec.Add) and (record.job.status is JobStatus.PAUSED or (
                 record.job.recurrence is not None and record.job.recurrence.extended)))
-        assert wire["v"] == (3 if newer else 2) and wire["op"] == record.OP.value
+        version = 4 if isinstance(record, rec.Retry) else 3 if newer else 2
+        assert wire["v"] == version and wire["op"] == record.OP.value
         back = rec.decode(wire)
         assert back.encode() == wire, record.OP
-        if isinstance(record, rec.Add):  # a job read back was last updated when it was added
+        if isinstance(record, rec.Add | rec.Retry):  # read back: last updated when written
             assert back == replace(record, job=replace(record.job, updated_at=record.at))
         else:
             assert back == record, record.OP
