@@ -9,9 +9,10 @@ I3 duplicates        a handler re-runs an occurrence it already ran (or is runni
 I4 read-your-writes  a 2xx job is readable at once from the process that answered, and a
                      process never reads a job state older than one it returned before
 I5 idempotency       one key -> one job id; a different body with a used key -> 409
-I6 truthful controls 200 means the change happened (a cancelled job never starts after, a
-                     paused one not before a resume is asked for, an updated one starts
-                     with what the update set);
+I6 truthful controls 200 means the change happened (a cancelled job never starts after,
+                     unless a retry is asked for; a paused one not before a resume is asked
+                     for; an updated one starts with what the update set; a retried one
+                     is waiting);
                      409 means it did not
 I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included), and
                      recurring jobs keep running (no blob limit stops them)
@@ -230,6 +231,13 @@ class Oracle:
                   if any(c[0] == "pause" and c[1] == "200" for c in self.jobs[job_id].controls)]
         return rng.choice(paused) if paused and rng.random() < 0.8 else None
 
+    def pick_finished(self, rng: random.Random) -> str | None:
+        """Mostly a job likely to be failed or cancelled (a retry of another is a 409)."""
+        done = [job_id for job_id in self.order
+                if any(c[0] == "cancel" and c[1] == "200" for c in self.jobs[job_id].controls)
+                or any(i.ok is False for i in self.by_job.get(job_id, []))]
+        return rng.choice(done) if done and rng.random() < 0.8 else None
+
     def control(self, op: str, job_id: str, answer: str, job: Job | None, began: float,
                 at: float, proc: str, due: datetime | None, exc: BaseException | None,
                 payload: Any = None) -> None:
@@ -249,7 +257,7 @@ class Oracle:
         self.observed(proc, job, at)
         if op == "cancel" and job.status is not JobStatus.CANCELLED:
             self.violate("I6", f"cancel {job_id} answered 200 with status {job.status.value}")
-        if op in ("run_now", "reschedule", "resume") and not job.status.is_waiting:
+        if op in ("run_now", "reschedule", "resume", "retry") and not job.status.is_waiting:
             self.violate("I6", f"{op} {job_id} answered 200 with status {job.status.value}")
         if op == "pause" and job.status is not JobStatus.PAUSED:
             self.violate("I6", f"pause {job_id} answered 200 with status {job.status.value}")
@@ -393,7 +401,7 @@ class Oracle:
             self.violate("I7", f"recurring {job_id} stopped: last run due {last_due:%d %H:%M}, "
                                f"status {job.status.value}, runs {job.runs}")
         rec = info.request.recurrence
-        moved_by_user = any(c[0] in ("run_now", "reschedule", "resume")
+        moved_by_user = any(c[0] in ("run_now", "reschedule", "resume", "retry")
                             and c[1] in ("200", "error") for c in info.controls)
         if isinstance(rec, dict) and rec.get("cron", "").count("*") == 3 and not moved_by_user:
             zone = ZoneInfo(rec["timezone"])
@@ -408,12 +416,17 @@ class Oracle:
         answered = {c[1] for c in cancels}
         if job.status is JobStatus.CANCELLED and cancels and answered == {"409"}:
             self.violate("I6", f"cancel of {job_id} answered 409, yet the job is cancelled")
-        if "200" in answered and job.status is not JobStatus.CANCELLED:
+        # a retry (asked after a cancel was answered) may run the job again
+        retries = [c[2] for c in info.controls if c[0] == "retry" and c[1] in ("200", "error")]
+        last_cancel = max((c[3] for c in cancels if c[1] == "200"), default=None)
+        if last_cancel is not None and job.status is not JobStatus.CANCELLED and \
+                not any(b > last_cancel for b in retries):
             self.violate("I6", f"cancel of {job_id} answered 200, yet it ended "
                                f"{job.status.value}")
         for _op, answer, _, at, _ in cancels:
             if answer == "200":
-                late = [i for i in self.by_job.get(job_id, []) if i.start > at]
+                until = min([b for b in retries if b > at], default=float("inf"))
+                late = [i for i in self.by_job.get(job_id, []) if at < i.start < until]
                 if late:
                     self.violate("I6", f"{job_id} started at {late[0].start:.3f} after its "
                                        f"cancel was answered 200 at {at:.3f}")

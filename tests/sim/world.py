@@ -443,7 +443,7 @@ class Workload:
         ops = ["schedule", "batch", "get", "cancel", "run_now", "reschedule", "purge"]
         weights = [45, 8, 15, 12, 8, 8, 1]
         if self.w.config.v3_controls:
-            ops, weights = [*ops, "pause", "resume", "update"], [*weights, 5, 5, 5]
+            ops, weights = [*ops, "pause", "resume", "update", "retry"], [*weights, 5, 5, 5, 4]
         op = self.rng.choices(ops, weights)[0]
         if op == "schedule":
             request, keyed = self.request()
@@ -456,7 +456,8 @@ class Workload:
         else:
             oracle = self.w.oracle
             job_id = oracle.pick_paused(self.rng) if op == "resume" else \
-                oracle.pick_recurring(self.rng) if op == "update" else None
+                oracle.pick_recurring(self.rng) if op == "update" else \
+                oracle.pick_finished(self.rng) if op == "retry" else None
             job_id = job_id or oracle.pick_job(self.rng)
             if job_id is not None:
                 await self.control(op, job_id)
@@ -540,6 +541,8 @@ class Workload:
                 return await p.scheduler.update(job_id, {"payload": payload})
             if op == "resume":
                 return await p.scheduler.resume(job_id)
+            if op == "retry":
+                return await p.scheduler.retry(job_id)
             return await p.scheduler.get(job_id)
 
         payload = None
