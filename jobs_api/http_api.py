@@ -18,13 +18,14 @@ import azure.functions as func
 from jobs_core import Job, JobRequest, JobStatus, Scheduled
 from jobs_core.errors import JobsError, JobValidationError
 from jobs_core.ids import parse_job_id
+from jobs_core.labels import parse_label_filter
 
 from .problems import ApiProblem, error_response, problem_of
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
 JOB_FIELDS = {"handler", "payload", "due_at", "delay", "idempotency_key", "retry", "recurrence",
-              "notify", "timeout_seconds"}
+              "notify", "timeout_seconds", "labels"}
 PREFER_WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 POLL_SECONDS = 0.2
 Handler = Callable[[func.HttpRequest, df.DurableOrchestrationClient], Awaitable[func.HttpResponse]]
@@ -100,7 +101,8 @@ def to_request(item: Any, header_key: str | None = None) -> JobRequest:
     return JobRequest(handler=item["handler"], payload=item.get("payload"),
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
-                      notify=item.get("notify"), timeout_seconds=item.get("timeout_seconds"))
+                      notify=item.get("notify"), timeout_seconds=item.get("timeout_seconds"),
+                      labels=item.get("labels"))
 
 
 def job_location(job_id: str) -> str:
@@ -336,6 +338,7 @@ async def list_jobs(req: func.HttpRequest,
         status=status, handler=p.get("handler") or None,
         due_from=_parse_time("due_from", p.get("due_from")),
         due_to=_parse_time("due_to", p.get("due_to")),
-        limit=_parse_int("limit", p.get("limit"), 1, 500) or 100, cursor=p.get("cursor") or None)
+        limit=_parse_int("limit", p.get("limit"), 1, 500) or 100, cursor=p.get("cursor") or None,
+        labels=parse_label_filter(p["label"].split(",")) if p.get("label") else None)
     return json_response({"jobs": [j.to_dict() for j in page.jobs],
                           "next_cursor": page.next_cursor})

@@ -13,6 +13,7 @@ import json
 import azure.functions as func
 
 from jobs_core import JobsSettings, JobStatus
+from jobs_core.labels import LABEL_FILTER_PATTERN
 
 from .openapi_operator import operator_paths, operator_schemas
 from .openapi_parts import (
@@ -75,6 +76,9 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
             query("status", {"type": "string", "enum": [s.value for s in JobStatus]},
                   "only jobs in this status"),
             query("handler", {"type": "string"}, "only jobs of this handler"),
+            query("label", {"type": "string", "pattern": LABEL_FILTER_PATTERN},
+                  "only jobs with these labels: key:value (that value) or key (any value), "
+                  "comma-separated, all must match (at most 8)"),
             query("slot", {"type": "integer", "minimum": 0, "maximum": settings.slots - 1},
                   f"only this slot (0..{settings.slots - 1}, JOBS_SLOTS)"),
             query("due_from", {"type": "string", "format": "date-time"},

@@ -9,6 +9,7 @@ jobs_api/problems.py.
 from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
+from jobs_core.labels import LABEL_KEY_PATTERN, MAX_LABEL_VALUE_CHARS, MAX_LABELS
 from jobs_core.recurrence import (
     INTERVAL_MODES,
     MAX_JITTER_SECONDS,
@@ -111,6 +112,16 @@ def due_fields(settings: JobsSettings, neither: str) -> dict[str, Schema]:
     }
 
 
+def labels_schema() -> Schema:
+    return {"type": "object", "maxProperties": MAX_LABELS,
+            "propertyNames": {"pattern": LABEL_KEY_PATTERN},
+            "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE_CHARS,
+                                     "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
+            "description": f"at most {MAX_LABELS} labels: keys of 1-63 letters, digits, '_', "
+                           f"'-', '.'; string values of at most {MAX_LABEL_VALUE_CHARS} "
+                           "characters. Filter with GET /api/jobs?label=key:value"}
+
+
 def job_update_schema(settings: JobsSettings) -> Schema:
     return obj({
         "payload": {"description": (
@@ -125,6 +136,8 @@ def job_update_schema(settings: JobsSettings) -> Schema:
                                      "maximum": MAX_TIMEOUT_SECONDS, "description": (
                                          "per-attempt timeout; null: the handler's or the "
                                          "default")}),
+        "labels": nullable({**labels_schema(), "description": "replaces the job's labels; "
+                                                              "null or {} removes them"}),
     }, required=[], closed=True, minProperties=1)
 
 
@@ -159,6 +172,7 @@ def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
                             "maximum": MAX_TIMEOUT_SECONDS,
                             "description": "per-attempt timeout; default: the handler's, "
                                            f"else {settings.job_timeout_seconds:g} s"},
+        "labels": nullable(labels_schema()),
     }, required=["handler"], closed=True, **{"not": {"required": ["due_at", "delay"]}})
 
 
@@ -178,7 +192,8 @@ def job_schema() -> Schema:
                      "description": "attempts of the current occurrence"},
         "max_attempts": {"type": "integer"},
         "runs": {"type": "integer", "minimum": 0,
-                 "description": "finished occurrences of a recurring job"},
+                 "description": "finished runs: occurrences of a recurring job; a retry "
+                                "starts a new run"},
         "payload": {},
         "result": {"description": "the handler's return value once succeeded"},
         "error": nullable(ref("ErrorInfo")),
@@ -192,10 +207,11 @@ def job_schema() -> Schema:
             {"type": "null"}]},
         "notify": nullable(text),
         "cancel_reason": nullable(text),
+        "labels": {"type": "object", "additionalProperties": text},
     }, required=["id", "handler", "status", "due_at", "created_at", "updated_at", "started_at",
                  "finished_at", "attempts", "max_attempts", "runs", "payload", "result",
                  "error", "compensation", "idempotency_key", "retry", "recurrence", "notify",
-                 "cancel_reason"])
+                 "cancel_reason", "labels"])
 
 
 def problem_schema() -> Schema:

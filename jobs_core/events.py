@@ -86,6 +86,7 @@ class JobEvent:
     result: JSON = None
     error: ErrorInfo | None = None
     retry_at: datetime | None = None
+    labels: dict[str, str] | None = None
 
     @property
     def id(self) -> str:
@@ -99,13 +100,15 @@ class JobEvent:
                 "job_id": self.job_id, "handler": self.handler, "state": self.state.value,
                 "attempt": self.attempt, "run": self.run, "at": _iso(self.at),
                 "due_at": _iso(self.due_at), "result": _summary(self.result), "error": error,
-                "retry_at": _iso(self.retry_at), "notify": self.notify}
+                "retry_at": _iso(self.retry_at), "notify": self.notify,
+                "labels": self.labels or {}}
 
     @classmethod
     def of(cls, job: Job, state: EventState, at: datetime, **extra: Any) -> JobEvent:
         """The event for ``job`` (as it is after the change) entering ``state``."""
         values: dict[str, Any] = {"attempt": job.attempts, "run": job.runs,
-                                  "due_at": job.due_at, "notify": job.notify}
+                                  "due_at": job.due_at, "notify": job.notify,
+                                  "labels": job.labels}
         values.update(extra)
         return cls(job.id, job.handler, state, at, **values)
 

@@ -2,10 +2,11 @@
 
 A request names the fields it sets: ``payload``, ``retry`` (merged onto the job's policy),
 ``recurrence`` (a recurring job's cron, time zone or interval: the next occurrence is then
-computed from the time of the update) and ``timeout_seconds`` (``null``: back to the handler's
-or the default). Only a waiting or paused job changes; a running attempt is never disturbed
-(409: update it once the attempt is over). The writer resolves every value, the new due time
-included, and records them in one ``update`` record, so every replay agrees.
+computed from the time of the update), ``timeout_seconds`` (``null``: back to the handler's
+or the default) and ``labels`` (replaced whole; ``null`` or ``{}`` removes them). Only a
+waiting or paused job changes; a running attempt is never disturbed (409: update it once the
+attempt is over). The writer resolves every value, the new due time included, and records
+them in one ``update`` record, so every replay agrees.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from .errors import InvalidRecurrenceError, JobValidationError
+from .labels import parse_labels
 from .model import JSON, Job, Recurrence
 from .recurrence import first_anchor, next_occurrence, parse_recurrence
 from .settings import JobsSettings
 from .validation import check_json_size, parse_retry, parse_timeout
 
-UPDATABLE = ("payload", "retry", "recurrence", "timeout_seconds")
+UPDATABLE = ("payload", "retry", "recurrence", "timeout_seconds", "labels")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class JobUpdate:
     retry: dict[str, Any] | None = None
     recurrence: Recurrence | None = None
     timeout_seconds: float | None = None
+    labels: dict[str, str] | None = None
 
 
 def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
@@ -66,7 +69,8 @@ def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
                 f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
                 f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
     timeout = parse_timeout(body.get("timeout_seconds"))
-    return JobUpdate(frozenset(body), body.get("payload"), retry, recurrence, timeout)
+    labels = parse_labels(body.get("labels"))
+    return JobUpdate(frozenset(body), body.get("payload"), retry, recurrence, timeout, labels)
 
 
 def updated_values(job: Job, update: JobUpdate, at: datetime) -> dict[str, Any]:
@@ -86,6 +90,8 @@ def updated_values(job: Job, update: JobUpdate, at: datetime) -> dict[str, Any]:
                                             next_occurrence(update.recurrence, at))
     if "timeout_seconds" in update.fields:
         values["timeout_seconds"] = update.timeout_seconds
+    if "labels" in update.fields:
+        values["labels"] = update.labels
     return values
 
 

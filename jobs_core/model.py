@@ -157,6 +157,7 @@ class Job:
     lease_until: datetime | None = None  # the current execution owns the job until then
     version: int = 0  # records applied to the job so far (orders the states of one job)
     moving_to: str | None = None  # set while the job moves to another blob
+    labels: dict[str, str] | None = None  # (labels.py)
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -183,5 +184,6 @@ class Job:
             "recurrence": None if self.recurrence is None else self.recurrence.to_dict(),
             "notify": self.notify,
             "cancel_reason": self.cancel_reason,
+            "labels": self.labels or {},
         }
 

@@ -5,7 +5,8 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
 (``job_history.py``) dispatch on the type, never on raw keys.
 
     op          type        what it records                              keys (besides v, op, at)
-    add         Add         a job was scheduled, or arrived by a move    id h due p k r rc n to;
+    add         Add         a job was scheduled, or arrived by a move    id h due p k r rc n to
+                                                                         lb (v4);
                                                                          moved in: ca from st a
                                                                          runs err res
     cancel      Cancel      cancelled before it ran                      id why rid run
@@ -14,7 +15,7 @@ by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) an
     pause       Pause       held: it does not run until resumed (v3)     id rid run
     resume      Resume      waiting again, due at ``due`` (v3)            id due rid run
     update      Update      new field values, due at ``due`` (v3)         id due set p r rc
-                                                                         to rid run
+                                                                         to lb rid run
     misfire     Misfire     occurrence skipped (too late), next ``due``  id due rid run
                             (v3)
     retry       Retry       a finished job runs again: its new state     as a moved-in add
@@ -45,8 +46,10 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     rc     recurrence: cron + timezone or interval_seconds; (v3) until, max_runs,
            interval_mode, anchor, jitter_seconds, misfire_grace_seconds
     n      notify queue
+    lb     (v4) labels: an object of strings
     to     timeout seconds in ``add`` and ``update``; the destination blob in move, moved, ptr
-    set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds
+    set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds,
+           labels
     ca     (moved in) when the job was created
     from   (moved in) the blob the job came from
     st     (moved in) status
@@ -74,7 +77,8 @@ did not change the wire. Version 3 added ``pause``, ``resume``, ``update`` and `
 the ``paused`` status a moved-in add may carry, and the v3 keys of ``rc``: only those records
 are written as version 3, so a blob without them stays readable by a version-2 reader, and a
 version-2 reader refuses a blob with them rather than misread it. Version 4 added ``retry``
-(a finished job runs again; the record carries the job's whole state, like a moved-in add).
+(a finished job runs again; the record carries the job's whole state, like a moved-in add)
+and labels (``lb``, in an add or an update): only records that use them are version 4.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -336,11 +340,11 @@ class Retry:
 def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
     """A job's fields on the wire: as scheduled, or (``full``) with its state, as a move or a
     retry re-creates it."""
-    # a paused job, or a recurrence with an end, is only readable by a v3 reader
+    # a paused job, or a recurrence with an end, is only readable by a v3 reader; labels by v4
     newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
                                                job.recurrence.extended)
-    out: Wire = {"v": 3 if newer else 2, "op": "add", "id": job.id, "h": job.handler,
-                 "due": ts(job.due_at), "at": ts(at)}
+    out: Wire = {"v": 4 if job.labels else 3 if newer else 2, "op": "add", "id": job.id,
+                 "h": job.handler, "due": ts(job.due_at), "at": ts(at)}
     if job.payload is not None:
         out["p"] = job.payload
     if job.idempotency_key is not None:
@@ -353,6 +357,8 @@ def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
         out["n"] = job.notify
     if job.timeout_seconds is not None:
         out["to"] = job.timeout_seconds
+    if job.labels:
+        out["lb"] = job.labels
     if full:
         out.update({"ca": ts(job.created_at), "st": job.status.value, "a": job.attempts,
                     "runs": job.runs})
@@ -374,8 +380,16 @@ def _job_of(wire: Wire) -> Job:
         notify=wire.get("n"), timeout_seconds=wire.get("to"),
         status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
         runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
-        result=wire.get("res"),
+        result=wire.get("res"), labels=_labels(wire.get("lb")),
     )
+
+
+def _labels(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise TypeError(f"labels must be an object of strings, got {value!r:.60}")
+    return value or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +400,7 @@ class Update:
     OP: ClassVar[Op] = Op.UPDATE
     VERSION: ClassVar[int] = 3
     _KEYS: ClassVar[dict[str, str]] = {"payload": "p", "retry": "r", "recurrence": "rc",
-                                       "timeout_seconds": "to"}
+                                       "timeout_seconds": "to", "labels": "lb"}
     id: str
     at: datetime
     due: datetime
@@ -395,7 +409,8 @@ class Update:
     run: int | None = None
 
     def encode(self) -> Wire:
-        out: Wire = {"v": self.VERSION, "op": self.OP.value, "id": self.id, "at": ts(self.at),
+        version = 4 if "labels" in self.values else self.VERSION  # (a v3 reader refuses it)
+        out: Wire = {"v": version, "op": self.OP.value, "id": self.id, "at": ts(self.at),
                      "due": ts(self.due), "set": sorted(self.values)}
         for name, value in self.values.items():
             out[self._KEYS[name]] = value.to_dict() if hasattr(value, "to_dict") else value
@@ -414,6 +429,8 @@ class Update:
                 values[name] = RetryPolicy(**raw)
             elif name == "recurrence":
                 values[name] = Recurrence.from_dict(raw)
+            elif name == "labels":
+                values[name] = _labels(raw)
             else:
                 values[name] = raw
         rid, run = wire.get("rid"), wire.get("run")

@@ -35,6 +35,7 @@ from .ids import (
 )
 from .job_controls import JobControls
 from .key_index import KeyIndex, fingerprint
+from .labels import LabelFilter, matches
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
 from .settings import JobsSettings
@@ -149,7 +150,7 @@ class JobScheduler(JobControls):
         return Job(id="", handler=spec.handler, due_at=spec.due_at, created_at=now,
                    updated_at=now, payload=spec.payload, idempotency_key=spec.idempotency_key,
                    retry=spec.retry, recurrence=spec.recurrence, notify=spec.notify,
-                   timeout_seconds=spec.timeout_seconds)
+                   timeout_seconds=spec.timeout_seconds, labels=spec.labels)
 
     def _shard_for(self, spec: ValidJob, now: datetime) -> ShardKey:
         if spec.idempotency_key is not None:
@@ -228,8 +229,9 @@ class JobScheduler(JobControls):
     async def list(self, *, slot: int | None = None, status: JobStatus | None = None,
                    due_from: datetime | None = None, due_to: datetime | None = None,
                    handler: str | None = None, limit: int = 100,
-                   cursor: str | None = None) -> JobPage:
-        """Jobs in shard order (slot, bucket, blob), filtered; ``cursor`` continues a page."""
+                   cursor: str | None = None, labels: LabelFilter | None = None) -> JobPage:
+        """Jobs in shard order (slot, bucket, blob), filtered; ``cursor`` continues a page.
+        ``labels``: each key must be present (with that value, unless None)."""
         after_blob, after_pos = _decode_cursor(cursor) if cursor else ("", -1)
         slots = [slot] if slot is not None else range(self.settings.slots)
         out: list[Job] = []
@@ -250,7 +252,8 @@ class JobScheduler(JobControls):
                         continue
                     if (status and job.status != status) or (handler and job.handler != handler) \
                             or (due_from and job.due_at < due_from) \
-                            or (due_to and job.due_at >= due_to):
+                            or (due_to and job.due_at >= due_to) \
+                            or (labels and not matches(job.labels, labels)):
                         continue
                     if len(out) == limit:
                         return JobPage(out, _encode_cursor(info.name, pos - 1))

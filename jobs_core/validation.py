@@ -20,6 +20,7 @@ from .errors import (
     PayloadTooLargeError,
 )
 from .handlers import HandlerRegistry, validate_handler_name
+from .labels import parse_labels
 from .model import JSON, Recurrence, RetryPolicy
 from .notify_targets import parse_notify
 from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence, with_jitter
@@ -46,6 +47,7 @@ class JobRequest:
     recurrence: Recurrence | dict[str, Any] | None = None
     notify: str | None = None
     timeout_seconds: float | None = None
+    labels: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ValidJob:
     recurrence: Recurrence | None
     notify: str | None
     timeout_seconds: float | None
+    labels: dict[str, str] | None = None
 
 
 def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
@@ -91,6 +94,7 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
         recurrence=recurrence,
         notify=parse_notify(request.notify, settings.notify_queues),
         timeout_seconds=parse_timeout(request.timeout_seconds),
+        labels=parse_labels(request.labels),
     )
 
 

@@ -154,10 +154,11 @@ class Dashboard:
                 for name in ("points", "due-total", "finished-total")}
 
     def filter_jobs(self, *, status: str = "", handler: str = "", due_from: str = "",
-                    due_to: str = "", per_page: str = "25") -> None:
+                    due_to: str = "", per_page: str = "25", label: str = "") -> None:
         page = self.page
         page.get_by_test_id("filter-status").select_option(status)
         page.get_by_test_id("filter-handler").fill(handler)
+        page.get_by_test_id("filter-label").fill(label)
         page.get_by_test_id("filter-due-from").fill(due_from)
         page.get_by_test_id("filter-due-to").fill(due_to)
         page.get_by_test_id("filter-limit").select_option(per_page)

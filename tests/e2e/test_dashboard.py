@@ -406,3 +406,21 @@ def test_retry_a_failed_job_from_the_failed_view(api: Api, seeded: Seeded, dash:
     expect(page.get_by_test_id("detail-run-again")).to_be_enabled()
     expect(page.get_by_test_id("detail-run")).to_be_disabled()
     page_log()
+
+
+@pytest.mark.browser
+def test_filter_by_label_and_see_a_jobs_labels(api: Api, dash: Dashboard,
+                                              page_log: Callable[..., None]) -> None:
+    dash.pause()
+    page = dash.page
+    due = iso(datetime.now(UTC) + timedelta(hours=3))
+    mine = [api.schedule(handler="echo", due_at=due, labels={"team": "dash", "n": str(i)})["id"]
+            for i in range(2)]
+    api.schedule(handler="echo", due_at=due, labels={"team": "other"})
+    dash.filter_jobs(label="team:dash", per_page="100")
+    assert sorted(r["id"] for r in dash.job_rows()) == sorted(mine)
+    dash.filter_jobs(label="team:dash,n:1", per_page="100")
+    assert [r["id"] for r in dash.job_rows()] == [mine[1]]
+    dash.open_job(mine[1])
+    expect(page.get_by_test_id("detail-labels")).to_have_text("team:dash, n:1")
+    page_log()

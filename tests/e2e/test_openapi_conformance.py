@@ -239,6 +239,23 @@ def test_pause_and_resume_answers(app: Checked) -> None:
         app.call("POST", path, 401, id=UNKNOWN, key=False)
 
 
+def test_label_answers(app: Checked) -> None:
+    job = app.schedule(handler="echo", delay=3600, labels={"team": "conf", "tier": "gold"})
+    assert job["labels"] == {"team": "conf", "tier": "gold"}
+    listed = app.call("GET", "/jobs", 200, params={"label": "team:conf,tier", "limit": "500"})
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]]
+    assert app.call("GET", "/jobs", 200, params={"label": "team:nobody"})["jobs"] == []
+    for bad in ("bad key", "a:b,", "k:" + "v" * 129):
+        assert app.call("GET", "/jobs", 400, params={"label": bad})["field"] == "label"
+    changed = app.call("PATCH", "/jobs/{id}", 200, id=job["id"], json={"labels": {"team": "x"}})
+    assert changed["labels"] == {"team": "x"}
+    assert app.call("PATCH", "/jobs/{id}", 200, id=job["id"], json={"labels": None})["labels"] == {}
+    for labels in ({"bad key": "x"}, {"k": 1}, {f"k{i}": "v" for i in range(17)}, ["x"]):
+        problem = app.call("POST", "/jobs", 400, json={"handler": "echo", "labels": labels})
+        assert problem["field"] == "labels", problem
+    app.call("DELETE", "/jobs/{id}", 200, id=job["id"])
+
+
 def test_retry_answers(app: Checked) -> None:
     job = app.schedule(handler="echo", payload={"again": True}, delay=3600)
     app.call("POST", "/jobs/{id}/retry", 409, id=job["id"])  # waiting: nothing to retry

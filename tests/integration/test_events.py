@@ -192,3 +192,20 @@ async def test_an_unreachable_queue_service_is_retried_and_counted(
     # one failed attempt; the later events wait behind it instead of each trying again
     assert publisher.stats.send_failures == 1 and publisher.pending == 5
     await sink.close()
+
+
+async def test_events_carry_labels_and_a_retry_is_a_new_run(store: object) -> None:
+    clock, rec, sink = Clock(), Recorder(), MemoryEventSink()
+    scheduler, executor, _ = make(store, rec, clock, sink)
+    job = (await scheduler.schedule(JobRequest("echo", delay=600,
+                                               labels={"team": "billing"}))).job
+    await scheduler.cancel(job.id)
+    await scheduler.retry(job.id)
+    await drain(executor, 1)
+    seen = [e for e in sink.events(QUEUE) if e["job_id"] == job.id]
+    assert [(e["state"], e["run"]) for e in seen] == [
+        ("scheduled", 0), ("cancelled", 0), ("scheduled", 1), ("started", 1), ("succeeded", 1)]
+    assert all(e["labels"] == {"team": "billing"} for e in seen)
+    listed = await scheduler.list(labels={"team": "billing"})
+    assert [j.id for j in listed.jobs] == [job.id]
+    assert (await scheduler.list(labels={"team": "ops"})).jobs == []

@@ -1,0 +1,88 @@
+"""Labels: a job's small string -> string map, for people and for filtering (``GET /api/jobs
+?label=team:billing``), carried in its events. Limits (each one a 400 naming ``labels``):
+
+- at most ``MAX_LABELS`` labels;
+- a key is 1-63 characters of letters, digits, ``_``, ``-`` and ``.``, starting with a letter
+  or a digit (``LABEL_KEY``);
+- a value is a string of at most ``MAX_LABEL_VALUE_CHARS`` printable characters (no control
+  characters), possibly empty.
+
+A filter is ``key:value`` (that value) or ``key`` (any value); several filters must all match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from .errors import JobValidationError
+
+MAX_LABELS = 16
+MAX_LABEL_VALUE_CHARS = 128
+MAX_LABEL_FILTERS = 8
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_FILTER_ITEM = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}(:[^,\u0000-\u001f\u007f]{0,128})?"
+# GET /api/jobs?label=...: comma-separated filters (what parse_label_filter accepts)
+LABEL_FILTER_PATTERN = f"^{_FILTER_ITEM}(,{_FILTER_ITEM}){{0,{MAX_LABEL_FILTERS - 1}}}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+Labels = dict[str, str]
+LabelFilter = dict[str, str | None]  # key -> the value it must have (None: any value)
+
+
+class InvalidLabelsError(JobValidationError):
+    field = "labels"
+
+
+def parse_labels(value: object) -> Labels | None:
+    """The labels of a request (``None`` or ``{}``: none), checked against the limits."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidLabelsError('labels must be an object of strings, e.g. {"team": "billing"}')
+    if len(value) > MAX_LABELS:
+        raise InvalidLabelsError(f"at most {MAX_LABELS} labels, got {len(value)}")
+    out: Labels = {}
+    for key, text in value.items():
+        _check_key(key)
+        if not isinstance(text, str):
+            raise InvalidLabelsError(f"label {key!r} must be a string, got "
+                                     f"{type(text).__name__}")
+        if len(text) > MAX_LABEL_VALUE_CHARS or _CONTROL.search(text):
+            raise InvalidLabelsError(f"label {key!r}: a value is at most "
+                                     f"{MAX_LABEL_VALUE_CHARS} characters, without control "
+                                     "characters")
+        out[key] = text
+    return out or None
+
+
+def parse_label_filter(values: Iterable[str]) -> LabelFilter:
+    """``key:value`` or ``key`` filters (query parameter ``label``, repeatable)."""
+    out: LabelFilter = {}
+    for raw in values:
+        key, sep, text = raw.partition(":")
+        _check_key(key, what="label filter")
+        if len(text) > MAX_LABEL_VALUE_CHARS or _CONTROL.search(text):
+            raise InvalidLabelsError(f"label filter {key!r}: a value is at most "
+                                     f"{MAX_LABEL_VALUE_CHARS} characters, without control "
+                                     "characters", field="label")
+        out[key] = text if sep else None
+    if len(out) > MAX_LABEL_FILTERS:
+        raise InvalidLabelsError(f"at most {MAX_LABEL_FILTERS} label filters", field="label")
+    return out
+
+
+def matches(labels: Mapping[str, str] | None, wanted: LabelFilter) -> bool:
+    if not wanted:
+        return True
+    have = labels or {}
+    return all(key in have and (text is None or have[key] == text)
+               for key, text in wanted.items())
+
+
+def _check_key(key: object, *, what: str = "label") -> None:
+    if not isinstance(key, str) or not LABEL_KEY.match(key):
+        raise InvalidLabelsError(
+            f"{what} key {key!r} must be 1-63 letters, digits, '_', '-' or '.', starting with "
+            "a letter or a digit", field="label" if what != "label" else "labels")
