@@ -15,6 +15,8 @@ from jobs_core import Executor, JobScheduler, JobsSettings
 from jobs_core.blob_store import AzureBlobStore
 from jobs_core.event_log import LogPublisher
 from jobs_core.events import EventPublisher
+from jobs_core.http_handler import HANDLER_NAME as HTTP_HANDLER
+from jobs_core.http_handler import HttpHandler, managed_identity_tokens
 from jobs_core.notify_targets import QUEUE_NAME
 from jobs_core.queue_sink import QueueEventSink
 from jobs_core.request_counter import RequestCounter
@@ -95,6 +97,9 @@ class Runtime:
     def __init__(self) -> None:
         self.settings = JobsSettings.from_env()
         self.api = ApiSettings.from_env()
+        if HTTP_HANDLER not in registry:  # the built-in http handler (jobs_core/http_handler)
+            HttpHandler(self.settings.http_allowed_bases,
+                        managed_identity_tokens()).register(registry)
         self.counter = RequestCounter()  # every storage request of this process
         self.events: EventPublisher | None = None
         self._store: AzureBlobStore | None = None

@@ -23,7 +23,7 @@ from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandle
 from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
-from .handlers import Handler, HandlerRegistry, JobContext, PermanentJobError
+from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
 from .ids import parse_shard_name
 from .model import ErrorInfo, Job, JobStatus
 from .moves import Mover, carry_due
@@ -411,7 +411,8 @@ class Executor:
             check_json_size(value, self.settings.max_result_bytes, "result")
         except Exception as exc:
             error = _error_info(exc, job.attempts, timeout)
-            return await self._failure(job, epoch, self.clock(), error, result, events)
+            return await self._failure(job, epoch, self.clock(), error, result, events,
+                                       retry_after=getattr(exc, "retry_after", None))
         at = self.clock()
         result.succeeded += 1
         nxt = self._next(job, at)
@@ -437,10 +438,12 @@ class Executor:
         return with_jitter(job.recurrence, nxt, self._rng)  # (recorded: replays agree)
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
-                       result: BatchResult, events: list[JobEvent]) -> rec.Fail:
+                       result: BatchResult, events: list[JobEvent], *,
+                       retry_after: float | None = None) -> rec.Fail:
         if not error.permanent and job.attempts < job.retry.max_attempts:
             result.retried += 1
-            retry_at = at + timedelta(seconds=job.retry.delay(job.attempts, self._rng))
+            delay = max(job.retry.delay(job.attempts, self._rng), retry_after or 0.0)
+            retry_at = at + timedelta(seconds=delay)
             events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
                                       retry_at=retry_at, due_at=retry_at))
             return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
@@ -514,6 +517,8 @@ async def _call(func: Any, ctx: JobContext) -> Any:
 def _error_info(exc: BaseException, attempt: int, timeout: float) -> ErrorInfo:
     if isinstance(exc, TimeoutError):
         return ErrorInfo("Timeout", f"the handler did not finish within {timeout:g} s", attempt)
-    permanent = isinstance(exc, PermanentJobError | UnknownHandlerError | JobsError)
+    # a JobsError raised by a handler is permanent (PermanentJobError, UnknownHandlerError,
+    # a validation error), except RetryLaterError, which asks for a later attempt
+    permanent = isinstance(exc, JobsError) and not isinstance(exc, RetryLaterError)
     return ErrorInfo(type(exc).__name__, str(exc)[:2000] or repr(exc), attempt, permanent)
 

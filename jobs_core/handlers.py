@@ -18,6 +18,20 @@ class PermanentJobError(JobsError):
     """Raise from a handler for a failure that no retry can fix: the job fails at once."""
 
 
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+class RetryLaterError(JobsError):
+    """Raise from a handler to be retried no sooner than ``retry_after`` seconds (say, what a
+    ``Retry-After`` header asked for): the next attempt waits for the longer of that and the
+    job's back-off (at most a day). Like any failure, it uses up an attempt."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else \
+            min(max(0.0, retry_after), MAX_RETRY_AFTER_SECONDS)
+
+
 @dataclass(frozen=True)
 class JobContext:
     job_id: str
@@ -45,6 +59,8 @@ class Handler:
     func: HandlerFunc
     compensate_func: HandlerFunc | None = None
     timeout_seconds: float | None = None
+    # checks a payload when a job is scheduled or updated: raises JobValidationError (400)
+    check_payload: Callable[[Any], None] | None = None
 
     def compensate(self, func: HandlerFunc) -> HandlerFunc:
         """Decorator: ``@send_email.compensate`` registers the compensation step."""
@@ -57,14 +73,16 @@ class HandlerRegistry:
     _handlers: dict[str, Handler] = field(default_factory=dict)
 
     def handler(self, name: str, *, compensate: HandlerFunc | None = None,
-                timeout_seconds: float | None = None) -> Callable[[HandlerFunc], Handler]:
+                timeout_seconds: float | None = None,
+                check_payload: Callable[[Any], None] | None = None,
+                ) -> Callable[[HandlerFunc], Handler]:
         """Register a sync or async function ``f(ctx: JobContext)`` under ``name``."""
         validate_handler_name(name)
         if name in self._handlers:
             raise ValueError(f"a handler named {name!r} is already registered")
 
         def register(func: HandlerFunc) -> Handler:
-            entry = Handler(name, func, compensate, timeout_seconds)
+            entry = Handler(name, func, compensate, timeout_seconds, check_payload)
             self._handlers[name] = entry
             return entry
 

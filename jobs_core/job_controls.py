@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
+from .handlers import HandlerRegistry
 from .ids import MAX_INDEX, ShardBlob, ShardKey, bucket_of, parse_shard_name
 from .job_update import parse_update, updated_due, updated_values
 from .model import Job, JobStatus
@@ -70,6 +71,7 @@ class JobControls:
     """Mixed into ``JobScheduler``: what the controls need of it is declared here."""
 
     settings: JobsSettings
+    registry: HandlerRegistry
     clock: Callable[[], datetime]
     events: EventPublisher | None
     cache: ShardCache
@@ -108,6 +110,9 @@ class JobControls:
 
         def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
             values = updated_values(job, change, at)
+            handler = self.registry.find(job.handler)
+            if "payload" in values and handler is not None and handler.check_payload:
+                handler.check_payload(values["payload"])  # (400, nothing written)
             return values, updated_due(job, values, at)
 
         job = await self._control(

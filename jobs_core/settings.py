@@ -43,6 +43,9 @@ class JobsSettings:
     # prefixes ending in ``*`` ("billing,orders-*"); empty: no job may name one. A task hub's
     # own queues (``*-control-NN``, ``*-workitems``) are never allowed.
     notify_queues: str = ""
+    # JOBS_HTTP_ALLOWED_BASES: the URLs the built-in ``http`` handler may call: comma-separated
+    # bases ("https://api.example.com/v1/"); empty: none (http_handler.py)
+    http_allowed_bases: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # JOBS_RETRY_*
 
     def __post_init__(self) -> None:
@@ -70,6 +73,9 @@ class JobsSettings:
         from .notify_targets import check_notify_allow_list  # (it imports settings)
 
         check_notify_allow_list(self.notify_queues)
+        from .http_handler import parse_allowed_bases
+
+        parse_allowed_bases(self.http_allowed_bases)
         for name in ("max_payload_bytes", "max_result_bytes", "batch_size", "max_concurrency",
                      "horizon_days", "commit_max_bytes", "seal_bytes"):
             if getattr(self, name) <= 0:

@@ -65,8 +65,10 @@ class ValidJob:
 
 def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
              now: datetime) -> ValidJob:
-    registry.get(validate_handler_name(request.handler))
+    handler = registry.get(validate_handler_name(request.handler))
     check_json_size(request.payload, settings.max_payload_bytes, "payload")
+    if handler.check_payload is not None:
+        handler.check_payload(request.payload)
     recurrence = parse_recurrence(request.recurrence)
     if recurrence is not None and recurrence.interval_seconds is not None and \
             recurrence.interval_seconds > settings.horizon_days * 86400:

@@ -74,6 +74,8 @@ var appSettings = {
   JOBS_EVENTS_QUEUE: 'job-events'
   // the queues a job's notify may name (names, or prefixes ending in *); empty: none
   JOBS_NOTIFY_QUEUES: ''
+  // the URL bases the built-in http handler may call (comma-separated); empty: none
+  JOBS_HTTP_ALLOWED_BASES: ''
   JOBS_RETENTION_DAYS: '7'
   JOBS_PURGE_SCHEDULE: '0 17 3 * * *'
 }

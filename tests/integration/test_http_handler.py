@@ -1,0 +1,156 @@
+"""The built-in ``http`` handler against a local HTTP server (aiohttp), through the scheduler
+and the executor on the in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp import web
+
+from jobs_core import Executor, InMemoryStore, JobRequest, JobScheduler, JobStatus, RetryPolicy
+from jobs_core.errors import InvalidPayloadError
+from jobs_core.http_handler import HttpHandler, parse_retry_after
+from jobs_core.settings import JobsSettings, SettingsError
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+RETRY = RetryPolicy(max_attempts=3, base_delay=1, max_delay=1, jitter=0)
+
+
+class Server:
+    def __init__(self) -> None:
+        self.hits: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.base = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits.append((request.method, request.path,
+                          {k.lower(): v for k, v in request.headers.items()},
+                          await request.read()))
+        name = request.match_info["name"]
+        if name == "ok":
+            return web.json_response({"shipped": True})
+        if name == "big":
+            return web.Response(text="x" * 10_000)
+        if name == "limited":
+            return web.Response(status=429, headers={"Retry-After": "120"}, text="slow down")
+        if name == "down":
+            return web.Response(status=503, text="maintenance")
+        if name == "redirect":
+            raise web.HTTPFound("http://example.invalid/elsewhere")
+        if name == "auth":
+            return web.json_response({"authorization": request.headers.get("Authorization")})
+        return web.Response(status=404, text="no such thing")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    srv = Server()
+    app = web.Application()
+    app.router.add_route("*", "/api/{name}", srv.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    srv.base = f"http://127.0.0.1:{port}/api/"
+    try:
+        yield srv
+    finally:
+        await runner.cleanup()
+
+
+async def tokens(audience: str) -> str:
+    return f"tok-for-{audience}"
+
+
+def setup(server: Server) -> tuple[Clock, Recorder, JobScheduler, Executor]:
+    clock, rec = Clock(), Recorder()
+    HttpHandler(server.base, tokens).register(rec.registry)
+    scheduler, executor = make(InMemoryStore(), rec, clock, slots=1)
+    return clock, rec, scheduler, executor
+
+
+async def test_a_2xx_answer_is_the_result_and_the_request_is_what_the_payload_said(
+        server: Server) -> None:
+    _, _, scheduler, executor = setup(server)
+    job = (await scheduler.schedule(JobRequest("http", {
+        "url": server.base + "ok", "method": "PUT", "json": {"order": 42},
+        "headers": {"X-Request-Id": "abc"}}))).job
+    big = (await scheduler.schedule(JobRequest("http", {
+        "url": server.base + "big", "method": "GET"}))).job
+    await drain(executor, 1)
+    done = await scheduler.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result["status"] == 200 and '"shipped": true' in done.result["body"]
+    method, path, headers, body = next(h for h in server.hits if h[1] == "/api/ok")
+    assert (method, path, headers["x-request-id"], body) == ("PUT", "/api/ok", "abc",
+                                                             b'{"order": 42}')
+    cut = (await scheduler.get(big.id)).result
+    assert cut["truncated"] is True and len(cut["body"]) == 4000
+
+
+async def test_429_and_5xx_retry_no_sooner_than_retry_after_other_answers_fail_for_good(
+        server: Server) -> None:
+    clock, _, scheduler, executor = setup(server)
+    ids = {}
+    for name in ("limited", "down", "missing", "redirect"):
+        ids[name] = (await scheduler.schedule(JobRequest(
+            "http", {"url": server.base + name}, retry=RETRY))).job.id
+    await executor.run_cycle(0)
+    limited = await scheduler.get(ids["limited"])
+    assert limited.status is JobStatus.RETRYING
+    assert limited.due_at - clock.now >= timedelta(seconds=120)  # not the 1 s back-off
+    down = await scheduler.get(ids["down"])
+    assert down.status is JobStatus.RETRYING and down.due_at - clock.now <= timedelta(seconds=2)
+    for name in ("missing", "redirect"):
+        failed = await scheduler.get(ids[name])
+        assert failed.status is JobStatus.FAILED and failed.attempts == 1, name
+        assert failed.last_error is not None and failed.last_error.permanent
+    assert "redirects are not followed" in str(
+        (await scheduler.get(ids["redirect"])).last_error)
+    assert {h[1] for h in server.hits} == {"/api/limited", "/api/down", "/api/missing",
+                                           "/api/redirect"}  # nothing followed elsewhere
+
+
+async def test_a_managed_identity_token_for_the_audience(server: Server) -> None:
+    _, _, scheduler, executor = setup(server)
+    job = (await scheduler.schedule(JobRequest("http", {
+        "url": server.base + "auth", "audience": "api://orders"}))).job
+    await drain(executor, 1)
+    body = (await scheduler.get(job.id)).result["body"]
+    assert "Bearer tok-for-api://orders" in body
+
+
+async def test_a_url_outside_the_allow_list_is_a_400_and_nothing_is_written(
+        server: Server) -> None:
+    _, _, scheduler, _ = setup(server)
+    port = server.base.split(":")[2].split("/")[0]
+    for url in (f"http://127.0.0.2:{port}/api/ok", f"https://127.0.0.1:{port}/api/ok",
+                "http://127.0.0.1:1/api/ok", f"http://127.0.0.1:{port}/apix/ok",
+                f"http://127.0.0.1:{port}/api/../admin",
+                f"http://127.0.0.1:{port}/api/%2e%2e/admin",
+                f"http://user:pw@127.0.0.1:{port}/api/ok", "file:///etc/passwd", 42, None):
+        with pytest.raises(InvalidPayloadError):
+            await scheduler.schedule(JobRequest("http", {"url": url}))
+    for payload in ({"url": server.base + "ok", "method": "TRACE"},
+                    {"url": server.base + "ok", "json": 1, "body": "x"},
+                    {"url": server.base + "ok", "headers": {"Host": "evil"}},
+                    {"url": server.base + "ok", "headers": {"Authorization": "x"},
+                     "audience": "api://a"},
+                    {"url": server.base + "ok", "timeout_seconds": 0},
+                    {"url": server.base + "ok", "extra": 1}, "just a string"):
+        with pytest.raises(InvalidPayloadError):
+            await scheduler.schedule(JobRequest("http", payload))
+    assert (await scheduler.list()).jobs == []
+    assert server.hits == []
+
+
+def test_the_allow_list_setting_is_checked_and_retry_after_is_read_both_ways() -> None:
+    with pytest.raises(SettingsError, match="JOBS_HTTP_ALLOWED_BASES"):
+        JobsSettings(http_allowed_bases="ftp://files.example.com/")
+    assert JobsSettings(http_allowed_bases="https://a.example.com/v1, http://b:8080")
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("30") == 30.0
+    assert parse_retry_after("Wed, 02 Dec 2026 12:01:00 GMT", now) == 60.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
