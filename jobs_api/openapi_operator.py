@@ -100,8 +100,15 @@ def scheduler_schemas() -> dict[str, Schema]:
                      "storage_requests_per_minute", "events"],
             description="over every slot"),
         "SchedulerStatus": obj({"slots": {"type": "array", "items": ref("SlotStatus")},
-                                "metrics": ref("SchedulerMetrics")},
-                               required=["slots", "metrics"]),
+                                "metrics": ref("SchedulerMetrics"),
+                                "handler_limits": {"type": "object", "additionalProperties": obj({
+                                    "max_concurrency": nullable(COUNT),
+                                    "max_per_second": nullable({"type": "number"}),
+                                    "in_use": nullable(COUNT)},
+                                    required=["max_concurrency", "max_per_second", "in_use"]),
+                                    "description": "each limited handler's limits and the "
+                                                   "permits in use now"}},
+                               required=["slots", "metrics", "handler_limits"]),
         "SlotStart": obj({
             "slot": COUNT, "instance_id": TEXT,
             "action": {"type": "string", "enum": ["already running", "started", "error"]},

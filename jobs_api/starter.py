@@ -8,10 +8,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from jobs_core.errors import JobsError
+from jobs_core.handler_limits import HandlerPermits
 from jobs_core.metrics import Histogram, retry_rate
+from jobs_core.scheduler import utcnow
 
 from .orchestrator import COUNTS, ORCHESTRATOR
 from .runtime import get_runtime, instance_id
+from .user_handlers import registry
 
 log = logging.getLogger(__name__)
 RESTARTABLE = {"Completed", "Failed", "Terminated", "Canceled"}
@@ -103,4 +107,20 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
 async def report(client: df.DurableOrchestrationClient) -> dict[str, Any]:
     """``GET /api/scheduler``: every slot's orchestrator status plus the aggregate figures."""
     slots = await describe_all(client)
-    return {"slots": slots, "metrics": aggregate_metrics(slots)}
+    return {"slots": slots, "metrics": aggregate_metrics(slots),
+            "handler_limits": await handler_limits()}
+
+
+async def handler_limits() -> dict[str, Any]:
+    """Each limited handler's limits and the permits in use now (one HEAD request each)."""
+    rt = get_runtime()
+    permits = HandlerPermits(await rt.store(), registry.limits(rt.settings.handler_limits),
+                             utcnow)
+    out: dict[str, Any] = {}
+    for name, limit in sorted(permits.limits.items()):
+        try:
+            in_use: int | None = await permits.in_use(name)
+        except JobsError:
+            in_use = None
+        out[name] = {**limit.to_dict(), "in_use": in_use}
+    return out

@@ -23,6 +23,7 @@ from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandle
 from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
+from .handler_limits import HandlerPermits
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
 from .ids import parse_shard_name
 from .model import ErrorInfo, Job, JobStatus
@@ -82,6 +83,8 @@ class Executor:
         self._outbox = Outbox(events, self.settings.commit_linger_ms / 1000)
         self._starting: Counter[str] = Counter()  # blob -> start records being written here
         self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
+        self.permits = HandlerPermits(store, registry.limits(self.settings.handler_limits),
+                                      clock)
 
     # --- plan --------------------------------------------------------------------------------
     async def plan(self, slot: int, now: datetime | None = None) -> Plan:
@@ -327,28 +330,38 @@ class Executor:
                 return
             token = self._token()
             lease = now + timedelta(seconds=self._lease_seconds(job))
-            start = rec.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
-                              run=job.runs, lease=lease)
-            self._starting[batch.blob] += 1
+            if not await self.permits.acquire(job.handler, token, lease):
+                result.throttled += 1  # its handler is at its limit: it stays scheduled
+                return
             try:
-                state = await self._write(batch.blob, [start])
-            except JobsError as exc:  # not written (or cannot tell): the next cycle retries
-                log.warning("could not start job %s: %s", job.id, exc)
-                result.skipped += 1
-                return
+                await self._start_and_run(batch, job, token, now, lease, result)
             finally:
-                self._starting[batch.blob] -= 1
-            mine = state.jobs.get(job.id)
-            if mine is None or mine.token != token:
-                result.skipped += 1  # cancelled, moved or started by someone else first
-                return
-            result.started += 1
-            result.lateness.record((now - job.due_at).total_seconds() * 1000)
-            self._outbox.add([JobEvent.of(mine, EventState.STARTED, now)])
-            events: list[JobEvent] = []
-            outcome = await self._run(mine, batch.epoch, result, events)
-            if await self._record_outcome(batch.blob, outcome, mine):
-                self._outbox.add(events)  # only outcomes that applied are announced
+                await self.permits.release(job.handler, token)
+
+    async def _start_and_run(self, batch: Batch, job: Job, token: str, now: datetime,
+                             lease: datetime, result: BatchResult) -> None:
+        start = rec.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
+                          run=job.runs, lease=lease)
+        self._starting[batch.blob] += 1
+        try:
+            state = await self._write(batch.blob, [start])
+        except JobsError as exc:  # not written (or cannot tell): the next cycle retries
+            log.warning("could not start job %s: %s", job.id, exc)
+            result.skipped += 1
+            return
+        finally:
+            self._starting[batch.blob] -= 1
+        mine = state.jobs.get(job.id)
+        if mine is None or mine.token != token:
+            result.skipped += 1  # cancelled, moved or started by someone else first
+            return
+        result.started += 1
+        result.lateness.record((now - job.due_at).total_seconds() * 1000)
+        self._outbox.add([JobEvent.of(mine, EventState.STARTED, now)])
+        events: list[JobEvent] = []
+        outcome = await self._run(mine, batch.epoch, result, events)
+        if await self._record_outcome(batch.blob, outcome, mine):
+            self._outbox.add(events)  # only outcomes that applied are announced
 
     async def _record_outcome(self, blob: str, record: rec.Ok | rec.Fail, job: Job) -> bool:
         """Append an outcome, retrying storage errors until the execution's lease ends.

@@ -61,6 +61,8 @@ class Handler:
     timeout_seconds: float | None = None
     # checks a payload when a job is scheduled or updated: raises JobValidationError (400)
     check_payload: Callable[[Any], None] | None = None
+    max_concurrency: int | None = None  # attempts running at once, everywhere (handler_limits)
+    max_per_second: float | None = None  # starts per second, everywhere
 
     def compensate(self, func: HandlerFunc) -> HandlerFunc:
         """Decorator: ``@send_email.compensate`` registers the compensation step."""
@@ -75,14 +77,19 @@ class HandlerRegistry:
     def handler(self, name: str, *, compensate: HandlerFunc | None = None,
                 timeout_seconds: float | None = None,
                 check_payload: Callable[[Any], None] | None = None,
+                max_concurrency: int | None = None, max_per_second: float | None = None,
                 ) -> Callable[[HandlerFunc], Handler]:
         """Register a sync or async function ``f(ctx: JobContext)`` under ``name``."""
         validate_handler_name(name)
+        from .handler_limits import HandlerLimit  # (checks the limits: SettingsError)
+
+        HandlerLimit(max_concurrency, max_per_second)
         if name in self._handlers:
             raise ValueError(f"a handler named {name!r} is already registered")
 
         def register(func: HandlerFunc) -> Handler:
-            entry = Handler(name, func, compensate, timeout_seconds, check_payload)
+            entry = Handler(name, func, compensate, timeout_seconds, check_payload,
+                            max_concurrency, max_per_second)
             self._handlers[name] = entry
             return entry
 
@@ -96,6 +103,17 @@ class HandlerRegistry:
 
     def find(self, name: str) -> Handler | None:
         return self._handlers.get(name)
+
+    def limits(self, overrides: str = "") -> dict[str, Any]:
+        """``HandlerLimit`` per limited handler: its registration's, or the setting's
+        (``JOBS_HANDLER_LIMITS``, ``overrides``) where that names it."""
+        from .handler_limits import HandlerLimit, parse_limit_overrides
+
+        out: dict[str, Any] = {name: HandlerLimit(h.max_concurrency, h.max_per_second)
+                               for name, h in self._handlers.items()}
+        out.update({name: limit for name, limit in parse_limit_overrides(overrides).items()
+                    if name in self._handlers})
+        return {name: limit for name, limit in out.items() if limit.limited}
 
     def names(self) -> list[str]:
         return sorted(self._handlers)

@@ -33,7 +33,7 @@ MAX_BATCHES_PER_CYCLE = 50
 MAX_PLAN_ERRORS = 5  # a plan names at most this many errors, each cut to MAX_ERROR_CHARS
 MAX_ERROR_CHARS = 300
 COUNT_FIELDS = ("started", "succeeded", "retried", "failed", "abandoned", "skipped",
-                "compensated", "moved")
+                "compensated", "moved", "throttled")
 
 Key = tuple[datetime, str]  # (due time or abandoned start, job id): the order of due work
 
@@ -212,6 +212,7 @@ class BatchResult:
     skipped: int = 0  # due jobs someone else changed first (cancelled, started, moved)
     compensated: int = 0
     moved: int = 0  # waiting jobs moved out of a blob near its block limit
+    throttled: int = 0  # due jobs not started: their handler had no permit (handler_limits)
     lateness: Histogram = field(default_factory=Histogram)  # start - due of started jobs
 
     def to_dict(self) -> dict[str, Any]:

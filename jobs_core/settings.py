@@ -46,6 +46,9 @@ class JobsSettings:
     # JOBS_HTTP_ALLOWED_BASES: the URLs the built-in ``http`` handler may call: comma-separated
     # bases ("https://api.example.com/v1/"); empty: none (http_handler.py)
     http_allowed_bases: str = ""
+    # JOBS_HANDLER_LIMITS: per-handler limits over the registration's, as JSON:
+    # {"send_email": {"max_concurrency": 5, "max_per_second": 2}} (handler_limits.py)
+    handler_limits: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # JOBS_RETRY_*
 
     def __post_init__(self) -> None:
@@ -76,6 +79,9 @@ class JobsSettings:
         from .http_handler import parse_allowed_bases
 
         parse_allowed_bases(self.http_allowed_bases)
+        from .handler_limits import parse_limit_overrides
+
+        parse_limit_overrides(self.handler_limits)
         for name in ("max_payload_bytes", "max_result_bytes", "batch_size", "max_concurrency",
                      "horizon_days", "commit_max_bytes", "seal_bytes"):
             if getattr(self, name) <= 0:

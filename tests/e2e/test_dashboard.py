@@ -22,7 +22,8 @@ from tests.e2e.helpers import REPO_ROOT, Api, make_host
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SHARD_COUNTS = ["scheduled", "running", "retrying", "succeeded", "failed", "cancelled", "paused"]
-SLOT_COUNTS = ["started", "succeeded", "retried", "failed", "abandoned", "skipped", "compensated"]
+SLOT_COUNTS = ["started", "succeeded", "retried", "failed", "abandoned", "skipped", "compensated",
+               "throttled"]
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 CONFLICT_LOG = re.compile(r"Failed to load resource: .*status of 409")
 DASH = "\u2013"  # the page writes an en dash for a missing value
@@ -41,7 +42,8 @@ class Seeded:
 def api(azurite: azurite_helpers.Azurite,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("e2e-dashboard")
-    host = make_host(azurite, root)
+    host = make_host(azurite, root,
+                     JOBS_HANDLER_LIMITS='{"sleep": {"max_concurrency": 2, "max_per_second": 5}}')
     with host:
         client = Api(host)
         client.start()
@@ -424,3 +426,9 @@ def test_filter_by_label_and_see_a_jobs_labels(api: Api, dash: Dashboard,
     dash.open_job(mine[1])
     expect(page.get_by_test_id("detail-labels")).to_have_text("team:dash, n:1")
     page_log()
+
+
+@pytest.mark.browser
+def test_the_limited_handlers_are_shown(dash: Dashboard) -> None:
+    expect(dash.page.get_by_test_id("handler-limits")).to_have_text(
+        "Handler limits (throttled jobs stay scheduled): sleep: 0 of 2 running, at most 5/s")

@@ -1,8 +1,10 @@
-"""The built-in ``http`` handler end to end: devhost + Azurite, calling a local HTTP server
-under the base JOBS_HTTP_ALLOWED_BASES allows."""
+"""Handler features end to end on devhost + Azurite: the built-in ``http`` handler calling a
+local HTTP server under the base JOBS_HTTP_ALLOWED_BASES allows, and a handler limit set by
+JOBS_HANDLER_LIMITS."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -44,7 +46,8 @@ def target() -> Iterator[str]:
 def api(azurite: azurite_helpers.Azurite, tmp_path_factory: pytest.TempPathFactory,
         target: str) -> Iterator[Api]:
     root = tmp_path_factory.mktemp("e2e-http-handler")
-    with make_host(azurite, root, JOBS_HTTP_ALLOWED_BASES=target) as host:
+    with make_host(azurite, root, JOBS_HTTP_ALLOWED_BASES=target,
+                   JOBS_HANDLER_LIMITS='{"sleep": {"max_concurrency": 1}}') as host:
         client = Api(host)
         client.start()
         yield client
@@ -75,3 +78,18 @@ def test_a_url_outside_the_allowed_base_is_a_400_and_is_never_called(api: Api,
     handlers = document["components"]["schemas"]["JobRequest"]["properties"]["handler"]["enum"]
     assert "http" in handlers
     assert len(SEEN) == before
+
+
+def test_a_handler_limited_to_one_never_overlaps_and_the_status_shows_it(api: Api) -> None:
+    ids = [api.schedule(handler="sleep", payload={"seconds": 0.5})["id"] for _ in range(4)]
+    jobs = [api.wait_final(i) for i in ids]
+    assert {j["status"] for j in jobs} == {"succeeded"}
+    spans = sorted((j["started_at"], j["finished_at"]) for j in jobs)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, spans  # one at a time (ISO-8601 UTC strings sort by time)
+    status = api.request("GET", "/api/scheduler").json()
+    assert status["handler_limits"] == {"sleep": {"max_concurrency": 1, "max_per_second": None,
+                                                  "in_use": 0}}
+    totals = [s["custom_status"].get("totals", {}) for s in status["slots"]
+              if isinstance(s.get("custom_status"), dict)]
+    assert sum(t.get("throttled", 0) for t in totals) > 0  # the others waited their turn

@@ -1,0 +1,123 @@
+"""Per-handler limits (``max_concurrency``, ``max_per_second``) enforced through storage, on
+both stores: across executors, through crashes, at a measured request cost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from jobs_core import JobContext, JobRequest, JobStatus
+from jobs_core.handler_limits import HandlerLimit, HandlerPermits, parse_limit_overrides
+from jobs_core.settings import JobsSettings, SettingsError
+from jobs_core.store import JobStore
+from tests.jobs_helpers import Clock, Recorder, make
+
+
+class Gate:
+    """A handler that holds each attempt until released, and tracks how many overlap."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.most = 0
+        self.open = asyncio.Event()
+
+    async def __call__(self, ctx: JobContext) -> str:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.open.wait()
+        finally:
+            self.running -= 1
+        return "done"
+
+
+def limited(rec: Recorder, **limits: object) -> Gate:
+    gate = Gate()
+    rec.registry.handler("limited", **limits)(gate)  # type: ignore[arg-type]
+    return gate
+
+
+async def test_at_most_max_concurrency_run_across_two_executors(store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    gate = limited(rec, max_concurrency=2)
+    scheduler, first = make(store, rec, clock, slots=2, owner="proc-a")
+    _, second = make(store, rec, clock, slots=2, owner="proc-b")
+    ids = [(await scheduler.schedule(JobRequest("limited", i))).job.id for i in range(8)]
+    cycles = [asyncio.create_task(first.run_cycle(0)), asyncio.create_task(second.run_cycle(1))]
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if gate.running == 2:
+            break
+    await asyncio.sleep(0.05)
+    assert gate.running == 2  # the others were refused a permit
+    assert await first.permits.in_use("limited") == 2
+    gate.open.set()
+    results = [r for _, r in await asyncio.gather(*cycles)]
+    assert sum(r.started for r in results) == 2
+    assert sum(r.throttled for r in results) == 6
+    statuses = [(await scheduler.get(i)).status for i in ids]
+    assert statuses.count(JobStatus.SUCCEEDED) == 2
+    assert statuses.count(JobStatus.SCHEDULED) == 6  # throttled jobs just wait
+    for _ in range(10):  # the rest, two at a time
+        await asyncio.gather(first.run_cycle(0), second.run_cycle(1))
+    assert {(await scheduler.get(i)).status for i in ids} == {JobStatus.SUCCEEDED}
+    assert gate.most == 2 and await first.permits.in_use("limited") == 0
+
+
+async def test_max_per_second_spreads_the_starts(store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    gate = limited(rec, max_per_second=2)
+    gate.open.set()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    for i in range(5):
+        await scheduler.schedule(JobRequest("limited", i))
+    started = []
+    for _ in range(3):
+        _, result = await executor.run_cycle(0)
+        started.append(result.started)
+        clock.advance(1)
+    assert started == [2, 2, 1]
+
+
+async def test_a_crashed_holder_frees_its_permits_when_their_leases_end(store: JobStore) -> None:
+    clock = Clock()
+    limits = {"h": HandlerLimit(max_concurrency=1)}
+    crashed = HandlerPermits(store, limits, clock)
+    other = HandlerPermits(store, limits, clock)
+    lease = clock.now + timedelta(seconds=90)
+    assert await crashed.acquire("h", "aaaa", lease)  # ... and never gives it back
+    assert not await other.acquire("h", "bbbb", clock.now + timedelta(seconds=90))
+    clock.advance(90)
+    assert await other.acquire("h", "bbbb", clock.now + timedelta(seconds=90))
+
+
+async def test_asks_at_once_share_one_read_and_one_write(store: JobStore) -> None:
+    clock = Clock()
+    permits = HandlerPermits(store, {"h": HandlerLimit(max_concurrency=50)}, clock)
+    lease = clock.now + timedelta(seconds=90)
+    granted = await asyncio.gather(*(permits.acquire("h", f"t{i:02d}", lease)
+                                     for i in range(60)))
+    assert granted.count(True) == 50 and granted[:50] == [True] * 50
+    assert permits.requests <= 4  # one round (read + write), perhaps a second for the tail
+    before = permits.requests
+    await asyncio.gather(*(permits.release("h", f"t{i:02d}") for i in range(50)))
+    assert permits.requests - before <= 4 and await permits.in_use("h") == 0
+
+
+def test_limits_come_from_registration_or_the_setting_and_are_checked() -> None:
+    rec = Recorder()
+    rec.registry.handler("a", max_concurrency=3)(lambda ctx: None)
+    rec.registry.handler("b")(lambda ctx: None)
+    limits = rec.registry.limits('{"b": {"max_per_second": 5}, "unknown": {}}')
+    assert limits == {"a": HandlerLimit(3, None), "b": HandlerLimit(None, 5)}
+    assert rec.registry.limits('{"a": {"max_concurrency": null}}') == {}
+    for bad in ("[1]", "{", '{"a": {"max_concurrency": 0}}', '{"a": {"rate": 1}}',
+                '{"a": {"max_per_second": 5000}}'):
+        with pytest.raises(SettingsError, match="JOBS_HANDLER_LIMITS"):
+            parse_limit_overrides(bad)
+    with pytest.raises(SettingsError):
+        JobsSettings(handler_limits='{"a": {"max_concurrency": 101}}')
+    with pytest.raises(SettingsError):
+        rec.registry.handler("c", max_concurrency=0)
