@@ -444,9 +444,10 @@ class Oracle:
         for _op, answer, _, at, _ in (c for c in info.controls if c[0] == "pause"):
             if answer != "200":
                 continue  # (an ambiguous pause may or may not hold the job)
-            # held from the answer until a resume (of any answer) was asked for
-            until = min([c[2] for c in info.controls if c[0] == "resume" and c[2] > at],
-                        default=float("inf"))
+            # held from the answer until a resume (of any answer) was asked for, or a retry
+            # (a paused job can be cancelled, and a cancelled one retried)
+            until = min([c[2] for c in info.controls
+                         if c[0] in ("resume", "retry") and c[2] > at], default=float("inf"))
             held = [i for i in self.by_job.get(job_id, []) if at < i.start < until]
             if held:
                 self.violate("I6", f"{job_id} started at {held[0].start:.3f} while paused "
