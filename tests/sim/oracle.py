@@ -27,6 +27,8 @@ I10 events           every change the log records (final blobs, and blobs retent
 I11 on time          once the faults have ended (and crashed processes, claims and leases have
                      had 10 minutes to recover), every attempt starts within
                      JOBS_MAX_SLEEP_SECONDS + 60 s of its due time
+I12 limits          a limited handler's attempts never overlap more than its
+                     max_concurrency, nor start faster than its max_per_second allows
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Invocation:
     start: float
     end: float | None = None
     ok: bool | None = None
+    handler: str = ""
     error: str | None = None
     token: str | None = None
     payload: Any = None  # what the handler was given
@@ -146,7 +149,7 @@ class Oracle:
 
     def invoked(self, ctx: JobContext, proc: str, at: float) -> Invocation:
         inv = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at,
-                         token=ctx.execution, payload=ctx.payload)
+                         token=ctx.execution, payload=ctx.payload, handler=ctx.handler)
         self.invocations.append(inv)
         self.by_job[ctx.job_id].append(inv)
         self.ops["invocations"] += 1
@@ -305,6 +308,7 @@ class Oracle:
         self._check_invocations()
         self._check_timely(finals)
         self._check_compensations(finals)
+        self._check_limits()
         await self._check_fencing(final)
         await self._check_events(final, world)
 
@@ -521,6 +525,27 @@ class Oracle:
                             self.duplicates[cause.split(" of ")[0]] += 1
                         break
 
+    def _check_limits(self) -> None:
+        """I12: a limited handler never runs more attempts at once than its max_concurrency,
+        nor starts more than its bucket allows (max(1, rate) at once, then ``rate`` a second)
+        in any second, whatever the crashes and storage faults."""
+        for name, (most, rate) in LIMITED.items():
+            invs = sorted((i for i in self.invocations if i.handler == name),
+                          key=lambda i: i.start)
+            self.ops[f"{name} invocations"] += len(invs)
+            for k, inv in enumerate(invs):
+                overlapping = [i for i in invs[:k] if i.end is None or i.end > inv.start]
+                if len(overlapping) >= most:
+                    self.violate("I12", f"{inv.job_id} started at {inv.start:.3f} while "
+                                        f"{len(overlapping)} other {name} attempts ran "
+                                        f"(max_concurrency {most})")
+                    return
+                window = [i for i in invs[k:] if i.start < inv.start + 1.0]
+                if len(window) > max(1.0, rate) + rate:
+                    self.violate("I12", f"{len(window)} {name} attempts started within 1 s "
+                                        f"of {inv.start:.3f} (max_per_second {rate})")
+                    return
+
     def _check_compensations(self, finals: dict[str, Job]) -> None:
         for job_id, run, at in self.compensations:
             succeeded = [i for i in self.by_job.get(job_id, []) if i.run == run and i.ok]
@@ -541,6 +566,7 @@ def _period(recurrence: Any) -> timedelta:
     return timedelta(days=1)
 
 
+LIMITED = {"limited": (2, 5.0)}  # the sim's limited handler: (max_concurrency, max_per_second)
 HEALTHY_AFTER_S = 600.0  # I11: how long after the faults end the system must be on time
 # I10: a change recorded in the last PUBLISH_SETTLE_S of a run is not checked: one cycle
 # (JOBS_MAX_SLEEP_SECONDS 60) plus a publish retry (30 s) and slack

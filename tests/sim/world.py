@@ -41,7 +41,7 @@ from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
 
 from .faults import FaultPlan, ProcessCrashed, SharedStorage
-from .oracle import Oracle
+from .oracle import LIMITED, Oracle
 from .queues import QUEUES, QueuePlan, SimQueues
 
 T = TypeVar("T")
@@ -371,6 +371,8 @@ def make_registry(world: World) -> HandlerRegistry:
     wrap("slow", slow)
     wrap("hang", hang)
     wrap("charge", charge, compensate=refund)
+    most, rate = LIMITED["limited"]
+    wrap("limited", ok, max_concurrency=most, max_per_second=rate)
     return registry
 
 
@@ -383,10 +385,13 @@ class Workload:
 
     def request(self) -> tuple[JobRequest, bool]:
         rng, now = self.rng, self.w.clock()
-        handler = rng.choices(["ok", "flaky", "perm", "slow", "hang", "charge"],
-                              [50, 15, 5, 10, 3, 10])[0]
+        handlers, weights = ["ok", "flaky", "perm", "slow", "hang", "charge"], \
+            [50, 15, 5, 10, 3, 10]
+        if self.w.config.v3_controls:  # (off: the workload as before limits)
+            handlers, weights = [*handlers, "limited"], [*weights, 12]
+        handler = rng.choices(handlers, weights)[0]
         payload: dict[str, Any] = {"n": rng.randrange(10**6)}
-        if handler == "ok":
+        if handler in ("ok", "limited"):
             payload["t"] = rng.choice([0.01, 0.2, 1.0])
         if handler == "flaky":
             payload["fail_until"] = rng.choice([1, 2, 5])
