@@ -12,10 +12,12 @@ from jobs_core import JobsSettings, JobStatus
 from jobs_core.labels import LABEL_KEY_PATTERN, MAX_LABEL_VALUE_CHARS, MAX_LABELS
 from jobs_core.recurrence import (
     INTERVAL_MODES,
+    MAX_CATCH_UP,
     MAX_JITTER_SECONDS,
     MAX_MISFIRE_GRACE_SECONDS,
     MAX_RUNS_LIMIT,
     MIN_INTERVAL_SECONDS,
+    OVERLAP_POLICIES,
 )
 
 from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
@@ -70,6 +72,17 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
         "description": "misfire policy: an occurrence that would start more than this many "
                        "seconds late (after downtime) is skipped and the job waits for its "
                        "next one; without it a late occurrence runs once (run_once)"}
+    ends["catch_up_max"] = {
+        "type": "integer", "minimum": 1, "maximum": MAX_CATCH_UP,
+        "description": "misfire policy run_all (cron or fixed_rate): after downtime the missed "
+                       "occurrences run back to back, the latest catch_up_max of them. Not with "
+                       "misfire_grace_seconds"}
+    ends["overlap"] = {
+        "type": "string", "enum": list(OVERLAP_POLICIES), "default": "skip",
+        "description": "an occurrence due while the previous one still runs (cron or "
+                       "fixed_rate): skip it, or buffer_one: run the first such one as soon as "
+                       "the previous finishes. ('allow' is refused: a job runs one attempt at "
+                       "a time)"}
     ends["jitter_seconds"] = {
         "type": "number", "minimum": 0, "maximum": MAX_JITTER_SECONDS,
         "description": "each computed occurrence is delayed by a random 0..jitter_seconds, to "

@@ -39,7 +39,7 @@ from .plans import (
     batches,
     due_key,
 )
-from .recurrence import misfired, next_occurrence, recurrence_ends, with_jitter
+from .recurrence import after_run, misfired, next_occurrence, recurrence_ends, with_jitter
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -434,13 +434,16 @@ class Executor:
         return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
 
     def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:
-        """The next occurrence after the one ending now (``runs_done``: occurrences run by
-        then, default this one included), or None: the job is then final (a one-off job, or a
-        recurrence past its ``until`` or at its ``max_runs``)."""
+        """The next occurrence after the one ending now, by the recurrence's catch-up and
+        overlap policies (``recurrence.after_run``); with ``runs_done`` (occurrences run by
+        then; a misfire being skipped, not run) simply the next one after ``at``. None: the
+        job is then final (a one-off job, or a recurrence past its ``until`` or at its
+        ``max_runs``)."""
         if job.recurrence is None:
             return None
         try:
-            nxt = next_occurrence(job.recurrence, max(at, job.due_at))
+            nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if runs_done is not None \
+                else after_run(job.recurrence, job.due_at, job.started_at, at)
         except JobsError as exc:  # a stored expression this release no longer accepts
             log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
                       job.id, exc)

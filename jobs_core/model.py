@@ -73,13 +73,24 @@ class Recurrence:
     # misfire policy: None runs a late occurrence once (run_once); a number skips an
     # occurrence that would start more than that many seconds late
     misfire_grace_seconds: float | None = None
+    # misfire policy run_all: after downtime, every missed occurrence runs (the latest
+    # ``catch_up_max`` of them, back to back); cron and fixed_rate only
+    catch_up_max: int | None = None
+    # an occurrence due while the previous one still runs: "skip" it (the default) or
+    # "buffer_one": run the first such one as soon as the previous finishes
+    overlap: str = "skip"
+
+    @property
+    def needs_v4(self) -> bool:
+        """Whether it uses a field a version-3 reader does not know."""
+        return self.catch_up_max is not None or self.overlap != "skip"
 
     @property
     def extended(self) -> bool:
         """Whether it uses a field a version-2 reader does not know."""
         return self.until is not None or self.max_runs is not None or \
             self.interval_mode != "fixed_delay" or self.jitter_seconds is not None or \
-            self.misfire_grace_seconds is not None
+            self.misfire_grace_seconds is not None or self.needs_v4
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = ({"cron": self.cron, "timezone": self.timezone}
@@ -93,6 +104,10 @@ class Recurrence:
             out["jitter_seconds"] = self.jitter_seconds
         if self.misfire_grace_seconds is not None:
             out["misfire_grace_seconds"] = self.misfire_grace_seconds
+        if self.catch_up_max is not None:
+            out["catch_up_max"] = self.catch_up_max
+        if self.overlap != "skip":
+            out["overlap"] = self.overlap
         if self.until is not None:
             out["until"] = _iso(self.until)
         if self.max_runs is not None:
@@ -108,7 +123,9 @@ class Recurrence:
                    interval_mode=data.get("interval_mode") or "fixed_delay",
                    anchor=_parse_iso(data.get("anchor")),
                    jitter_seconds=data.get("jitter_seconds"),
-                   misfire_grace_seconds=data.get("misfire_grace_seconds"))
+                   misfire_grace_seconds=data.get("misfire_grace_seconds"),
+                   catch_up_max=data.get("catch_up_max"),
+                   overlap=data.get("overlap") or "skip")
 
 
 def _iso(moment: datetime) -> str:

@@ -343,7 +343,8 @@ def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
     # a paused job, or a recurrence with an end, is only readable by a v3 reader; labels by v4
     newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
                                                job.recurrence.extended)
-    out: Wire = {"v": 4 if job.labels else 3 if newer else 2, "op": "add", "id": job.id,
+    v4 = bool(job.labels) or (job.recurrence is not None and job.recurrence.needs_v4)
+    out: Wire = {"v": 4 if v4 else 3 if newer else 2, "op": "add", "id": job.id,
                  "h": job.handler, "due": ts(job.due_at), "at": ts(at)}
     if job.payload is not None:
         out["p"] = job.payload
@@ -409,7 +410,9 @@ class Update:
     run: int | None = None
 
     def encode(self) -> Wire:
-        version = 4 if "labels" in self.values else self.VERSION  # (a v3 reader refuses it)
+        recurrence = self.values.get("recurrence")
+        v4 = "labels" in self.values or (recurrence is not None and recurrence.needs_v4)
+        version = 4 if v4 else self.VERSION  # (a v3 reader refuses it)
         out: Wire = {"v": version, "op": self.OP.value, "id": self.id, "at": ts(self.at),
                      "due": ts(self.due), "set": sorted(self.values)}
         for name, value in self.values.items():

@@ -22,7 +22,11 @@ MAX_RUNS_LIMIT = 1_000_000_000
 MAX_JITTER_SECONDS = 3600.0
 INTERVAL_MODES = ("fixed_delay", "fixed_rate")
 FIELDS = frozenset({"cron", "timezone", "interval_seconds", "interval_mode", "anchor",
-                    "jitter_seconds", "until", "max_runs", "misfire_grace_seconds"})
+                    "jitter_seconds", "until", "max_runs", "misfire_grace_seconds",
+                    "catch_up_max", "overlap"})
+OVERLAP_POLICIES = ("skip", "buffer_one")
+MAX_CATCH_UP = 1000
+MAX_CATCH_UP_SCAN = 100_000  # missed occurrences counted at most (then the latest are kept)
 MAX_MISFIRE_GRACE_SECONDS = 86_400.0
 # Any fixed start: parse_recurrence only asks whether the expression ever matches.
 _CRON_PROBE_FROM = datetime(2000, 1, 1)
@@ -46,7 +50,9 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                                                        MAX_JITTER_SECONDS),
                          misfire_grace_seconds=_parse_seconds(
                              "misfire_grace_seconds", value.get("misfire_grace_seconds"),
-                             MAX_MISFIRE_GRACE_SECONDS))
+                             MAX_MISFIRE_GRACE_SECONDS),
+                         catch_up_max=_parse_catch_up(value.get("catch_up_max")),
+                         overlap=_parse_overlap(value.get("overlap")))
     else:
         raise InvalidRecurrenceError("recurrence must be an object with 'cron' or "
                                      "'interval_seconds'")
@@ -91,7 +97,67 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                                      "cron runs at its own times")
     if rec.anchor is not None and rec.interval_mode != "fixed_rate":
         raise InvalidRecurrenceError("anchor needs interval_mode 'fixed_rate'")
+    if rec.catch_up_max is not None and rec.misfire_grace_seconds is not None:
+        raise InvalidRecurrenceError("give one misfire policy: misfire_grace_seconds (skip "
+                                     "late occurrences) or catch_up_max (run the missed ones)")
+    if (rec.catch_up_max is not None or rec.overlap != "skip") and \
+            rec.interval_seconds is not None and rec.interval_mode != "fixed_rate":
+        raise InvalidRecurrenceError("catch_up_max and overlap are for a cron or a fixed_rate "
+                                     "interval: a fixed_delay interval never misses one")
     return rec
+
+
+def _parse_catch_up(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_CATCH_UP:
+        raise InvalidRecurrenceError(f"recurrence.catch_up_max must be an integer in "
+                                     f"1..{MAX_CATCH_UP}, got {value!r}")
+    return value
+
+
+def _parse_overlap(value: object) -> str:
+    if value is None:
+        return "skip"
+    if value == "allow":
+        raise InvalidRecurrenceError(
+            "recurrence.overlap 'allow' is not supported: a job runs one attempt at a time "
+            "(its occurrences share one id and state); use 'buffer_one', or schedule "
+            "separate jobs")
+    if value not in OVERLAP_POLICIES:
+        raise InvalidRecurrenceError(f"recurrence.overlap must be one of "
+                                     f"{list(OVERLAP_POLICIES)}, got {value!r}")
+    return str(value)
+
+
+def after_run(rec: Recurrence, due: datetime, started: datetime | None,
+              finished: datetime) -> datetime:
+    """The next occurrence once the one due at ``due`` (started at ``started``) finished at
+    ``finished``, by the recurrence's policies:
+
+    * ``catch_up_max`` (run_all): the next one after ``due``, even if it has passed (missed
+      during downtime, or while this one ran); of the missed ones only the latest
+      ``catch_up_max`` run, back to back;
+    * ``overlap`` ``buffer_one``: the first one that came due while this one ran;
+    * otherwise the first one after ``finished``: missed ones are skipped.
+    """
+    if rec.catch_up_max is not None:
+        missed: list[datetime] = []
+        moment = due
+        for _ in range(MAX_CATCH_UP_SCAN):
+            moment = next_occurrence(rec, moment)
+            if moment > finished:
+                break
+            missed.append(moment)
+            if len(missed) > rec.catch_up_max:
+                del missed[0]
+        return missed[0] if missed else moment
+    if rec.overlap == "buffer_one" and started is not None:
+        first = next_occurrence(rec, max(due, started))
+        if first <= finished:
+            return first
+    return next_occurrence(rec, max(finished, due))
 
 
 def _parse_mode(value: object) -> str:

@@ -116,6 +116,8 @@ def _every_record() -> list[rec.Record]:
                      retry=RetryPolicy(max_attempts=7))
     return [rec.add(a_job(payload=[1, "x"])), rec.carry(moved_in, BLOB, later),
             rec.add(a_job(labels={"team": "billing"})),
+            rec.add(a_job(recurrence=Recurrence(cron="0 * * * *", catch_up_max=5,
+                                                overlap="buffer_one"))),
             rec.update(JOB_ID, {"labels": {"a": "b"}}, later, T0, rid="r11", run=0),
             rec.cancel(JOB_ID, T0, "no", rid="r1", run=2), rec.run_now(JOB_ID, T0, rid="r2", run=1),
             rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
@@ -148,7 +150,8 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
         newer = isinstance(record, rec.Pause | rec.Resume | rec.Update | rec.Misfire) or (
             isinstance(record, rec.Add) and (record.job.status is JobStatus.PAUSED or (
                 record.job.recurrence is not None and record.job.recurrence.extended)))
-        labelled = (isinstance(record, rec.Add) and record.job.labels) or \
+        labelled = (isinstance(record, rec.Add) and (record.job.labels or (
+            record.job.recurrence is not None and record.job.recurrence.needs_v4))) or \
             (isinstance(record, rec.Update) and "labels" in record.values)
         version = 4 if isinstance(record, rec.Retry) or labelled else 3 if newer else 2
         assert wire["v"] == version and wire["op"] == record.OP.value
