@@ -433,6 +433,8 @@ class Workload:
                 recurrence["misfire_grace_seconds"] = 120.0  # skips what crashes made late
             elif kind == 2:
                 recurrence.update(interval_mode="fixed_rate", jitter_seconds=5.0)
+                if (i // 3) % 2:  # half of them catch up after crashes, and buffer overlaps
+                    recurrence.update(catch_up_max=3, overlap="buffer_one")
         return JobRequest(handler="ok", payload={"t": 0.05, "r": i}, recurrence=recurrence)
 
     async def run(self) -> None:
