@@ -84,7 +84,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def to_request(item: Any, header_key: str | None = None) -> JobRequest:
+def to_request(item: Any, header_key: str | None = None,
+               traceparent: str | None = None) -> JobRequest:
     if not isinstance(item, dict):
         raise JobValidationError("a job must be a JSON object")
     unknown = set(item) - JOB_FIELDS
@@ -102,7 +103,7 @@ def to_request(item: Any, header_key: str | None = None) -> JobRequest:
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
                       notify=item.get("notify"), timeout_seconds=item.get("timeout_seconds"),
-                      labels=item.get("labels"))
+                      labels=item.get("labels"), traceparent=traceparent)
 
 
 def job_location(job_id: str) -> str:
@@ -150,7 +151,8 @@ async def create_job(req: func.HttpRequest,
     rt = get_runtime()
     wait = wait_seconds(req)
     body = read_json(req, rt.api.max_body_bytes)
-    request = to_request(body, req.headers.get("idempotency-key"))
+    request = to_request(body, req.headers.get("idempotency-key"),
+                         req.headers.get("traceparent"))
     scheduler = await rt.scheduler()
     scheduled = await scheduler.schedule(request)
     await wake_slots(client, [scheduled])
@@ -188,7 +190,7 @@ async def create_batch(req: func.HttpRequest,
     positions: list[int] = []
     for i, item in enumerate(items):
         try:
-            requests.append(to_request(item))
+            requests.append(to_request(item, traceparent=req.headers.get("traceparent")))
             positions.append(i)
         except JobsError as exc:
             problem = problem_of(exc)

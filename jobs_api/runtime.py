@@ -23,6 +23,7 @@ from jobs_core.request_counter import RequestCounter
 from jobs_core.settings import SettingsError
 from jobs_core.storage_settings import StorageSettings
 
+from . import telemetry_setup
 from .user_handlers import registry
 from .wake import WakeGate, raise_wake, slot_next_wake
 
@@ -108,6 +109,10 @@ class Runtime:
         self._log_publisher: LogPublisher | None = None
         self._wake_gate: WakeGate | None = None
         self._lock: asyncio.Lock | None = None
+        telemetry_setup.configure(readers={
+            "jobs.storage.requests": self.counter.total,
+            "jobs.events.sent": lambda: self.events.stats.messages_sent if self.events else 0,
+            "jobs.events.failed": lambda: self.events.stats.send_failures if self.events else 0})
 
     async def store(self) -> AzureBlobStore:
         if self._store is None:

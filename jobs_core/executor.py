@@ -47,6 +47,7 @@ from .shard_state import ShardState
 from .shard_summary import summarize
 from .slot_listing import SlotListing
 from .store import JobStore
+from .telemetry import attempt_span
 from .validation import check_json_size
 
 log = logging.getLogger(__name__)
@@ -359,7 +360,11 @@ class Executor:
         result.lateness.record((now - job.due_at).total_seconds() * 1000)
         self._outbox.add([JobEvent.of(mine, EventState.STARTED, now)])
         events: list[JobEvent] = []
-        outcome = await self._run(mine, batch.epoch, result, events)
+        with attempt_span(mine.id, mine.handler, mine.attempts, mine.runs, mine.due_at, now,
+                          mine.traceparent) as span:
+            outcome = await self._run(mine, batch.epoch, result, events)
+            span.outcome(outcome_name(outcome),
+                         outcome.error.message if isinstance(outcome, rec.Fail) else None)
         if await self._record_outcome(batch.blob, outcome, mine):
             self._outbox.add(events)  # only outcomes that applied are announced
 
@@ -528,6 +533,12 @@ async def _call(func: Any, ctx: JobContext) -> Any:
         return await func(ctx)
     value = await asyncio.to_thread(func, ctx)
     return await value if inspect.isawaitable(value) else value
+
+
+def outcome_name(record: rec.Ok | rec.Fail) -> str:
+    if isinstance(record, rec.Ok):
+        return "succeeded"
+    return "retrying" if record.retry_at is not None else "failed"
 
 
 def _error_info(exc: BaseException, attempt: int, timeout: float) -> ErrorInfo:

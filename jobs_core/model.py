@@ -175,6 +175,7 @@ class Job:
     version: int = 0  # records applied to the job so far (orders the states of one job)
     moving_to: str | None = None  # set while the job moves to another blob
     labels: dict[str, str] | None = None  # (labels.py)
+    traceparent: str | None = None  # the scheduling request's trace (telemetry.py), if on
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:

@@ -47,6 +47,7 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
            interval_mode, anchor, jitter_seconds, misfire_grace_seconds
     n      notify queue
     lb     (v4) labels: an object of strings
+    tp     the scheduling request's W3C traceparent (telemetry on; any reader may ignore it)
     to     timeout seconds in ``add`` and ``update``; the destination blob in move, moved, ptr
     set    (update) the fields the update sets: payload, retry, recurrence, timeout_seconds,
            labels
@@ -360,6 +361,8 @@ def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
         out["to"] = job.timeout_seconds
     if job.labels:
         out["lb"] = job.labels
+    if job.traceparent is not None:
+        out["tp"] = job.traceparent
     if full:
         out.update({"ca": ts(job.created_at), "st": job.status.value, "a": job.attempts,
                     "runs": job.runs})
@@ -382,6 +385,7 @@ def _job_of(wire: Wire) -> Job:
         status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
         runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
         result=wire.get("res"), labels=_labels(wire.get("lb")),
+        traceparent=as_str(wire["tp"]) if wire.get("tp") else None,
     )
 
 

@@ -150,7 +150,8 @@ class JobScheduler(JobControls):
         return Job(id="", handler=spec.handler, due_at=spec.due_at, created_at=now,
                    updated_at=now, payload=spec.payload, idempotency_key=spec.idempotency_key,
                    retry=spec.retry, recurrence=spec.recurrence, notify=spec.notify,
-                   timeout_seconds=spec.timeout_seconds, labels=spec.labels)
+                   timeout_seconds=spec.timeout_seconds, labels=spec.labels,
+                   traceparent=spec.traceparent)
 
     def _shard_for(self, spec: ValidJob, now: datetime) -> ShardKey:
         if spec.idempotency_key is not None:

@@ -25,6 +25,7 @@ from .model import JSON, Recurrence, RetryPolicy
 from .notify_targets import parse_notify
 from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence, with_jitter
 from .settings import JobsSettings
+from .telemetry import current_traceparent
 
 _JITTER = random.Random()  # (a first occurrence's spread: no replay depends on it)
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -48,6 +49,7 @@ class JobRequest:
     notify: str | None = None
     timeout_seconds: float | None = None
     labels: dict[str, str] | None = None
+    traceparent: str | None = None  # the request's W3C trace context header, if any
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class ValidJob:
     notify: str | None
     timeout_seconds: float | None
     labels: dict[str, str] | None = None
+    traceparent: str | None = None
 
 
 def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
@@ -97,6 +100,7 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
         notify=parse_notify(request.notify, settings.notify_queues),
         timeout_seconds=parse_timeout(request.timeout_seconds),
         labels=parse_labels(request.labels),
+        traceparent=current_traceparent(request.traceparent),
     )
 
 

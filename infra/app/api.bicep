@@ -76,6 +76,10 @@ var appSettings = {
   JOBS_NOTIFY_QUEUES: ''
   // the URL bases the built-in http handler may call (comma-separated); empty: none
   JOBS_HTTP_ALLOWED_BASES: ''
+  // per-handler limits over the registrations', as JSON; empty: the registrations' own
+  JOBS_HANDLER_LIMITS: ''
+  // OpenTelemetry export: off, azure_monitor (Application Insights), otlp or console
+  JOBS_TELEMETRY: 'off'
   JOBS_RETENTION_DAYS: '7'
   JOBS_PURGE_SCHEDULE: '0 17 3 * * *'
 }
