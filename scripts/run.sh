@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Set up and run the app locally: Azurite + function_app.py on devhost, then start the
 # scheduler and print a curl that schedules a job. Installs only what running needs
-# (scripts/setup-runtime.sh), not the test tooling.
+# (scripts/setup-runtime.sh), not the test tooling. APP_DIR runs an app of your own instead
+# (a folder with its function_app.py, host.json, and jobs_api/ + jobs_core/ copied in).
 # Ctrl-C or SIGTERM stops everything this script started (Azurite, devhost), then it exits;
 # so does devhost or Azurite exiting on its own.
-# Env: PORT (7071), DEVHOST_KEY (generated if unset), AZURITE_PORT (10000; queue and table on
-# the next two ports), AZURITE_LOCATION (.azurite-data), DEVHOST_DATA_DIR (.devhost-data).
+# Env: APP_DIR (this repository), PORT (7071), DEVHOST_KEY (generated if unset), AZURITE_PORT
+# (10000; queue and table on the next two ports), AZURITE_LOCATION (.azurite-data),
+# DEVHOST_DATA_DIR ($APP_DIR/.devhost-data).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP_DIR="$(cd "${APP_DIR:-$REPO}" && pwd)"  # a relative APP_DIR: from where run.sh was started
+cd "$REPO"
+[[ -f "$APP_DIR/function_app.py" ]] || { echo "run.sh: no function_app.py in $APP_DIR" >&2; exit 2; }
 
 bash scripts/setup-runtime.sh
 PORT="${PORT:-7071}"
 AZURITE_PORT="${AZURITE_PORT:-10000}"
 AZURITE_LOCATION="${AZURITE_LOCATION:-.azurite-data}"
-DEVHOST_DATA_DIR="${DEVHOST_DATA_DIR:-.devhost-data}"
+DEVHOST_DATA_DIR="${DEVHOST_DATA_DIR:-$APP_DIR/.devhost-data}"
 KEY="${DEVHOST_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24))')}"
 STOP_SECONDS=10  # each process gets this long to exit after SIGTERM, then SIGKILL
 
@@ -61,12 +66,12 @@ else
   echo "Azurite started on 127.0.0.1:$AZURITE_PORT-$((AZURITE_PORT + 2)) (data in $AZURITE_LOCATION/)"
 fi
 
-[ -f local.settings.json ] || cp local.settings.sample.json local.settings.json
+[ -f "$APP_DIR/local.settings.json" ] || cp local.settings.sample.json "$APP_DIR/local.settings.json"
 if [ "$AZURITE_PORT" != 10000 ]; then
   export JOBS_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$((AZURITE_PORT + 1))/devstoreaccount1;"
 fi
 
-.venv/bin/python -m devhost --app-dir . --port "$PORT" --key="$KEY" \
+.venv/bin/python -m devhost --app-dir "$APP_DIR" --port "$PORT" --key="$KEY" \
   --data-dir "$DEVHOST_DATA_DIR" &
 pids+=($!)
 for _ in $(seq 1 300); do
@@ -81,13 +86,19 @@ fi
 echo
 echo "Starting the scheduler (one eternal orchestrator per slot):"
 curl -fsS -X POST "http://127.0.0.1:$PORT/api/scheduler/start" -H "x-functions-key: $KEY"
+# a handler this app registered, for the example below (the OpenAPI document lists them; the
+# built-in http handler needs a payload of its own)
+HANDLER=$(curl -fsS "http://127.0.0.1:$PORT/api/openapi.json" -H "x-functions-key: $KEY" |
+  .venv/bin/python -c 'import json, sys
+names = json.load(sys.stdin)["components"]["schemas"]["JobRequest"]["properties"]["handler"]["enum"]
+print(next(name for name in names if name != "http"))' 2>/dev/null || echo echo)
 echo
 cat <<MSG
 
 Ready. Schedule a job (runs in 5 s) and wait up to 10 s for its result:
 
   curl -s -X POST "http://127.0.0.1:$PORT/api/jobs?wait=10" -H "x-functions-key: $KEY" \\
-       -H "Content-Type: application/json" -d '{"handler": "echo", "payload": {"hello": "world"}, "delay": 5}'
+       -H "Content-Type: application/json" -d '{"handler": "$HANDLER", "payload": {"hello": "world"}, "delay": 5}'
 
 Function key: $KEY      Scheduler status: curl -s http://127.0.0.1:$PORT/api/scheduler -H "x-functions-key: $KEY"
 Ctrl-C (or SIGTERM) stops what this script started.

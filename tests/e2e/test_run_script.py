@@ -1,7 +1,8 @@
-"""scripts/run.sh as a person uses it: it starts Azurite and the app on devhost, the curl it
-prints works, and Ctrl-C (SIGINT to its process group) or SIGTERM (to the script alone, as a
-supervisor sends it) stops everything it started. Ports and data folders of its own (the env
-variables run.sh reads), so a run.sh of the developer's can keep running beside it."""
+"""scripts/run.sh as a person uses it: it starts Azurite and an app on devhost (the repository's,
+or an app of one's own with APP_DIR), the curl it prints names a handler of that app, and Ctrl-C
+(SIGINT to its process group) or SIGTERM (to the script alone, as a supervisor sends it) stops
+everything it started. Ports and data folders of its own (the env variables run.sh reads), so a
+run.sh of the developer's can keep running beside it."""
 
 from __future__ import annotations
 
@@ -60,17 +61,23 @@ def wait_for(text: str, log: Path, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail(f"run.sh printed no {text!r}:\n{log.read_text()[-4000:]}")
 
 
-@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
-def test_run_sh_serves_the_app_and_stops_everything_it_started(how: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("how", "app_dir", "job"), [
+    ("sigterm", REPO_ROOT, {"handler": "echo", "payload": {"hello": "run.sh"}}),
+    ("ctrl-c", REPO_ROOT / "examples" / "own_app",
+     {"handler": "render_invoice", "payload": {"lines": [{"qty": 1, "price": 2}]}}),
+], ids=["sigterm", "ctrl-c-own-app"])
+def test_run_sh_serves_the_app_and_stops_everything_it_started(
+        how: str, app_dir: Path, job: dict[str, object], tmp_path: Path) -> None:
     if not LOCAL_AZURITE.exists():
         pytest.skip("Azurite is not installed in .azurite/ (scripts/setup-runtime.sh)")
     port, azurite_port, key = free_port(), three_free_ports(), "run-sh-test-key"
     env = {**os.environ, "PORT": str(port), "AZURITE_PORT": str(azurite_port),
            "DEVHOST_KEY": key, "AZURITE_LOCATION": str(tmp_path / "azurite"),
-           "DEVHOST_DATA_DIR": str(tmp_path / "devhost")}
+           "DEVHOST_DATA_DIR": str(tmp_path / "devhost"), "APP_DIR": str(app_dir)}
     for name in [n for n in env if n.startswith("JOBS_")]:
         del env[name]  # run.sh's settings (local.settings.json), not the test session's
-    had_settings = (REPO_ROOT / "local.settings.json").exists()
+    settings = app_dir / "local.settings.json"
+    had_settings = settings.exists()
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(["bash", "scripts/run.sh"], cwd=REPO_ROOT, env=env, stdout=out,
@@ -84,9 +91,9 @@ def test_run_sh_serves_the_app_and_stops_everything_it_started(how: str, tmp_pat
         assert any("azurite" in c and f"--blobPort {azurite_port}" in c for c in commands)
         assert any("-m devhost" in c and f"--port {port}" in c for c in commands), commands
 
+        assert f'"handler": "{job["handler"]}"' in log.read_text()  # in the printed curl
         r = requests.post(f"http://127.0.0.1:{port}/api/jobs?wait=20", timeout=30,
-                          headers={"x-functions-key": key},
-                          json={"handler": "echo", "payload": {"hello": "run.sh"}})
+                          headers={"x-functions-key": key}, json=job)
         assert r.status_code in (200, 201), r.text
         assert r.json()["status"] == "succeeded", r.json()
 
@@ -107,4 +114,4 @@ def test_run_sh_serves_the_app_and_stops_everything_it_started(how: str, tmp_pat
             if child.is_running():
                 child.kill()
         if not had_settings:
-            (REPO_ROOT / "local.settings.json").unlink(missing_ok=True)
+            settings.unlink(missing_ok=True)
