@@ -4,6 +4,7 @@ app's own default, and how an app's handlers join the scheduler's registry."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -15,6 +16,8 @@ import jobs_api
 import jobs_api.registry
 from jobs_api import HandlerRegistry, JobContext, scheduler_blueprint
 from jobs_core.errors import UnknownHandlerError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def bindings(app: func.FunctionRegister) -> dict[str, list[dict[str, Any]]]:
@@ -104,3 +107,12 @@ def test_a_module_instead_of_its_registry_is_refused_with_the_fix() -> None:
         jobs_api.register_handlers(sample_handlers)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="HandlerRegistry"):
         HandlerRegistry().include({"echo": None})  # type: ignore[arg-type]
+
+
+def test_the_example_apps_host_json_is_the_repositorys() -> None:
+    """README step 1 copies host.json into an app of one's own: the example did, and must
+    follow when ours changes (hubName, partitionCount, the extension bundle)."""
+    ours = json.loads((ROOT / "host.json").read_text())
+    example = json.loads((ROOT / "examples" / "own_app" / "host.json").read_text())
+    assert example == ours
+    assert ours["extensions"]["durableTask"]["hubName"]
