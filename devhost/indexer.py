@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 
 log = logging.getLogger("devhost.indexer")
@@ -58,9 +59,16 @@ def load_local_settings(app_dir: Path) -> dict[str, str]:
 
 
 def find_app(module: Any) -> func.FunctionRegister:
+    """The module's one app. Functions of blueprints registered on it (``register_functions``)
+    are the app's own from then on: ``get_functions()`` lists them, as the worker sees them."""
     apps = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
     if not apps:
-        raise RuntimeError(f"module {module.__name__!r} defines no FunctionApp/DFApp instance")
+        hint = ""
+        if any(isinstance(v, func.Blueprint | df.Blueprint) for v in vars(module).values()):
+            hint = (": a blueprint alone is not indexed; register it on an app "
+                    "(app = df.DFApp(); app.register_functions(blueprint))")
+        raise RuntimeError(
+            f"module {module.__name__!r} defines no FunctionApp/DFApp instance{hint}")
     if len(apps) > 1:
         raise RuntimeError(f"module {module.__name__!r} defines more than one app instance")
     return apps[0]

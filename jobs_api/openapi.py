@@ -30,8 +30,8 @@ from .openapi_parts import (
 )
 from .openapi_schemas import JOB_ID_PATTERN, MAX_LIST_LIMIT, component_schemas
 from .problems import PROBLEM_TYPE, RETRY_AFTER_SECONDS
+from .registry import handlers as registry
 from .runtime import ApiSettings, get_runtime
-from .user_handlers import registry
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"

@@ -24,7 +24,7 @@ from jobs_core.settings import SettingsError
 from jobs_core.storage_settings import StorageSettings
 
 from . import telemetry_setup
-from .user_handlers import registry
+from .registry import handlers as registry
 from .wake import WakeGate, raise_wake, slot_next_wake
 
 DEFAULT_HUB = "JobsHub"

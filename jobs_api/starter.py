@@ -14,8 +14,8 @@ from jobs_core.metrics import Histogram, retry_rate
 from jobs_core.scheduler import utcnow
 
 from .orchestrator import COUNTS, ORCHESTRATOR
+from .registry import handlers as registry
 from .runtime import get_runtime, instance_id
-from .user_handlers import registry
 
 log = logging.getLogger(__name__)
 RESTARTABLE = {"Completed", "Failed", "Terminated", "Canceled"}

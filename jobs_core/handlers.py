@@ -95,6 +95,18 @@ class HandlerRegistry:
 
         return register
 
+    def include(self, other: HandlerRegistry) -> None:
+        """Add every handler of ``other`` (as registered so far). A name that already names
+        another handler here is refused, and then nothing is added; adding the same handlers
+        again changes nothing."""
+        if not isinstance(other, HandlerRegistry):
+            raise TypeError(f"expected a HandlerRegistry, got {type(other).__name__}")
+        clash = sorted(name for name, entry in other._handlers.items()
+                       if self._handlers.get(name, entry) is not entry)
+        if clash:
+            raise ValueError(f"handler names registered twice: {', '.join(clash)}")
+        self._handlers.update(other._handlers)
+
     def get(self, name: str) -> Handler:
         entry = self._handlers.get(name)
         if entry is None:

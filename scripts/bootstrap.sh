@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
-# Idempotent developer/CI setup: Python venv with the dev requirements, and Azurite.
-# Usage: scripts/bootstrap.sh   (from any directory)
+# Idempotent developer/CI setup: what running needs (scripts/setup-runtime.sh: the venv,
+# requirements.txt, Azurite), then what the tests need: requirements-dev.txt and Chromium.
+# Usage: scripts/bootstrap.sh   (from any directory; scripts/test.sh calls it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-AZURITE_VERSION="3.37.0"
-PYTHON="${PYTHON:-python3}"
-
-if [[ ! -x .venv/bin/python ]]; then
-  echo "bootstrap: creating .venv with $("$PYTHON" --version 2>&1)"
-  "$PYTHON" -m venv .venv
-fi
+bash scripts/setup-runtime.sh  # the venv, requirements.txt and Azurite
 
 # pip is quick when everything is already installed; a stamp avoids even that.
 stamp=".venv/.requirements-stamp"
@@ -18,17 +13,6 @@ if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" || requirements-dev.txt -nt
   echo "bootstrap: installing requirements-dev.txt"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   touch "$stamp"
-fi
-
-if [[ ! -x .azurite/node_modules/.bin/azurite ]]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "bootstrap: npm not found: install Node.js 18+ to get Azurite (Azurite tests are" \
-      "skipped without it, and fail in CI)" >&2
-  else
-    echo "bootstrap: installing Azurite ${AZURITE_VERSION} into .azurite/"
-    npm install --no-save --no-audit --no-fund --loglevel=error --prefix .azurite \
-      "azurite@${AZURITE_VERSION}"
-  fi
 fi
 
 # Chromium for the browser test (tests/e2e/test_dashboard.py): Debian's package, driven by

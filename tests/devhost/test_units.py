@@ -1,15 +1,18 @@
-"""Small units of devhost: NCRONTAB, atomic instance files, route templates."""
+"""Small units of devhost: NCRONTAB, atomic instance files, route templates, indexing."""
 
 from __future__ import annotations
 
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 
+import azure.durable_functions as df
+import azure.functions as func
 import pytest
 
 from devhost import ncrontab
 from devhost.http_triggers import build_routes, compile_template
-from devhost.indexer import IndexedFunction
+from devhost.indexer import IndexedFunction, _index_function, find_app
 from devhost.instance_store import InstanceRecord, InstanceStore
 
 
@@ -59,3 +62,21 @@ def test_routes_the_functions_host_reserves_are_refused(caplog: pytest.LogCaptur
     routes = build_routes([fn("admin/purge"), fn("Runtime/x"), fn("maintenance/purge")])
     assert [r.template for r in routes] == ["maintenance/purge"]
     assert "admin_purge: The specified route conflicts" in caplog.text
+
+
+def test_an_apps_blueprints_are_indexed_and_a_blueprint_alone_is_explained() -> None:
+    bp = df.Blueprint()
+
+    @bp.activity_trigger(input_name="x")
+    def from_blueprint(x: int) -> int:
+        return x
+
+    module = types.ModuleType("function_app")
+    module.bp = bp  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match=r"register it on an app"):
+        find_app(module)
+
+    module.app = func.FunctionApp()  # type: ignore[attr-defined]
+    module.app.register_functions(bp)  # type: ignore[attr-defined]
+    indexed = [_index_function(f) for f in find_app(module).get_functions()]
+    assert [(f.name, f.trigger_type) for f in indexed] == [("from_blueprint", "activityTrigger")]

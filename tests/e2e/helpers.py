@@ -18,9 +18,10 @@ FINAL = {"succeeded", "failed", "cancelled"}
 
 
 def make_host(azurite: azurite_helpers.Azurite, root: Path, *, workers: int = 0,
-              **settings: str) -> DevHostProcess:
-    """devhost serving the app against Azurite; ``workers`` > 0 runs the app in that many
-    worker processes (like instances of a scaled-out app)."""
+              app_dir: Path = REPO_ROOT, **settings: str) -> DevHostProcess:
+    """devhost serving an app (the repository's, or ``app_dir``'s) against Azurite;
+    ``workers`` > 0 runs it in that many worker processes (like instances of a scaled-out
+    app)."""
     env = {
         "JOBS_STORAGE_CONNECTION_STRING": azurite.connection_string,
         "JOBS_STORAGE_API_VERSION": azurite_helpers.API_VERSION,
@@ -33,7 +34,7 @@ def make_host(azurite: azurite_helpers.Azurite, root: Path, *, workers: int = 0,
         "JOBS_NOTIFY_QUEUES": "nt-*,e2e-billing",
         **settings,
     }
-    return DevHostProcess(REPO_ROOT, data_dir=root / "data", log_file=root / "devhost.log",
+    return DevHostProcess(app_dir, data_dir=root / "data", log_file=root / "devhost.log",
                           env=env, startup_timeout=60,
                           extra_args=["--workers", str(workers)] if workers else [])
 

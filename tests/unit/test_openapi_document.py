@@ -14,8 +14,8 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 import function_app
 from jobs_api import openapi
 from jobs_api.problems import ApiProblem, problem_of, problem_response
+from jobs_api.registry import handlers as registry
 from jobs_api.runtime import ApiSettings
-from jobs_api.user_handlers import registry
 from jobs_core import Job, JobsSettings, JobStatus, RetryPolicy
 from jobs_core import errors as e
 from jobs_core.model import ErrorInfo, Recurrence

@@ -1,7 +1,9 @@
-"""THE place to register job handlers: ``@registry.handler("name")`` on a function
-``f(ctx: JobContext)`` (sync or async). Only registered handlers can run as jobs.
+"""This app's job handlers: ``@registry.handler("name")`` on a function ``f(ctx: JobContext)``
+(sync or async). Only registered handlers can run as jobs; ``function_app.py`` hands this
+registry to the scheduler with ``jobs_api.register_handlers(registry)``.
 
-The samples below are used by the end-to-end tests; keep or replace them.
+These samples are used by the end-to-end tests; an app of your own has its own module like
+this one (see ``examples/own_app/``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from jobs_core import HandlerRegistry, JobContext, PermanentJobError
+from jobs_api import HandlerRegistry, JobContext, PermanentJobError
 
 registry = HandlerRegistry()
 
