@@ -96,7 +96,7 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
     api = get_runtime().api
     cap = get_runtime().settings.max_sleep_seconds
     if failed:
-        return min(cap, api.error_sleep_seconds * 2 ** min(10, state["errors"] - 1))
+        return float(min(cap, api.error_sleep_seconds * 2 ** min(10, int(state["errors"]) - 1)))
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
         planned = sum(int(b.get("count") or len(b.get("job_ids") or ()))
@@ -109,7 +109,7 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
         until = (datetime.fromisoformat(plan["next_wake"].replace("Z", "+00:00"))
                  - now).total_seconds()
         backoff = min(backoff, max(0.0, until))
-    return max(backoff, api.min_cycle_seconds)
+    return float(max(backoff, api.min_cycle_seconds))
 
 
 def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:

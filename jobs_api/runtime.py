@@ -110,7 +110,7 @@ class Runtime:
         self._wake_gate: WakeGate | None = None
         self._lock: asyncio.Lock | None = None
         telemetry_setup.configure(readers={
-            "jobs.storage.requests": self.counter.total,
+            "jobs.storage.requests": lambda: self.counter.total,
             "jobs.events.sent": lambda: self.events.stats.messages_sent if self.events else 0,
             "jobs.events.failed": lambda: self.events.stats.send_failures if self.events else 0})
 

@@ -25,7 +25,7 @@ Azurite fails larger GETs over many blocks (DESIGN.md §3).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -233,11 +233,11 @@ class AzureBlobStore:
                 response = await blob.append_block(data)
         except AzureError as err:
             raise translate_error(err, "append", name) from err
-        offset = int(response["blob_append_offset"])
+        offset = int(str(response["blob_append_offset"]))
         return AppendResult(
             offset=offset,
             size=offset + len(data),
-            block_count=int(response["blob_committed_block_count"]),
+            block_count=int(str(response["blob_committed_block_count"])),
         )
 
     async def _create_append_blob(
@@ -399,6 +399,6 @@ class AzureBlobStore:
         await self.close()
 
 
-def _meta(metadata: dict[str, str | None] | None) -> dict[str, str]:
+def _meta(metadata: Mapping[str, str | None] | None) -> dict[str, str]:
     """Metadata as written: the service lists an empty value as None."""
     return {k: v or "" for k, v in (metadata or {}).items()}

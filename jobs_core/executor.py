@@ -106,7 +106,7 @@ class Executor:
         errors: list[str] = []
         moves: list[tuple[str, list[Job], list[Job]]] = []  # blob, to move, half moved
         publish = False
-        infos = await self.listing.list(slot, now, timedelta(seconds=s.max_sleep_seconds))
+        infos = await self.listing.blobs(slot, now, timedelta(seconds=s.max_sleep_seconds))
         listed = {info.name for info in infos}
         k = 0
         while True:

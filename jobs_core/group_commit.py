@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import records as rec
 from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError, StoreError
@@ -40,7 +41,7 @@ VERIFY_TAIL_BYTES = 256 * 1024  # how far before the end a cold check looks for 
 
 @dataclass
 class _Write:
-    records: list[rec.Record]
+    records: Sequence[rec.Record | rec.Wire]
     data: bytes
     future: asyncio.Future[AppendResult]
 
@@ -63,7 +64,7 @@ class GroupCommitter:
         self.blocks_written = 0
         self.verified_after_error = 0  # blocks found committed although their append failed
 
-    async def append(self, blob: str, records: list[rec.Record],
+    async def append(self, blob: str, records: Sequence[rec.Record | rec.Wire],
                      create_metadata: dict[str, str]) -> AppendResult:
         """Append ``records`` to ``blob`` as part of a shared block; returns that block's
         result once it is durable (and applied to the cache, if there is one)."""
@@ -75,7 +76,7 @@ class GroupCommitter:
             queue.task = asyncio.create_task(self._flush(blob, queue, create_metadata))
         return await future
 
-    async def write(self, blob: str, records: list[rec.Record],
+    async def write(self, blob: str, records: Sequence[rec.Record],
                     create_metadata: dict[str, str] | None = None) -> ShardState:
         """``append``, then the blob's state with the records replayed (from the cache when
         the block applied to it, else after a tail read). Needs a cache."""
@@ -91,7 +92,8 @@ class GroupCommitter:
             if self._linger > 0:
                 await asyncio.sleep(self._linger)
             while queue.writes:
-                batch, size = [], 1
+                batch: list[Any] = []
+                size = 1
                 while queue.writes and (not batch or
                                         size + len(queue.writes[0].data) <= self._max_block_bytes):
                     write = queue.writes.pop(0)

@@ -43,11 +43,11 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def delay(self, failed_attempts: int, rng: random.Random | None = None) -> float:
-        exp = min(self.max_delay, self.base_delay * (2 ** max(0, failed_attempts - 1)))
+        exp = float(min(self.max_delay, self.base_delay * (2 ** max(0, failed_attempts - 1))))
         if self.jitter <= 0:
             return exp
         factor = 1 + (rng or random).uniform(-self.jitter, self.jitter)
-        return max(0.0, min(self.max_delay * (1 + self.jitter), exp * factor))
+        return float(max(0.0, min(self.max_delay * (1 + self.jitter), exp * factor)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

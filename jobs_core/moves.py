@@ -27,7 +27,7 @@ then where it lives); three while a move is half done. GET by id stays O(1) requ
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -176,7 +176,7 @@ class Mover:
             name = key.blob(parse_shard_name(source).index + 1)  # type: ignore[union-attr]
         return name
 
-    async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
+    async def _write(self, blob: str, records: Sequence[rec.Record]) -> ShardState:
         return await self._committer.write(blob, records)
 
 

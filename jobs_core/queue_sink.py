@@ -54,9 +54,10 @@ class QueueEventSink:
         """The sink for ``settings``, or None when they name no queue service (a connection
         string without ``QueueEndpoint=``, or no ``JOBS_STORAGE__queueServiceUri``)."""
         options: dict[str, Any] = {
-            "retry_policy": ExponentialRetry(initial_backoff=RETRY_BACKOFF_S, increment_base=1,
-                                             retry_total=RETRY_TOTAL,
-                                             random_jitter_range=RETRY_BACKOFF_S),
+            # (the SDK annotates these seconds as int; it computes with floats)
+            "retry_policy": ExponentialRetry(initial_backoff=RETRY_BACKOFF_S,  # type: ignore[arg-type]
+                                             increment_base=1, retry_total=RETRY_TOTAL,
+                                             random_jitter_range=RETRY_BACKOFF_S),  # type: ignore[arg-type]
             "connection_timeout": CONNECTION_TIMEOUT_S,
             "read_timeout": READ_TIMEOUT_S,
         }

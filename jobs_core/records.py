@@ -431,7 +431,7 @@ class Update:
     def decode(cls, wire: Wire) -> Update:
         values: dict[str, Any] = {}
         for name in wire["set"]:
-            raw = wire.get(cls._KEYS[name])  # KeyError: a field we do not know
+            raw: Any = wire.get(cls._KEYS[name])  # KeyError: a field we do not know
             if name == "retry":
                 values[name] = RetryPolicy(**raw)
             elif name == "recurrence":
@@ -554,3 +554,13 @@ def full(at: datetime) -> Full:
 def pointer(job_id: str, to: str, at: datetime) -> Pointer:
     return Pointer(job_id, to, at)
 
+
+
+__all__ = [
+    "FORMAT_VERSION", "READABLE_VERSIONS", "RECORD_TYPES", "Add", "Cancel", "Fail", "Full",
+    "Misfire", "Move", "Moved", "Ok", "Op", "Pause", "Pointer", "Record", "Reschedule",
+    "Resume", "Retry", "RunNow", "Start", "Touch", "Update", "Wire", "add", "cancel", "carry",
+    "decode", "encode_block", "encode_line", "fail", "full", "misfire", "move", "moved", "ok",
+    "parse_ts", "pause", "pointer", "reschedule", "resume", "retry", "run_now", "start",
+    "touch", "ts", "update",
+]

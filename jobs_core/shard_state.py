@@ -78,12 +78,13 @@ class ShardState:
                             self.blob, record)
                 return
             try:
-                record = rec.decode(record)
+                decoded = rec.decode(record)
             except (KeyError, TypeError, ValueError) as exc:
                 self.skipped += 1
                 log.warning("shard %s: skipped an invalid %s record (%s)", self.blob,
                             record.get("op"), exc)
                 return
+            record = decoded
         elif isinstance(record, rec.Add):  # the writer's own: the replay numbers a copy
             record = replace(record, job=replace(record.job))
         try:
@@ -94,8 +95,7 @@ class ShardState:
                       getattr(record, "id", None), exc)
 
     def _apply(self, r: rec.Record) -> None:
-        kind = type(r)
-        if kind not in _TRANSITIONS and kind is not rec.Moved:  # about the blob, or an add
+        if isinstance(r, rec.Add | rec.Touch | rec.Pointer | rec.Full):  # an add, or the blob's
             if isinstance(r, rec.Add):
                 self._add(r)
             elif isinstance(r, rec.Touch):
@@ -111,7 +111,7 @@ class ShardState:
         if isinstance(r, rec.Retry) and r.id in self.finished:
             self._revive(r)
             return
-        if kind in EXECUTION_TYPES and r.token is None:  # v1: fenced by claim epoch
+        if isinstance(r, EXECUTION_TYPES) and r.token is None:  # v1: fenced by claim epoch
             if r.epoch < self.max_epoch:
                 self.fenced += 1
                 log.info("shard %s: fenced off a %s record of epoch %d (current %d) for %s",

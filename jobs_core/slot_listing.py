@@ -46,7 +46,7 @@ class SlotListing:
         self.full_listings = 0  # (figures for tests and the bench)
         self.day_listings = 0
 
-    async def list(self, slot: int, now: datetime, horizon: timedelta) -> list[BlobInfo]:
+    async def blobs(self, slot: int, now: datetime, horizon: timedelta) -> list[BlobInfo]:
         """The slot's blobs a cycle at ``now`` needs (``horizon``: its longest sleep)."""
         last = self._full_at.get(slot)
         if last is None or now - last >= FULL_EVERY or now < last:
