@@ -1,8 +1,8 @@
 """The jobs API's data as dataclasses: jobs, pages, batches, history, and the request bodies.
 
 Field names are the JSON names (``jobs_client.drift`` checks them against the served OpenAPI
-document). Responses may carry members a model does not know yet: they land in ``extra``.
-``SCHEMA`` names the document's component schema a model stands for.
+document). Responses may carry members a model does not know yet: they land in ``extra`` (and
+members put in a request's ``extra`` are sent as they are).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any
 
 from ._codec import EXTRA, KEEP_NULL, UNSET
 
@@ -37,7 +37,6 @@ class RetryPolicy:
     """Exponential backoff. In a request, fields left ``None`` take the deployment's defaults
     (or, in an update, the job's own); in a job every field is set."""
 
-    SCHEMA: ClassVar[str] = "RetryPolicy"
     max_attempts: int | None = None
     base_delay: float | None = None
     max_delay: float | None = None
@@ -53,7 +52,6 @@ class Recurrence:
     optional ends (``until``, ``max_runs``), ``jitter_seconds`` and
     ``misfire_grace_seconds``."""
 
-    SCHEMA: ClassVar[str] = "Recurrence"
     cron: str | None = None
     timezone: str | None = None
     interval_seconds: float | None = None
@@ -71,7 +69,6 @@ class Recurrence:
 class ErrorInfo:
     """The error of a job's last failed attempt."""
 
-    SCHEMA: ClassVar[str] = "ErrorInfo"
     type: str
     message: str
     attempt: int = 0
@@ -82,7 +79,6 @@ class ErrorInfo:
 
 @dataclass(frozen=True)
 class Job:
-    SCHEMA: ClassVar[str] = "Job"
     id: str
     handler: str
     status: str
@@ -114,7 +110,6 @@ class Job:
 
 @dataclass(frozen=True)
 class JobPage:
-    SCHEMA: ClassVar[str] = "JobPage"
     jobs: list[Job]
     next_cursor: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
@@ -126,7 +121,6 @@ class NewJob:
     """A job to schedule (the body of ``POST /api/jobs``, an item of a batch). ``due_at``
     (with a time zone), ``delay`` (seconds) or neither (now)."""
 
-    SCHEMA: ClassVar[str] = "JobRequest"
     handler: str
     payload: Any = None
     due_at: datetime | str | None = None
@@ -145,7 +139,6 @@ class JobUpdate:
     """The body of ``PATCH /api/jobs/{id}``: only the fields given are changed; ``None`` is
     sent as ``null`` (a ``null`` payload; ``timeout_seconds=None``: back to the default)."""
 
-    SCHEMA: ClassVar[str] = "JobUpdate"
     payload: Any = field(default=UNSET, metadata=KEEP_NULL)
     retry: RetryPolicy | None = UNSET
     recurrence: Recurrence | None = UNSET
@@ -158,7 +151,6 @@ class JobUpdate:
 class Reschedule:
     """The body of ``POST /api/jobs/{id}/reschedule``: ``due_at`` or ``delay``."""
 
-    SCHEMA: ClassVar[str] = "RescheduleRequest"
     due_at: datetime | str | None = None
     delay: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
@@ -169,7 +161,6 @@ class Reschedule:
 class Problem:
     """An RFC 9457 problem (``application/problem+json``)."""
 
-    SCHEMA: ClassVar[str] = "Problem"
     type: str = ""
     title: str = ""
     status: int = 0
@@ -181,7 +172,6 @@ class Problem:
 
 @dataclass(frozen=True)
 class BatchRequest:
-    SCHEMA: ClassVar[str] = "BatchRequest"
     jobs: list[NewJob]
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
@@ -193,7 +183,6 @@ class BatchResult:
     ``job``, or an error status with its ``problem`` (the other items were still
     scheduled)."""
 
-    SCHEMA: ClassVar[str] = "BatchResult"
     status: int
     job: Job | None = None
     problem: Problem | None = None
@@ -207,7 +196,6 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class BatchResponse:
-    SCHEMA: ClassVar[str] = "BatchResponse"
     results: list[BatchResult]
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
@@ -217,7 +205,6 @@ class BatchResponse:
 class HistoryRecord:
     """One record of a job's log, with what the replay did with it."""
 
-    SCHEMA: ClassVar[str] = "HistoryRecord"
     type: str
     offset: int = 0
     applied: bool = False
@@ -241,7 +228,6 @@ class HistoryRecord:
 
 @dataclass(frozen=True)
 class JobHistory:
-    SCHEMA: ClassVar[str] = "JobHistory"
     job_id: str
     records: list[HistoryRecord]
     job: Job

@@ -61,3 +61,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 NOT_IN_CLIENT: dict[tuple[str, str], str] = {
     ("get", "/dashboard"): "an HTML page for a browser (open /api/dashboard?code=<key>)",
 }
+
+# Client operations the server is getting in a change not merged yet: the checker accepts that
+# the document lacks them, and fails once it has them (then take them out of this set).
+AHEAD_OF_SERVER: frozenset[tuple[str, str]] = frozenset({
+    ("post", "/jobs/{id}/retry"),  # POST /api/jobs/{id}/retry, being added on main
+})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from ._codec import EXTRA, WIRE
 
@@ -116,7 +116,6 @@ class SchedulerMetrics:
 
 @dataclass(frozen=True)
 class SchedulerStatus:
-    SCHEMA: ClassVar[str] = "SchedulerStatus"
     slots: list[SlotStatus]
     metrics: SchedulerMetrics
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
@@ -137,7 +136,6 @@ class SlotStart:
 
 @dataclass(frozen=True)
 class SchedulerStart:
-    SCHEMA: ClassVar[str] = "SchedulerStart"
     slots: list[SlotStart]
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
@@ -166,7 +164,6 @@ class ShardRow:
 
 @dataclass(frozen=True)
 class ShardPage:
-    SCHEMA: ClassVar[str] = "ShardPage"
     shards: list[ShardRow]
     next_cursor: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
@@ -184,7 +181,6 @@ class TimelinePoint:
 
 @dataclass(frozen=True)
 class Timeline:
-    SCHEMA: ClassVar[str] = "Timeline"
     from_: datetime | None = field(default=None, metadata={WIRE: "from"})
     to: datetime | None = None
     bucket_seconds: int = 60
@@ -200,7 +196,6 @@ class Timeline:
 class PurgeRequest:
     """The body of ``POST /api/maintenance/purge`` (``None``: the deployment's default)."""
 
-    SCHEMA: ClassVar[str] = "PurgeRequest"
     dry_run: bool | None = None
     retention_days: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
@@ -239,7 +234,6 @@ class OrchestrationPurge:
 
 @dataclass(frozen=True)
 class PurgeReport:
-    SCHEMA: ClassVar[str] = "PurgeReport"
     dry_run: bool
     retention_days: float
     cutoff: datetime
