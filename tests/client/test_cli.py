@@ -87,8 +87,8 @@ def test_list_table_and_json_lines(jobs: Jobs) -> None:
     assert header.split() == ["ID", "STATUS", "HANDLER", "DUE", "(UTC)", "ATTEMPTS", "RUNS"]
     assert {row.split()[0] for row in rows} >= set(ids)
     assert all(row.split()[1:3] == ["scheduled", "fail_n_times"] for row in rows)
-    code, out, _ = jobs("list", "--handler", "fail_n_times", "--limit", "2", "--json")
-    assert code == 0 and len(out.splitlines()) == 2
+    code, out, err = jobs("list", "--handler", "fail_n_times", "--limit", "2", "--json")
+    assert code == 0 and len(out.splitlines()) == 2 and "--limit 0 lists all" in err
     assert all(json.loads(line)["handler"] == "fail_n_times" for line in out.splitlines())
     for job_id in ids:
         assert jobs("cancel", job_id)[0] == 0

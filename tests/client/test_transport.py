@@ -228,6 +228,22 @@ def test_request_bodies_send_what_was_given() -> None:
         client.schedule("echo", due_at=datetime(2026, 11, 22, 15))
 
 
+def test_batch_items_as_dicts_and_prefer_wait_are_sent_as_given() -> None:
+    batch = {"results": [{"status": 400, "problem": {
+        "type": "t", "title": "Invalid request", "status": 400, "detail": "no offset",
+        "field": "due_at"}}]}
+    script = Script(ok(batch), ok(job_json(), 202, **{"Retry-After": "1"}))
+    client = sync_client(script)
+    [result] = client.schedule_many([{"handler": "echo", "due_at": "2026-11-22T15:00:00",
+                                      "priority": 1}])
+    assert not result.ok and result.problem is not None and result.problem.field == "due_at"
+    # the caller's text and unknown members go to the server, which judges them
+    assert json.loads(script.requests[0].content) == {"jobs": [
+        {"handler": "echo", "due_at": "2026-11-22T15:00:00", "priority": 1}]}
+    assert client.schedule("echo", wait=0.5).status == "scheduled"
+    assert script.requests[1].headers["prefer"] == "wait=0.5"
+
+
 def test_base_url_may_name_api_and_the_key_comes_from_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBS_KEY", "from-env")

@@ -93,6 +93,8 @@ def convert(tp: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
+        if isinstance(value, str) and str in typing.get_args(tp):
+            return value  # a request's `datetime | str` time stays the caller's text
         for arg in typing.get_args(tp):
             if arg is not type(None) and _fits(arg, value):
                 return convert(arg, value)

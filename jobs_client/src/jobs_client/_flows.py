@@ -62,6 +62,11 @@ def query(**values: Any) -> dict[str, str]:
     return out
 
 
+def _seconds(value: float) -> str:
+    """Seconds as the API's ``wait`` grammar wants them: digits, maybe a fraction."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def finished(job: Job, runs_before: int) -> bool:
     """What the API's own wait means by finished: final, or (a recurring job) another run
     done."""
@@ -87,7 +92,7 @@ class Flows:
         """``POST /api/jobs``; with ``wait``, ``Prefer: wait=N``. Returns the job and, if the
         answer was 202 (not finished yet), its ``Retry-After``. Without an idempotency key a
         503 is not retried: the job might have been written (README, I1)."""
-        headers = {"Prefer": f"wait={wait:g}"} if wait else {}
+        headers = {"Prefer": f"wait={_seconds(wait)}"} if wait else {}
         request = Request("POST", "/jobs", json=encode(job), headers=headers,
                           extra_read_seconds=wait or 0.0,
                           retry_unavailable=job.idempotency_key is not None)

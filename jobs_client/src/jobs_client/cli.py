@@ -50,6 +50,7 @@ ERROR_EXIT: list[tuple[type[errors.JobsClientError], int]] = [
     (errors.Unauthorized, UNAUTHORIZED), (errors.WaitTimeout, TIMED_OUT),
 ]
 STATUSES = [s.value for s in JobStatus]
+Command = Callable[[JobsClient, argparse.Namespace, TextIO, TextIO], int]  # client, args, out, err
 
 
 class UsageError(Exception):
@@ -162,7 +163,8 @@ def _outcome(job: Job) -> int:
     return JOB_FAILED if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) else OK
 
 
-def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
+def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO,
+                 err: TextIO) -> int:
     if args.tz and not args.cron:
         raise UsageError("--tz goes with --cron")
     recurrence = (Recurrence(cron=args.cron, timezone=args.tz) if args.cron
@@ -176,18 +178,25 @@ def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO) -> i
         job = client.schedule(args.handler, _payload(args), **options)
         _print(out, args, job)
         return OK
-    job = client.schedule_and_wait(args.handler, _payload(args), timeout=args.wait, **options)
+    try:
+        job = client.schedule_and_wait(args.handler, _payload(args), timeout=args.wait,
+                                       **options)
+    except errors.WaitTimeout as exc:
+        _print(out, args, exc.job)  # scheduled all the same: the id is in the output
+        raise
     _print(out, args, job)
     return _outcome(job)
 
 
-def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
+def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO,
+             err: TextIO) -> int:
     jobs = client.iter_jobs(status=args.status, handler=args.handler, slot=args.slot,
                             due_from=args.due_from, due_to=args.due_to,
                             page_size=args.page_size)
     shown: list[Job] = []
     for job in jobs:
         if args.limit and len(shown) >= args.limit:
+            err.write(f"jobs list: the first {args.limit} jobs; --limit 0 lists all\n")
             break
         if args.json:
             show.print_json(out, job)
@@ -197,7 +206,8 @@ def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
-def cmd_wait(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
+def cmd_wait(client: JobsClient, args: argparse.Namespace, out: TextIO,
+             err: TextIO) -> int:
     try:
         job = client.wait(args.job_id, timeout=args.timeout)
     except errors.WaitTimeout as exc:
@@ -207,7 +217,8 @@ def cmd_wait(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
     return _outcome(job)
 
 
-def cmd_watch(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
+def cmd_watch(client: JobsClient, args: argparse.Namespace, out: TextIO,
+              err: TextIO) -> int:
     last = None
     for job in client.watch(args.job_id, interval=args.interval, timeout=args.timeout):
         if args.json:
@@ -230,14 +241,14 @@ def _print(out: TextIO, args: argparse.Namespace, model: Any,
 
 def _control(action: Callable[[JobsClient, argparse.Namespace], Any],
              human: Callable[[TextIO, Any], None] = show.print_job
-             ) -> Callable[[JobsClient, argparse.Namespace, TextIO], int]:
-    def run(client: JobsClient, args: argparse.Namespace, out: TextIO) -> int:
+             ) -> Command:
+    def run(client: JobsClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print(out, args, action(client, args), human)
         return OK
     return run
 
 
-COMMANDS: dict[str, Callable[[JobsClient, argparse.Namespace, TextIO], int]] = {
+COMMANDS: dict[str, Command] = {
     "schedule": cmd_schedule,
     "get": _control(lambda c, a: c.get(a.job_id)),
     "list": cmd_list,
@@ -273,7 +284,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return int(exc.code or 0)
     try:
         with JobsClient(args.url, args.key, timeout=args.http_timeout) as client:
-            return COMMANDS[args.command](client, args, out)
+            return COMMANDS[args.command](client, args, out, err)
     except UsageError as exc:
         err.write(f"jobs {args.command}: {exc}\n")
         return USAGE
