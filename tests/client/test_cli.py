@@ -1,4 +1,4 @@
-"""The ``jobs`` CLI against the real app: in-process through ``main(argv)`` (output and exit
+"""The ``jobsctl`` CLI against the real app: in-process through ``main(argv)`` (output and exit
 codes), and once as the installed console script."""
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def test_controls_watch_and_status(jobs: Jobs) -> None:
 
 
 def test_the_installed_console_script(host: DevHostProcess) -> None:
-    script = shutil.which("jobs", path=str(Path(sys.executable).parent))
-    assert script, "the `jobs` console script is not installed: run scripts/bootstrap.sh"
+    script = shutil.which("jobsctl", path=str(Path(sys.executable).parent))
+    assert script, "the `jobsctl` console script is not installed: run scripts/bootstrap.sh"
     env = {**os.environ, "JOBS_URL": host.base_url, "JOBS_KEY": host.key}
     done = subprocess.run([script, "--json", "schedule", "echo", "--payload", "[1, 2]",
                            "--wait", "20"], env=env, capture_output=True, text=True,

@@ -1,5 +1,5 @@
 """Python client for the durable jobs scheduler's HTTP API: ``JobsClient`` (sync) and
-``AsyncJobsClient`` (asyncio), typed models, typed errors, and the ``jobs`` CLI."""
+``AsyncJobsClient`` (asyncio), typed models, typed errors, and the ``jobsctl`` CLI."""
 
 from ._codec import UNSET
 from ._protocol import PollConfig, RetryConfig

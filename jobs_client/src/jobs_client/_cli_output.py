@@ -1,4 +1,4 @@
-"""What the ``jobs`` CLI prints: a job as ``name  value`` lines, tables for lists and slots,
+"""What the ``jobsctl`` CLI prints: a job as ``name  value`` lines, tables for lists and slots,
 one line per change for ``watch``, or JSON (``--json``)."""
 
 from __future__ import annotations

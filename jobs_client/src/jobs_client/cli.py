@@ -1,8 +1,9 @@
-"""``jobs``: the command line of the jobs API.
+"""``jobsctl``: the command line of the jobs API (not ``jobs``: that is a shell builtin, which
+bash and zsh run instead of any ``jobs`` on the PATH).
 
-    jobs schedule echo --payload '{"hello": "world"}' --delay 5 --wait 30
-    jobs list --status failed
-    jobs watch <id>
+    jobsctl schedule echo --payload '{"hello": "world"}' --delay 5 --wait 30
+    jobsctl list --status failed
+    jobsctl watch <id>
 
 The URL and key come from ``--url``/``--key`` or ``JOBS_URL``/``JOBS_KEY`` (the environment
 keeps the key out of the process list). ``--json`` prints JSON: one object, or one per line for
@@ -80,7 +81,7 @@ def _job_id(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jobs", description="Schedule and follow jobs of the durable jobs API.",
+        prog="jobsctl", description="Schedule and follow jobs of the durable jobs API.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()))
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -196,7 +197,7 @@ def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO,
     shown: list[Job] = []
     for job in jobs:
         if args.limit and len(shown) >= args.limit:
-            err.write(f"jobs list: the first {args.limit} jobs; --limit 0 lists all\n")
+            err.write(f"jobsctl list: the first {args.limit} jobs; --limit 0 lists all\n")
             break
         if args.json:
             show.print_json(out, job)
@@ -286,15 +287,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         with JobsClient(args.url, args.key, timeout=args.http_timeout) as client:
             return COMMANDS[args.command](client, args, out, err)
     except UsageError as exc:
-        err.write(f"jobs {args.command}: {exc}\n")
+        err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
     except errors.JobsClientError as exc:
-        err.write(f"jobs {args.command}: {exc}\n")
+        err.write(f"jobsctl {args.command}: {exc}\n")
         return exit_code(exc)
     except KeyboardInterrupt:
         return INTERRUPTED
     except OSError as exc:  # a payload file that cannot be read
-        err.write(f"jobs {args.command}: {exc}\n")
+        err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
 
 
