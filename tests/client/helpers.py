@@ -61,7 +61,7 @@ def job_json(**overrides: Any) -> dict[str, Any]:
         "max_attempts": 5, "runs": 0, "payload": {"a": 1}, "result": None, "error": None,
         "compensation": None, "idempotency_key": None,
         "retry": {"max_attempts": 5, "base_delay": 2.0, "max_delay": 300.0, "jitter": 0.2},
-        "recurrence": None, "notify": None, "cancel_reason": None,
+        "recurrence": None, "notify": None, "cancel_reason": None, "labels": {},
     }
     job.update(overrides)
     return job

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def test_schedule_wait_get_and_json(jobs: Jobs) -> None:
     assert code == 0
     job = json.loads(out)
     assert job["status"] == "succeeded" and job["result"] == {"x": 1}
+    code, _, err = jobs("schedule", "echo", "--label", "no-colon")
+    assert code == 2 and "KEY:VALUE" in err
     code, out, _ = jobs("get", job["id"])
     assert code == 0
     lines = dict(line.split(None, 1) for line in out.splitlines())
@@ -78,14 +81,15 @@ def test_exit_codes(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_list_table_and_json_lines(jobs: Jobs) -> None:
-    ids = [json.loads(jobs("--json", "schedule", "fail_n_times", "--delay", "900")[1])["id"]
-           for _ in range(3)]
-    code, out, _ = jobs("list", "--handler", "fail_n_times", "--status", "scheduled",
+    tag = f"tag:{uuid.uuid4().hex[:8]}"
+    ids = [json.loads(jobs("--json", "schedule", "fail_n_times", "--delay", "900",
+                           "--label", tag, "--label", "team:cli")[1])["id"] for _ in range(3)]
+    code, out, _ = jobs("list", "--label", tag, "--label", "team", "--status", "scheduled",
                         "--page-size", "1", "--limit", "0")
     assert code == 0
     header, *rows = out.splitlines()
     assert header.split() == ["ID", "STATUS", "HANDLER", "DUE", "(UTC)", "ATTEMPTS", "RUNS"]
-    assert {row.split()[0] for row in rows} >= set(ids)
+    assert {row.split()[0] for row in rows} == set(ids)
     assert all(row.split()[1:3] == ["scheduled", "fail_n_times"] for row in rows)
     code, out, err = jobs("list", "--handler", "fail_n_times", "--limit", "2", "--json")
     assert code == 0 and len(out.splitlines()) == 2 and "--limit 0 lists all" in err

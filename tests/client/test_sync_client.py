@@ -19,7 +19,6 @@ from jobs_client import (
     Recurrence,
     Unauthorized,
 )
-from jobs_client.drift import document_operations
 from tests.client.helpers import UNKNOWN_ID, Recorder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
@@ -46,18 +45,17 @@ def test_wait_polls_after_a_202(client: JobsClient, recorder: Recorder) -> None:
 def test_pages_follow_the_continuation_to_the_end(client: JobsClient) -> None:
     tag = uuid.uuid4().hex[:8]
     results = client.schedule_many(
-        [NewJob("sleep", {"tag": tag, "i": i}, delay=3600) for i in range(5)])
+        [NewJob("sleep", {"i": i}, delay=3600, labels={"tag": tag}) for i in range(5)])
     assert [r.status for r in results] == [201] * 5
     mine = {r.job.id for r in results if r.job is not None}
-    pages = list(client.iter_pages(handler="sleep", status="scheduled", page_size=2))
+    pages = list(client.iter_pages(label={"tag": tag}, page_size=2))
     seen = [j.id for page in pages for j in page.jobs]
     assert len(pages) >= 3 and all(len(page.jobs) <= 2 for page in pages)
     assert all(page.next_cursor for page in pages[:-1]) and pages[-1].next_cursor is None
-    assert len(seen) == len(set(seen)) and mine <= set(seen)
-    assert [j.id for j in client.iter_jobs(handler="sleep", status="scheduled",
-                                           page_size=2)] == seen
-    first = client.list_page(handler="sleep", status="scheduled", limit=2)
-    assert [j.id for j in first.jobs] == seen[:2]
+    assert len(seen) == len(set(seen)) and set(seen) == mine
+    assert [j.id for j in client.iter_jobs(label=f"tag:{tag}", page_size=2)] == seen
+    first = client.list_page(label={"tag": None}, handler="sleep", limit=2)
+    assert len(first.jobs) == 2 and all("tag" in j.labels for j in first.jobs)
     for job_id in mine:
         assert client.cancel(job_id, reason=tag).cancel_reason == tag
 
@@ -90,8 +88,10 @@ def test_controls_update_history(client: JobsClient) -> None:
     job = client.schedule("echo", {"v": 1}, delay=600, retry={"max_attempts": 3})
     assert job.retry.max_attempts == 3 and job.max_attempts == 3
     assert client.pause(job.id).status == JobStatus.PAUSED
-    updated = client.update(job.id, payload={"v": 2}, retry={"max_attempts": 4})
+    updated = client.update(job.id, payload={"v": 2}, retry={"max_attempts": 4},
+                            labels={"team": "billing"})
     assert updated.payload == {"v": 2} and updated.max_attempts == 4
+    assert updated.labels == {"team": "billing"}
     assert client.resume(job.id).status == JobStatus.SCHEDULED
     later = datetime.now(UTC) + timedelta(hours=2)
     moved = client.reschedule(job.id, due_at=later)
@@ -129,16 +129,17 @@ def test_recurring_job_wait_means_its_next_run(client: JobsClient) -> None:
     assert client.cancel(ran.id).status == JobStatus.CANCELLED
 
 
-def test_retry_route(client: JobsClient) -> None:
+def test_retry_runs_a_failed_job_again_as_a_new_run(client: JobsClient) -> None:
     failed = client.schedule_and_wait("reserve", {"fail": True}, timeout=20)
-    assert failed.status == JobStatus.FAILED
-    if ("post", "/jobs/{id}/retry") in document_operations(client.openapi()):
-        again = client.retry(failed.id)
-        assert again.status in (JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.FAILED)
-        assert client.wait(again.id, timeout=30).status == JobStatus.FAILED  # fails again
-    else:  # not served yet (jobs_client.operations.AHEAD_OF_SERVER)
-        with pytest.raises(NotFound):
-            client.retry(failed.id)
+    assert failed.status == JobStatus.FAILED and failed.attempts == 1
+    again = client.retry(failed.id)
+    assert again.id == failed.id and again.status == JobStatus.SCHEDULED
+    assert again.runs == failed.runs + 1 and again.attempts == 0
+    done = client.wait(again.id, timeout=30)  # runs again (and fails again: it is permanent)
+    assert done.status == JobStatus.FAILED and done.attempts == 1
+    assert [r.type for r in client.history(done.id).records].count("start") == 2
+    with pytest.raises(Conflict):
+        client.retry(client.schedule("echo", delay=600).id)  # not failed or cancelled
 
 
 def test_operator_routes(client: JobsClient) -> None:

@@ -244,6 +244,18 @@ def test_batch_items_as_dicts_and_prefer_wait_are_sent_as_given() -> None:
     assert script.requests[1].headers["prefer"] == "wait=0.5"
 
 
+def test_label_filters_and_labels() -> None:
+    script = Script(ok({"jobs": [job_json(labels={"team": "billing"})], "next_cursor": None}),
+                    ok(job_json()))
+    client = sync_client(script)
+    [job] = client.iter_jobs(label={"team": "billing", "urgent": None}, page_size=10)
+    assert job.labels == {"team": "billing"}
+    assert dict(script.requests[0].url.params) == {"label": "team:billing,urgent",
+                                                   "limit": "10"}
+    client.update(UNKNOWN_ID, labels=None)  # removes them: sent as null
+    assert json.loads(script.requests[1].content) == {"labels": None}
+
+
 def test_base_url_may_name_api_and_the_key_comes_from_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBS_KEY", "from-env")

@@ -49,6 +49,8 @@ def job_lines(job: Job) -> list[tuple[str, str]]:
     if job.error is not None:
         rows.append(("error", f"{job.error.type}: {job.error.message} "
                               f"(attempt {job.error.attempt})"))
+    if job.labels:
+        rows.append(("labels", ", ".join(f"{k}:{v}" for k, v in sorted(job.labels.items()))))
     for name in ("compensation", "cancel_reason", "idempotency_key", "notify"):
         if getattr(job, name) is not None:
             rows.append((name, str(getattr(job, name))))

@@ -14,6 +14,7 @@ from ._codec import decode
 from .models import JobUpdate, NewJob, Recurrence, RetryPolicy
 
 DEFAULT_URL = "http://127.0.0.1:7071"
+LabelFilter = str | Mapping[str, str | None] | None
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "jobs-client/0.1"
 
@@ -46,11 +47,12 @@ def new_job(handler: str, payload: Any, *, due_at: datetime | str | None,
             delay: float | None, idempotency_key: str | None,
             retry: RetryPolicy | Mapping[str, Any] | None,
             recurrence: Recurrence | Mapping[str, Any] | None, notify: str | None,
-            timeout_seconds: float | None) -> NewJob:
+            timeout_seconds: float | None, labels: Mapping[str, str] | None) -> NewJob:
     return NewJob(handler=handler, payload=payload, due_at=due_at, delay=delay,
                   idempotency_key=idempotency_key, retry=as_model(RetryPolicy, retry),
                   recurrence=as_model(Recurrence, recurrence), notify=notify,
-                  timeout_seconds=timeout_seconds)
+                  timeout_seconds=timeout_seconds,
+                  labels=None if labels is None else dict(labels))
 
 
 def as_model(cls: type, value: Any) -> Any:
@@ -66,13 +68,23 @@ def as_new_jobs(jobs: Iterable[NewJob | Mapping[str, Any]]) -> list[NewJob]:
 
 def job_filters(*, status: str | None, handler: str | None, slot: int | None,
                 due_from: datetime | str | None, due_to: datetime | str | None,
-                limit: int | None) -> dict[str, Any]:
+                limit: int | None, label: LabelFilter) -> dict[str, Any]:
     return {"status": status, "handler": handler, "slot": slot, "due_from": due_from,
-            "due_to": due_to, "limit": limit}
+            "due_to": due_to, "limit": limit, "label": label_filter(label)}
 
 
-def job_update(payload: Any, retry: Any, recurrence: Any, timeout_seconds: Any) -> JobUpdate:
+def label_filter(label: LabelFilter) -> str | None:
+    """``?label=``: ``{"team": "billing", "urgent": None}`` -> ``team:billing,urgent`` (a
+    ``None`` value: the key with any value); a string is sent as it is."""
+    if label is None or isinstance(label, str):
+        return label
+    return ",".join(key if value is None else f"{key}:{value}" for key, value in label.items())
+
+
+def job_update(payload: Any, retry: Any, recurrence: Any, timeout_seconds: Any,
+               labels: Any) -> JobUpdate:
     """The PATCH body from ``update``'s arguments (``UNSET`` ones are not sent)."""
     return JobUpdate(payload=payload, retry=as_model(RetryPolicy, retry),
                      recurrence=as_model(Recurrence, recurrence),
-                     timeout_seconds=timeout_seconds)
+                     timeout_seconds=timeout_seconds,
+                     labels=dict(labels) if isinstance(labels, Mapping) else labels)

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-attempts", type=int, metavar="N")
     p.add_argument("--notify", metavar="QUEUE", help="queue for this job's events")
     p.add_argument("--timeout-seconds", type=float, metavar="S", help="per-attempt timeout")
+    p.add_argument("--label", action="append", metavar="KEY:VALUE",
+                   help="a label (repeat for more)")
     p.add_argument("--wait", type=float, metavar="S",
                    help="wait up to S seconds for the job to finish (exit 0/1/6)")
 
@@ -115,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("list", "list jobs as a table, following pages")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--handler")
+    p.add_argument("--label", action="append", metavar="KEY[:VALUE]",
+                   help="only jobs with this label (any value without :VALUE); repeat: all")
     p.add_argument("--slot", type=int)
     p.add_argument("--from", dest="due_from", metavar="TIME", help="due at or after")
     p.add_argument("--to", dest="due_to", metavar="TIME", help="due before")
@@ -125,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _job_id(p)
     p.add_argument("--reason")
     for name, text in (("run-now", "make a waiting job due now"),
-                       ("retry", "run a failed job again"),
+                       ("retry", "run a failed or cancelled job again, as a new run"),
                        ("pause", "hold a waiting job"), ("resume", "let a paused job wait again"),
                        ("history", "every record of a job")):
         _job_id(command(name, text))
@@ -160,6 +164,13 @@ def _payload(args: argparse.Namespace) -> Any:
         raise UsageError(f"the payload is not JSON: {exc}") from None
 
 
+def _label(text: str) -> tuple[str, str]:
+    key, colon, value = text.partition(":")
+    if not colon:
+        raise UsageError(f"--label {text!r}: write KEY:VALUE")
+    return key, value
+
+
 def _outcome(job: Job) -> int:
     return JOB_FAILED if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) else OK
 
@@ -172,9 +183,11 @@ def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO,
                   else Recurrence(interval_seconds=args.every) if args.every is not None
                   else None)
     retry = RetryPolicy(max_attempts=args.max_attempts) if args.max_attempts else None
+    labels = dict(_label(text) for text in args.label or [])
     options: dict[str, Any] = dict(
         due_at=args.at, delay=args.delay, idempotency_key=args.idempotency_key, retry=retry,
-        recurrence=recurrence, notify=args.notify, timeout_seconds=args.timeout_seconds)
+        recurrence=recurrence, notify=args.notify, timeout_seconds=args.timeout_seconds,
+        labels=labels or None)
     if args.wait is None:
         job = client.schedule(args.handler, _payload(args), **options)
         _print(out, args, job)
@@ -193,7 +206,8 @@ def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO,
              err: TextIO) -> int:
     jobs = client.iter_jobs(status=args.status, handler=args.handler, slot=args.slot,
                             due_from=args.due_from, due_to=args.due_to,
-                            page_size=args.page_size)
+                            page_size=args.page_size,
+                            label=",".join(args.label) if args.label else None)
     shown: list[Job] = []
     for job in jobs:
         if args.limit and len(shown) >= args.limit:

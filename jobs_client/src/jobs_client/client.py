@@ -12,6 +12,7 @@ import httpx
 
 from . import _common
 from ._codec import UNSET
+from ._common import LabelFilter
 from ._flows import Flows
 from ._protocol import Emit, Flow, PollConfig, RetryConfig, Sleep, TransportFailure, build
 from .models import (
@@ -107,13 +108,14 @@ class JobsClient:
                  retry: RetryPolicy | Mapping[str, Any] | None = None,
                  recurrence: Recurrence | Mapping[str, Any] | None = None,
                  notify: str | None = None, timeout_seconds: float | None = None,
+                 labels: Mapping[str, str] | None = None,
                  wait: float | None = None) -> Job:
         """Schedule a job. With ``wait``, the server holds the answer up to ``wait`` seconds
         (``Prefer: wait``, capped by the server) and the job may come back finished."""
         job = _common.new_job(handler, payload, due_at=due_at, delay=delay,
                               idempotency_key=idempotency_key, retry=retry,
                               recurrence=recurrence, notify=notify,
-                              timeout_seconds=timeout_seconds)
+                              timeout_seconds=timeout_seconds, labels=labels)
         return self._run(self._flows.schedule(job, wait))[0]
 
     def schedule_job(self, job: NewJob, *, wait: float | None = None) -> Job:
@@ -125,13 +127,14 @@ class JobsClient:
                           retry: RetryPolicy | Mapping[str, Any] | None = None,
                           recurrence: Recurrence | Mapping[str, Any] | None = None,
                           notify: str | None = None,
-                          timeout_seconds: float | None = None) -> Job:
+                          timeout_seconds: float | None = None,
+                          labels: Mapping[str, str] | None = None) -> Job:
         """Schedule and wait until the job finished: ``Prefer: wait`` first, then polling
         (never sooner than the server's ``Retry-After``); ``WaitTimeout`` after ``timeout``."""
         job = _common.new_job(handler, payload, due_at=due_at, delay=delay,
                               idempotency_key=idempotency_key, retry=retry,
                               recurrence=recurrence, notify=notify,
-                              timeout_seconds=timeout_seconds)
+                              timeout_seconds=timeout_seconds, labels=labels)
         return self._run(self._flows.schedule_and_wait(job, timeout))
 
     def schedule_many(self, jobs: Iterable[NewJob | Mapping[str, Any]]) -> list[BatchResult]:
@@ -155,27 +158,32 @@ class JobsClient:
     def list_page(self, *, status: str | None = None, handler: str | None = None,
                   slot: int | None = None, due_from: datetime | str | None = None,
                   due_to: datetime | str | None = None, limit: int | None = None,
-                  cursor: str | None = None) -> JobPage:
+                  cursor: str | None = None, label: LabelFilter = None) -> JobPage:
         """One page of ``GET /api/jobs``; pass ``page.next_cursor`` as ``cursor``."""
         filters = _common.job_filters(status=status, handler=handler, slot=slot,
-                                      due_from=due_from, due_to=due_to, limit=limit)
+                                      due_from=due_from, due_to=due_to, limit=limit,
+                                      label=label)
         return self._run(self._flows.list_page(filters, cursor))
 
     def iter_pages(self, *, status: str | None = None, handler: str | None = None,
                    slot: int | None = None, due_from: datetime | str | None = None,
                    due_to: datetime | str | None = None,
-                   page_size: int | None = None) -> Iterator[JobPage]:
+                   page_size: int | None = None,
+                   label: LabelFilter = None) -> Iterator[JobPage]:
         filters = _common.job_filters(status=status, handler=handler, slot=slot,
-                                      due_from=due_from, due_to=due_to, limit=page_size)
+                                      due_from=due_from, due_to=due_to, limit=page_size,
+                                      label=label)
         return self._steps(self._flows.pages(filters))
 
     def iter_jobs(self, *, status: str | None = None, handler: str | None = None,
                   slot: int | None = None, due_from: datetime | str | None = None,
                   due_to: datetime | str | None = None,
-                  page_size: int | None = None) -> Iterator[Job]:
+                  page_size: int | None = None,
+                  label: LabelFilter = None) -> Iterator[Job]:
         """Every matching job, page after page (in shard order)."""
         filters = _common.job_filters(status=status, handler=handler, slot=slot,
-                                      due_from=due_from, due_to=due_to, limit=page_size)
+                                      due_from=due_from, due_to=due_to, limit=page_size,
+                                      label=label)
         return self._steps(self._flows.jobs(filters))
 
     def cancel(self, job_id: str, reason: str | None = None) -> Job:
@@ -185,7 +193,8 @@ class JobsClient:
         return self._run(self._flows.control(job_id, "run"))
 
     def retry(self, job_id: str) -> Job:
-        """Run a failed job again (``POST /api/jobs/{id}/retry``)."""
+        """Run a failed or cancelled job again now, as a new run (``runs`` + 1, the same id,
+        a fresh attempt budget)."""
         return self._run(self._flows.control(job_id, "retry"))
 
     def pause(self, job_id: str) -> Job:
@@ -201,9 +210,10 @@ class JobsClient:
     def update(self, job_id: str, *, payload: Any = UNSET,
                retry: RetryPolicy | Mapping[str, Any] | None = UNSET,
                recurrence: Recurrence | Mapping[str, Any] | None = UNSET,
-               timeout_seconds: float | None = UNSET) -> Job:
+               timeout_seconds: float | None = UNSET,
+               labels: Mapping[str, str] | None = UNSET) -> Job:
         """Change a waiting or paused job; only the arguments given are sent."""
-        update = _common.job_update(payload, retry, recurrence, timeout_seconds)
+        update = _common.job_update(payload, retry, recurrence, timeout_seconds, labels)
         return self._run(self._flows.update(job_id, update))
 
     def history(self, job_id: str) -> JobHistory:

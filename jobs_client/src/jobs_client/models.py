@@ -99,6 +99,7 @@ class Job:
     recurrence: Recurrence | None = None
     notify: str | None = None
     cancel_reason: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
@@ -130,6 +131,7 @@ class NewJob:
     recurrence: Recurrence | None = None
     notify: str | None = None
     timeout_seconds: float | None = None
+    labels: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
@@ -137,12 +139,14 @@ class NewJob:
 @dataclass(frozen=True)
 class JobUpdate:
     """The body of ``PATCH /api/jobs/{id}``: only the fields given are changed; ``None`` is
-    sent as ``null`` (a ``null`` payload; ``timeout_seconds=None``: back to the default)."""
+    sent as ``null`` (a ``null`` payload; ``timeout_seconds=None``: back to the default;
+    ``labels=None``: no labels)."""
 
     payload: Any = field(default=UNSET, metadata=KEEP_NULL)
     retry: RetryPolicy | None = UNSET
     recurrence: Recurrence | None = UNSET
     timeout_seconds: float | None = field(default=UNSET, metadata=KEEP_NULL)
+    labels: dict[str, str] | None = field(default=UNSET, metadata=KEEP_NULL)
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
