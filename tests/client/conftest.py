@@ -18,7 +18,8 @@ from tests.e2e.helpers import Api, make_host
 def host(azurite: azurite_helpers.Azurite,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHostProcess]:
     root = tmp_path_factory.mktemp("client-e2e")
-    devhost = make_host(azurite, root, JOBS_MAX_WAIT_SECONDS="20")
+    devhost = make_host(azurite, root, JOBS_MAX_WAIT_SECONDS="20",
+                        JOBS_HANDLER_LIMITS='{"sleep": {"max_concurrency": 5}}')
     with devhost:
         Api(devhost).start()
         yield devhost

@@ -117,6 +117,9 @@ def test_controls_watch_and_status(jobs: Jobs) -> None:
     assert lines[0].split()[:2] == ["SLOT", "RUNTIME"]
     assert [line.split()[:2] for line in lines[1:3]] == [["0", "Running"], ["1", "Running"]]
     assert lines[3].startswith("jobs: ")
+    assert lines[5].split() == ["HANDLER", "MAX", "CONCURRENCY", "IN", "USE", "MAX", "PER",
+                                "SECOND"]
+    assert lines[6].split() == ["sleep", "5", "0", "-"]
     code, out, _ = jobs("start")
     assert code == 0 and out.count("already running") == 2
 

@@ -107,7 +107,11 @@ def test_nested_models_are_checked_too(document: Doc) -> None:
     schemas["ErrorInfo"]["properties"]["trace_id"] = {"type": "string"}
     schemas["HistoryRecord"]["properties"].pop("blob")
     schemas["SchedulerMetrics"]["properties"]["lateness_ms"] = {"type": "object"}  # no props
+    limits = schemas["SchedulerStatus"]["properties"]["handler_limits"]  # a map of objects
+    limits["additionalProperties"]["properties"]["queued"] = {"type": "integer"}
     problems = no_ahead(doc)
+    assert "GET /scheduler 200.handler_limits.queued: in the document, not in the client " \
+           "model HandlerLimit" in problems, problems
     assert any(p.endswith(".error.trace_id: in the document, not in the client model ErrorInfo")
                for p in problems), problems
     assert "GET /jobs/{id}/history 200.records.blob: in the client model HistoryRecord, not " \

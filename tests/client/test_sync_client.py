@@ -147,6 +147,8 @@ def test_operator_routes(client: JobsClient) -> None:
     assert [s.slot for s in status.slots] == [0, 1]
     assert all(s.runtime_status in ("Running", "Pending") for s in status.slots)
     assert status.metrics.jobs.get("started", 0) >= 1
+    sleep = status.handler_limits["sleep"]  # JOBS_HANDLER_LIMITS of the package's host
+    assert sleep.max_concurrency == 5 and sleep.max_per_second is None and sleep.in_use == 0
     assert [s.action for s in client.start().slots] == ["already running"] * 2
     rows = list(client.iter_shards(page_size=1))
     assert rows and all(r.name.startswith("shards/s") for r in rows)

@@ -37,6 +37,7 @@ from .models import (
     RetryPolicy,
 )
 from .operator_models import (
+    HandlerLimit,
     PurgeReport,
     SchedulerStart,
     SchedulerStatus,
@@ -55,6 +56,7 @@ __all__ = [
     "BatchResult",
     "Conflict",
     "ErrorInfo",
+    "HandlerLimit",
     "HistoryRecord",
     "Job",
     "JobHistory",

@@ -112,6 +112,14 @@ def print_status(out: TextIO, status: SchedulerStatus) -> None:
                 else "lateness -")
     rate = "-" if m.storage_requests_per_minute is None else str(m.storage_requests_per_minute)
     out.write(f"jobs: {counts or 'none yet'}; {lateness}; storage requests/min {rate}\n")
+    if status.handler_limits:
+        def shown(value: float | None) -> str:
+            return "-" if value is None else f"{value:g}"
+        out.write("\n")
+        table(out, ("HANDLER", "MAX CONCURRENCY", "IN USE", "MAX PER SECOND"),
+              ([name, shown(limit.max_concurrency), shown(limit.in_use),
+                shown(limit.max_per_second)]
+               for name, limit in sorted(status.handler_limits.items())))
 
 
 def print_start(out: TextIO, start: SchedulerStart) -> None:

@@ -88,7 +88,8 @@ def _fits(tp: Any, value: Any) -> bool:
 
 
 def convert(tp: Any, value: Any) -> Any:
-    """A JSON value as the type ``tp`` (dataclasses, datetimes, lists of them, unions)."""
+    """A JSON value as the type ``tp`` (dataclasses, datetimes, lists and maps of them,
+    unions)."""
     if value is None:
         return None
     origin = typing.get_origin(tp)
@@ -102,6 +103,9 @@ def convert(tp: Any, value: Any) -> Any:
     if origin is list and isinstance(value, list):
         (item,) = typing.get_args(tp)
         return [convert(item, v) for v in value]
+    if origin is dict and isinstance(value, dict):
+        _, item = typing.get_args(tp)
+        return {k: convert(item, v) for k, v in value.items()}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return decode(tp, value)
     if tp is datetime and isinstance(value, str):

@@ -55,15 +55,19 @@ def properties(document: Doc, schema: Any) -> dict[str, Any] | None:
 
 
 def _value_schema(document: Doc, schema: Any) -> Any:
-    """The object schema inside an array or nullable wrapper."""
+    """The object schema of a field's values: itself, or inside an array or a map
+    (``additionalProperties``)."""
     schema = resolve(document, schema)
     if isinstance(schema, dict) and "items" in schema:
         return _value_schema(document, schema["items"])
+    if isinstance(schema, dict) and "properties" not in schema and \
+            isinstance(schema.get("additionalProperties"), dict):
+        return _value_schema(document, schema["additionalProperties"])
     return schema
 
 
 def _nested_model(tp: Any) -> type | None:
-    """The dataclass a field holds (itself, in a list, or optional)."""
+    """The dataclass a field holds (itself, in a list or a map, or optional)."""
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return tp
     for arg in typing.get_args(tp):

@@ -115,9 +115,21 @@ class SchedulerMetrics:
 
 
 @dataclass(frozen=True)
+class HandlerLimit:
+    """A limited handler's limits and the permits in use now (``None``: not known)."""
+
+    max_concurrency: int | None = None
+    max_per_second: float | None = None
+    in_use: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
+                                  metadata=EXTRA)
+
+
+@dataclass(frozen=True)
 class SchedulerStatus:
     slots: list[SlotStatus]
     metrics: SchedulerMetrics
+    handler_limits: dict[str, HandlerLimit] = field(default_factory=dict)  # by handler
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
