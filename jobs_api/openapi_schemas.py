@@ -193,7 +193,8 @@ def job_schema() -> Schema:
     text = {"type": "string"}
     number = {"type": "number"}
     ends = {"until": TIMESTAMP, "max_runs": {"type": "integer"}, "jitter_seconds": number,
-            "misfire_grace_seconds": number}
+            "misfire_grace_seconds": number, "catch_up_max": {"type": "integer"},
+            "overlap": {"type": "string", "enum": list(OVERLAP_POLICIES)}}
     return obj({
         "id": {"type": "string", "pattern": JOB_ID_PATTERN,
                "examples": ["j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"]},
