@@ -49,8 +49,8 @@ class RetryPolicy:
 class Recurrence:
     """A cron expression in a time zone (``Recurrence(cron="0 2 * * *",
     timezone="Europe/Berlin")``) or an interval (``Recurrence(interval_seconds=60)``), with
-    optional ends (``until``, ``max_runs``), ``jitter_seconds`` and
-    ``misfire_grace_seconds``."""
+    optional ends (``until``, ``max_runs``), ``jitter_seconds``, the misfire policy
+    (``misfire_grace_seconds`` or ``catch_up_max``) and ``overlap``."""
 
     cron: str | None = None
     timezone: str | None = None
@@ -61,6 +61,8 @@ class Recurrence:
     max_runs: int | None = None
     jitter_seconds: float | None = None
     misfire_grace_seconds: float | None = None
+    catch_up_max: int | None = None
+    overlap: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
