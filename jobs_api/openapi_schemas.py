@@ -191,6 +191,10 @@ def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
 
 def job_schema() -> Schema:
     text = {"type": "string"}
+    number = {"type": "number"}
+    ends = {"until": TIMESTAMP, "max_runs": {"type": "integer"}, "jitter_seconds": number,
+            "misfire_grace_seconds": number, "catch_up_max": {"type": "integer"},
+            "overlap": {"type": "string", "enum": list(OVERLAP_POLICIES)}}
     return obj({
         "id": {"type": "string", "pattern": JOB_ID_PATTERN,
                "examples": ["j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"]},
@@ -215,9 +219,12 @@ def job_schema() -> Schema:
         "idempotency_key": nullable(text),
         "retry": ref("RetryPolicy"),
         "recurrence": {"anyOf": [
-            obj({"cron": text, "timezone": text}, required=["cron", "timezone"]),
-            obj({"interval_seconds": {"type": "number"}}, required=["interval_seconds"]),
-            {"type": "null"}]},
+            obj({"cron": text, "timezone": text, **ends}, required=["cron", "timezone"]),
+            obj({"interval_seconds": number,
+                 "interval_mode": {"type": "string", "enum": list(INTERVAL_MODES)},
+                 "anchor": TIMESTAMP, **ends}, required=["interval_seconds"]),
+            {"type": "null"}], "description": "as scheduled (jobs_core Recurrence.to_dict): "
+                                              "members at their default are left out"},
         "notify": nullable(text),
         "cancel_reason": nullable(text),
         "labels": {"type": "object", "additionalProperties": text},

@@ -9,7 +9,8 @@ bash scripts/setup-runtime.sh  # the venv, requirements.txt and Azurite
 
 # pip is quick when everything is already installed; a stamp avoids even that.
 stamp=".venv/.requirements-stamp"
-if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" || requirements-dev.txt -nt "$stamp" ]]; then
+if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" || requirements-dev.txt -nt "$stamp" ||
+      jobs_client/pyproject.toml -nt "$stamp" ]]; then
   echo "bootstrap: installing requirements-dev.txt"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   touch "$stamp"

@@ -32,8 +32,8 @@ def test_repo_payload_is_only_what_runs(tmp_path: Path) -> None:
            "jobs_core"}
     assert app <= tops
     for gone in ("tests", "examples", "infra", "bench", "bench-results", "devhost", "scripts",
-                 ".ci", ".venv", ".azurite", ".azurite-data", ".devhost-data", ".git",
-                 "local.settings.json", "local.settings.sample.json", "azure.yaml",
+                 "jobs_client", ".ci", ".venv", ".azurite", ".azurite-data", ".devhost-data",
+                 ".git", "local.settings.json", "local.settings.sample.json", "azure.yaml",
                  "requirements-dev.txt"):
         assert gone not in tops, gone
     assert not [rel for rel in kept if rel.endswith(".pyc") or "__pycache__" in rel]

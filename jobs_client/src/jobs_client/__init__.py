@@ -1,0 +1,92 @@
+"""Python client for the durable jobs scheduler's HTTP API: ``JobsClient`` (sync) and
+``AsyncJobsClient`` (asyncio), typed models, typed errors, and the ``jobsctl`` CLI."""
+
+from ._codec import UNSET
+from ._protocol import PollConfig, RetryConfig
+from .aio import AsyncJobsClient
+from .client import JobsClient
+from .errors import (
+    BadRequest,
+    Conflict,
+    JobsClientError,
+    JobsConnectionError,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    UnexpectedResponse,
+    UnsupportedMediaType,
+    ValidationError,
+    WaitTimeout,
+)
+from .models import (
+    FINAL_STATUSES,
+    BatchResult,
+    ErrorInfo,
+    HistoryRecord,
+    Job,
+    JobHistory,
+    JobPage,
+    JobStatus,
+    JobUpdate,
+    NewJob,
+    Problem,
+    Recurrence,
+    Reschedule,
+    RetryPolicy,
+)
+from .operator_models import (
+    HandlerLimit,
+    PurgeReport,
+    SchedulerStart,
+    SchedulerStatus,
+    ShardPage,
+    ShardRow,
+    SlotStatus,
+    Timeline,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "FINAL_STATUSES",
+    "UNSET",
+    "AsyncJobsClient",
+    "BadRequest",
+    "BatchResult",
+    "Conflict",
+    "ErrorInfo",
+    "HandlerLimit",
+    "HistoryRecord",
+    "Job",
+    "JobHistory",
+    "JobPage",
+    "JobStatus",
+    "JobUpdate",
+    "JobsClient",
+    "JobsClientError",
+    "JobsConnectionError",
+    "NewJob",
+    "NotFound",
+    "PayloadTooLarge",
+    "PollConfig",
+    "Problem",
+    "PurgeReport",
+    "Recurrence",
+    "Reschedule",
+    "RetryConfig",
+    "RetryPolicy",
+    "SchedulerStart",
+    "SchedulerStatus",
+    "ServerError",
+    "ServiceUnavailable",
+    "ShardPage",
+    "ShardRow",
+    "SlotStatus",
+    "Timeline",
+    "Unauthorized",
+    "UnexpectedResponse",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "WaitTimeout",
+]

@@ -1,0 +1,227 @@
+"""One flow per operation of the API (see ``_protocol`` for what a flow is), plus the flows
+built on them: waiting for a job, following pages, watching a job's changes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from ._codec import encode
+from ._protocol import (
+    Emit,
+    Flow,
+    PollConfig,
+    Request,
+    RetryConfig,
+    Sleep,
+    body,
+    call,
+    parse,
+    send,
+)
+from .errors import WaitTimeout, retry_after
+from .models import (
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
+    Job,
+    JobHistory,
+    JobPage,
+    JobUpdate,
+    NewJob,
+    Reschedule,
+)
+from .operator_models import (
+    PurgeReport,
+    PurgeRequest,
+    SchedulerStart,
+    SchedulerStatus,
+    ShardPage,
+    Timeline,
+)
+
+
+def job_path(job_id: str, suffix: str = "") -> str:
+    return f"/jobs/{quote(job_id, safe='')}{suffix}"
+
+
+def query(**values: Any) -> dict[str, str]:
+    """Query parameters: ``None`` left out, times as ISO-8601, the rest as text."""
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{name}: {value!r} has no time zone")
+            value = value.isoformat().replace("+00:00", "Z")
+        out[name] = str(value)
+    return out
+
+
+def _seconds(value: float) -> str:
+    """Seconds as the API's ``wait`` grammar wants them: digits, maybe a fraction."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def finished(job: Job, runs_before: int) -> bool:
+    """What the API's own wait means by finished: final, or (a recurring job) another run
+    done."""
+    return job.is_final or job.runs > runs_before
+
+
+def _state(job: Job) -> tuple[Any, ...]:
+    return (job.status, job.attempts, job.runs, job.due_at, job.updated_at, job.started_at,
+            job.finished_at)
+
+
+class Flows:
+    def __init__(self, retry: RetryConfig, poll: PollConfig) -> None:
+        self.retry = retry
+        self.poll = poll
+
+    def _job(self, method: str, path: str, *, json: Any = None,
+             params: Mapping[str, str] | None = None) -> Flow[Job]:
+        return call(Request(method, path, dict(params or {}), json), Job, self.retry)
+
+    # --- jobs ---
+    def schedule(self, job: NewJob, wait: float | None = None) -> Flow[tuple[Job, float | None]]:
+        """``POST /api/jobs``; with ``wait``, ``Prefer: wait=N``. Returns the job and, if the
+        answer was 202 (not finished yet), its ``Retry-After``. Without an idempotency key a
+        503 is not retried: the job might have been written (README, I1)."""
+        headers = {"Prefer": f"wait={_seconds(wait)}"} if wait else {}
+        request = Request("POST", "/jobs", json=encode(job), headers=headers,
+                          extra_read_seconds=wait or 0.0,
+                          retry_unavailable=job.idempotency_key is not None)
+        response = yield from send(request, self.retry)
+        hint = retry_after(response) if response.status_code == 202 else None
+        return parse(Job, response), hint
+
+    def schedule_many(self, jobs: list[NewJob]) -> Flow[list[BatchResult]]:
+        safe = all(j.idempotency_key is not None for j in jobs)
+        request = Request("POST", "/jobs/batch", json=encode(BatchRequest(jobs)),
+                          retry_unavailable=safe)
+        return (yield from call(request, BatchResponse, self.retry)).results
+
+    def schedule_and_wait(self, job: NewJob, timeout: float) -> Flow[Job]:
+        deadline = time.monotonic() + timeout
+        scheduled, hint = yield from self.schedule(job, wait=timeout)
+        if finished(scheduled, 0):
+            return scheduled
+        return (yield from self.wait(scheduled.id, deadline - time.monotonic(), job=scheduled,
+                                     runs_before=0, retry_after=hint))
+
+    def get(self, job_id: str) -> Flow[Job]:
+        return self._job("GET", job_path(job_id))
+
+    def cancel(self, job_id: str, reason: str | None = None) -> Flow[Job]:
+        return self._job("DELETE", job_path(job_id), params=query(reason=reason))
+
+    def update(self, job_id: str, update: JobUpdate) -> Flow[Job]:
+        return self._job("PATCH", job_path(job_id), json=encode(update))
+
+    def control(self, job_id: str, action: str) -> Flow[Job]:
+        """``POST /api/jobs/{id}/<action>``: run, retry, pause, resume."""
+        return self._job("POST", job_path(job_id, f"/{action}"))
+
+    def reschedule(self, job_id: str, when: Reschedule) -> Flow[Job]:
+        return self._job("POST", job_path(job_id, "/reschedule"), json=encode(when))
+
+    def history(self, job_id: str) -> Flow[JobHistory]:
+        return call(Request("GET", job_path(job_id, "/history")), JobHistory, self.retry)
+
+    def list_page(self, filters: Mapping[str, Any], cursor: str | None = None) -> Flow[JobPage]:
+        params = query(**filters, cursor=cursor)
+        return call(Request("GET", "/jobs", params), JobPage, self.retry)
+
+    def pages(self, filters: Mapping[str, Any]) -> Flow[None]:
+        """Emits every page, following ``next_cursor`` to the last."""
+        cursor = None
+        while True:
+            page = yield from self.list_page(filters, cursor)
+            yield Emit(page)
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    def jobs(self, filters: Mapping[str, Any]) -> Flow[None]:
+        """Emits every job of every page."""
+        cursor = None
+        while True:
+            page = yield from self.list_page(filters, cursor)
+            for job in page.jobs:
+                yield Emit(job)
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    def wait(self, job_id: str, timeout: float, *, job: Job | None = None,
+             runs_before: int | None = None, retry_after: float | None = None) -> Flow[Job]:
+        """Poll until the job is final (a recurring job: until its next run finished), never
+        sooner than ``retry_after``; ``WaitTimeout`` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        if job is None:
+            job = yield from self.get(job_id)
+        before = job.runs if runs_before is None else runs_before
+        delay = max(self.poll.initial, retry_after or 0.0)
+        while not finished(job, before):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout:g} s",
+                                  job)
+            yield Sleep(min(delay, remaining))
+            job = yield from self.get(job_id)
+            delay = max(retry_after or 0.0, min(self.poll.max, delay * self.poll.factor))
+        return job
+
+    def watch(self, job_id: str, interval: float, timeout: float | None) -> Flow[None]:
+        """Emits the job when first read and after each change, until it is final."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = None
+        while True:
+            job = yield from self.get(job_id)
+            if _state(job) != seen:
+                seen = _state(job)
+                yield Emit(job)
+            if job.is_final:
+                return
+            if deadline is not None and time.monotonic() + interval > deadline:
+                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout:g} s",
+                                  job)
+            yield Sleep(interval)
+
+    # --- operators ---
+    def status(self) -> Flow[SchedulerStatus]:
+        return call(Request("GET", "/scheduler"), SchedulerStatus, self.retry)
+
+    def start(self) -> Flow[SchedulerStart]:
+        return call(Request("POST", "/scheduler/start"), SchedulerStart, self.retry)
+
+    def shards_page(self, filters: Mapping[str, Any],
+                    cursor: str | None = None) -> Flow[ShardPage]:
+        return call(Request("GET", "/shards", query(**filters, cursor=cursor)), ShardPage,
+                    self.retry)
+
+    def shards(self, filters: Mapping[str, Any]) -> Flow[None]:
+        cursor = None
+        while True:
+            page = yield from self.shards_page(filters, cursor)
+            for row in page.shards:
+                yield Emit(row)
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    def timeline(self, minutes: int | None = None) -> Flow[Timeline]:
+        return call(Request("GET", "/timeline", query(minutes=minutes)), Timeline, self.retry)
+
+    def purge(self, request: PurgeRequest) -> Flow[PurgeReport]:
+        return call(Request("POST", "/maintenance/purge", json=encode(request)), PurgeReport,
+                    self.retry)
+
+    def openapi(self) -> Flow[dict[str, Any]]:
+        response = yield from send(Request("GET", "/openapi.json"), self.retry)
+        return dict(body(response))
