@@ -3,7 +3,8 @@
 A ``wake`` event lets a sleeping slot orchestrator run a new job without waiting for its timer.
 On the real host every raised event costs the Durable backend storage requests (instance-table
 reads, a control-queue message and its delete, a history row) and a replay of the
-orchestrator (DESIGN.md §6), so one event per POST would cost far more than the job store does.
+orchestrator (README, "Durable backend"), so one event per POST would cost far more than the
+job store does.
 
 ``WakeGate`` raises an event for a slot only when it can matter:
 - the new job is due before the slot's known next wake-up (``next_wake`` in its custom status,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from . import records as rec
-from . import transitions as tr
+from . import transitions
 from .errors import (
     BlockLimitError,
     InvalidDueTimeError,
@@ -98,7 +98,7 @@ class JobControls:
         at = self.clock()
         job = await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
                                                                     run=j.runs),
-                                  lambda j: tr.cancel(j, at, reason))
+                                  lambda j: transitions.cancel(j, at, reason))
         await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
         return job
 
@@ -117,7 +117,7 @@ class JobControls:
 
         job = await self._control(
             job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
-            lambda j: tr.update(j, *resolved(j), at))
+            lambda j: transitions.update(j, *resolved(j), at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
@@ -127,7 +127,7 @@ class JobControls:
         at = self.clock()
         job = await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
                                                                    run=j.runs),
-                                  lambda j: tr.pause(j, at))
+                                  lambda j: transitions.pause(j, at))
         await publish_to(self.events, [JobEvent.of(job, EventState.PAUSED, at)])
         return job
 
@@ -137,7 +137,7 @@ class JobControls:
         at = self.clock()
         job = await self._control(
             job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
-            lambda j: tr.resume(j, resume_due(j, at), at))
+            lambda j: transitions.resume(j, resume_due(j, at), at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
@@ -145,7 +145,7 @@ class JobControls:
         at = self.clock()
         job = await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
                                                                      run=j.runs),
-                                  lambda j: tr.run_now(j, at))
+                                  lambda j: transitions.run_now(j, at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
@@ -155,8 +155,8 @@ class JobControls:
         its recurrence has ended."""
         at = self.clock()
         job = await self._control(
-            job_id, lambda j, rid: rec.retry(tr.retry(j, at), at, rid=rid, run=j.runs),
-            lambda j: tr.retry(j, at))
+            job_id, lambda j, rid: rec.retry(transitions.retry(j, at), at, rid=rid, run=j.runs),
+            lambda j: transitions.retry(j, at))
         await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
         return job
 
@@ -172,7 +172,7 @@ class JobControls:
 
         def change(job: Job) -> Job:
             within_until(job, due)
-            return tr.reschedule(job, due, at)
+            return transitions.reschedule(job, due, at)
 
         job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
                                                                         run=j.runs), change)

@@ -7,7 +7,8 @@ a waiting job's due time, or an abandoned execution's start. A cycle takes the f
 covers one blob's jobs whose ``(key, id)`` lies in ``(after, through]`` as of the plan's time
 ``at``. The executor finds them again in its own (refreshed) replay of the blob. So a batch is
 ~300 bytes however many jobs it holds, and a whole plan stays far below the 45 KB above which
-the Durable Azure Storage backend offloads a message to a blob (DESIGN.md §6, issue #13).
+the Durable Azure Storage backend offloads a message to a blob (README, "Durable backend";
+issue #13).
 
 A range is stable while other batches start their jobs (a started job simply leaves the range;
 no other job shifts into or out of it). A job whose key changed since the plan (rescheduled,

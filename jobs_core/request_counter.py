@@ -2,8 +2,9 @@
 
 ``RequestCounter`` is an azure-core pipeline policy. Pass it to a storage client through
 ``_additional_pipeline_policies=[counter]`` (the blob clients ignore ``per_call_policies`` and
-``per_retry_policies``, DESIGN.md §3). It sits after the SDK's retry policy, so every attempt is
-counted, retries included. It imports nothing from ``azure.storage.blob``.
+``per_retry_policies``: the SDK runs those once per attempt). It sits after the SDK's retry
+policy, so every attempt is counted, retries included. It imports nothing from
+``azure.storage.blob``.
 
 Operation names, from the HTTP request:
 

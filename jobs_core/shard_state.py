@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from . import records as rec
-from . import transitions as tr
+from . import transitions
 from .errors import InvalidTransitionError, UnsupportedRecordVersionError
 from .model import Job, JobStatus
 
@@ -232,29 +232,29 @@ def _set_version(job: Job, version: int) -> None:
 
 
 _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
-    rec.Cancel: lambda job, r: tr.cancel(job, r.at, r.reason, r.run),
-    rec.RunNow: lambda job, r: tr.run_now(job, r.at, r.run),
-    rec.Reschedule: lambda job, r: tr.reschedule(job, r.due, r.at, r.run),
-    rec.Pause: lambda job, r: tr.pause(job, r.at, r.run),
-    rec.Resume: lambda job, r: tr.resume(job, r.due, r.at, r.run),
-    rec.Update: lambda job, r: tr.update(job, r.values, r.due, r.at, r.run),
-    rec.Misfire: lambda job, r: tr.misfire(job, r.due, r.at, r.run),
-    rec.Start: lambda job, r: tr.start(job, r.attempt, r.epoch, r.at, token=r.token, run=r.run,
-                                       lease=r.lease),
-    rec.Ok: lambda job, r: tr.succeed(job, r.attempt, r.at, r.result, r.next_due,
+    rec.Cancel: lambda job, r: transitions.cancel(job, r.at, r.reason, r.run),
+    rec.RunNow: lambda job, r: transitions.run_now(job, r.at, r.run),
+    rec.Reschedule: lambda job, r: transitions.reschedule(job, r.due, r.at, r.run),
+    rec.Pause: lambda job, r: transitions.pause(job, r.at, r.run),
+    rec.Resume: lambda job, r: transitions.resume(job, r.due, r.at, r.run),
+    rec.Update: lambda job, r: transitions.update(job, r.values, r.due, r.at, r.run),
+    rec.Misfire: lambda job, r: transitions.misfire(job, r.due, r.at, r.run),
+    rec.Start: lambda job, r: transitions.start(job, r.attempt, r.epoch, r.at, token=r.token,
+                                                run=r.run, lease=r.lease),
+    rec.Ok: lambda job, r: transitions.succeed(job, r.attempt, r.at, r.result, r.next_due,
                                       token=r.token),
-    rec.Fail: lambda job, r: tr.fail(job, r.attempt, r.at, r.error, retry_at=r.retry_at,
+    rec.Fail: lambda job, r: transitions.fail(job, r.attempt, r.at, r.error, retry_at=r.retry_at,
                                      next_due=r.next_due, compensation=r.compensation,
                                      token=r.token),
     rec.Retry: lambda job, r: _retried(job, r),
-    rec.Move: lambda job, r: tr.move(job, r.to),
+    rec.Move: lambda job, r: transitions.move(job, r.to),
 }  # the records that change a job (``moved`` removes it; the others are about the blob)
 
 
 def _retried(job: Job, r: rec.Retry) -> Job:
     """The state a retry record carries, once the job it finds may be retried (the same
     state, by construction, as ``transitions.retry`` computes from it)."""
-    tr.retry(job, r.at, r.run)  # raises if it does not fit
+    transitions.retry(job, r.at, r.run)  # raises if it does not fit
     return replace(r.job)
 
 

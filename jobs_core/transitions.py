@@ -10,24 +10,22 @@ from typing import Any
 from .errors import InvalidTransitionError
 from .model import ErrorInfo, Job, JobStatus
 
-S = JobStatus
-
 
 def _require(job: Job, operation: str, to: JobStatus, allowed: tuple[JobStatus, ...]) -> None:
     if job.status not in allowed:
         detail = {
-            S.RUNNING: "it is running now; it will finish or fail on its own",
-            S.SUCCEEDED: "it has already succeeded",
-            S.FAILED: "it has already failed for good",
-            S.CANCELLED: "it was cancelled",
-            S.PAUSED: "it is paused; resume it first",
+            JobStatus.RUNNING: "it is running now; it will finish or fail on its own",
+            JobStatus.SUCCEEDED: "it has already succeeded",
+            JobStatus.FAILED: "it has already failed for good",
+            JobStatus.CANCELLED: "it was cancelled",
+            JobStatus.PAUSED: "it is paused; resume it first",
         }.get(job.status, "")
         raise InvalidTransitionError(operation, job.status.value, to.value, detail)
 
 
 def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None,
                      also: tuple[JobStatus, ...] = ()) -> None:
-    _require(job, operation, to, (S.SCHEDULED, S.RETRYING, *also))
+    _require(job, operation, to, (JobStatus.SCHEDULED, JobStatus.RETRYING, *also))
     if job.moving_to is not None:
         raise InvalidTransitionError(operation, job.status.value, to.value,
                                      f"it is moving to {job.moving_to}")
@@ -38,30 +36,32 @@ def _require_waiting(job: Job, operation: str, to: JobStatus, run: int | None,
 
 
 def cancel(job: Job, at: datetime, reason: str | None = None, run: int | None = None) -> Job:
-    _require_waiting(job, "cancel", S.CANCELLED, run, also=(S.PAUSED,))
-    return replace(job, status=S.CANCELLED, finished_at=at, updated_at=at, cancel_reason=reason)
+    _require_waiting(job, "cancel", JobStatus.CANCELLED, run, also=(JobStatus.PAUSED,))
+    return replace(job, status=JobStatus.CANCELLED, finished_at=at, updated_at=at,
+                   cancel_reason=reason)
 
 
 def pause(job: Job, at: datetime, run: int | None = None) -> Job:
     """A waiting job (a recurring job's next occurrence, or a retry's back-off) is held: it
     keeps its id, due time and history, and does not run until it is resumed."""
-    _require_waiting(job, "pause", S.PAUSED, run)
-    return replace(job, status=S.PAUSED, updated_at=at)
+    _require_waiting(job, "pause", JobStatus.PAUSED, run)
+    return replace(job, status=JobStatus.PAUSED, updated_at=at)
 
 
 def resume(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
     """A paused job waits again, due at ``due_at`` (the writer computes it from the time of
     the resume and records it, so every replay agrees). A job paused during a retry's back-off
     resumes as ``retrying``."""
-    _require(job, "resume", S.SCHEDULED, (S.PAUSED,))
+    _require(job, "resume", JobStatus.SCHEDULED, (JobStatus.PAUSED,))
     if job.moving_to is not None:
-        raise InvalidTransitionError("resume", job.status.value, S.SCHEDULED.value,
+        raise InvalidTransitionError("resume", job.status.value, JobStatus.SCHEDULED.value,
                                      f"it is moving to {job.moving_to}")
     if run is not None and run != job.runs:
         raise InvalidTransitionError(
-            "resume", job.status.value, S.SCHEDULED.value,
+            "resume", job.status.value, JobStatus.SCHEDULED.value,
             f"the request was for occurrence {run}, the job is on occurrence {job.runs}")
-    status = S.RETRYING if job.attempts > 0 and job.last_error is not None else S.SCHEDULED
+    retrying = job.attempts > 0 and job.last_error is not None
+    status = JobStatus.RETRYING if retrying else JobStatus.SCHEDULED
     return replace(job, status=status, due_at=due_at, updated_at=at)
 
 
@@ -69,19 +69,19 @@ def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
            run: int | None = None) -> Job:
     """A waiting or paused job gets new field values (``job_update.py`` resolves them); a
     running attempt is never changed under its feet."""
-    _require_waiting(job, "update", job.status, run, also=(S.PAUSED,))
+    _require_waiting(job, "update", job.status, run, also=(JobStatus.PAUSED,))
     return replace(job, **values, due_at=due_at, updated_at=at)
 
 
 def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) -> Job:
     """A recurring occurrence that came due too late for its misfire policy is skipped: the
     job waits for ``next_due`` without running (``runs`` counts occurrences that ran)."""
-    _require_waiting(job, "skip a misfire", S.SCHEDULED, run)
+    _require_waiting(job, "skip a misfire", JobStatus.SCHEDULED, run)
     if job.attempts > 0 or job.recurrence is None:
-        raise InvalidTransitionError("skip a misfire", job.status.value, S.SCHEDULED.value,
+        raise InvalidTransitionError("skip a misfire", job.status.value, JobStatus.SCHEDULED.value,
                                      "only a recurring occurrence that has not run is skipped")
     if at < job.due_at:  # planned on an older due time: a reschedule was committed first
-        raise InvalidTransitionError("skip a misfire", job.status.value, S.SCHEDULED.value,
+        raise InvalidTransitionError("skip a misfire", job.status.value, JobStatus.SCHEDULED.value,
                                      f"it is not due until {job.due_at.isoformat()}")
     return replace(job, due_at=next_due, updated_at=at)
 
@@ -100,12 +100,12 @@ def retry(job: Job, at: datetime, run: int | None = None) -> Job:
     """A failed or cancelled job runs again, now, as a new run (``runs`` + 1) with a fresh
     attempt budget; its id and history stay. (The ``retry`` record carries this state, so a
     replay that no longer holds the finished job re-creates it from the record.)"""
-    _require(job, "retry", S.SCHEDULED, (S.FAILED, S.CANCELLED))
+    _require(job, "retry", JobStatus.SCHEDULED, (JobStatus.FAILED, JobStatus.CANCELLED))
     if run is not None and run != job.runs:
         raise InvalidTransitionError(
-            "retry", job.status.value, S.SCHEDULED.value,
+            "retry", job.status.value, JobStatus.SCHEDULED.value,
             f"the request was for run {run}, the job is on run {job.runs}")
-    return replace(job, status=S.SCHEDULED, due_at=at, attempts=0, runs=job.runs + 1,
+    return replace(job, status=JobStatus.SCHEDULED, due_at=at, attempts=0, runs=job.runs + 1,
                    updated_at=at, started_at=None, finished_at=None, last_error=None,
                    result=None, compensation=None, cancel_reason=None, token=None,
                    lease_until=None, moving_to=None)
@@ -113,7 +113,7 @@ def retry(job: Job, at: datetime, run: int | None = None) -> Job:
 
 def move(job: Job, to: str) -> Job:
     """The job starts moving to blob ``to`` (only a waiting or paused job moves)."""
-    _require_waiting(job, "move", job.status, None, also=(S.PAUSED,))
+    _require_waiting(job, "move", job.status, None, also=(JobStatus.PAUSED,))
     return replace(job, moving_to=to)
 
 
@@ -122,24 +122,24 @@ def start(job: Job, attempt: int, epoch: int, at: datetime, *, token: str | None
     """An attempt starts. Only a job that is due at ``at`` starts: a start planned before a
     reschedule (or a retry's back-off) that was committed first is void, like one planned
     before a cancel."""
-    _require_waiting(job, "start", S.RUNNING, run)
+    _require_waiting(job, "start", JobStatus.RUNNING, run)
     if attempt != job.attempts + 1:
         raise InvalidTransitionError(
-            "start", job.status.value, S.RUNNING.value,
+            "start", job.status.value, JobStatus.RUNNING.value,
             f"attempt {attempt} does not follow attempt {job.attempts}",
         )
     if at < job.due_at:  # planned on an older due time: a reschedule was committed first
         raise InvalidTransitionError(
-            "start", job.status.value, S.RUNNING.value,
+            "start", job.status.value, JobStatus.RUNNING.value,
             f"it is not due until {job.due_at.isoformat()}",
         )
-    return replace(job, status=S.RUNNING, attempts=attempt, epoch=epoch, started_at=at,
+    return replace(job, status=JobStatus.RUNNING, attempts=attempt, epoch=epoch, started_at=at,
                    updated_at=at, token=token, lease_until=lease)
 
 
 def _require_attempt(job: Job, operation: str, to: JobStatus, attempt: int,
                      token: str | None) -> None:
-    _require(job, operation, to, (S.RUNNING,))
+    _require(job, operation, to, (JobStatus.RUNNING,))
     if attempt != job.attempts:
         raise InvalidTransitionError(
             operation, job.status.value, to.value,
@@ -154,13 +154,13 @@ def _require_attempt(job: Job, operation: str, to: JobStatus, attempt: int,
 def succeed(job: Job, attempt: int, at: datetime, result: object,
             next_due: datetime | None = None, token: str | None = None) -> Job:
     """The attempt succeeded; a recurring job goes back to ``scheduled`` at ``next_due``."""
-    _require_attempt(job, "succeed", S.SUCCEEDED, attempt, token)
+    _require_attempt(job, "succeed", JobStatus.SUCCEEDED, attempt, token)
     if next_due is not None:
-        return replace(job, status=S.SCHEDULED, due_at=next_due, attempts=0, result=result,
+        return replace(job, status=JobStatus.SCHEDULED, due_at=next_due, attempts=0, result=result,
                        runs=job.runs + 1, finished_at=at, updated_at=at, last_error=None,
                        token=None, lease_until=None)
-    return replace(job, status=S.SUCCEEDED, result=result, runs=job.runs + 1, finished_at=at,
-                   updated_at=at, token=None, lease_until=None)
+    return replace(job, status=JobStatus.SUCCEEDED, result=result, runs=job.runs + 1,
+                   finished_at=at, updated_at=at, token=None, lease_until=None)
 
 
 def fail(job: Job, attempt: int, at: datetime, error: ErrorInfo, *,
@@ -169,13 +169,13 @@ def fail(job: Job, attempt: int, at: datetime, error: ErrorInfo, *,
     """The attempt failed. With ``retry_at`` the job waits for another attempt; otherwise it
     fails for good (a recurring job then moves on to its next occurrence at ``next_due``)."""
     if retry_at is not None:
-        _require_attempt(job, "retry", S.RETRYING, attempt, token)
-        return replace(job, status=S.RETRYING, due_at=retry_at, last_error=error, updated_at=at,
-                       token=None, lease_until=None)
-    _require_attempt(job, "fail", S.FAILED, attempt, token)
+        _require_attempt(job, "retry", JobStatus.RETRYING, attempt, token)
+        return replace(job, status=JobStatus.RETRYING, due_at=retry_at, last_error=error,
+                       updated_at=at, token=None, lease_until=None)
+    _require_attempt(job, "fail", JobStatus.FAILED, attempt, token)
     if next_due is not None:
-        return replace(job, status=S.SCHEDULED, due_at=next_due, attempts=0, last_error=error,
-                       runs=job.runs + 1, finished_at=at, updated_at=at,
+        return replace(job, status=JobStatus.SCHEDULED, due_at=next_due, attempts=0,
+                       last_error=error, runs=job.runs + 1, finished_at=at, updated_at=at,
                        compensation=compensation, token=None, lease_until=None)
-    return replace(job, status=S.FAILED, last_error=error, finished_at=at, updated_at=at,
+    return replace(job, status=JobStatus.FAILED, last_error=error, finished_at=at, updated_at=at,
                    compensation=compensation, token=None, lease_until=None)

@@ -30,7 +30,7 @@ ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 START_TIMEOUT_S = 30.0
-# Azurite 3.37 accepts this service version (the SDK's default is newer; DESIGN.md §3).
+# Azurite 3.37 accepts this service version (it refuses the SDK's newer default).
 API_VERSION = "2025-11-05"
 
 

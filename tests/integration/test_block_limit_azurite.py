@@ -38,7 +38,7 @@ async def test_a_full_blob_rolls_new_jobs_over(azurite_store) -> None:
     stored = await fresh.get(late.id)  # read back from blob 1 only: one ranged GET
     assert stored.status is JobStatus.SCHEDULED and stored.payload is None
     # Reading blob 0 whole (to run or cancel its job) is what Azurite cannot serve: a GET over
-    # ~20,000 blocks fails inside Azurite (DESIGN.md §3); real Azure serves it. The executor path
-    # and the refusal of changes to a full blob are covered on the memory store
+    # ~20,000 blocks fails inside Azurite (measured with Azurite 3.37); real Azure serves it.
+    # The executor path and the refusal of changes to a full blob are covered on the memory store
     # (test_rollover_to_the_next_blob_before_the_limit, test_changes_to_a_full_blob_are_refused).
     print(f"filled 50,000 blocks in {fill_seconds:.1f} s")

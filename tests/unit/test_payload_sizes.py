@@ -1,4 +1,5 @@
-"""Every Durable payload stays small at the most generous settings (issue #13, DESIGN.md §6).
+"""Every Durable payload stays small at the most generous settings (issue #13; README,
+"Durable backend").
 
 The Azure Storage backend offloads a queue message above 45 KB to a blob (and a history
 property above 60 KB UTF-16), the Durable Task Scheduler refuses messages over 1 MiB, and a
