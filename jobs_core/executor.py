@@ -7,8 +7,6 @@ Durable orchestrator can call them as activities, possibly in different processe
 from __future__ import annotations
 
 import asyncio
-import copy
-import inspect
 import logging
 import random
 import time
@@ -18,13 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import records as rec
+from .attempts import AttemptRunner, outcome_name
 from .claims import ClaimManager
-from .errors import BlobNotFoundError, BlockLimitError, JobsError, UnknownHandlerError
+from .errors import BlobNotFoundError, BlockLimitError, JobsError
 from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
 from .handler_limits import HandlerPermits
-from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
+from .handlers import HandlerRegistry
 from .ids import parse_shard_name
 from .model import ErrorInfo, Job, JobStatus
 from .moves import Mover, carry_due
@@ -39,7 +38,7 @@ from .plans import (
     batches,
     due_key,
 )
-from .recurrence import after_run, misfired, next_occurrence, recurrence_ends, with_jitter
+from .recurrence import misfired
 from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -48,11 +47,10 @@ from .shard_summary import summarize
 from .slot_listing import SlotListing
 from .store import JobStore
 from .telemetry import attempt_span
-from .validation import check_json_size
 
 log = logging.getLogger(__name__)
 
-class Executor:
+class Executor(AttemptRunner):
     """Plans a slot's cycles and executes its batches.
 
     Every execution of a job has its own random token. The ``start`` record carries the token
@@ -182,33 +180,6 @@ class Executor:
         cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size, plan=self._token())
         return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
                     pending, shards_read, errors, claim_ms, publish)
-
-    def timeout_of(self, job: Job) -> float:
-        """The job's own timeout, else its handler's registered one, else the default."""
-        if job.timeout_seconds:
-            return job.timeout_seconds
-        handler = self.registry.find(job.handler)
-        if handler is not None and handler.timeout_seconds:
-            return handler.timeout_seconds
-        return self.settings.job_timeout_seconds
-
-    def _lease_seconds(self, job: Job) -> float:
-        """How long one execution may own the job: the handler's timeout, its compensation's
-        (run before the outcome is recorded), and the grace for recording the outcome."""
-        timeout = self.timeout_of(job)
-        handler = self.registry.find(job.handler)
-        compensation = timeout if handler is not None and handler.compensate_func else 0.0
-        return timeout + compensation + self.settings.abandon_grace_seconds
-
-    def _abandon_at(self, job: Job) -> datetime:
-        if job.lease_until is not None:
-            return job.lease_until
-        started = job.started_at or job.due_at  # a v1 start record: no lease written
-        return started + timedelta(seconds=self._lease_seconds(job))
-
-    def _abandoned(self, job: Job, now: datetime) -> bool:
-        """A running execution whose lease has passed: its executor is gone (or stuck)."""
-        return self._abandon_at(job) <= now
 
     async def _update_summary(self, blob: str, bucket: datetime, size: int,
                               listed: dict[str, str], state: Any, now: datetime) -> None:
@@ -418,90 +389,6 @@ class Executor:
     def _token(self) -> str:
         return f"{self._rng.getrandbits(64):016x}"
 
-    async def _run(self, job: Job, epoch: int, result: BatchResult,
-                   events: list[JobEvent]) -> rec.Ok | rec.Fail:
-        started = self.clock()
-        timeout = self.timeout_of(job)
-        try:
-            handler = self.registry.get(job.handler)
-            ctx = self._context(job, handler, started, timeout)
-            value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
-            check_json_size(value, self.settings.max_result_bytes, "result")
-        except Exception as exc:
-            error = _error_info(exc, job.attempts, timeout)
-            return await self._failure(job, epoch, self.clock(), error, result, events,
-                                       retry_after=getattr(exc, "retry_after", None))
-        at = self.clock()
-        result.succeeded += 1
-        nxt = self._next(job, at)
-        events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
-        _next_occurrence_event(events, job, at, nxt)
-        return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
-
-    def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:
-        """The next occurrence after the one ending now, by the recurrence's catch-up and
-        overlap policies (``recurrence.after_run``); with ``runs_done`` (occurrences run by
-        then; a misfire being skipped, not run) simply the next one after ``at``. None: the
-        job is then final (a one-off job, or a recurrence past its ``until`` or at its
-        ``max_runs``)."""
-        if job.recurrence is None:
-            return None
-        try:
-            nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if runs_done is not None \
-                else after_run(job.recurrence, job.due_at, job.started_at, at)
-        except JobsError as exc:  # a stored expression this release no longer accepts
-            log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
-                      job.id, exc)
-            return None
-        if recurrence_ends(job.recurrence, job.runs + 1 if runs_done is None else runs_done,
-                           nxt):
-            return None
-        return with_jitter(job.recurrence, nxt, self._rng)  # (recorded: replays agree)
-
-    async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
-                       result: BatchResult, events: list[JobEvent], *,
-                       retry_after: float | None = None) -> rec.Fail:
-        if not error.permanent and job.attempts < job.retry.max_attempts:
-            result.retried += 1
-            delay = max(job.retry.delay(job.attempts, self._rng), retry_after or 0.0)
-            retry_at = at + timedelta(seconds=delay)
-            events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
-                                      retry_at=retry_at, due_at=retry_at))
-            return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
-                            token=job.token)
-        result.failed += 1
-        compensation = await self._compensate(job, error, result)
-        nxt = self._next(job, at)
-        events.append(JobEvent.of(job, EventState.FAILED, at, error=error))
-        _next_occurrence_event(events, job, at, nxt)
-        return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
-                        compensation=compensation, token=job.token)
-
-    async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
-        try:
-            handler = self.registry.get(job.handler)
-        except UnknownHandlerError:
-            return None
-        if handler.compensate_func is None:
-            return None
-        timeout = self.timeout_of(job)
-        ctx = self._context(job, handler, self.clock(), timeout, error)
-        try:
-            await asyncio.wait_for(_call(handler.compensate_func, ctx), timeout)
-        except Exception as exc:
-            log.warning("compensation of job %s failed: %r", job.id, exc)
-            return f"failed: {type(exc).__name__}: {exc}"[:500]
-        result.compensated += 1
-        return "succeeded"
-
-    def _context(self, job: Job, handler: Handler, started: datetime, timeout: float,
-                 error: ErrorInfo | None = None) -> JobContext:
-        return JobContext(job_id=job.id, handler=handler.name,
-                          payload=copy.deepcopy(job.payload), attempt=job.attempts,
-                          max_attempts=job.retry.max_attempts, due_at=job.due_at,
-                          deadline=started + timedelta(seconds=timeout), error=error,
-                          run=job.runs, execution=job.token)
-
     # --- convenience -------------------------------------------------------------------------
     async def run_cycle(self, slot: int) -> tuple[Plan, BatchResult]:
         """plan + execute every batch concurrently (what one orchestrator cycle does)."""
@@ -512,40 +399,9 @@ class Executor:
         return plan, total
 
 
-def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,
-                           nxt: datetime | None) -> None:
-    """A recurring job is scheduled again for its next occurrence."""
-    if nxt is not None:
-        events.append(JobEvent.of(job, EventState.SCHEDULED, at, attempt=0, run=job.runs + 1,
-                                  due_at=nxt))
-
-
 def _idle_until(meta: dict[str, str], size: int, now: datetime) -> bool:
     """True when the blob's summary is current and says nothing is due or running before its
     ``min_due``, so a planner that has not cached the blob can skip reading it."""
     if meta.get("seen_size") != str(size) or meta.get("running") != "0" or not meta.get("min_due"):
         return False
     return rec.parse_ts(meta["min_due"]) > now
-
-
-async def _call(func: Any, ctx: JobContext) -> Any:
-    if inspect.iscoroutinefunction(func):
-        return await func(ctx)
-    value = await asyncio.to_thread(func, ctx)
-    return await value if inspect.isawaitable(value) else value
-
-
-def outcome_name(record: rec.Ok | rec.Fail) -> str:
-    if isinstance(record, rec.Ok):
-        return "succeeded"
-    return "retrying" if record.retry_at is not None else "failed"
-
-
-def _error_info(exc: BaseException, attempt: int, timeout: float) -> ErrorInfo:
-    if isinstance(exc, TimeoutError):
-        return ErrorInfo("Timeout", f"the handler did not finish within {timeout:g} s", attempt)
-    # a JobsError raised by a handler is permanent (PermanentJobError, UnknownHandlerError,
-    # a validation error), except RetryLaterError, which asks for a later attempt
-    permanent = isinstance(exc, JobsError) and not isinstance(exc, RetryLaterError)
-    return ErrorInfo(type(exc).__name__, str(exc)[:2000] or repr(exc), attempt, permanent)
-
