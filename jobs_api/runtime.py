@@ -30,17 +30,25 @@ from .wake import WakeGate, raise_wake, slot_next_wake
 DEFAULT_HUB = "JobsHub"
 DEFAULT_EVENTS_QUEUE = "job-events"
 EVENTS_OFF = "off"
+MAX_BODY = 100 * 1024 * 1024  # the Functions host refuses larger requests
 log = logging.getLogger(__name__)
 # the storage SDK logs every request and response at INFO: far too much for a poller
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
-def _num(name: str, default: float) -> float:
+def _num(name: str, default: float, low: float, high: float) -> float:
+    """A number setting within ``low..high``; a bad one raises ``SettingsError`` naming it and
+    the range (like every ``JOBS_*`` setting: one never silently falls back to its default)."""
     raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
+    if not raw:
         return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be a number in {low:g}..{high:g}, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,16 @@ class ApiSettings:
     def from_env(cls) -> ApiSettings:
         return cls(
             task_hub=os.environ.get("JOBS_TASK_HUB", "").strip() or DEFAULT_HUB,
-            max_wait_seconds=_num("JOBS_MAX_WAIT_SECONDS", 30.0),
-            max_batch=int(_num("JOBS_MAX_BATCH", 1000)),
-            max_body_bytes=int(_num("JOBS_MAX_BODY_BYTES", 1024 * 1024)),
-            max_batch_body_bytes=int(_num("JOBS_MAX_BATCH_BODY_BYTES", 32 * 1024 * 1024)),
-            min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0),
-            error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0),
-            cycle_deadline_seconds=_num("JOBS_CYCLE_DEADLINE_SECONDS", 60.0),
-            min_cycle_seconds=_num("JOBS_MIN_CYCLE_SECONDS", 0.5),
+            # (230 s: the longest an HTTP request may take on Azure Functions)
+            max_wait_seconds=_num("JOBS_MAX_WAIT_SECONDS", 30.0, 0, 230),
+            max_batch=int(_num("JOBS_MAX_BATCH", 1000, 1, 100_000)),
+            max_body_bytes=int(_num("JOBS_MAX_BODY_BYTES", 1024 * 1024, 1024, MAX_BODY)),
+            max_batch_body_bytes=int(_num("JOBS_MAX_BATCH_BODY_BYTES", 32 * 1024 * 1024, 1024,
+                                          MAX_BODY)),
+            min_sleep_seconds=_num("JOBS_MIN_SLEEP_SECONDS", 1.0, 0.01, 3600),
+            error_sleep_seconds=_num("JOBS_ERROR_SLEEP_SECONDS", 5.0, 0.01, 3600),
+            cycle_deadline_seconds=_num("JOBS_CYCLE_DEADLINE_SECONDS", 60.0, 1, 3600),
+            min_cycle_seconds=_num("JOBS_MIN_CYCLE_SECONDS", 0.5, 0, 3600),
             events_queue=_events_queue(os.environ.get("JOBS_EVENTS_QUEUE", "")),
         )
 

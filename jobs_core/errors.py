@@ -12,6 +12,11 @@ class JobsError(Exception):
     """Root of every error raised by jobs_core."""
 
 
+class SettingsError(JobsError, ValueError):
+    """An app setting has a value the scheduler cannot use: the message names the setting and
+    what it accepts. (Every ``JOBS_*`` setting raises it; none falls back silently.)"""
+
+
 # --- bad input: the request is wrong and nothing was written -------------------------------
 
 

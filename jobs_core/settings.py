@@ -6,13 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from .errors import JobsError
+from .errors import SettingsError
+
+__all__ = ["JobsSettings", "SettingsError"]
 from .model import RetryPolicy
-
-
-class SettingsError(JobsError, ValueError):
-    """An app setting has a value the scheduler cannot use."""
-
 
 MIN_RETENTION_DAYS = 1 / 24  # one hour: results stay readable while clients still poll them
 MAX_RETENTION_DAYS = 36_500.0  # 100 years: "keep everything" without overflowing date math

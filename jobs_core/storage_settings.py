@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import JobsError
+from .errors import SettingsError
 
 ENV_CONNECTION_STRING = "JOBS_STORAGE_CONNECTION_STRING"
 ENV_ACCOUNT_URL = "JOBS_STORAGE__blobServiceUri"
@@ -40,8 +40,7 @@ DEFAULT_CONTAINER = "jobs"
 _CONTAINER_RE = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 
 
-class ConfigurationError(JobsError, ValueError):
-    """The app settings do not say how to reach storage (or say it wrongly)."""
+ConfigurationError = SettingsError  # (the storage settings' name for it, kept for callers)
 
 
 @dataclass(frozen=True, slots=True)
