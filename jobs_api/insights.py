@@ -10,13 +10,13 @@ as absent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from jobs_core.job_history import HistoryRecord, read_job_history
+from jobs_core.model import iso_or_none
 from jobs_core.shard_overview import APPEND_BLOB_BLOCK_LIMIT, MAX_PAGE, ShardOverview, ShardRow
 from jobs_core.store import JobStore
 from jobs_core.timeline import MAX_MINUTES, Timeline, TimelineReader
@@ -52,8 +52,7 @@ def _param(req: func.HttpRequest, name: str) -> str | None:
     return req.params.get(name) or None
 
 
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = iso_or_none  # (one formatter: jobs_core.model)
 
 
 async def list_shards(req: func.HttpRequest,

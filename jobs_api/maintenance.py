@@ -26,7 +26,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from jobs_core.errors import JobValidationError
-from jobs_core.retention import iso, purge_shards
+from jobs_core.model import iso
+from jobs_core.retention import purge_shards
 from jobs_core.settings import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 
 from .http_api import json_response, read_json

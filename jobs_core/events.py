@@ -44,7 +44,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from .errors import JobsError
-from .model import JSON, ErrorInfo, Job
+from .model import JSON, ErrorInfo, Job, iso_or_none
 
 log = logging.getLogger(__name__)
 EVENT_VERSION = 1
@@ -69,8 +69,6 @@ class EventSendError(JobsError, ConnectionError):
     """A queue refused or could not take a message (the publisher retries it later)."""
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +88,7 @@ class JobEvent:
 
     @property
     def id(self) -> str:
-        return f"{self.job_id}/{self.state.value}/{self.run}.{self.attempt}/{_iso(self.at)}"
+        return f"{self.job_id}/{self.state.value}/{self.run}.{self.attempt}/{iso_or_none(self.at)}"
 
     def to_dict(self) -> dict[str, Any]:
         error = None
@@ -98,9 +96,9 @@ class JobEvent:
             error = {**self.error.to_dict(), "message": self.error.message[:MAX_ERROR_CHARS]}
         return {"v": EVENT_VERSION, "id": self.id, "type": f"job.{self.state.value}",
                 "job_id": self.job_id, "handler": self.handler, "state": self.state.value,
-                "attempt": self.attempt, "run": self.run, "at": _iso(self.at),
-                "due_at": _iso(self.due_at), "result": _summary(self.result), "error": error,
-                "retry_at": _iso(self.retry_at), "notify": self.notify,
+                "attempt": self.attempt, "run": self.run, "at": iso_or_none(self.at),
+                "due_at": iso_or_none(self.due_at), "result": _summary(self.result), "error": error,
+                "retry_at": iso_or_none(self.retry_at), "notify": self.notify,
                 "labels": self.labels or {}}
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -99,7 +99,7 @@ class Recurrence:
         if self.interval_mode != "fixed_delay":
             out["interval_mode"] = self.interval_mode
         if self.anchor is not None:
-            out["anchor"] = _iso(self.anchor)
+            out["anchor"] = iso(self.anchor)
         if self.jitter_seconds is not None:
             out["jitter_seconds"] = self.jitter_seconds
         if self.misfire_grace_seconds is not None:
@@ -109,7 +109,7 @@ class Recurrence:
         if self.overlap != "skip":
             out["overlap"] = self.overlap
         if self.until is not None:
-            out["until"] = _iso(self.until)
+            out["until"] = iso(self.until)
         if self.max_runs is not None:
             out["max_runs"] = self.max_runs
         return out
@@ -128,8 +128,14 @@ class Recurrence:
                    overlap=data.get("overlap") or "skip")
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+def iso(moment: datetime) -> str:
+    """UTC ISO-8601 with ``Z``: how the API, the events and the reports write a time (the one
+    formatter; the shard log's ``ts`` in record_codec is its own, fixed wire format)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
 
 
 def _parse_iso(text: str | None) -> datetime | None:
@@ -178,18 +184,15 @@ class Job:
     traceparent: str | None = None  # the scheduling request's trace (telemetry.py), if on
 
     def to_dict(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat().replace("+00:00", "Z")
-
         return {
             "id": self.id,
             "handler": self.handler,
             "status": self.status.value,
-            "due_at": iso(self.due_at),
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
+            "due_at": iso_or_none(self.due_at),
+            "created_at": iso_or_none(self.created_at),
+            "updated_at": iso_or_none(self.updated_at),
+            "started_at": iso_or_none(self.started_at),
+            "finished_at": iso_or_none(self.finished_at),
             "attempts": self.attempts,
             "max_attempts": self.retry.max_attempts,
             "runs": self.runs,

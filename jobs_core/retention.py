@@ -45,6 +45,7 @@ from typing import Any
 from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError
 from .event_log import undelivered
 from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
+from .model import iso
 from .moves import locate
 from .settings import JobsSettings
 from .shard_state import ShardState
@@ -56,9 +57,6 @@ PURGE_CONCURRENCY = 4  # blobs judged at once (each holds one whole blob and its
 MAX_REPORTED_ERRORS = 20
 
 
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601 with ``Z``, as the API writes times."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Verdict(StrEnum):
