@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias
 
 from .model import ErrorInfo
@@ -101,3 +102,23 @@ def _plan(cls: type) -> _Plan:
             (f.name, wire[f.name][0], _ENCODE[wire[f.name][1]], _DECODE[wire[f.name][1]],
              f.default is MISSING) for f in fields(cls))
     return plan
+
+
+class Op(StrEnum):
+    ADD = "add"
+    CANCEL = "cancel"
+    RUN_NOW = "run_now"
+    RESCHEDULE = "reschedule"
+    PAUSE = "pause"
+    RESUME = "resume"
+    UPDATE = "update"
+    MISFIRE = "misfire"
+    RETRY = "retry"
+    START = "start"
+    OK = "ok"
+    FAIL = "fail"
+    TOUCH = "touch"
+    MOVE = "move"
+    MOVED = "moved"
+    POINTER = "ptr"
+    FULL = "full"

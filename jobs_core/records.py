@@ -1,8 +1,10 @@
 """The shard log format: one JSON object per line, each with a version ``v`` and an ``op``.
 
-Every record is one small frozen type below that encodes itself (``encode``) and is read back
-by ``decode``; the replay (``shard_state.py``), the events (``event_log.py``) and the history
-(``job_history.py``) dispatch on the type, never on raw keys.
+Every record is one small frozen type that encodes itself (``encode``) and is read back by
+``decode``: below, by a field table (``record_codec.Fields``); in ``job_records.py``, the three
+that carry a job's fields (``Add``, ``Retry``, ``Update``). The replay (``shard_state.py``),
+the events (``event_log.py``) and the history (``job_history.py``) dispatch on the type, never
+on raw keys.
 
     op          type        what it records                              keys (besides v, op, at)
     add         Add         a job was scheduled, or arrived by a move    id h due p k r rc n to
@@ -91,34 +93,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, TypeAlias
 
-from .model import ErrorInfo, Job, JobStatus, Recurrence, RetryPolicy
-from .record_codec import Fields, Wire, as_error, as_int, as_str, parse_ts, ts
+from .job_records import Add, Retry, Update
+from .model import ErrorInfo, Job
+from .record_codec import Fields, Op, Wire, parse_ts, ts
 
 FORMAT_VERSION = 4  # the newest version written (by retry; pause, resume... 3; the others 2)
 READABLE_VERSIONS = (1, 2, 3, 4)
-
-
-class Op(StrEnum):
-    ADD = "add"
-    CANCEL = "cancel"
-    RUN_NOW = "run_now"
-    RESCHEDULE = "reschedule"
-    PAUSE = "pause"
-    RESUME = "resume"
-    UPDATE = "update"
-    MISFIRE = "misfire"
-    RETRY = "retry"
-    START = "start"
-    OK = "ok"
-    FAIL = "fail"
-    TOUCH = "touch"
-    MOVE = "move"
-    MOVED = "moved"
-    POINTER = "ptr"
-    FULL = "full"
 
 
 _CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
@@ -279,170 +261,6 @@ class Full(Fields):
     OP = Op.FULL
     WIRE = (("at", "at", "time"),)
     at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Add:
-    """A job as scheduled (``source`` None: ``at`` is its creation), or carried into this blob
-    by a move with its state (``source`` the blob it left, ``at`` when it moved)."""
-
-    OP: ClassVar[Op] = Op.ADD
-    job: Job
-    at: datetime
-    source: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.job.id
-
-    def encode(self) -> Wire:
-        return {**_job_wire(self.job, self.at, full=self.source is not None),
-                **({} if self.source is None else {"from": self.source})}
-
-    @classmethod
-    def decode(cls, wire: Wire) -> Add:
-        source = wire.get("from")
-        return cls(_job_of(wire), parse_ts(wire["at"]), None if source is None else as_str(source))
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """A failed or cancelled job runs again as a new run: the record carries the job's whole
-    state after the retry (``transitions.retry``), so a replay that dropped the finished job
-    (executors keep only unfinished ones) re-creates it. Version 4."""
-
-    OP: ClassVar[Op] = Op.RETRY
-    VERSION: ClassVar[int] = 4
-    job: Job
-    at: datetime
-    rid: str | None = None
-    run: int | None = None  # the run it retries (the job's ``runs`` when it failed)
-
-    @property
-    def id(self) -> str:
-        return self.job.id
-
-    def encode(self) -> Wire:
-        out = {**_job_wire(self.job, self.at, full=True), "v": self.VERSION,
-               "op": self.OP.value}
-        if self.rid is not None:
-            out["rid"] = self.rid
-        if self.run is not None:
-            out["run"] = self.run
-        return out
-
-    @classmethod
-    def decode(cls, wire: Wire) -> Retry:
-        rid, run = wire.get("rid"), wire.get("run")
-        return cls(_job_of(wire), parse_ts(wire["at"]), None if rid is None else as_str(rid),
-                   None if run is None else as_int(run))
-
-
-def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
-    """A job's fields on the wire: as scheduled, or (``full``) with its state, as a move or a
-    retry re-creates it."""
-    # a paused job, or a recurrence with an end, is only readable by a v3 reader; labels by v4
-    newer = job.status is JobStatus.PAUSED or (job.recurrence is not None and
-                                               job.recurrence.extended)
-    v4 = bool(job.labels) or (job.recurrence is not None and job.recurrence.needs_v4)
-    out: Wire = {"v": 4 if v4 else 3 if newer else 2, "op": "add", "id": job.id,
-                 "h": job.handler, "due": ts(job.due_at), "at": ts(at)}
-    if job.payload is not None:
-        out["p"] = job.payload
-    if job.idempotency_key is not None:
-        out["k"] = job.idempotency_key
-    if job.retry != RetryPolicy():
-        out["r"] = job.retry.to_dict()
-    if job.recurrence is not None:
-        out["rc"] = job.recurrence.to_dict()
-    if job.notify is not None:
-        out["n"] = job.notify
-    if job.timeout_seconds is not None:
-        out["to"] = job.timeout_seconds
-    if job.labels:
-        out["lb"] = job.labels
-    if job.traceparent is not None:
-        out["tp"] = job.traceparent
-    if full:
-        out.update({"ca": ts(job.created_at), "st": job.status.value, "a": job.attempts,
-                    "runs": job.runs})
-        if job.last_error is not None:
-            out["err"] = job.last_error.to_dict()
-        if job.result is not None:
-            out["res"] = job.result
-    return out
-
-
-def _job_of(wire: Wire) -> Job:
-    rc, err, at = wire.get("rc"), wire.get("err"), parse_ts(wire["at"])
-    return Job(
-        id=as_str(wire["id"]), handler=as_str(wire["h"]), due_at=parse_ts(wire["due"]),
-        created_at=parse_ts(wire["ca"]) if wire.get("ca") else at, updated_at=at,
-        payload=wire.get("p"), idempotency_key=wire.get("k"),
-        retry=RetryPolicy(**wire["r"]) if "r" in wire else RetryPolicy(),
-        recurrence=Recurrence.from_dict(rc) if rc else None,
-        notify=wire.get("n"), timeout_seconds=wire.get("to"),
-        status=JobStatus(wire.get("st", "scheduled")), attempts=as_int(wire.get("a", 0)),
-        runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
-        result=wire.get("res"), labels=_labels(wire.get("lb")),
-        traceparent=as_str(wire["tp"]) if wire.get("tp") else None,
-    )
-
-
-def _labels(value: object) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise TypeError(f"labels must be an object of strings, got {value!r:.60}")
-    return value or None
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """New values for the fields named in ``values`` (payload, retry, recurrence,
-    timeout_seconds), and the due time that follows from them."""
-
-    OP: ClassVar[Op] = Op.UPDATE
-    VERSION: ClassVar[int] = 3
-    _KEYS: ClassVar[dict[str, str]] = {"payload": "p", "retry": "r", "recurrence": "rc",
-                                       "timeout_seconds": "to", "labels": "lb"}
-    id: str
-    at: datetime
-    due: datetime
-    values: dict[str, Any]
-    rid: str | None = None
-    run: int | None = None
-
-    def encode(self) -> Wire:
-        recurrence = self.values.get("recurrence")
-        v4 = "labels" in self.values or (recurrence is not None and recurrence.needs_v4)
-        version = 4 if v4 else self.VERSION  # (a v3 reader refuses it)
-        out: Wire = {"v": version, "op": self.OP.value, "id": self.id, "at": ts(self.at),
-                     "due": ts(self.due), "set": sorted(self.values)}
-        for name, value in self.values.items():
-            out[self._KEYS[name]] = value.to_dict() if hasattr(value, "to_dict") else value
-        if self.rid is not None:
-            out["rid"] = self.rid
-        if self.run is not None:
-            out["run"] = self.run
-        return out
-
-    @classmethod
-    def decode(cls, wire: Wire) -> Update:
-        values: dict[str, Any] = {}
-        for name in wire["set"]:
-            raw: Any = wire.get(cls._KEYS[name])  # KeyError: a field we do not know
-            if name == "retry":
-                values[name] = RetryPolicy(**raw)
-            elif name == "recurrence":
-                values[name] = Recurrence.from_dict(raw)
-            elif name == "labels":
-                values[name] = _labels(raw)
-            else:
-                values[name] = raw
-        rid, run = wire.get("rid"), wire.get("run")
-        return cls(as_str(wire["id"]), parse_ts(wire["at"]), parse_ts(wire["due"]), values,
-                   None if rid is None else as_str(rid), None if run is None else as_int(run))
 
 
 Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Misfire |
