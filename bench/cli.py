@@ -12,7 +12,8 @@ direct, and end to end through the Functions app on devhost over HTTP, ``bench/e
 5 ``get(id)`` cost by shard size; 6 executor memory while draining (own process, in-memory
 store); 8 a planning cycle's cost with a year of pending work; 7 the cost of state-change
 events (queue requests per job, drain rate with and without); 9 a drain end to end next to
-APScheduler 3 (SQLAlchemy/SQLite store, 20 threads) on the same workload.
+APScheduler 3 (SQLAlchemy/SQLite store, 20 threads) on the same workload; 10 what
+OpenTelemetry costs off and on (``bench/telemetry.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from tests import azurite as azurite_helpers
 
-from . import e2e, events, lateness, pending, report, status, workloads
+from . import e2e, events, lateness, pending, report, status, telemetry, workloads
 from .common import Env, percentiles
 
 
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             azurite.stop()
     results["memory"] = run_memory(scale.memory_jobs)
+    log(f"10. telemetry off and on: {scale.memory_jobs // 5} jobs (in-memory store)")
+    results["telemetry"] = telemetry.run(scale.memory_jobs // 5)
     results["targets"] = report.targets(results)
     results["meta"] = {"mode": "quick" if args.quick else "full", "scale": scale.__dict__,
                        "finished_at": datetime.now(UTC).isoformat(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .telemetry import table as telemetry_table
+
 BURST_TARGET = 0.05  # requests per job, schedule side of a burst
 LONE_TARGET = 4  # requests for one lone job, end to end
 THROUGHPUT_TARGET = 20.0  # x the raw one-record append rate
@@ -176,6 +178,8 @@ def table(r: dict[str, Any]) -> str:
         add(f"  {row['jobs_in_shard']:>7} jobs in shard: cold {c['requests_total']} req "
             f"{c['seconds'] * 1000:8.1f} ms | warm {w['requests_total']} req "
             f"{w['seconds'] * 1000:6.1f} ms")
+    if r.get("telemetry"):
+        lines.extend(telemetry_table(r["telemetry"]))
     m = r["memory"]
     add(f"6. Memory: executor draining {m['jobs']} jobs ({m['store']} store, "
         f"{m['jobs_per_s']:.0f} jobs/s); peak RSS {m['peak_rss_mb']:.1f} MB")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -110,14 +110,36 @@ class AttemptSpan:
                 self.span.set_status(Status(StatusCode.ERROR, error))
 
 
-@contextmanager
+class _Off:
+    """What an attempt gets while telemetry is off: one shared object that does nothing."""
+
+    def __enter__(self) -> _Off:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def outcome(self, outcome: str, error: str | None = None) -> None:
+        return None
+
+
+_OFF = _Off()
+
+
 def attempt_span(job_id: str, handler: str, attempt: int, run: int, due: datetime,
-                 started: datetime, traceparent: str | None) -> Iterator[AttemptSpan]:
-    """The span of one attempt (a no-op when telemetry is off)."""
-    lateness = (started - due).total_seconds() * 1000
+                 started: datetime, traceparent: str | None,
+                 ) -> AbstractContextManager[AttemptSpan | _Off]:
+    """The span of one attempt; while telemetry is off, a shared no-op (nothing is created)."""
     if _on is None:
-        yield AttemptSpan(handler=handler, lateness_ms=lateness)
-        return
+        return _OFF
+    return _span(job_id, handler, attempt, run, due, started, traceparent)
+
+
+@contextmanager
+def _span(job_id: str, handler: str, attempt: int, run: int, due: datetime,
+          started: datetime, traceparent: str | None) -> Iterator[AttemptSpan]:
+    assert _on is not None
+    lateness = (started - due).total_seconds() * 1000
     parent = _PROPAGATOR.extract({"traceparent": traceparent}) if traceparent else None
     with _on.tracer.start_as_current_span(
             "job.attempt", context=parent, kind=SpanKind.CONSUMER,
