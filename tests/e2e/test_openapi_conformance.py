@@ -239,6 +239,21 @@ def test_pause_and_resume_answers(app: Checked) -> None:
         app.call("POST", path, 401, id=UNKNOWN, key=False)
 
 
+def test_recurrence_policy_answers(app: Checked) -> None:
+    job = app.schedule(handler="echo", recurrence={
+        "interval_seconds": 3600, "interval_mode": "fixed_rate", "catch_up_max": 5,
+        "overlap": "buffer_one"})
+    assert (job["recurrence"]["catch_up_max"], job["recurrence"]["overlap"]) == (5, "buffer_one")
+    for recurrence, words in ((
+            {"cron": "0 * * * *", "overlap": "allow"}, "one attempt at a time"),
+            ({"interval_seconds": 60, "catch_up_max": 3}, "fixed_delay"),
+            ({"cron": "0 * * * *", "catch_up_max": 3, "misfire_grace_seconds": 5}, "one misfire")):
+        problem = app.call("POST", "/jobs", 400, json={"handler": "echo",
+                                                       "recurrence": recurrence})
+        assert problem["field"] == "recurrence" and words in problem["detail"], problem
+    app.call("DELETE", "/jobs/{id}", 200, id=job["id"])
+
+
 def test_label_answers(app: Checked) -> None:
     job = app.schedule(handler="echo", delay=3600, labels={"team": "conf", "tier": "gold"})
     assert job["labels"] == {"team": "conf", "tier": "gold"}
