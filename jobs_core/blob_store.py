@@ -282,12 +282,14 @@ class AzureBlobStore:
             data=bytes(body[1:] if offset > 0 else body),
             size=start + len(body),
             metadata=_meta(downloader.properties.metadata),
+            block_count=_blocks(downloader.properties),
         )
 
     async def _read_past_end(self, blob: BlobClient, name: str) -> ReadResult:
         with _translated("read", name):
             props = await blob.get_blob_properties()
-        return ReadResult(data=b"", size=int(props.size), metadata=_meta(props.metadata))
+        return ReadResult(data=b"", size=int(props.size), metadata=_meta(props.metadata),
+                          block_count=_blocks(props))
 
     async def list(self, prefix: str) -> list[BlobInfo]:
         """All blobs named ``prefix...`` with metadata, sorted by name (one request per page
@@ -397,6 +399,12 @@ class AzureBlobStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _blocks(props: Any) -> int | None:
+    """``x-ms-blob-committed-block-count``: sent with a GET or HEAD of an append blob."""
+    count = getattr(props, "append_blob_committed_block_count", None)
+    return None if count is None else int(count)
 
 
 def _meta(metadata: Mapping[str, str | None] | None) -> dict[str, str]:

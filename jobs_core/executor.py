@@ -186,6 +186,11 @@ class Executor(AttemptRunner):
         bucket_end = bucket + timedelta(minutes=self.settings.bucket_minutes)
         closed = bucket_end + timedelta(seconds=self.settings.abandon_grace_seconds) < now
         summary = summarize(listed, state, size, closed, now, self.settings.bucket_minutes)
+        if summary["running"] != "0" or (summary["min_due"] and
+                                         rec.parse_ts(summary["min_due"]) <= now):
+            return  # starts and outcomes are about to change it: a summary would be stale at
+            # once (and a planner reads a blob with due or running work anyway); it is written
+            # once the blob is idle or done
         if summary != listed:
             try:
                 await self.store.set_metadata(blob, summary)

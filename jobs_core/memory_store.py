@@ -60,7 +60,8 @@ class InMemoryStore:
         blob = self._blobs.get(name)
         if blob is None:
             raise BlobNotFoundError(f"{name}: 404 BlobNotFound")
-        return ReadResult(bytes(blob.data[offset:]), len(blob.data), dict(blob.metadata))
+        return ReadResult(bytes(blob.data[offset:]), len(blob.data), dict(blob.metadata),
+                          blob.blocks)
 
     async def list(self, prefix: str) -> list[BlobInfo]:
         await asyncio.sleep(0)

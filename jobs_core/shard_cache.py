@@ -82,6 +82,8 @@ class ShardCache:
             if at_least is not None and view.offset >= at_least:
                 return view.state
             result = await self._store.read(name, view.offset)
+            if result.block_count is not None:  # (a GET of an append blob says it: no HEAD)
+                view.blocks = max(view.blocks, result.block_count)
             data = result.data
             end = data.rfind(b"\n") + 1  # replay whole lines only; a torn tail waits
             if end:

@@ -40,6 +40,7 @@ class ReadResult:
     data: bytes  # bytes from the requested offset to the end (may be empty)
     size: int  # total blob size at the time of the read
     metadata: dict[str, str]
+    block_count: int | None = None  # committed blocks then (append blobs; None: not sent)
 
 
 @dataclass(frozen=True, slots=True)
