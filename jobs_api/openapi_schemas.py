@@ -80,9 +80,9 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
     ends["overlap"] = {
         "type": "string", "enum": list(OVERLAP_POLICIES), "default": "skip",
         "description": "an occurrence due while the previous one still runs (cron or "
-                       "fixed_rate): skip it, or buffer_one: run the first such one as soon as "
-                       "the previous finishes. ('allow' is refused: a job runs one attempt at "
-                       "a time)"}
+                       "fixed_rate): skip it, buffer_one: run the first such one as soon as "
+                       "the previous finishes, or allow: every occurrence runs as a job of its "
+                       "own (labelled schedule_id), so they may overlap"}
     ends["jitter_seconds"] = {
         "type": "number", "minimum": 0, "maximum": MAX_JITTER_SECONDS,
         "description": "each computed occurrence is delayed by a random 0..jitter_seconds, to "

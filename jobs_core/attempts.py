@@ -22,13 +22,16 @@ from typing import Any
 
 from . import records as rec
 from .errors import JobsError, UnknownHandlerError
-from .events import EventState, JobEvent
+from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
+from .labels import MAX_LABELS
 from .model import ErrorInfo, Job
 from .plans import BatchResult
 from .recurrence import after_run, next_occurrence, recurrence_ends, with_jitter
+from .scheduler import JobScheduler
 from .settings import JobsSettings
-from .validation import check_json_size
+from .store import JobStore
+from .validation import JobRequest, check_json_size
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,10 @@ class AttemptRunner:
     registry: HandlerRegistry
     settings: JobsSettings
     clock: Callable[[], datetime]
+    store: JobStore
+    events: EventPublisher | None
     _rng: random.Random
+    _occurrences: JobScheduler | None = None  # (overlap "allow": creates the occurrences)
 
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""
@@ -73,9 +79,12 @@ class AttemptRunner:
         started = self.clock()
         timeout = self.timeout_of(job)
         try:
-            handler = self.registry.get(job.handler)
-            ctx = self._context(job, handler, started, timeout)
-            value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
+            if fires_occurrences(job):
+                value: Any = await asyncio.wait_for(self._fire(job), timeout)
+            else:
+                handler = self.registry.get(job.handler)
+                ctx = self._context(job, handler, started, timeout)
+                value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
             check_json_size(value, self.settings.max_result_bytes, "result")
         except Exception as exc:
             error = _error_info(exc, job.attempts, timeout)
@@ -87,6 +96,24 @@ class AttemptRunner:
         events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
         _next_occurrence_event(events, job, at, nxt)
         return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
+
+    async def _fire(self, job: Job) -> dict[str, Any]:
+        """Overlap ``allow``: this occurrence runs as a one-off job of its own (the same
+        handler, payload, retry policy, timeout, notify queue and labels, plus the label
+        ``schedule_id``), so occurrences may overlap; the recurring job's attempt only creates
+        it. The idempotency key ``occurrence:<id>:<run>`` makes that at most one job per
+        occurrence, whatever crash re-runs this attempt."""
+        if self._occurrences is None:
+            self._occurrences = JobScheduler(self.store, self.registry, self.settings,
+                                             clock=self.clock, events=self.events)
+        labels = dict(job.labels or {})
+        if len(labels) < MAX_LABELS:
+            labels.setdefault("schedule_id", job.id)
+        fired = await self._occurrences.schedule(JobRequest(
+            job.handler, job.payload, idempotency_key=f"occurrence:{job.id}:{job.runs}",
+            retry=job.retry, notify=job.notify, timeout_seconds=job.timeout_seconds,
+            labels=labels or None, traceparent=job.traceparent))
+        return {"occurrence_job": fired.job.id, "run": job.runs}
 
     def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:
         """The next occurrence after the one ending now, by the recurrence's catch-up and
@@ -166,6 +193,11 @@ async def _call(func: Any, ctx: JobContext) -> Any:
         return await func(ctx)
     value = await asyncio.to_thread(func, ctx)
     return await value if inspect.isawaitable(value) else value
+
+
+def fires_occurrences(job: Job) -> bool:
+    """Whether the job's attempts create a job per occurrence (overlap ``allow``)."""
+    return job.recurrence is not None and job.recurrence.overlap == "allow"
 
 
 def outcome_name(record: rec.Ok | rec.Fail) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import records as rec
-from .attempts import AttemptRunner, outcome_name
+from .attempts import AttemptRunner, fires_occurrences, outcome_name
 from .claims import ClaimManager
 from .errors import BlobNotFoundError, BlockLimitError, JobsError
 from .event_log import needs_publishing
@@ -307,13 +307,16 @@ class Executor(AttemptRunner):
                 return
             token = self._token()
             lease = now + timedelta(seconds=self._lease_seconds(job))
-            if not await self.permits.acquire(job.handler, token, lease):
+            # (an attempt that only creates an occurrence's job needs no permit: that job does)
+            limited = self.permits.limited(job.handler) and not fires_occurrences(job)
+            if limited and not await self.permits.acquire(job.handler, token, lease):
                 result.throttled += 1  # its handler is at its limit: it stays scheduled
                 return
             try:
                 await self._start_and_run(batch, job, token, now, lease, result)
             finally:
-                await self.permits.release(job.handler, token)
+                if limited:
+                    await self.permits.release(job.handler, token)
 
     async def _start_and_run(self, batch: Batch, job: Job, token: str, now: datetime,
                              lease: datetime, result: BatchResult) -> None:

@@ -76,8 +76,9 @@ class Recurrence:
     # misfire policy run_all: after downtime, every missed occurrence runs (the latest
     # ``catch_up_max`` of them, back to back); cron and fixed_rate only
     catch_up_max: int | None = None
-    # an occurrence due while the previous one still runs: "skip" it (the default) or
-    # "buffer_one": run the first such one as soon as the previous finishes
+    # an occurrence due while the previous one still runs: "skip" it (the default),
+    # "buffer_one": run the first such one as soon as the previous finishes, or "allow": each
+    # occurrence runs as a job of its own (attempts.AttemptRunner._fire), so they may overlap
     overlap: str = "skip"
 
     @property

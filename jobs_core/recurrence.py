@@ -24,7 +24,7 @@ INTERVAL_MODES = ("fixed_delay", "fixed_rate")
 FIELDS = frozenset({"cron", "timezone", "interval_seconds", "interval_mode", "anchor",
                     "jitter_seconds", "until", "max_runs", "misfire_grace_seconds",
                     "catch_up_max", "overlap"})
-OVERLAP_POLICIES = ("skip", "buffer_one")
+OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
 MAX_CATCH_UP = 1000
 MAX_CATCH_UP_SCAN = 100_000  # missed occurrences counted at most (then the latest are kept)
 MAX_MISFIRE_GRACE_SECONDS = 86_400.0
@@ -120,11 +120,6 @@ def _parse_catch_up(value: object) -> int | None:
 def _parse_overlap(value: object) -> str:
     if value is None:
         return "skip"
-    if value == "allow":
-        raise InvalidRecurrenceError(
-            "recurrence.overlap 'allow' is not supported: a job runs one attempt at a time "
-            "(its occurrences share one id and state); use 'buffer_one', or schedule "
-            "separate jobs")
     if value not in OVERLAP_POLICIES:
         raise InvalidRecurrenceError(f"recurrence.overlap must be one of "
                                      f"{list(OVERLAP_POLICIES)}, got {value!r}")

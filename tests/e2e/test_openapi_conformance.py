@@ -244,8 +244,11 @@ def test_recurrence_policy_answers(app: Checked) -> None:
         "interval_seconds": 3600, "interval_mode": "fixed_rate", "catch_up_max": 5,
         "overlap": "buffer_one"})
     assert (job["recurrence"]["catch_up_max"], job["recurrence"]["overlap"]) == (5, "buffer_one")
+    allowed = app.schedule(handler="echo", recurrence={"cron": "0 * * * *", "overlap": "allow"})
+    assert allowed["recurrence"]["overlap"] == "allow"
+    app.call("DELETE", "/jobs/{id}", 200, id=allowed["id"])
     for recurrence, words in ((
-            {"cron": "0 * * * *", "overlap": "allow"}, "one attempt at a time"),
+            {"interval_seconds": 60, "overlap": "allow"}, "fixed_delay"),
             ({"interval_seconds": 60, "catch_up_max": 3}, "fixed_delay"),
             ({"cron": "0 * * * *", "catch_up_max": 3, "misfire_grace_seconds": 5}, "one misfire")):
         problem = app.call("POST", "/jobs", 400, json={"handler": "echo",

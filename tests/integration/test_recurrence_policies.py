@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobContext, JobRequest
+from jobs_core import JobContext, JobRequest, JobStatus
 from jobs_core.errors import InvalidRecurrenceError
 from jobs_core.store import JobStore
 from tests.jobs_helpers import Clock, Recorder, drain, make
@@ -56,9 +56,48 @@ async def test_buffer_one_runs_the_first_occurrence_that_came_due_during_a_run(
     assert skipped.due_at > clock.now and (skipped.due_at - start).total_seconds() % 60 == 0
 
 
+async def test_allow_runs_each_occurrence_as_a_job_of_its_own_so_they_overlap(
+        store: JobStore) -> None:
+    # each occurrence lasts 150 s and comes every 60 s: under "skip" the schedule would wait
+    # for each to finish; under "allow" it only creates the occurrence's job and moves on
+    clock, rec = Clock(), Recorder()
+
+    @rec.registry.handler("takes_150s")
+    async def takes_150s(ctx: JobContext) -> str:
+        clock.advance(150)
+        return "done"
+
+    scheduler, executor = make(store, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("takes_150s", {"n": 1}, recurrence={
+        "interval_seconds": 60, "interval_mode": "fixed_rate", "overlap": "allow"},
+        delay=60, labels={"team": "x"}))).job
+    for _ in range(3):
+        clock.advance(60)
+        await executor.run_cycle(0)
+    fired = (await scheduler.list(labels={"schedule_id": schedule.id})).jobs
+    assert len(fired) >= 3 and all(j.recurrence is None and j.payload == {"n": 1}
+                                   for j in fired)
+    assert all(j.labels == {"team": "x", "schedule_id": schedule.id} for j in fired)
+    parent = await scheduler.get(schedule.id)
+    assert parent.runs == len(fired) and parent.status is JobStatus.SCHEDULED
+    assert parent.result["occurrence_job"] in {j.id for j in fired}
+    assert rec.runs == {}  # (the Recorder's handlers: not these)
+
+
+async def test_an_occurrence_fired_twice_is_one_job(store: JobStore) -> None:
+    # a crash after the occurrence's job was created and before the outcome was recorded
+    # re-runs the attempt: the idempotency key makes it the same job
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("echo", recurrence={
+        "cron": "* * * * *", "overlap": "allow"}))).job
+    first = await executor._fire(schedule)
+    again = await executor._fire(schedule)
+    assert first == again and first["run"] == 0
+
+
 @pytest.mark.parametrize("recurrence", [
-    {"interval_seconds": 60, "overlap": "allow"},
-    {"cron": "0 * * * *", "overlap": "allow"},
+    {"interval_seconds": 60, "overlap": "allow"},  # fixed_delay never overlaps
     {"cron": "0 * * * *", "overlap": "sometimes"},
     {"interval_seconds": 60, "catch_up_max": 3},  # fixed_delay never misses one
     {"cron": "0 * * * *", "catch_up_max": 0},
