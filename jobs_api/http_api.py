@@ -19,6 +19,7 @@ from jobs_core import Job, JobRequest, JobStatus, Scheduled
 from jobs_core.errors import JobsError, JobValidationError
 from jobs_core.ids import parse_job_id
 from jobs_core.labels import parse_label_filter
+from jobs_core.limits import MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
 from .runtime import get_runtime
@@ -340,7 +341,8 @@ async def list_jobs(req: func.HttpRequest,
         status=status, handler=p.get("handler") or None,
         due_from=_parse_time("due_from", p.get("due_from")),
         due_to=_parse_time("due_to", p.get("due_to")),
-        limit=_parse_int("limit", p.get("limit"), 1, 500) or 100, cursor=p.get("cursor") or None,
+        limit=_parse_int("limit", p.get("limit"), 1, MAX_LIST_LIMIT) or 100,
+        cursor=p.get("cursor") or None,
         labels=parse_label_filter(p["label"].split(",")) if p.get("label") else None)
     return json_response({"jobs": [j.to_dict() for j in page.jobs],
                           "next_cursor": page.next_cursor})

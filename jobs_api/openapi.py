@@ -14,6 +14,7 @@ import azure.functions as func
 
 from jobs_core import JobsSettings, JobStatus
 from jobs_core.labels import LABEL_FILTER_PATTERN
+from jobs_core.limits import JOB_ID_PATTERN, MAX_LIST_LIMIT
 
 from .openapi_operator import operator_paths, operator_schemas
 from .openapi_parts import (
@@ -28,7 +29,7 @@ from .openapi_parts import (
     ref,
     shared_responses,
 )
-from .openapi_schemas import JOB_ID_PATTERN, MAX_LIST_LIMIT, component_schemas
+from .openapi_schemas import component_schemas
 from .problems import PROBLEM_TYPE, RETRY_AFTER_SECONDS
 from .registry import handlers as registry
 from .runtime import ApiSettings, get_runtime

@@ -10,6 +10,15 @@ from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
 from jobs_core.labels import LABEL_KEY_PATTERN, MAX_LABEL_VALUE_CHARS, MAX_LABELS
+from jobs_core.limits import (
+    HANDLER_NAME_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    JOB_ID_PATTERN,
+    MAX_RETRY_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    QUEUE_NAME_PATTERN,
+    SECONDS_PER_DAY,
+)
 from jobs_core.recurrence import (
     INTERVAL_MODES,
     MAX_CATCH_UP,
@@ -24,14 +33,8 @@ from .openapi_parts import TIMESTAMP, Schema, nullable, obj, ref
 from .runtime import ApiSettings
 
 # bucket start, slot, blob index, random
-JOB_ID_PATTERN = (r"^j[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3])"
-                  r"[0-5][0-9]-s[0-9]{3}-[0-9]{4}-[0-9a-f]{16}$")
-HANDLER_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
-IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,200}$"  # printable ASCII without space
-QUEUE_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"  # with 3..63 characters: a queue name
-MAX_RETRY_DELAY = 86_400
-MAX_TIMEOUT_SECONDS = 3600
-MAX_LIST_LIMIT = 500
+HANDLER_PATTERN = HANDLER_NAME_PATTERN  # (the document's names for the limits' patterns)
+MAX_RETRY_DELAY = MAX_RETRY_DELAY_SECONDS
 
 
 def retry_schemas(settings: JobsSettings) -> dict[str, Schema]:
@@ -59,7 +62,7 @@ def retry_schemas(settings: JobsSettings) -> dict[str, Schema]:
 
 
 def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
-    horizon = settings.horizon_days * 86_400
+    horizon = settings.horizon_days * SECONDS_PER_DAY
     ends = {
         "until": {**TIMESTAMP, "description": (
             "no occurrence after this time (ISO-8601 with offset); the job is then "
@@ -115,7 +118,7 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
 
 
 def due_fields(settings: JobsSettings, neither: str) -> dict[str, Schema]:
-    horizon = settings.horizon_days * 86_400
+    horizon = settings.horizon_days * SECONDS_PER_DAY
     return {
         "due_at": {**TIMESTAMP, "description": (
             f"ISO-8601 with a UTC offset; at most {settings.horizon_days} days ahead and "

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidHandlerNameError, JobsError, UnknownHandlerError
+from .limits import HANDLER_NAME_PATTERN
 from .model import ErrorInfo
 
-HANDLER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+HANDLER_NAME = re.compile(HANDLER_NAME_PATTERN)
 
 
 class PermanentJobError(JobsError):

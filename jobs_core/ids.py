@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from . import limits
 from .errors import InvalidJobIdError
 
 SHARD_PREFIX = "shards/"
@@ -23,7 +24,7 @@ BUCKET_FORMAT = "%Y%m%dT%H%M"
 MAX_SLOTS = 1000
 MAX_INDEX = 9999
 
-JOB_ID_PATTERN = re.compile(r"^j(\d{8}T\d{4})-s(\d{3})-(\d{4})-([0-9a-f]{16})$")
+JOB_ID_PATTERN = re.compile(limits.JOB_ID_PATTERN)
 SHARD_NAME_PATTERN = re.compile(r"^shards/s(\d{3})/(\d{8}T\d{4})-(\d{4})\.jsonl$")
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 from .errors import InvalidNotifyTargetError
+from .limits import QUEUE_NAME_PATTERN
 from .settings import SettingsError
 
-QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 
 # the queues of a Durable task hub (``<hub>-control-00``.., ``<hub>-workitems``): never a target
 TASK_HUB_QUEUE = re.compile(r"^.+-(control-\d{2}|workitems)$")

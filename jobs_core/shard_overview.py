@@ -51,13 +51,14 @@ from .errors import (
     UnsupportedRecordVersionError,
 )
 from .ids import SHARD_PREFIX, ShardBlob, bucket_of, claim_blob, parse_shard_name, slot_prefix
+from .limits import MAX_LIST_LIMIT
 from .model import JobStatus
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .store import BlobInfo, JobStore
 
 APPEND_BLOB_BLOCK_LIMIT = 50_000  # Azure's limit of committed blocks in one append blob
-MAX_PAGE = 500
+MAX_PAGE = MAX_LIST_LIMIT  # (limits.py)
 CONCURRENT_REQUESTS = 16  # HEADs and reads in flight for one page
 REMEMBERED_SIZES = 8192  # blobs whose block count is remembered by size
 T = TypeVar("T")

@@ -21,6 +21,12 @@ from .errors import (
 )
 from .handlers import HandlerRegistry, validate_handler_name
 from .labels import parse_labels
+from .limits import (
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_RETRY_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    SECONDS_PER_DAY,
+)
 from .model import JSON, Recurrence, RetryPolicy
 from .notify_targets import parse_notify
 from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence, with_jitter
@@ -28,7 +34,7 @@ from .settings import JobsSettings
 from .telemetry import current_traceparent
 
 _JITTER = random.Random()  # (a first occurrence's spread: no replay depends on it)
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
 # when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
 MAX_JSON_DEPTH = 100
@@ -74,7 +80,7 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
         handler.check_payload(request.payload)
     recurrence = parse_recurrence(request.recurrence)
     if recurrence is not None and recurrence.interval_seconds is not None and \
-            recurrence.interval_seconds > settings.horizon_days * 86400:
+            recurrence.interval_seconds > settings.horizon_days * SECONDS_PER_DAY:
         raise InvalidRecurrenceError(
             f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
             f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
@@ -162,7 +168,7 @@ def resolve_due(due_at: str | datetime | None, delay: float | None, settings: Jo
                 not finite(delay) or delay < 0:
             raise InvalidDueTimeError(f"delay must be a number of seconds >= 0, got {delay!r}",
                                       field="delay")
-        if delay > settings.horizon_days * 86400:
+        if delay > settings.horizon_days * SECONDS_PER_DAY:
             raise HorizonExceededError(
                 f"delay {delay} s is beyond the horizon of {settings.horizon_days} days",
                 field="delay")
@@ -200,8 +206,9 @@ def parse_retry(value: RetryPolicy | dict[str, Any] | None, default: RetryPolicy
         raise InvalidRetryPolicyError("retry must be an object")
     if not 1 <= policy.max_attempts <= 100:
         raise InvalidRetryPolicyError("retry.max_attempts must be 1..100")
-    if not (0 <= policy.base_delay <= policy.max_delay <= 86_400):
-        raise InvalidRetryPolicyError("need 0 <= retry.base_delay <= retry.max_delay <= 86400")
+    if not (0 <= policy.base_delay <= policy.max_delay <= MAX_RETRY_DELAY_SECONDS):
+        raise InvalidRetryPolicyError("need 0 <= retry.base_delay <= retry.max_delay <= "
+                                      f"{MAX_RETRY_DELAY_SECONDS}")
     if not 0 <= policy.jitter <= 1:
         raise InvalidRetryPolicyError("retry.jitter must be between 0 and 1")
     return policy
@@ -220,7 +227,7 @@ def parse_timeout(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not 0 < value <= 3600:
-        raise JobValidationError("timeout_seconds must be a number in (0, 3600]",
+            not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise JobValidationError(f"timeout_seconds must be a number in (0, {MAX_TIMEOUT_SECONDS}]",
                                  field="timeout_seconds")
     return float(value)
