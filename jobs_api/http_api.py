@@ -22,6 +22,7 @@ from jobs_core.labels import parse_label_filter
 from jobs_core.limits import MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
+from .query_params import parse_int, parse_time
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -298,31 +299,6 @@ async def reschedule_job(req: func.HttpRequest,
     return json_response(job.to_dict())
 
 
-def _parse_time(name: str, raw: str | None) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise JobValidationError(f"{name} {raw!r} is not an ISO-8601 date-time",
-                                 field=name) from None
-    if moment.tzinfo is None:
-        raise JobValidationError(f"{name} needs a UTC offset", field=name)
-    return moment.astimezone(UTC)
-
-
-def _parse_int(name: str, raw: str | None, low: int, high: int) -> int | None:
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise JobValidationError(f"{name} must be an integer {low}..{high}", field=name)
-    return value
-
-
 async def list_jobs(req: func.HttpRequest,
                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
     rt = get_runtime()
@@ -337,11 +313,11 @@ async def list_jobs(req: func.HttpRequest,
                 from None
     scheduler = await rt.scheduler()
     page = await scheduler.list(
-        slot=_parse_int("slot", p.get("slot"), 0, rt.settings.slots - 1),
+        slot=parse_int("slot", p.get("slot"), 0, rt.settings.slots - 1),
         status=status, handler=p.get("handler") or None,
-        due_from=_parse_time("due_from", p.get("due_from")),
-        due_to=_parse_time("due_to", p.get("due_to")),
-        limit=_parse_int("limit", p.get("limit"), 1, MAX_LIST_LIMIT) or 100,
+        due_from=parse_time("due_from", p.get("due_from")),
+        due_to=parse_time("due_to", p.get("due_to")),
+        limit=parse_int("limit", p.get("limit"), 1, MAX_LIST_LIMIT) or 100,
         cursor=p.get("cursor") or None,
         labels=parse_label_filter(p["label"].split(",")) if p.get("label") else None)
     return json_response({"jobs": [j.to_dict() for j in page.jobs],

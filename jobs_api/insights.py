@@ -21,7 +21,8 @@ from jobs_core.shard_overview import APPEND_BLOB_BLOCK_LIMIT, MAX_PAGE, ShardOve
 from jobs_core.store import JobStore
 from jobs_core.timeline import MAX_MINUTES, Timeline, TimelineReader
 
-from .http_api import _parse_int, _parse_time, json_response
+from .http_api import json_response
+from .query_params import parse_int, parse_time
 from .runtime import get_runtime
 
 DEFAULT_PAGE = 100
@@ -35,17 +36,15 @@ class _Readers:
     timeline: TimelineReader
 
 
-_readers: _Readers | None = None
-
-
 async def _get_readers() -> _Readers:
-    global _readers
+    """The process's readers, kept on the ``Runtime`` with its other process-wide objects."""
     rt = get_runtime()
     store = await rt.store()
-    if _readers is None or _readers.store is not store:
-        _readers = _Readers(store, ShardOverview(store, rt.settings),
-                            TimelineReader(store, rt.settings))
-    return _readers
+    readers = rt.extras.get("insights")
+    if not isinstance(readers, _Readers) or readers.store is not store:
+        readers = rt.extras["insights"] = _Readers(store, ShardOverview(store, rt.settings),
+                                                   TimelineReader(store, rt.settings))
+    return readers
 
 
 def _param(req: func.HttpRequest, name: str) -> str | None:
@@ -58,10 +57,10 @@ iso = iso_or_none  # (one formatter: jobs_core.model)
 async def list_shards(req: func.HttpRequest,
                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
     slots = get_runtime().settings.slots
-    slot = _parse_int("slot", _param(req, "slot"), 0, slots - 1)
-    bucket_from = _parse_time("bucket_from", _param(req, "bucket_from"))
-    bucket_to = _parse_time("bucket_to", _param(req, "bucket_to"))
-    limit = _parse_int("limit", _param(req, "limit"), 1, MAX_PAGE) or DEFAULT_PAGE
+    slot = parse_int("slot", _param(req, "slot"), 0, slots - 1)
+    bucket_from = parse_time("bucket_from", _param(req, "bucket_from"))
+    bucket_to = parse_time("bucket_to", _param(req, "bucket_to"))
+    limit = parse_int("limit", _param(req, "limit"), 1, MAX_PAGE) or DEFAULT_PAGE
     readers = await _get_readers()
     page = await readers.shards.page(slot=slot, bucket_from=bucket_from, bucket_to=bucket_to,
                                      limit=limit, cursor=_param(req, "cursor"))
@@ -82,7 +81,7 @@ def shard_json(row: ShardRow) -> dict[str, Any]:
 
 async def timeline(req: func.HttpRequest,
                    client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    minutes = _parse_int("minutes", _param(req, "minutes"), 1, MAX_MINUTES) or DEFAULT_MINUTES
+    minutes = parse_int("minutes", _param(req, "minutes"), 1, MAX_MINUTES) or DEFAULT_MINUTES
     readers = await _get_readers()
     return json_response(timeline_json(await readers.timeline.timeline(minutes)))
 

@@ -118,6 +118,7 @@ class Runtime:
         self._executors: dict[int, Executor] = {}
         self._log_publisher: LogPublisher | None = None
         self._wake_gate: WakeGate | None = None
+        self.extras: dict[str, object] = {}  # other layers' process-wide objects (insights)
         self._lock: asyncio.Lock | None = None
         telemetry_setup.configure(readers={
             "jobs.storage.requests": lambda: self.counter.total,

@@ -8,10 +8,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from jobs_core.clock import utcnow
 from jobs_core.errors import JobsError
 from jobs_core.handler_limits import HandlerPermits
 from jobs_core.metrics import Histogram, retry_rate
-from jobs_core.scheduler import utcnow
 
 from .orchestrator import COUNTS, ORCHESTRATOR
 from .registry import handlers as registry

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import records as rec
+from .clock import Clock, utcnow
 from .errors import BlobNotFoundError, JobsError
 from .events import EventSink, EventState, JobEvent, pack, route
 from .ids import parse_shard_name, slot_prefix
 from .model import Job
-from .scheduler import Clock, utcnow
 from .shard_state import ShardState
 from .store import BlobInfo, JobStore
 

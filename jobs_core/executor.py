@@ -18,6 +18,7 @@ from typing import Any
 from . import records as rec
 from .attempts import AttemptRunner, fires_occurrences, outcome_name
 from .claims import ClaimManager
+from .clock import Clock, utcnow
 from .errors import BlobNotFoundError, BlockLimitError, JobsError
 from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
@@ -39,7 +40,6 @@ from .plans import (
     due_key,
 )
 from .recurrence import misfired
-from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState

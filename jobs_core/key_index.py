@@ -87,6 +87,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import records as rec
+from .clock import utcnow
 from .errors import (
     BlobNotFoundError,
     BlockLimitError,
@@ -108,9 +109,6 @@ KEY_FORMAT_VERSION = 1  # of the records in key blobs (the shard log has its own
 _NAME = re.compile(r"^keys/p(\d{3,})-(\d{4,})\.jsonl$")
 Clock = Callable[[], datetime]
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def fingerprint(handler: str, payload: Any) -> str:

@@ -8,11 +8,12 @@ import binascii
 import logging
 import random
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import records as rec
+from .clock import Clock, utcnow
 from .errors import (
     BlobNotFoundError,
     BlockLimitError,
@@ -45,15 +46,10 @@ from .store import JobStore
 from .validation import JobRequest, ValidJob, validate
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 KEY_PARTITIONS = 64  # of the idempotency key index: part of the storage format, never change
 # a claim whose job is missing this soon after it was made lost its add (a crash or an error
 # between claim and add): the next request with the key adds it. Later, the job was purged.
 ADD_AFTER_CLAIM = timedelta(minutes=10)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

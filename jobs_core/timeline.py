@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from .clock import Clock, utcnow
 from .errors import BlobNotFoundError, JobValidationError, UnsupportedRecordVersionError
 from .ids import SHARD_PREFIX, bucket_of, parse_shard_name
-from .scheduler import Clock, utcnow
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_overview import gather_bounded
