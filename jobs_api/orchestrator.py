@@ -20,6 +20,7 @@ import azure.durable_functions as df
 from azure.durable_functions.models.Task import TaskState
 
 from jobs_core import Batch
+from jobs_core.backoff import backoff
 from jobs_core.errors import ClaimHeldError
 from jobs_core.metrics import Histogram, retry_rate
 from jobs_core.plans import COUNT_FIELDS
@@ -96,7 +97,7 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
     api = get_runtime().api
     cap = get_runtime().settings.max_sleep_seconds
     if failed:
-        return float(min(cap, api.error_sleep_seconds * 2 ** min(10, int(state["errors"]) - 1)))
+        return backoff(min(11, int(state["errors"])), api.error_sleep_seconds, cap)
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
         planned = sum(int(b.get("count") or len(b.get("job_ids") or ()))
@@ -104,12 +105,12 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
         if plan and int(plan.get("due") or 0) > planned:
             return 0.0
         return api.min_cycle_seconds
-    backoff = min(cap, api.min_sleep_seconds * 2 ** min(20, state["empty"] - 1))
+    sleep = backoff(min(21, int(state["empty"])), api.min_sleep_seconds, cap)
     if plan and plan.get("next_wake"):
         until = (datetime.fromisoformat(plan["next_wake"].replace("Z", "+00:00"))
                  - now).total_seconds()
-        backoff = min(backoff, max(0.0, until))
-    return float(max(backoff, api.min_cycle_seconds))
+        sleep = min(sleep, max(0.0, until))
+    return float(max(sleep, api.min_cycle_seconds))
 
 
 def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:

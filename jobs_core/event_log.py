@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import records as rec
+from .backoff import backoff
 from .clock import Clock, utcnow
 from .errors import BlobNotFoundError, JobsError
 from .events import EventSink, EventState, JobEvent, pack, route
@@ -296,7 +297,7 @@ class LogPublisher:
                           MAX_LAGGING_QUEUES, lag.pop(queue))
         if lag:
             fails = int(meta.get(EVENTS_FAILS, "0") or 0) + 1 if failed else 0
-            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, fails - 1))
+            delay = backoff(fails, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
             new[EVENTS_LAG] = ";".join(f"{q}={off}" for q, off in sorted(lag.items()))
             new[EVENTS_RETRY] = rec.ts(now + timedelta(seconds=delay))
             new[EVENTS_FAILS] = str(fails)

@@ -43,6 +43,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from .backoff import backoff
 from .errors import JobsError
 from .model import JSON, ErrorInfo, Job, iso_or_none
 
@@ -240,7 +241,7 @@ class EventPublisher:
         except Exception as exc:  # any failure: keep the messages, never fail the job
             self.stats.send_failures += 1
             failures += 1
-            delay = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (failures - 1))
+            delay = backoff(failures, self.retry_base_seconds, self.retry_max_seconds)
             log.warning("events: %d message(s) to queue %r failed (%s: %s); retry %d in %.0f s",
                         len(messages), queue, type(exc).__name__, exc, failures, delay)
             self._pending.append(_Pending(queue, messages, failures, self.clock() + delay))

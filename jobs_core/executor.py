@@ -19,7 +19,7 @@ from . import records as rec
 from .attempts import AttemptRunner, fires_occurrences, outcome_name
 from .claims import ClaimManager
 from .clock import Clock, utcnow
-from .errors import BlobNotFoundError, BlockLimitError, JobsError
+from .errors import BlockLimitError, JobsError
 from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
@@ -135,13 +135,13 @@ class Executor(AttemptRunner):
                 pending += int(meta.get("pending", "0"))
                 continue
             try:
-                state = await self.cache.refresh(info.name, if_size_differs=info.size)
-            except BlobNotFoundError:  # purged (retention) since the listing
-                self.cache.forget(info.name)
-                continue
+                found = await self.cache.refresh_listed(info.name, info.size)
             except JobsError as exc:  # e.g. a record of a newer format: report, go on
                 errors.append(f"{info.name}: {exc}")
                 continue
+            if found is None:  # purged (retention) since the listing
+                continue
+            state = found
             shards_read += 1
             touched |= state.touched
             old = carry_due(shard.key.bucket, s, now)

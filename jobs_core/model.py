@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from .backoff import backoff
+
 JSON = Any  # a JSON-compatible value (dict, list, str, int, float, bool, None)
 
 
@@ -43,7 +45,7 @@ class RetryPolicy:
     jitter: float = 0.2
 
     def delay(self, failed_attempts: int, rng: random.Random | None = None) -> float:
-        exp = float(min(self.max_delay, self.base_delay * (2 ** max(0, failed_attempts - 1))))
+        exp = backoff(failed_attempts, self.base_delay, self.max_delay)
         if self.jitter <= 0:
             return exp
         factor = 1 + (rng or random).uniform(-self.jitter, self.jitter)

@@ -239,10 +239,8 @@ class JobScheduler(JobControls):
                     continue
                 if due_to is not None and shard.key.bucket > due_to:
                     break
-                try:
-                    state = await self.cache.refresh(info.name, if_size_differs=info.size)
-                except BlobNotFoundError:  # purged (retention) since the listing
-                    self.cache.forget(info.name)
+                state = await self.cache.refresh_listed(info.name, info.size)
+                if state is None:  # purged (retention) since the listing
                     continue
                 for pos, job in enumerate(state.jobs.values()):
                     if info.name == after_blob and pos <= after_pos:

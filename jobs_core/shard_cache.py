@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from . import records as rec
+from .errors import BlobNotFoundError
 from .shard_state import ShardState
 from .store import AppendResult, JobStore
 
@@ -90,6 +91,15 @@ class ShardCache:
                 view.state.feed_lines(data[:end].split(b"\n"))
                 view.offset += end
             return view.state
+
+    async def refresh_listed(self, name: str, size: int) -> ShardState | None:
+        """``refresh`` of a blob a listing showed at ``size``; None when it has been deleted
+        since (retention purged it): the cache forgets it."""
+        try:
+            return await self.refresh(name, if_size_differs=size)
+        except BlobNotFoundError:
+            self.forget(name)
+            return None
 
     def apply_own(self, name: str, result: AppendResult, records: list[rec.Record]) -> bool:
         """Apply records this process just appended, if the cache had seen everything before

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from .clock import Clock, utcnow
-from .errors import BlobNotFoundError, JobValidationError, UnsupportedRecordVersionError
+from .errors import JobValidationError, UnsupportedRecordVersionError
 from .ids import SHARD_PREFIX, bucket_of, parse_shard_name
 from .settings import JobsSettings
 from .shard_cache import ShardCache
@@ -116,9 +116,7 @@ class TimelineReader:
 
     async def _refresh(self, info: BlobInfo, errors: list[str]) -> ShardState | None:
         try:
-            return await self._cache.refresh(info.name, if_size_differs=info.size)
-        except BlobNotFoundError:  # deleted since the listing (retention)
-            self._cache.forget(info.name)
+            return await self._cache.refresh_listed(info.name, info.size)
         except UnsupportedRecordVersionError as exc:
             self._cache.forget(info.name)
             errors.append(str(exc))
