@@ -13,10 +13,10 @@ from jobs_core import (
     JobContext,
     JobScheduler,
     JobsSettings,
-    JobStatus,
     PermanentJobError,
     RetryPolicy,
 )
+from jobs_core.model import FINAL_STATUSES
 
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
 
@@ -113,4 +113,4 @@ async def drain(executor: Executor, slots: int, *, max_cycles: int = 50) -> int:
 
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
-FINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+FINAL = set(FINAL_STATUSES)

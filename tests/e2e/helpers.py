@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from devhost.testing import DevHostProcess
+from jobs_core.model import FINAL_STATUSES
 from tests import azurite as azurite_helpers
 from tests.polling import poller
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FINAL = {"succeeded", "failed", "cancelled"}
+FINAL = {status.value for status in FINAL_STATUSES}
 
 
 def make_host(azurite: azurite_helpers.Azurite, root: Path, *, workers: int = 0,
@@ -100,3 +103,15 @@ def states_by_job(events: list[dict[str, Any]]) -> dict[str, list[str]]:
     for event in sorted({e["id"]: e for e in events}.values(), key=lambda e: e["at"]):
         by_job.setdefault(event["job_id"], []).append(event["state"])
     return by_job
+
+
+def started_api(azurite: azurite_helpers.Azurite, tmp_path_factory: pytest.TempPathFactory,
+                name: str, *, log_tail: int = 6000, **host: Any) -> Iterator[Api]:
+    """The body of a module's ``api`` fixture: a devhost (``make_host`` arguments), its
+    scheduler started, an ``Api`` on it; the host's last log lines are printed at the end."""
+    running = make_host(azurite, tmp_path_factory.mktemp(name), **host)
+    with running:
+        client = Api(running)
+        client.start()
+        yield client
+    print(running.logs()[-log_tail:])

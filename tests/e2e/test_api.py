@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import azurite as azurite_helpers
-from tests.e2e.helpers import Api, make_host, poll
+from tests.e2e.helpers import Api, poll, started_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -18,13 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 @pytest.fixture(scope="module")
 def api(azurite: azurite_helpers.Azurite,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    root = tmp_path_factory.mktemp("e2e-api")
-    host = make_host(azurite, root)
-    with host:
-        client = Api(host)
-        client.start()
-        yield client
-    print(host.logs()[-6000:])
+    yield from started_api(azurite, tmp_path_factory, "e2e-api")
 
 
 def iso(moment: datetime) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests import azurite as azurite_helpers
-from tests.e2e.helpers import REPO_ROOT, Api, make_host
+from tests.e2e.helpers import REPO_ROOT, Api, started_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 OWN_APP = REPO_ROOT / "examples" / "own_app"
@@ -17,13 +17,7 @@ OWN_APP = REPO_ROOT / "examples" / "own_app"
 @pytest.fixture(scope="module")
 def api(azurite: azurite_helpers.Azurite,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    root = tmp_path_factory.mktemp("e2e-own-app")
-    host = make_host(azurite, root, app_dir=OWN_APP)
-    with host:
-        client = Api(host)
-        client.start()
-        yield client
-    print(host.logs()[-6000:])
+    yield from started_api(azurite, tmp_path_factory, "e2e-own-app", app_dir=OWN_APP)
 
 
 def test_a_job_of_the_apps_own_handler_runs(api: Api) -> None:
