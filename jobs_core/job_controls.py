@@ -96,11 +96,10 @@ class JobControls:
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
+        return await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
                                                                     run=j.runs),
-                                  lambda j: transitions.cancel(j, at, reason))
-        await publish_to(self.events, [JobEvent.of(job, EventState.CANCELLED, at)])
-        return job
+                                  lambda j: transitions.cancel(j, at, reason),
+                                  EventState.CANCELLED, at)
 
     async def update(self, job_id: str, body: dict[str, Any]) -> Job:
         """Change a waiting or paused job's payload, retry policy, recurrence or timeout
@@ -115,50 +114,40 @@ class JobControls:
                 handler.check_payload(values["payload"])  # (400, nothing written)
             return values, updated_due(job, values, at)
 
-        job = await self._control(
+        return await self._control(
             job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
-            lambda j: transitions.update(j, *resolved(j), at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
+            lambda j: transitions.update(j, *resolved(j), at), EventState.SCHEDULED, at)
 
     async def pause(self, job_id: str) -> Job:
         """Hold a waiting job (a recurring schedule, a one-off job, a retry's back-off): it
         keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
         at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
+        return await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
                                                                    run=j.runs),
-                                  lambda j: transitions.pause(j, at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.PAUSED, at)])
-        return job
+                                  lambda j: transitions.pause(j, at), EventState.PAUSED, at)
 
     async def resume(self, job_id: str) -> Job:
         """A paused job waits again: a recurring one for its next occurrence from now (the one
         it was waiting for, if that has not passed), a one-off job for its due time or now."""
         at = self.clock()
-        job = await self._control(
+        return await self._control(
             job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
-            lambda j: transitions.resume(j, resume_due(j, at), at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
+            lambda j: transitions.resume(j, resume_due(j, at), at), EventState.SCHEDULED, at)
 
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
-        job = await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
+        return await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
                                                                      run=j.runs),
-                                  lambda j: transitions.run_now(j, at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
+                                  lambda j: transitions.run_now(j, at), EventState.SCHEDULED, at)
 
     async def retry(self, job_id: str) -> Job:
         """Run a failed or cancelled job again now, as a new run with a fresh attempt budget
         (same id; its history stays in its log). A recurring schedule then carries on, unless
         its recurrence has ended."""
         at = self.clock()
-        job = await self._control(
+        return await self._control(
             job_id, lambda j, rid: rec.retry(transitions.retry(j, at), at, rid=rid, run=j.runs),
-            lambda j: transitions.retry(j, at))
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
+            lambda j: transitions.retry(j, at), EventState.SCHEDULED, at)
 
     async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
                          delay: float | None = None) -> Job:
@@ -174,15 +163,16 @@ class JobControls:
             within_until(job, due)
             return transitions.reschedule(job, due, at)
 
-        job = await self._control(job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid,
-                                                                        run=j.runs), change)
-        await publish_to(self.events, [JobEvent.of(job, EventState.SCHEDULED, at)])
-        return job
+        return await self._control(
+            job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid, run=j.runs), change,
+            EventState.SCHEDULED, at)
 
     async def _control(self, job_id: str, record: Callable[[Job, str], rec.Record],
-                       change: Callable[[Job], Job]) -> Job:
+                       change: Callable[[Job], Job], announce: EventState,
+                       at: datetime) -> Job:
         """Check the change against the job's current state, append it where the job lives,
-        and answer the truth: the replay says whether our record (by its request id) applied.
+        and answer the truth: the replay says whether our record (by its request id) applied;
+        a change that applied is announced (``announce``: its event's state, at ``at``).
         When it did not (someone changed the job first), the real state's reason is raised;
         a job that was moving is followed to its new blob and tried again."""
         for _ in range(MAX_CONTROL_TRIES):
@@ -216,6 +206,7 @@ class JobControls:
             after = state.jobs.get(job_id)
             if state.rids.get(rid):
                 assert after is not None
+                await publish_to(self.events, [JobEvent.of(after, announce, at)])
                 return after
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits
