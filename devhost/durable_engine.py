@@ -18,6 +18,7 @@ from typing import Any
 from . import history as h
 from .activity_pool import ActivityOutcome, ActivityPool
 from .backend_model import MAX_MESSAGES_PER_EPISODE, BackendModel, BackendSettings
+from .errors import DevhostError
 from .indexer import IndexedFunction
 from .instance_store import (
     COMPLETED,
@@ -43,19 +44,19 @@ log = logging.getLogger("devhost.durable")
 Effect = Callable[[], None]
 
 
-class OrchestratorNotFound(Exception):
+class OrchestratorNotFound(DevhostError):
     pass
 
 
-class InstanceExists(Exception):
+class InstanceExists(DevhostError):
     pass
 
 
-class InstanceNotFound(Exception):
+class InstanceNotFound(DevhostError):
     pass
 
 
-class InstanceGone(Exception):
+class InstanceGone(DevhostError):
     pass
 
 

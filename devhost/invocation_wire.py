@@ -13,11 +13,13 @@ from typing import Any
 
 import azure.functions as func
 
+from .errors import DevhostError
+
 HTTP, ACTIVITY, TIMER = "httpTrigger", "activityTrigger", "timerTrigger"
 KINDS = (HTTP, ACTIVITY, TIMER)
 
 
-class RemoteFunctionError(Exception):
+class RemoteFunctionError(DevhostError):
     """A function raised in a worker process. Its class name is the original exception's (so
     ``Type: message`` reads the same), and ``remote_traceback`` is the worker's traceback."""
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import azure.functions as func
 
+from .errors import DevhostError
+
 SCHEMA_V1 = 1
 SCHEMA_V3 = 2  # upperSchemaVersionNew: enables schema V3 (SDK-side long timers)
 LONG_TIMER_INTERVAL = "3.00:00:00"
@@ -37,7 +39,7 @@ UNSUPPORTED_ACTIONS = {
 }
 
 
-class UnsupportedAction(Exception):
+class UnsupportedAction(DevhostError):
     """The orchestrator used an API devhost does not emulate."""
 
 

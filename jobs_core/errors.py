@@ -203,3 +203,67 @@ class BlockLimitError(StoreError):
 
 class ShardFullError(JobsError, RuntimeError):
     """A job's shard blob has no room left for this kind of record."""
+
+
+class InvalidLabelsError(JobValidationError):
+    field = "labels"
+
+
+# --- raised by handlers (the executor's rule: a JobsError from a handler fails the job for
+# good, except RetryLaterError) ----------------------------------------------------------------
+class PermanentJobError(JobsError):
+    """Raise from a handler for a failure that no retry can fix: the job fails at once."""
+
+
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+class RetryLaterError(JobsError):
+    """Raise from a handler to be retried no sooner than ``retry_after`` seconds (say, what a
+    ``Retry-After`` header asked for): the next attempt waits for the longer of that and the
+    job's back-off (at most a day). Like any failure, it uses up an attempt."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = None if retry_after is None else \
+            min(max(0.0, retry_after), MAX_RETRY_AFTER_SECONDS)
+
+
+class EventSendError(JobsError, ConnectionError):
+    """A queue refused or could not take a message (the publisher retries it later)."""
+
+
+__all__ = [
+    "BlobNotFoundError",
+    "BlockLimitError",
+    "ClaimHeldError",
+    "ConcurrencyConflictError",
+    "EventSendError",
+    "HorizonExceededError",
+    "IdempotencyConflictError",
+    "IdempotencyKeyExpiredError",
+    "InvalidCursorError",
+    "InvalidDueTimeError",
+    "InvalidHandlerNameError",
+    "InvalidIdempotencyKeyError",
+    "InvalidJobIdError",
+    "InvalidLabelsError",
+    "InvalidNotifyTargetError",
+    "InvalidPayloadError",
+    "InvalidRecurrenceError",
+    "InvalidRetryPolicyError",
+    "InvalidTransitionError",
+    "JobConflictError",
+    "JobNotFoundError",
+    "JobValidationError",
+    "JobsError",
+    "PayloadTooLargeError",
+    "PermanentJobError",
+    "RetryLaterError",
+    "SettingsError",
+    "ShardFullError",
+    "StoreError",
+    "TransientStoreError",
+    "UnknownHandlerError",
+    "UnsupportedRecordVersionError",
+]

@@ -44,7 +44,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from .backoff import backoff
-from .errors import JobsError
+from .errors import EventSendError as EventSendError  # (re-exported: their home was here)
 from .model import JSON, ErrorInfo, Job, iso_or_none
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,6 @@ class EventState(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     PAUSED = "paused"
-
-
-class EventSendError(JobsError, ConnectionError):
-    """A queue refused or could not take a message (the publisher retries it later)."""
 
 
 

@@ -8,29 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import InvalidHandlerNameError, JobsError, UnknownHandlerError
+from .errors import InvalidHandlerNameError, UnknownHandlerError
+from .errors import PermanentJobError as PermanentJobError  # (re-exported: their home was here)
+from .errors import RetryLaterError as RetryLaterError
 from .limits import HANDLER_NAME_PATTERN
 from .model import ErrorInfo
 
 HANDLER_NAME = re.compile(HANDLER_NAME_PATTERN)
-
-
-class PermanentJobError(JobsError):
-    """Raise from a handler for a failure that no retry can fix: the job fails at once."""
-
-
-MAX_RETRY_AFTER_SECONDS = 86_400.0
-
-
-class RetryLaterError(JobsError):
-    """Raise from a handler to be retried no sooner than ``retry_after`` seconds (say, what a
-    ``Retry-After`` header asked for): the next attempt waits for the longer of that and the
-    job's back-off (at most a day). Like any failure, it uses up an attempt."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = None if retry_after is None else \
-            min(max(0.0, retry_after), MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .errors import JobValidationError
+from .errors import InvalidLabelsError as InvalidLabelsError  # (re-exported: their home was here)
 
 MAX_LABELS = 16
 MAX_LABEL_VALUE_CHARS = 128
@@ -29,10 +29,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Labels = dict[str, str]
 LabelFilter = dict[str, str | None]  # key -> the value it must have (None: any value)
-
-
-class InvalidLabelsError(JobValidationError):
-    field = "labels"
 
 
 def parse_labels(value: object) -> Labels | None:
