@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from tests import azurite as azurite_helpers
 from tests.e2e.dashboard_page import Dashboard, chromium_context, find_chromium
-from tests.e2e.helpers import REPO_ROOT, Api, make_host
+from tests.e2e.helpers import REPO_ROOT, Api, make_host, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -432,3 +432,20 @@ def test_filter_by_label_and_see_a_jobs_labels(api: Api, dash: Dashboard,
 def test_the_limited_handlers_are_shown(dash: Dashboard) -> None:
     expect(dash.page.get_by_test_id("handler-limits")).to_have_text(
         "Handler limits (throttled jobs stay scheduled): sleep: 0 of 2 running, at most 5/s")
+
+
+@pytest.mark.browser
+def test_a_due_job_waiting_for_a_permit_shows_as_throttled(api: Api, dash: Dashboard,
+                                                           page_log: Callable[..., None]) -> None:
+    # this host limits sleep to 2 at once: of three 8-second sleeps due now, one waits
+    dash.pause()
+    ids = [api.schedule(handler="sleep", payload={"seconds": 8})["id"] for _ in range(3)]
+    poll(lambda: [api.get(i)["status"] for i in ids],
+         lambda ss: ss.count("running") == 2 and ss.count("scheduled") == 1, timeout=30)
+    waiting = next(i for i in ids if api.get(i)["status"] == "scheduled")
+    dash.filter_jobs(handler="sleep", per_page="100")
+    row = dash.page.locator(f"[data-testid=job-row][data-job-id='{waiting}']")
+    expect(row.get_by_test_id("job-throttled")).to_have_text(" throttled")
+    for i in ids:
+        api.wait_final(i)
+    page_log()
