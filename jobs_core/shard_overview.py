@@ -111,7 +111,7 @@ class ShardOverview:
                  cache_blobs: int = 256) -> None:
         self._store = store
         self._settings = settings or JobsSettings()
-        self._cache = ShardCache(store, keep_finished=False, max_blobs=cache_blobs)
+        self.cache = ShardCache(store, keep_finished=False, max_blobs=cache_blobs)
         self._blocks: OrderedDict[str, tuple[int, int]] = OrderedDict()  # name -> (size, n)
 
     async def page(self, *, slot: int | None = None, bucket_from: datetime | None = None,
@@ -168,7 +168,7 @@ class ShardOverview:
             info = await self._with_block_count(listed)
             counts = _from_summary(info.metadata, info.size) or await self._from_log(info)
         except BlobNotFoundError:  # deleted since the listing (retention)
-            self._cache.forget(listed.name)
+            self.cache.forget(listed.name)
             return None
         return ShardRow(info.name, shard.key.slot, shard.key.bucket, shard.index, info.size,
                         info.block_count, counts.counts, counts.pending, counts.next_due,
@@ -189,9 +189,9 @@ class ShardOverview:
 
     async def _from_log(self, info: BlobInfo) -> _Counts:
         try:
-            state = await self._cache.refresh(info.name, if_size_differs=info.size)
+            state = await self.cache.refresh(info.name, if_size_differs=info.size)
         except UnsupportedRecordVersionError as exc:
-            self._cache.forget(info.name)
+            self.cache.forget(info.name)
             return _Counts(_zero_counts(), 0, None, "unreadable", str(exc))
         pending = state.pending()
         due = [job.due_at for job in pending if job.status.is_waiting]

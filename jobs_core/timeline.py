@@ -75,7 +75,7 @@ class TimelineReader:
         self._store = store
         self._settings = settings or JobsSettings()
         self._clock = clock
-        self._cache = ShardCache(store, keep_finished=True, max_blobs=cache_blobs)
+        self.cache = ShardCache(store, keep_finished=True, max_blobs=cache_blobs)
 
     async def timeline(self, minutes: int = 60) -> Timeline:
         if not 1 <= minutes <= MAX_MINUTES:
@@ -116,9 +116,9 @@ class TimelineReader:
 
     async def _refresh(self, info: BlobInfo, errors: list[str]) -> ShardState | None:
         try:
-            return await self._cache.refresh_listed(info.name, info.size)
+            return await self.cache.refresh_listed(info.name, info.size)
         except UnsupportedRecordVersionError as exc:
-            self._cache.forget(info.name)
+            self.cache.forget(info.name)
             errors.append(str(exc))
         return None
 
