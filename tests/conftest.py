@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from jobs_core.blob_store import AzureBlobStore
+from jobs_core.memory_store import InMemoryStore
 from jobs_core.request_counter import RequestCounter
+from jobs_core.store import JobStore
 from tests import azurite as azurite_helpers
 
 
@@ -83,3 +85,14 @@ async def azurite_store(azurite: azurite_helpers.Azurite) -> AsyncIterator[Azure
             await store._container.delete_container()  # keep Azurite small between tests
         finally:
             await store.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    """The store a test runs on, once in memory and once on Azurite (the contract suite and
+    the scenarios). A plain fixture: an async one could not set up ``azurite_store`` on
+    demand."""
+    if request.param == "memory":
+        return InMemoryStore()
+    store: JobStore = request.getfixturevalue("azurite_store")
+    return store

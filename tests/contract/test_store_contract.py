@@ -14,15 +14,6 @@ from jobs_core.store import JobStore
 META = {"kind": "shard", "owner": "a"}
 
 
-@pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
-def store(request: pytest.FixtureRequest) -> JobStore:
-    # A plain fixture: an async one could not set up the async ``azurite_store`` on demand.
-    if request.param == "memory":
-        return InMemoryStore()
-    store: JobStore = request.getfixturevalue("azurite_store")
-    return store
-
-
 def test_adapters_satisfy_the_protocol(store: JobStore) -> None:
     assert isinstance(store, JobStore)
 
