@@ -16,12 +16,13 @@ import copy
 import inspect
 import logging
 import random
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from . import records as rec
-from .errors import JobsError, UnknownHandlerError
+from .errors import JobsError, StoreError, UnknownHandlerError
 from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
 from .labels import MAX_LABELS
@@ -46,6 +47,9 @@ class AttemptRunner:
     events: EventPublisher | None
     _rng: random.Random
     _occurrences: JobScheduler | None = None  # (overlap "allow": creates the occurrences)
+    # execution token -> the event a sync handler's thread sets when it returns, for attempts
+    # that timed out while that thread still ran (the executor holds their permits until then)
+    overrunning: dict[str, threading.Event]
 
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""
@@ -84,9 +88,13 @@ class AttemptRunner:
             else:
                 handler = self.registry.get(job.handler)
                 ctx = self._context(job, handler, started, timeout)
-                value = await asyncio.wait_for(_call(handler.func, ctx), timeout)
+                ended = threading.Event()  # (a sync handler's thread outlives a timeout)
+                value = await asyncio.wait_for(_call(handler.func, ctx, ended), timeout)
             check_json_size(value, self.settings.max_result_bytes, "result")
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and not fires_occurrences(job) and \
+                    not ended.is_set() and job.token is not None:
+                self.overrunning[job.token] = ended  # its permit waits for the thread
             error = _error_info(exc, job.attempts, timeout)
             return await self._failure(job, epoch, self.clock(), error, result, events,
                                        retry_after=getattr(exc, "retry_after", None))
@@ -109,10 +117,14 @@ class AttemptRunner:
         labels = dict(job.labels or {})
         if len(labels) < MAX_LABELS:
             labels.setdefault("schedule_id", job.id)
-        fired = await self._occurrences.schedule(JobRequest(
-            job.handler, job.payload, idempotency_key=f"occurrence:{job.id}:{job.runs}",
-            retry=job.retry, notify=job.notify, timeout_seconds=job.timeout_seconds,
-            labels=labels or None, traceparent=job.traceparent))
+        try:
+            fired = await self._occurrences.schedule(JobRequest(
+                job.handler, job.payload, idempotency_key=f"occurrence:{job.id}:{job.runs}",
+                retry=job.retry, notify=job.notify, timeout_seconds=job.timeout_seconds,
+                labels=labels or None, traceparent=job.traceparent))
+        except StoreError as exc:  # storage trouble is retried with the job's back-off, not
+            # taken for a handler's permanent failure (the key makes a retry the same job)
+            raise OccurrenceNotCreated(f"the occurrence's job was not created: {exc}") from exc
         return {"occurrence_job": fired.job.id, "run": job.runs}
 
     def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:
@@ -155,6 +167,8 @@ class AttemptRunner:
                         compensation=compensation, token=job.token)
 
     async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
+        if fires_occurrences(job):
+            return None  # its attempt only creates the occurrence's job: the handler never ran
         try:
             handler = self.registry.get(job.handler)
         except UnknownHandlerError:
@@ -188,11 +202,28 @@ def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,
                                   due_at=nxt))
 
 
-async def _call(func: Any, ctx: JobContext) -> Any:
+async def _call(func: Any, ctx: JobContext, ended: threading.Event | None = None) -> Any:
+    """Run a handler: a coroutine function awaited, a plain function in a thread (``ended`` is
+    set when that thread's call returns, which may be after a timeout gave up on it)."""
     if inspect.iscoroutinefunction(func):
+        if ended is not None:
+            ended.set()  # (cancelled with the awaiting task: nothing outlives it)
         return await func(ctx)
-    value = await asyncio.to_thread(func, ctx)
+
+    def call() -> Any:
+        try:
+            return func(ctx)
+        finally:
+            if ended is not None:
+                ended.set()
+
+    value = await asyncio.to_thread(call)
     return await value if inspect.isawaitable(value) else value
+
+
+class OccurrenceNotCreated(RuntimeError):
+    """Overlap ``allow``: storage failed while the occurrence's job was created (retried, like
+    any failure that is not a ``JobsError``)."""
 
 
 def fires_occurrences(job: Job) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +86,8 @@ class Executor(AttemptRunner):
         self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
         self.permits = HandlerPermits(store, registry.limits(self.settings.handler_limits),
                                       clock)
+        self.overrunning: dict[str, threading.Event] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- plan --------------------------------------------------------------------------------
     async def plan(self, slot: int, now: datetime | None = None) -> Plan:
@@ -315,8 +319,24 @@ class Executor(AttemptRunner):
             try:
                 await self._start_and_run(batch, job, token, now, lease, result)
             finally:
-                if limited:
+                ended = self.overrunning.pop(token, None)
+                if limited and ended is not None:  # a sync handler still runs past its timeout
+                    self._later(self._release_when(job.handler, token, ended, lease))
+                elif limited:
                     await self.permits.release(job.handler, token)
+
+    async def _release_when(self, handler: str, token: str, ended: threading.Event,
+                            lease: datetime) -> None:
+        """Give a permit back once the handler's thread has returned (at the latest when the
+        attempt's lease ends: the permit expires then anyway)."""
+        wait = max(0.0, (lease - self.clock()).total_seconds())
+        await asyncio.to_thread(ended.wait, wait)
+        await self.permits.release(handler, token)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start_and_run(self, batch: Batch, job: Job, token: str, now: datetime,
                              lease: datetime, result: BatchResult) -> None:

@@ -131,7 +131,7 @@ class LimitState:
         return int(max(0, min(room, rate, 10**6)))
 
     def metadata(self) -> dict[str, str]:
-        return {"permits": ",".join(f"{t}:{end:.0f}" for t, end in self.permits.items()),
+        return {"permits": ",".join(f"{t}:{end:.3f}" for t, end in self.permits.items()),
                 "tokens": f"{self.tokens:.3f}", "at": f"{self.at:.3f}"}
 
 
@@ -187,11 +187,16 @@ class HandlerPermits:
             try:
                 granted = await self._write(handler, pending)
             except JobsError as exc:
+                # the write may still have landed (a lost answer): give these tokens back in
+                # the next round, so no permit waits for its lease to end unused
+                self._pending.setdefault(handler, _Pending()).gives.update(
+                    token for token, _, _ in pending.asks)
                 log.warning("permits of %s not written (%s): nothing granted this round",
                             handler, exc)
-            for token, _, fut in pending.asks:
-                if not fut.done():
-                    fut.set_result(token in granted)
+            finally:  # every waiter gets an answer, even if this round was cancelled
+                for token, _, fut in pending.asks:
+                    if not fut.done():
+                        fut.set_result(token in granted)
 
     async def _write(self, handler: str, pending: _Pending) -> set[str]:
         limit = self.limits[handler]
@@ -203,12 +208,15 @@ class HandlerPermits:
             state = LimitState.of(current.metadata if current else {}, now, limit)
             for token in pending.gives:
                 state.permits.pop(token, None)
+            # our own tokens already there: an earlier try of this round landed, its answer lost
+            held = {token for token, _, _ in pending.asks if token in state.permits}
+            asks = [ask for ask in pending.asks if ask[0] not in held]
             room = state.free(limit)
-            granted = {token for token, _, _ in pending.asks[:room]}
-            for token, end, _ in pending.asks[:room]:
+            granted = held | {token for token, _, _ in asks[:room]}
+            for token, end, _ in asks[:room]:
                 state.permits[token] = end
             if limit.max_per_second is not None:
-                state.tokens -= len(granted)
+                state.tokens -= len(granted - held)
             try:
                 await self._store.write_claim(name, state.metadata(),
                                               etag=current.etag if current else None)

@@ -97,6 +97,9 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                                      "cron runs at its own times")
     if rec.anchor is not None and rec.interval_mode != "fixed_rate":
         raise InvalidRecurrenceError("anchor needs interval_mode 'fixed_rate'")
+    if rec.catch_up_max is not None and rec.jitter_seconds:
+        raise InvalidRecurrenceError("catch_up_max runs the missed occurrences at their nominal "
+                                     "times; it cannot be combined with jitter_seconds")
     if rec.catch_up_max is not None and rec.misfire_grace_seconds is not None:
         raise InvalidRecurrenceError("give one misfire policy: misfire_grace_seconds (skip "
                                      "late occurrences) or catch_up_max (run the missed ones)")
@@ -142,8 +145,8 @@ def after_run(rec: Recurrence, due: datetime, started: datetime | None,
         moment = due
         for _ in range(MAX_CATCH_UP_SCAN):
             moment = next_occurrence(rec, moment)
-            if moment > finished:
-                break
+            if moment > finished or (rec.until is not None and moment > rec.until):
+                break  # (the missed ones to catch up are those before the recurrence ended)
             missed.append(moment)
             if len(missed) > rec.catch_up_max:
                 del missed[0]

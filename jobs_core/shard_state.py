@@ -155,6 +155,12 @@ class ShardState:
         """A retry of a finished job this replay dropped: the record carries the new state.
         The checks are those of ``transitions.retry`` on what was kept of the job."""
         status, runs = self.finished[r.id]
+        if status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
+            if r.rid is not None:
+                self.rids[r.rid] = False
+            raise InvalidTransitionError("retry", status, JobStatus.SCHEDULED.value,
+                                         f"it is {status}: only a failed or cancelled job is "
+                                         "retried")
         if r.run is not None and r.run != runs:
             if r.rid is not None:
                 self.rids[r.rid] = False

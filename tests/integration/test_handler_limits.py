@@ -4,11 +4,14 @@ both stores: across executors, through crashes, at a measured request cost."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobContext, JobRequest, JobStatus
+from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy
+from jobs_core.errors import TransientStoreError
 from jobs_core.handler_limits import HandlerLimit, HandlerPermits, parse_limit_overrides
 from jobs_core.settings import JobsSettings, SettingsError
 from jobs_core.store import JobStore
@@ -121,3 +124,75 @@ def test_limits_come_from_registration_or_the_setting_and_are_checked() -> None:
         JobsSettings(handler_limits='{"a": {"max_concurrency": 101}}')
     with pytest.raises(SettingsError):
         rec.registry.handler("c", max_concurrency=0)
+
+
+async def test_a_sync_handler_past_its_timeout_keeps_its_permit_until_its_thread_returns(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(ctx: JobContext) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.8)  # well past its 0.2 s timeout: the thread runs on regardless
+        with lock:
+            running -= 1
+        return "late"
+
+    rec.registry.handler("slow", max_concurrency=1, timeout_seconds=0.2)(slow)
+    scheduler, executor = make(store, rec, clock, slots=1)
+    for i in range(2):
+        await scheduler.schedule(JobRequest("slow", i, retry=RetryPolicy(max_attempts=1)))
+    _, first = await executor.run_cycle(0)
+    _, second = await executor.run_cycle(0)  # the first thread still runs: no permit
+    assert (first.started, first.failed, second.started) == (1, 1, 0)
+    await asyncio.sleep(1.0)  # the thread returns; its permit is given back
+    _, third = await executor.run_cycle(0)
+    assert third.started == 1 and most == 1
+    await asyncio.sleep(1.0)
+
+
+class LostAnswer:
+    """A store whose next permit write lands but answers with an error."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store, self.lose = store, 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def write_claim(self, name: str, metadata: dict[str, str], *,
+                          etag: str | None) -> str:
+        etag = await self._store.write_claim(name, metadata, etag=etag)
+        if self.lose:
+            self.lose -= 1
+            raise TransientStoreError(f"{name}: the answer was lost")
+        return etag
+
+
+async def test_a_permit_whose_write_answer_was_lost_is_given_back_next_round(
+        store: JobStore) -> None:
+    clock = Clock()
+    lossy = LostAnswer(store)
+    permits = HandlerPermits(lossy, {"h": HandlerLimit(max_concurrency=1)}, clock)  # type: ignore[arg-type]
+    lease = clock.now + timedelta(seconds=90)
+    assert not await permits.acquire("h", "lost", lease)  # written, but we can't tell
+    assert await permits.acquire("h", "next", lease)  # the ghost is given back first
+    assert await permits.in_use("h") == 1
+
+
+async def test_a_cancelled_round_still_answers_the_others(store: JobStore) -> None:
+    clock = Clock()
+    permits = HandlerPermits(store, {"h": HandlerLimit(max_concurrency=5)}, clock)
+    lease = clock.now + timedelta(seconds=90)
+    first = asyncio.create_task(permits.acquire("h", "a", lease))
+    await asyncio.sleep(0)  # the round starts with a's ask
+    second = asyncio.create_task(permits.acquire("h", "b", lease))
+    await asyncio.sleep(0)
+    first.cancel()
+    answers = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(answers[0], asyncio.CancelledError)
+    assert isinstance(answers[1], bool)  # an answer, not InvalidStateError

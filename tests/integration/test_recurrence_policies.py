@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jobs_core import JobContext, JobRequest, JobStatus
-from jobs_core.errors import InvalidRecurrenceError
+from jobs_core.errors import InvalidRecurrenceError, TransientStoreError
+from jobs_core.model import Recurrence
+from jobs_core.recurrence import after_run, parse_recurrence
 from jobs_core.store import JobStore
-from tests.jobs_helpers import Clock, Recorder, drain, make
+from tests.jobs_helpers import FAST_RETRY, Clock, Recorder, drain, make
 
 
 async def test_run_all_runs_the_latest_missed_occurrences_back_to_back(store: JobStore) -> None:
@@ -109,3 +111,44 @@ async def test_policies_that_do_not_fit_are_a_400(store: JobStore,
     scheduler, _ = make(store, rec, clock, slots=1)
     with pytest.raises(InvalidRecurrenceError):
         await scheduler.schedule(JobRequest("echo", recurrence=recurrence))
+
+
+class FailingKeys:
+    """A store whose next append to the key index fails (a 503)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store, self.fail = store, 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        if name.startswith("keys/") and self.fail:
+            self.fail -= 1
+            raise TransientStoreError(f"{name}: 503 ServerBusy")
+        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_occurrence_whose_job_could_not_be_created_is_retried_not_lost(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    flaky = FailingKeys(store)
+    scheduler, executor = make(flaky, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("always_fails", recurrence={
+        "cron": "* * * * *", "overlap": "allow"}, retry=FAST_RETRY))).job
+    clock.advance(60)
+    await drain(executor, 1)
+    after = await scheduler.get(schedule.id)
+    assert after.runs == 1 and after.last_error is None  # retried, then created
+    assert (await scheduler.list(labels={"schedule_id": schedule.id})).jobs
+    assert rec.compensations.count(schedule.id) == 0  # its handler never ran: no compensation
+
+
+def test_catch_up_runs_the_missed_occurrences_before_until() -> None:
+    start = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
+    recurrence = Recurrence(cron="0 * * * *", catch_up_max=3,
+                            until=start + timedelta(hours=5))
+    nxt = after_run(recurrence, start, start, start + timedelta(hours=10, minutes=30))
+    assert nxt == start + timedelta(hours=3)  # 03:00, 04:00, 05:00: the last three before until
+    with pytest.raises(InvalidRecurrenceError, match="jitter"):
+        parse_recurrence({"cron": "* * * * *", "catch_up_max": 3, "jitter_seconds": 5})

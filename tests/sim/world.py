@@ -435,6 +435,7 @@ class Workload:
                 recurrence.update(interval_mode="fixed_rate", jitter_seconds=5.0)
                 if (i // 3) % 2:  # half of them catch up after crashes, and buffer overlaps
                     recurrence.update(catch_up_max=3, overlap="buffer_one")
+                    del recurrence["jitter_seconds"]  # (catch-up runs at nominal times)
         return JobRequest(handler="ok", payload={"t": 0.05, "r": i}, recurrence=recurrence)
 
     async def run(self) -> None:

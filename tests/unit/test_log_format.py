@@ -237,3 +237,16 @@ def test_pause_holds_a_waiting_job_and_resume_lets_it_go() -> None:
     assert tr.cancel(paused, T0).status is JobStatus.CANCELLED  # a paused job can be cancelled
     retrying = tr.fail(tr.start(job, 1, 1, T0), 1, T0, ErrorInfo("E", "x", 1), retry_at=later)
     assert tr.resume(tr.pause(retrying, T0), later, T0).status is JobStatus.RETRYING
+
+
+def test_a_retry_of_a_succeeded_job_is_refused_by_every_replay() -> None:
+    # (a foreign or crafted record: the writer never writes one) the replay that dropped the
+    # finished job refuses it like the one that kept it
+    records = [rec.add(a_job()), rec.start(JOB_ID, 1, 1, T0), rec.ok(JOB_ID, 1, 1, T0, None, None)]
+    retry = rec.retry(replace(a_job(), runs=2), T0, rid="r", run=1)
+    for keep in (True, False):
+        state = ShardState(BLOB, keep_finished=keep)
+        for record in [*records, retry]:
+            state.apply(json.loads(rec.encode_line(record)))
+        assert state.rids == {"r": False}, keep
+        assert state.counts()["succeeded"] == 1 and state.counts()["scheduled"] == 0, keep
