@@ -184,15 +184,38 @@ async def test_a_permit_whose_write_answer_was_lost_is_given_back_next_round(
     assert await permits.in_use("h") == 1
 
 
+class GatedReads:
+    """A store whose permit reads each wait for their own gate (the n-th read the n-th)."""
+
+    def __init__(self, store: JobStore, gates: int) -> None:
+        self._store = store
+        self.gates = [asyncio.Event() for _ in range(gates)]
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def read_claim(self, name: str) -> object:
+        self.reads += 1
+        if self.reads <= len(self.gates):
+            await self.gates[self.reads - 1].wait()
+        return await self._store.read_claim(name)
+
+
 async def test_a_cancelled_round_still_answers_the_others(store: JobStore) -> None:
     clock = Clock()
-    permits = HandlerPermits(store, {"h": HandlerLimit(max_concurrency=5)}, clock)
+    gated = GatedReads(store, 2)
+    permits = HandlerPermits(gated, {"h": HandlerLimit(max_concurrency=5)}, clock)  # type: ignore[arg-type]
     lease = clock.now + timedelta(seconds=90)
+    giving = asyncio.create_task(permits.release("h", "x"))  # holds the round's lock
+    await asyncio.sleep(0.01)
     first = asyncio.create_task(permits.acquire("h", "a", lease))
-    await asyncio.sleep(0)  # the round starts with a's ask
     second = asyncio.create_task(permits.acquire("h", "b", lease))
-    await asyncio.sleep(0)
-    first.cancel()
-    answers = await asyncio.gather(first, second, return_exceptions=True)
-    assert isinstance(answers[0], asyncio.CancelledError)
-    assert isinstance(answers[1], bool)  # an answer, not InvalidStateError
+    await asyncio.sleep(0.01)  # both asks wait for the lock
+    gated.gates[0].set()
+    await asyncio.sleep(0.05)  # the next round (first's task) takes both asks and reads
+    first.cancel()  # ... and goes away mid-read
+    gated.gates[1].set()
+    answers = await asyncio.gather(giving, first, second, return_exceptions=True)
+    assert isinstance(answers[1], asyncio.CancelledError), answers
+    assert answers[2] is False or answers[2] is True, answers  # an answer, not an error
