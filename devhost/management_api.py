@@ -64,22 +64,22 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     return default if value is None else value.lower() == "true"
 
 
-def status_json(rec: InstanceRecord, show_input: bool = True, show_history: bool = False,
+def status_json(record: InstanceRecord, show_input: bool = True, show_history: bool = False,
                 show_history_output: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "name": rec.name,
-        "instanceId": rec.instance_id,
-        "runtimeStatus": rec.status,
-        "customStatus": rec.custom_status,
-        "output": rec.output,
-        "createdTime": rec.created_time,
-        "lastUpdatedTime": rec.last_updated_time,
+        "name": record.name,
+        "instanceId": record.instance_id,
+        "runtimeStatus": record.status,
+        "customStatus": record.custom_status,
+        "output": record.output,
+        "createdTime": record.created_time,
+        "lastUpdatedTime": record.last_updated_time,
     }
     if show_input:
-        out["input"] = rec.input
+        out["input"] = record.input
     if show_history:
         events = []
-        for ev in rec.history:
+        for ev in record.history:
             if ev["EventType"] in (h.ORCHESTRATOR_STARTED, h.ORCHESTRATOR_COMPLETED):
                 continue
             item = h.describe(ev)
@@ -143,13 +143,13 @@ class ManagementApi:
             "Location": payload["statusQueryGetUri"], "Retry-After": "10"})
 
     async def get_status(self, request: web.Request) -> web.Response:
-        rec = self.engine.records.get(request.match_info["instance_id"])
-        if rec is None:
+        record = self.engine.records.get(request.match_info["instance_id"])
+        if record is None:
             return web.Response(status=404, content_type="application/json")
-        body = status_json(rec, _flag(request, "showInput", True), _flag(request, "showHistory"),
+        body = status_json(record, _flag(request, "showInput", True), _flag(request, "showHistory"),
                            _flag(request, "showHistoryOutput"))
-        code = 200 if rec.status in (COMPLETED, FAILED, TERMINATED) else 202
-        if rec.status == FAILED and _flag(request, "returnInternalServerErrorOnFailure"):
+        code = 200 if record.status in (COMPLETED, FAILED, TERMINATED) else 202
+        if record.status == FAILED and _flag(request, "returnInternalServerErrorOnFailure"):
             code = 500
         headers = {} if code != 202 else {"Location": str(request.url), "Retry-After": "10"}
         return web.json_response(body, status=code, headers=headers)
@@ -160,17 +160,17 @@ class ManagementApi:
         since = request.query.get("createdTimeFrom")
         until = request.query.get("createdTimeTo")
         out = []
-        for rec in self.engine.records.values():
-            created = h.parse_ts(rec.created_time)
-            if statuses and rec.status not in statuses:
+        for record in self.engine.records.values():
+            created = h.parse_ts(record.created_time)
+            if statuses and record.status not in statuses:
                 continue
-            if prefix and not rec.instance_id.startswith(prefix):
+            if prefix and not record.instance_id.startswith(prefix):
                 continue
             if since and created < h.parse_ts(since):
                 continue
             if until and created > h.parse_ts(until):
                 continue
-            out.append(rec)
+            out.append(record)
         return out
 
     async def list_instances(self, request: web.Request) -> web.Response:

@@ -116,14 +116,14 @@ async def wake_slots(client: df.DurableOrchestrationClient, done: Iterable[Sched
     """Wake the slots of new jobs due within the slot's longest sleep, when that can matter
     and in the background (``wake.py``: at most one event per slot per second, none for a
     job due after the slot's known next wake-up)."""
-    rt = get_runtime()
-    horizon = datetime.now(UTC) + timedelta(seconds=rt.settings.max_sleep_seconds)
+    runtime = get_runtime()
+    horizon = datetime.now(UTC) + timedelta(seconds=runtime.settings.max_sleep_seconds)
     due: dict[int, datetime] = {}
     for s in done:
         if s.created and s.job.due_at <= horizon:
             due[s.slot] = min(due.get(s.slot, s.job.due_at), s.job.due_at)
     if due:
-        rt.wake_gate().wake(client, due)
+        runtime.wake_gate().wake(client, due)
 
 
 def wait_seconds(req: func.HttpRequest) -> float:
@@ -150,12 +150,12 @@ def finished(job: Job, runs_before: int) -> bool:
 
 async def create_job(req: func.HttpRequest,
                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    rt = get_runtime()
+    runtime = get_runtime()
     wait = wait_seconds(req)
-    body = read_json(req, rt.api.max_body_bytes)
+    body = read_json(req, runtime.api.max_body_bytes)
     request = to_request(body, req.headers.get("idempotency-key"),
                          req.headers.get("traceparent"))
-    scheduler = await rt.scheduler()
+    scheduler = await runtime.scheduler()
     scheduled = await scheduler.schedule(request)
     await wake_slots(client, [scheduled])
     job = scheduled.job
@@ -169,7 +169,7 @@ async def create_job(req: func.HttpRequest,
             if finished(job, 0):
                 break
         if not finished(job, 0):
-            retry_after = max(1, int(rt.settings.max_sleep_seconds // 4) or 1)
+            retry_after = max(1, int(runtime.settings.max_sleep_seconds // 4) or 1)
             return json_response(job.to_dict(), 202,
                                  {**headers, "Retry-After": str(retry_after)})
         status = 200
@@ -178,14 +178,15 @@ async def create_job(req: func.HttpRequest,
 
 async def create_batch(req: func.HttpRequest,
                        client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    rt = get_runtime()
-    body = read_json(req, rt.api.max_batch_body_bytes)
+    runtime = get_runtime()
+    body = read_json(req, runtime.api.max_batch_body_bytes)
     items = body.get("jobs") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise JobValidationError("the body must be {\"jobs\": [...]}", field="jobs")
-    if len(items) > rt.api.max_batch:
+    if len(items) > runtime.api.max_batch:
         raise ApiProblem(413, "batch-too-large", "Batch too large",
-                         f"{len(items)} jobs; the limit is {rt.api.max_batch} (JOBS_MAX_BATCH)",
+                         f"{len(items)} jobs; the limit is {runtime.api.max_batch} "
+                         "(JOBS_MAX_BATCH)",
                          "jobs")
     results: list[dict[str, Any] | None] = [None] * len(items)
     requests: list[JobRequest] = []
@@ -197,7 +198,7 @@ async def create_batch(req: func.HttpRequest,
         except JobsError as exc:
             problem = problem_of(exc)
             results[i] = {"status": problem["status"], "problem": problem}
-    scheduler = await rt.scheduler()
+    scheduler = await runtime.scheduler()
     outcomes = await scheduler.schedule_many(requests) if requests else []
     done: list[Scheduled] = []
     for i, outcome in zip(positions, outcomes, strict=True):
@@ -250,9 +251,9 @@ async def update_job(req: func.HttpRequest,
                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """``PATCH /api/jobs/{id}``: new payload, retry, recurrence or timeout for a waiting or
     paused job (``jobs_core/job_update.py``)."""
-    rt = get_runtime()
-    body = read_json(req, rt.api.max_body_bytes)
-    scheduler = await rt.scheduler()
+    runtime = get_runtime()
+    body = read_json(req, runtime.api.max_body_bytes)
+    scheduler = await runtime.scheduler()
     job = await scheduler.update(req.route_params["id"], body)
     await wake_slots(client, [Scheduled(job, created=True)])
     return json_response(job.to_dict())
@@ -280,8 +281,8 @@ async def reschedule_job(req: func.HttpRequest,
     """``POST /api/jobs/{id}/reschedule`` with ``{"due_at": ...}`` or ``{"delay": ...}``: a
     waiting job (scheduled or retrying; a recurring job's next occurrence) gets a new due
     time. 409 with the job's real state when it is not waiting."""
-    rt = get_runtime()
-    body = read_json(req, rt.api.max_body_bytes)
+    runtime = get_runtime()
+    body = read_json(req, runtime.api.max_body_bytes)
     if not isinstance(body, dict):
         raise JobValidationError('the body must be a JSON object: {"due_at": "...Z"} or '
                                  '{"delay": seconds}')
@@ -292,7 +293,7 @@ async def reschedule_job(req: func.HttpRequest,
     for name in sorted(body):
         if body[name] is None:
             raise JobValidationError(f"{name} must not be null", field=name)
-    scheduler = await rt.scheduler()
+    scheduler = await runtime.scheduler()
     job = await scheduler.reschedule(req.route_params["id"], body.get("due_at"),
                                      delay=body.get("delay"))
     await wake_slots(client, [Scheduled(job, created=True)])
@@ -301,7 +302,7 @@ async def reschedule_job(req: func.HttpRequest,
 
 async def list_jobs(req: func.HttpRequest,
                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    rt = get_runtime()
+    runtime = get_runtime()
     p = req.params
     status = None
     if p.get("status"):
@@ -311,9 +312,9 @@ async def list_jobs(req: func.HttpRequest,
             raise JobValidationError(
                 f"status must be one of {[s.value for s in JobStatus]}", field="status") \
                 from None
-    scheduler = await rt.scheduler()
+    scheduler = await runtime.scheduler()
     page = await scheduler.list(
-        slot=parse_int("slot", p.get("slot"), 0, rt.settings.slots - 1),
+        slot=parse_int("slot", p.get("slot"), 0, runtime.settings.slots - 1),
         status=status, handler=p.get("handler") or None,
         due_from=parse_time("due_from", p.get("due_from")),
         due_to=parse_time("due_to", p.get("due_to")),

@@ -38,12 +38,13 @@ class _Readers:
 
 async def _get_readers() -> _Readers:
     """The process's readers, kept on the ``Runtime`` with its other process-wide objects."""
-    rt = get_runtime()
-    store = await rt.store()
-    readers = rt.extras.get("insights")
+    runtime = get_runtime()
+    store = await runtime.store()
+    readers = runtime.extras.get("insights")
     if not isinstance(readers, _Readers) or readers.store is not store:
-        readers = rt.extras["insights"] = _Readers(store, ShardOverview(store, rt.settings),
-                                                   TimelineReader(store, rt.settings))
+        readers = _Readers(store, ShardOverview(store, runtime.settings),
+                           TimelineReader(store, runtime.settings))
+        runtime.extras["insights"] = readers
     return readers
 
 

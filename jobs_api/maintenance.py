@@ -91,12 +91,12 @@ async def purge_orchestrations(client: df.DurableOrchestrationClient, cutoff: da
 
 async def run_purge(client: df.DurableOrchestrationClient, options: PurgeOptions,
                     now: datetime | None = None) -> dict[str, Any]:
-    rt = get_runtime()
+    runtime = get_runtime()
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=options.retention_days)
-    report = await purge_shards(await rt.store(), rt.settings, now,
+    report = await purge_shards(await runtime.store(), runtime.settings, now,
                                 timedelta(days=options.retention_days), dry_run=options.dry_run,
-                                events=rt.events is not None)
+                                events=runtime.events is not None)
     return {
         "dry_run": options.dry_run,
         "retention_days": options.retention_days,

@@ -211,8 +211,8 @@ def build_document(settings: JobsSettings, api: ApiSettings,
 
 @functools.cache
 def document_json() -> bytes:
-    rt = get_runtime()
-    return json.dumps(build_document(rt.settings, rt.api), separators=(",", ":")).encode()
+    runtime = get_runtime()
+    return json.dumps(build_document(runtime.settings, runtime.api), separators=(",", ":")).encode()
 
 
 def document_response(req: func.HttpRequest) -> func.HttpResponse:

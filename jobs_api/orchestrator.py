@@ -38,16 +38,16 @@ MAX_ERROR_CHARS = 500  # an error as reported in custom status and the orchestra
 async def plan_cycle(request: dict[str, Any]) -> dict[str, Any]:
     """Claim the slot and plan its due work; a held claim is reported, not raised."""
     slot = int(request["slot"])
-    rt = get_runtime()
-    executor = await rt.executor(slot)
+    runtime = get_runtime()
+    executor = await runtime.executor(slot)
     try:
         out = (await executor.plan(slot)).to_dict()
     except ClaimHeldError as exc:
         out = {"claim_held": str(exc)[:MAX_ERROR_CHARS], "batches": []}
     # figures of this process (activities of a slot may run in several processes in Azure)
-    out["storage_requests_per_minute"] = rt.counter.recent(60)
-    out["events"] = None if rt.events is None else \
-        {**rt.events.stats.to_dict(), "pending": rt.events.pending}
+    out["storage_requests_per_minute"] = runtime.counter.recent(60)
+    out["events"] = None if runtime.events is None else \
+        {**runtime.events.stats.to_dict(), "pending": runtime.events.pending}
     return out
 
 

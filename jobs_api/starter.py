@@ -22,10 +22,10 @@ RESTARTABLE = {"Completed", "Failed", "Terminated", "Canceled"}
 
 
 def _status_name(status: Any) -> str | None:
-    runtime = getattr(status, "runtime_status", None)
-    if runtime is None:
+    runtime_status = getattr(status, "runtime_status", None)
+    if runtime_status is None:
         return None
-    return str(getattr(runtime, "value", runtime))
+    return str(getattr(runtime_status, "value", runtime_status))
 
 
 async def ensure_slot(client: df.DurableOrchestrationClient, slot: int) -> dict[str, Any]:
@@ -89,9 +89,9 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(metrics.get("claim_ms"), int | float):
             claim_ms.append(float(metrics["claim_ms"]))
         events = events or metrics.get("events")
-    rt = get_runtime()
-    if rt.events is not None:
-        events = {**rt.events.stats.to_dict(), "pending": rt.events.pending}
+    runtime = get_runtime()
+    if runtime.events is not None:
+        events = {**runtime.events.stats.to_dict(), "pending": runtime.events.pending}
     return {
         "jobs": totals,
         "failures": totals["failed"],
@@ -99,7 +99,7 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
         "lateness_ms": lateness.summary(),
         "claim_ms": {"last_max": max(claim_ms) if claim_ms else None,
                      "last_mean": round(sum(claim_ms) / len(claim_ms), 2) if claim_ms else None},
-        "storage_requests_per_minute": rt.counter.recent(60),
+        "storage_requests_per_minute": runtime.counter.recent(60),
         "events": events,
     }
 
@@ -113,9 +113,9 @@ async def report(client: df.DurableOrchestrationClient) -> dict[str, Any]:
 
 async def handler_limits() -> dict[str, Any]:
     """Each limited handler's limits and the permits in use now (one HEAD request each)."""
-    rt = get_runtime()
-    permits = HandlerPermits(await rt.store(), registry.limits(rt.settings.handler_limits),
-                             utcnow)
+    runtime = get_runtime()
+    limits = registry.limits(runtime.settings.handler_limits)
+    permits = HandlerPermits(await runtime.store(), limits, utcnow)
     out: dict[str, Any] = {}
     for name, limit in sorted(permits.limits.items()):
         try:

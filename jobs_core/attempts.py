@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import records as rec
+from . import records
 from .errors import JobsError, StoreError, UnknownHandlerError
 from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
@@ -79,7 +79,7 @@ class AttemptRunner:
         return self._abandon_at(job) <= now
 
     async def _run(self, job: Job, epoch: int, result: BatchResult,
-                   events: list[JobEvent]) -> rec.Ok | rec.Fail:
+                   events: list[JobEvent]) -> records.Ok | records.Fail:
         started = self.clock()
         timeout = self.timeout_of(job)
         try:
@@ -103,7 +103,7 @@ class AttemptRunner:
         nxt = self._next(job, at)
         events.append(JobEvent.of(job, EventState.SUCCEEDED, at, result=value))
         _next_occurrence_event(events, job, at, nxt)
-        return rec.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
+        return records.ok(job.id, job.attempts, epoch, at, value, nxt, token=job.token)
 
     async def _fire(self, job: Job) -> dict[str, Any]:
         """Overlap ``allow``: this occurrence runs as a one-off job of its own (the same
@@ -149,21 +149,21 @@ class AttemptRunner:
 
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
                        result: BatchResult, events: list[JobEvent], *,
-                       retry_after: float | None = None) -> rec.Fail:
+                       retry_after: float | None = None) -> records.Fail:
         if not error.permanent and job.attempts < job.retry.max_attempts:
             result.retried += 1
             delay = max(job.retry.delay(job.attempts, self._rng), retry_after or 0.0)
             retry_at = at + timedelta(seconds=delay)
             events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
                                       retry_at=retry_at, due_at=retry_at))
-            return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
+            return records.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
                             token=job.token)
         result.failed += 1
         compensation = await self._compensate(job, error, result)
         nxt = self._next(job, at)
         events.append(JobEvent.of(job, EventState.FAILED, at, error=error))
         _next_occurrence_event(events, job, at, nxt)
-        return rec.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
+        return records.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
                         compensation=compensation, token=job.token)
 
     async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
@@ -231,8 +231,8 @@ def fires_occurrences(job: Job) -> bool:
     return job.recurrence is not None and job.recurrence.overlap == "allow"
 
 
-def outcome_name(record: rec.Ok | rec.Fail) -> str:
-    if isinstance(record, rec.Ok):
+def outcome_name(record: records.Ok | records.Fail) -> str:
+    if isinstance(record, records.Ok):
         return "succeeded"
     return "retrying" if record.retry_at is not None else "failed"
 

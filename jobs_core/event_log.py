@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from . import records as rec
+from . import records
 from .backoff import backoff
 from .clock import Clock, utcnow
 from .errors import BlobNotFoundError, JobsError
@@ -62,30 +62,30 @@ RETRY_MAX_SECONDS = 30.0  # a dead queue costs a blob one send and one metadata 
 MAX_STATES = 64  # replayed blob states kept per process (state at its cursor)
 
 
-def events_of(record: rec.Record, before: Job | None, after: Job | None) -> list[JobEvent]:
+def events_of(record: records.Record, before: Job | None, after: Job | None) -> list[JobEvent]:
     """The events one applied record produces (``ShardState.observer`` arguments). The same
     events, with the same ids, as the scheduler and the executor send eagerly."""
     at = record.at
-    if isinstance(record, rec.Add):
+    if isinstance(record, records.Add):
         if after is None or record.source is not None:
             return []  # a job carried to another blob (moves.py) is not a change
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
-    if isinstance(record, rec.Retry):  # (``before`` is None where the replay had dropped it)
+    if isinstance(record, records.Retry):  # (``before`` is None where the replay had dropped it)
         return [] if after is None else [JobEvent.of(after, EventState.SCHEDULED, at)]
     if after is None or before is None:
         return []
-    if isinstance(record, rec.Cancel):
+    if isinstance(record, records.Cancel):
         return [JobEvent.of(after, EventState.CANCELLED, at)]
-    if isinstance(record, rec.RunNow | rec.Reschedule | rec.Resume | rec.Update |
-                  rec.Misfire):
+    if isinstance(record, records.RunNow | records.Reschedule | records.Resume | records.Update |
+                  records.Misfire):
         return [JobEvent.of(after, EventState.SCHEDULED, at)]
-    if isinstance(record, rec.Pause):
+    if isinstance(record, records.Pause):
         return [JobEvent.of(after, EventState.PAUSED, at)]
-    if isinstance(record, rec.Start):
+    if isinstance(record, records.Start):
         return [JobEvent.of(after, EventState.STARTED, at)]
-    if isinstance(record, rec.Ok):
+    if isinstance(record, records.Ok):
         events = [JobEvent.of(before, EventState.SUCCEEDED, at, result=record.result)]
-    elif isinstance(record, rec.Fail):
+    elif isinstance(record, records.Fail):
         if record.retry_at is not None:
             return [JobEvent.of(before, EventState.RETRYING, at, error=record.error,
                                 retry_at=record.retry_at, due_at=record.retry_at)]
@@ -121,7 +121,7 @@ def lagging(meta: dict[str, str]) -> dict[str, int]:
 def retry_due(meta: dict[str, str], now: datetime) -> bool:
     raw = meta.get(EVENTS_RETRY)
     try:
-        return raw is None or rec.parse_ts(raw) <= now
+        return raw is None or records.parse_ts(raw) <= now
     except ValueError:
         return True
 
@@ -230,7 +230,7 @@ class LogPublisher:
         line_at = offset
         emitted: list[JobEvent] = []
 
-        def observe(record: rec.Record, before: Job | None, after: Job | None) -> None:
+        def observe(record: records.Record, before: Job | None, after: Job | None) -> None:
             emitted.extend(events_of(record, before, after))
 
         for raw in data.split(b"\n")[:-1]:  # the last piece is a torn tail (or empty)
@@ -299,7 +299,7 @@ class LogPublisher:
             fails = int(meta.get(EVENTS_FAILS, "0") or 0) + 1 if failed else 0
             delay = backoff(fails, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
             new[EVENTS_LAG] = ";".join(f"{q}={off}" for q, off in sorted(lag.items()))
-            new[EVENTS_RETRY] = rec.ts(now + timedelta(seconds=delay))
+            new[EVENTS_RETRY] = records.ts(now + timedelta(seconds=delay))
             new[EVENTS_FAILS] = str(fails)
         if new != meta:
             await self._store.set_metadata(blob, new)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import records as rec
+from . import records
 from .attempts import AttemptRunner, fires_occurrences, outcome_name
 from .claims import ClaimManager
 from .clock import Clock, utcnow
@@ -135,7 +135,7 @@ class Executor(AttemptRunner):
                 next_wake = min(next_wake, shard.key.bucket)
                 continue
             if self.cache.known_size(info.name) is None and _idle_until(meta, info.size, now):
-                next_wake = min(next_wake, rec.parse_ts(meta["min_due"]))
+                next_wake = min(next_wake, records.parse_ts(meta["min_due"]))
                 pending += int(meta.get("pending", "0"))
                 continue
             try:
@@ -191,7 +191,7 @@ class Executor(AttemptRunner):
         closed = bucket_end + timedelta(seconds=self.settings.abandon_grace_seconds) < now
         summary = summarize(listed, state, size, closed, now, self.settings.bucket_minutes)
         if summary["running"] != "0" or (summary["min_due"] and
-                                         rec.parse_ts(summary["min_due"]) <= now):
+                                         records.parse_ts(summary["min_due"]) <= now):
             return  # starts and outcomes are about to change it: a summary would be stale at
             # once (and a planner reads a blob with due or running work anyway); it is written
             # once the blob is idle or done
@@ -218,7 +218,7 @@ class Executor(AttemptRunner):
         full = state.full or \
             await self._blocks(batch.blob) + len(state.running) >= self.settings.evacuate_blocks
         if full and not state.full:  # tell every process: no more starts in this blob
-            state = await self._write(batch.blob, [rec.full(now)])
+            state = await self._write(batch.blob, [records.full(now)])
         gate = asyncio.Semaphore(self.settings.max_concurrency)
         work = []
         overflow: list[str] = []  # jobs not started because the blob has no room for them
@@ -239,7 +239,7 @@ class Executor(AttemptRunner):
         if overflow:  # every waiting job of the blob leaves in one round
             state = await self.cache.refresh(batch.blob)
             if not state.full:
-                state = await self._write(batch.blob, [rec.full(self.clock())])
+                state = await self._write(batch.blob, [records.full(self.clock())])
             result.moved += await self.mover.evacuate(batch.blob, state)
         await self._outbox.drain()  # the batch's events are out before it reports
         self._due_order.done(batch)
@@ -253,7 +253,7 @@ class Executor(AttemptRunner):
         assert job.recurrence is not None
         rid = self._token()
         try:
-            state = await self._write(batch.blob, [rec.misfire(job.id, nxt, now, rid=rid,
+            state = await self._write(batch.blob, [records.misfire(job.id, nxt, now, rid=rid,
                                                                run=job.runs)])
         except JobsError as exc:  # not written (or cannot tell): the next cycle decides again
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
@@ -288,9 +288,9 @@ class Executor(AttemptRunner):
         self.cache.note_blocks(blob, info.block_count or 0)
         return info.block_count or 0
 
-    async def _write(self, blob: str, records: list[rec.Record]) -> ShardState:
+    async def _write(self, blob: str, batch: list[records.Record]) -> ShardState:
         """Append through group commit; the blob's state with the records replayed."""
-        return await self.committer.write(blob, records)
+        return await self.committer.write(blob, batch)
 
     async def _execute_one(self, batch: Batch, job_id: str, gate: asyncio.Semaphore,
                            result: BatchResult, overflow: list[str]) -> None:
@@ -340,7 +340,7 @@ class Executor(AttemptRunner):
 
     async def _start_and_run(self, batch: Batch, job: Job, token: str, now: datetime,
                              lease: datetime, result: BatchResult) -> None:
-        start = rec.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
+        start = records.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
                           run=job.runs, lease=lease)
         self._starting[batch.blob] += 1
         try:
@@ -363,11 +363,11 @@ class Executor(AttemptRunner):
                           mine.traceparent) as span:
             outcome = await self._run(mine, batch.epoch, result, events)
             span.outcome(outcome_name(outcome),
-                         outcome.error.message if isinstance(outcome, rec.Fail) else None)
+                         outcome.error.message if isinstance(outcome, records.Fail) else None)
         if await self._record_outcome(batch.blob, outcome, mine):
             self._outbox.add(events)  # only outcomes that applied are announced
 
-    async def _record_outcome(self, blob: str, record: rec.Ok | rec.Fail, job: Job) -> bool:
+    async def _record_outcome(self, blob: str, record: records.Ok | records.Fail, job: Job) -> bool:
         """Append an outcome, retrying storage errors until the execution's lease ends.
         Returns whether the outcome applied (False: superseded, or no storage in time)."""
         deadline = job.lease_until or (self.clock() + timedelta(seconds=30))
@@ -432,4 +432,4 @@ def _idle_until(meta: dict[str, str], size: int, now: datetime) -> bool:
     ``min_due``, so a planner that has not cached the blob can skip reading it."""
     if meta.get("seen_size") != str(size) or meta.get("running") != "0" or not meta.get("min_due"):
         return False
-    return rec.parse_ts(meta["min_due"]) > now
+    return records.parse_ts(meta["min_due"]) > now

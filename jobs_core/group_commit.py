@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import records as rec
+from . import records
 from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError, StoreError
 from .store import AppendResult, JobStore
 
@@ -41,7 +41,7 @@ VERIFY_TAIL_BYTES = 256 * 1024  # how far before the end a cold check looks for 
 
 @dataclass
 class _Write:
-    records: Sequence[rec.Record | rec.Wire]
+    entries: Sequence[records.Record | records.Wire]
     data: bytes
     future: asyncio.Future[AppendResult]
 
@@ -64,24 +64,24 @@ class GroupCommitter:
         self.blocks_written = 0
         self.verified_after_error = 0  # blocks found committed although their append failed
 
-    async def append(self, blob: str, records: Sequence[rec.Record | rec.Wire],
+    async def append(self, blob: str, entries: Sequence[records.Record | records.Wire],
                      create_metadata: dict[str, str]) -> AppendResult:
-        """Append ``records`` to ``blob`` as part of a shared block; returns that block's
+        """Append ``entries`` to ``blob`` as part of a shared block; returns that block's
         result once it is durable (and applied to the cache, if there is one)."""
-        data = b"".join(rec.encode_line(r) for r in records)
+        data = b"".join(records.encode_line(r) for r in entries)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         queue = self._queues.setdefault(blob, _Queue())
-        queue.writes.append(_Write(records, data, future))
+        queue.writes.append(_Write(entries, data, future))
         if queue.task is None:
             queue.task = asyncio.create_task(self._flush(blob, queue, create_metadata))
         return await future
 
-    async def write(self, blob: str, records: Sequence[rec.Record],
+    async def write(self, blob: str, entries: Sequence[records.Record],
                     create_metadata: dict[str, str] | None = None) -> ShardState:
         """``append``, then the blob's state with the records replayed (from the cache when
         the block applied to it, else after a tail read). Needs a cache."""
         assert self._cache is not None, "write() needs a GroupCommitter with a cache"
-        appended = await self.append(blob, records, create_metadata or {})
+        appended = await self.append(blob, entries, create_metadata or {})
         state = self._cache.cached(blob)
         if state is None or (self._cache.known_size(blob) or 0) < appended.size:
             state = await self._cache.refresh(blob, at_least=appended.size)
@@ -105,7 +105,7 @@ class GroupCommitter:
                     self.blocks_written += 1
                     if self._cache is not None:
                         self._cache.apply_own(blob, result,
-                                              [r for w in batch for r in w.records])
+                                              [r for w in batch for r in w.entries])
                 except BaseException as exc:  # every waiting caller gets the error
                     for write in batch:
                         if not write.future.done():

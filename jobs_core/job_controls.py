@@ -16,8 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from . import records as rec
-from . import transitions
+from . import records, transitions
 from .errors import (
     BlockLimitError,
     InvalidDueTimeError,
@@ -96,7 +95,7 @@ class JobControls:
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
-        return await self._control(job_id, lambda j, rid: rec.cancel(j.id, at, reason, rid=rid,
+        return await self._control(job_id, lambda j, rid: records.cancel(j.id, at, reason, rid=rid,
                                                                     run=j.runs),
                                   lambda j: transitions.cancel(j, at, reason),
                                   EventState.CANCELLED, at)
@@ -115,14 +114,14 @@ class JobControls:
             return values, updated_due(job, values, at)
 
         return await self._control(
-            job_id, lambda j, rid: rec.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
+            job_id, lambda j, rid: records.update(j.id, *resolved(j), at, rid=rid, run=j.runs),
             lambda j: transitions.update(j, *resolved(j), at), EventState.SCHEDULED, at)
 
     async def pause(self, job_id: str) -> Job:
         """Hold a waiting job (a recurring schedule, a one-off job, a retry's back-off): it
         keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
         at = self.clock()
-        return await self._control(job_id, lambda j, rid: rec.pause(j.id, at, rid=rid,
+        return await self._control(job_id, lambda j, rid: records.pause(j.id, at, rid=rid,
                                                                    run=j.runs),
                                   lambda j: transitions.pause(j, at), EventState.PAUSED, at)
 
@@ -131,12 +130,12 @@ class JobControls:
         it was waiting for, if that has not passed), a one-off job for its due time or now."""
         at = self.clock()
         return await self._control(
-            job_id, lambda j, rid: rec.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
+            job_id, lambda j, rid: records.resume(j.id, resume_due(j, at), at, rid=rid, run=j.runs),
             lambda j: transitions.resume(j, resume_due(j, at), at), EventState.SCHEDULED, at)
 
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
-        return await self._control(job_id, lambda j, rid: rec.run_now(j.id, at, rid=rid,
+        return await self._control(job_id, lambda j, rid: records.run_now(j.id, at, rid=rid,
                                                                      run=j.runs),
                                   lambda j: transitions.run_now(j, at), EventState.SCHEDULED, at)
 
@@ -146,7 +145,7 @@ class JobControls:
         its recurrence has ended."""
         at = self.clock()
         return await self._control(
-            job_id, lambda j, rid: rec.retry(transitions.retry(j, at), at, rid=rid, run=j.runs),
+            job_id, lambda j, rid: records.retry(transitions.retry(j, at), at, rid=rid, run=j.runs),
             lambda j: transitions.retry(j, at), EventState.SCHEDULED, at)
 
     async def reschedule(self, job_id: str, due_at: str | datetime | None = None, *,
@@ -164,10 +163,10 @@ class JobControls:
             return transitions.reschedule(job, due, at)
 
         return await self._control(
-            job_id, lambda j, rid: rec.reschedule(j.id, due, at, rid=rid, run=j.runs), change,
+            job_id, lambda j, rid: records.reschedule(j.id, due, at, rid=rid, run=j.runs), change,
             EventState.SCHEDULED, at)
 
-    async def _control(self, job_id: str, record: Callable[[Job, str], rec.Record],
+    async def _control(self, job_id: str, record: Callable[[Job, str], records.Record],
                        change: Callable[[Job], Job], announce: EventState,
                        at: datetime) -> Job:
         """Check the change against the job's current state, append it where the job lives,
@@ -233,7 +232,7 @@ class JobControls:
         while True:
             current = ShardBlob(key, self._index.get(key, 0))
             try:
-                result = await self.committer.append(current.name, [rec.touch(blob, at)],
+                result = await self.committer.append(current.name, [records.touch(blob, at)],
                                                      shard_metadata(current))
             except BlockLimitError:
                 self._advance(key, current.index)

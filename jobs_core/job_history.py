@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import records as rec
+from . import records
 from .errors import BlobNotFoundError, JobNotFoundError
 from .ids import parse_job_id
 from .model import Job
@@ -34,7 +34,7 @@ from .moves import MAX_HOPS
 from .shard_state import ShardState
 from .store import JobStore
 
-EXECUTION_OPS = (rec.Op.START, rec.Op.OK, rec.Op.FAIL)
+EXECUTION_OPS = (records.Op.START, records.Op.OK, records.Op.FAIL)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _replay_blob(blob: str, data: bytes, job_id: str,
     return state
 
 
-def _parse(line: bytes) -> rec.Wire | None:
+def _parse(line: bytes) -> records.Wire | None:
     line = line.strip()
     if not line:
         return None
@@ -121,24 +121,24 @@ def _parse(line: bytes) -> rec.Wire | None:
     return record if isinstance(record, dict) and "op" in record else None
 
 
-def _replay(state: ShardState, wire: rec.Wire, job_id: str, keys_before: set[str],
+def _replay(state: ShardState, wire: records.Wire, job_id: str, keys_before: set[str],
             blob: str, offset: int) -> HistoryRecord:
     op = str(wire["op"])
     try:
-        record: rec.Record | None = rec.decode(wire)
+        record: records.Record | None = records.decode(wire)
     except (KeyError, TypeError, ValueError):
         record = None
-    if record is None or wire.get("v") not in rec.READABLE_VERSIONS:
+    if record is None or wire.get("v") not in records.READABLE_VERSIONS:
         state.apply(wire)  # (a newer version raises, as it does for GET)
         return HistoryRecord(type=op, at=None, offset=offset, applied=False, blob=blob,
                              note="ignored: not a valid record of a known version")
     before = state.jobs.get(job_id)
     skipped, fenced, max_epoch = state.skipped, state.fenced, state.max_epoch
     note: str | None = None
-    if isinstance(record, rec.Add) and before is None and record.source is None and \
+    if isinstance(record, records.Add) and before is None and record.source is None and \
             record.job.idempotency_key in keys_before:
         note = "ignored: an earlier job in this blob has the same idempotency key"
-    elif isinstance(record, rec.Pointer):
+    elif isinstance(record, records.Pointer):
         state.apply(record)  # a hint in the home blob: where the job lives now
     else:
         state.apply(record)
@@ -149,27 +149,27 @@ def _replay(state: ShardState, wire: rec.Wire, job_id: str, keys_before: set[str
         elif state.skipped > skipped:
             note = ("ignored: does not fit the job's state then" if before is None else
                     f"ignored: the job was {before.status.value} on attempt {before.attempts}")
-        elif isinstance(record, rec.Moved) and job_id in state.moved:
+        elif isinstance(record, records.Moved) and job_id in state.moved:
             pass  # applied: the job left this blob
         elif after is None:
             note = ("ignored: the job had already left this blob" if job_id in state.moved
                     else "ignored: no add record for the job before it")
-        elif isinstance(record, rec.Add) and before is not None:
+        elif isinstance(record, records.Add) and before is not None:
             note = "ignored: a duplicate add"
     return _entry(record, blob, offset, note)
 
 
-def _entry(r: rec.Record, blob: str, offset: int, note: str | None) -> HistoryRecord:
-    add = r.job if isinstance(r, rec.Add) else None
-    error = r.error if isinstance(r, rec.Fail) else (add.last_error if add else None)
+def _entry(r: records.Record, blob: str, offset: int, note: str | None) -> HistoryRecord:
+    add = r.job if isinstance(r, records.Add) else None
+    error = r.error if isinstance(r, records.Fail) else (add.last_error if add else None)
     return HistoryRecord(
         type=r.OP.value, at=r.at, offset=offset, applied=note is None, note=note,
         attempt=getattr(r, "attempt", None), epoch=getattr(r, "epoch", None),
         error=error.to_dict() if error is not None else None,
         retry_at=getattr(r, "retry_at", None),
-        result=r.result if isinstance(r, rec.Ok) else (add.result if add else None),
-        due_at=add.due_at if add else r.job.due_at if isinstance(r, rec.Retry) else
+        result=r.result if isinstance(r, records.Ok) else (add.result if add else None),
+        due_at=add.due_at if add else r.job.due_at if isinstance(r, records.Retry) else
         getattr(r, "due", None),
         next_due=getattr(r, "next_due", None), compensation=getattr(r, "compensation", None),
         reason=getattr(r, "reason", None), handler=add.handler if add else None, blob=blob,
-        to=r.to if isinstance(r, rec.Move | rec.Moved | rec.Pointer) else None)
+        to=r.to if isinstance(r, records.Move | records.Moved | records.Pointer) else None)

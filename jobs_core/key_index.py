@@ -86,7 +86,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import records as rec
+from . import records
 from .clock import utcnow
 from .errors import (
     BlobNotFoundError,
@@ -131,13 +131,13 @@ def parse_blob_name(name: str) -> tuple[int, int] | None:
     return None if match is None else (int(match[1]), int(match[2]))
 
 
-def claim_record(key: str, fp: str, job_id: str, at: datetime) -> rec.Wire:
+def claim_record(key: str, fp: str, job_id: str, at: datetime) -> records.Wire:
     return {"v": KEY_FORMAT_VERSION, "op": "key", "k": key, "id": job_id, "fp": fp,
-            "at": rec.ts(at)}
+            "at": records.ts(at)}
 
 
-def seal_record(at: datetime) -> rec.Wire:
-    return {"v": KEY_FORMAT_VERSION, "op": "seal", "at": rec.ts(at)}
+def seal_record(at: datetime) -> records.Wire:
+    return {"v": KEY_FORMAT_VERSION, "op": "seal", "at": records.ts(at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +240,7 @@ class KeyIndex:
             return self._answer(key, fp, job_id, found)
         await self._refresh(p)
         record = claim_record(key, fp, job_id, at)
-        block = rec.encode_block([record])
+        block = records.encode_block([record])
         for _ in range(MAX_ATTEMPTS):
             found = p.winner(key, at, self.window)
             if found is not None:
@@ -509,7 +509,7 @@ def _parse(raw: bytes, name: str) -> dict[str, Any] | None:
                 raise UnsupportedRecordVersionError(version, name)
             raise ValueError(f"unknown version {version!r}")
         op = record.get("op")
-        record["at"] = _aware(rec.parse_ts(record["at"]))
+        record["at"] = _aware(records.parse_ts(record["at"]))
         if op == "key":
             if not all(isinstance(record.get(f), str) for f in ("k", "id", "fp")):
                 raise ValueError("a key record needs k, id and fp")

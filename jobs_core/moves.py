@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from . import records as rec
+from . import records
 from .errors import BlobNotFoundError, BlockLimitError
 from .group_commit import GroupCommitter
 from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
@@ -48,8 +48,8 @@ ReadState = Callable[[str], Awaitable[ShardState]]
 
 
 def shard_metadata(shard: ShardBlob) -> dict[str, str]:
-    return {"format": str(rec.FORMAT_VERSION), "slot": str(shard.key.slot),
-            "bucket": rec.ts(shard.key.bucket), "index": str(shard.index),
+    return {"format": str(records.FORMAT_VERSION), "slot": str(shard.key.slot),
+            "bucket": records.ts(shard.key.bucket), "index": str(shard.index),
             "events_at": "0"}  # event_log.py: every event of a new blob is still to send
 
 
@@ -104,9 +104,9 @@ class Mover:
             key = ShardKey(bucket_of(max(job.due_at, now), self._settings.bucket_minutes),
                            shard.key.slot)
             dests[job.id] = await self._destination(key, source)
-        records = [rec.move(job.id, dests[job.id], now) for job in jobs]
+        batch = [records.move(job.id, dests[job.id], now) for job in jobs]
         try:
-            state = await self._write(source, records)
+            state = await self._write(source, batch)
         except BlockLimitError:
             log.error("cannot move jobs out of %s: the blob is at the block limit", source)
             return 0
@@ -136,7 +136,7 @@ class Mover:
             target = parse_shard_name(dest)
             meta = shard_metadata(target) if target is not None else {}
             await self._committer.append(
-                dest, [rec.carry(replace(j, moving_to=None), source, now) for j in group], meta)
+                dest, [records.carry(replace(j, moving_to=None), source, now) for j in group], meta)
         homes: dict[str, list[Job]] = {}
         for job in moving:
             home = parse_job_id(job.id).name
@@ -147,10 +147,10 @@ class Mover:
                 continue  # keep a nearly full home's headroom: GET follows the moved records
             try:
                 await self._committer.append(
-                    home, [rec.pointer(j.id, j.moving_to or "", now) for j in group], {})
+                    home, [records.pointer(j.id, j.moving_to or "", now) for j in group], {})
             except (BlobNotFoundError, BlockLimitError):  # purged, or full: as above
                 continue
-        await self._write(source, [rec.moved(j.id, j.moving_to or "", now) for j in moving])
+        await self._write(source, [records.moved(j.id, j.moving_to or "", now) for j in moving])
         self.moved += len(moving)
         return len(moving)
 
@@ -176,8 +176,8 @@ class Mover:
             name = key.blob(parse_shard_name(source).index + 1)  # type: ignore[union-attr]
         return name
 
-    async def _write(self, blob: str, records: Sequence[rec.Record]) -> ShardState:
-        return await self._committer.write(blob, records)
+    async def _write(self, blob: str, batch: Sequence[records.Record]) -> ShardState:
+        return await self._committer.write(blob, batch)
 
 
 def carry_due(bucket: datetime, settings: JobsSettings, now: datetime) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import records as rec
+from . import records
 from .metrics import Histogram
 from .model import Job, JobStatus
 from .shard_state import ShardState
@@ -89,7 +89,7 @@ class Batch:
             out["job_ids"] = list(self.job_ids)
             return out
         assert self.at is not None and self.through is not None
-        out.update(at=rec.ts(self.at), after=_key_out(self.after),
+        out.update(at=records.ts(self.at), after=_key_out(self.after),
                    through=_key_out(self.through), count=self.count, plan=self.plan)
         return out
 
@@ -98,7 +98,7 @@ class Batch:
         base = (int(data["slot"]), int(data["epoch"]), str(data["blob"]))
         if "job_ids" in data:  # a plan made by an earlier version, still in a Durable history
             return cls(*base, job_ids=[str(i) for i in data["job_ids"]])
-        return cls(*base, at=rec.parse_ts(data["at"]), after=_key_in(data.get("after")),
+        return cls(*base, at=records.parse_ts(data["at"]), after=_key_in(data.get("after")),
                    through=_key_in(data["through"]), count=int(data.get("count", 0)),
                    plan=str(data.get("plan", "")))
 
@@ -153,11 +153,11 @@ class DueOrder:
 
 
 def _key_out(key: Key | None) -> list[str] | None:
-    return None if key is None else [rec.ts(key[0]), key[1]]
+    return None if key is None else [records.ts(key[0]), key[1]]
 
 
 def _key_in(raw: Any) -> Key | None:
-    return None if raw is None else (rec.parse_ts(raw[0]), str(raw[1]))
+    return None if raw is None else (records.parse_ts(raw[0]), str(raw[1]))
 
 
 def batches(slot: int, epoch: int, at: datetime, due: Iterable[tuple[Key, str]],
@@ -197,8 +197,8 @@ class Plan:
         if len(self.errors) > MAX_PLAN_ERRORS:
             errors.append(f"… and {len(self.errors) - MAX_PLAN_ERRORS} more")
         return {"slot": self.slot, "owner": self.owner, "epoch": self.epoch,
-                "now": rec.ts(self.now), "batches": [b.to_dict() for b in self.batches],
-                "next_wake": rec.ts(self.next_wake), "due": self.due, "pending": self.pending,
+                "now": records.ts(self.now), "batches": [b.to_dict() for b in self.batches],
+                "next_wake": records.ts(self.next_wake), "due": self.due, "pending": self.pending,
                 "shards_read": self.shards_read, "errors": errors,
                 "claim_ms": round(self.claim_ms, 2), "publish": self.publish}
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from . import records as rec
+from . import records
 from .clock import Clock, utcnow
 from .errors import (
     BlobNotFoundError,
@@ -199,7 +199,7 @@ class JobScheduler(JobControls):
             return [Scheduled(job, created=True, added=job) for job in placed]
 
     async def _add_at(self, shard: ShardBlob, jobs: list[Job]) -> None:
-        result = await self.committer.append(shard.name, [rec.add(job) for job in jobs],
+        result = await self.committer.append(shard.name, [records.add(job) for job in jobs],
                                              shard_metadata(shard))
         if result.block_count >= self.settings.seal_blocks or \
                 result.size >= self.settings.seal_bytes:

@@ -11,7 +11,7 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from . import records as rec
+from . import records
 from .errors import BlobNotFoundError
 from .shard_state import ShardState
 from .store import AppendResult, JobStore
@@ -101,7 +101,7 @@ class ShardCache:
             self.forget(name)
             return None
 
-    def apply_own(self, name: str, result: AppendResult, records: list[rec.Record]) -> bool:
+    def apply_own(self, name: str, result: AppendResult, batch: list[records.Record]) -> bool:
         """Apply records this process just appended, if the cache had seen everything before
         them. Returns False when someone else appended in between (the caller must refresh)."""
         view = self._views.get(name)
@@ -109,7 +109,7 @@ class ShardCache:
             view.blocks = max(view.blocks, result.block_count)
         if view is None or view.offset != result.offset or view.lock.locked():
             return False
-        for record in records:
+        for record in batch:
             view.state.apply(record)
         view.offset = result.size
         return True

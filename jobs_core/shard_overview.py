@@ -43,7 +43,7 @@ from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from . import records as rec
+from . import records
 from .errors import (
     BlobNotFoundError,
     InvalidCursorError,
@@ -157,7 +157,7 @@ class ShardOverview:
         meta = blob.metadata
         epoch = meta.get("epoch", "")
         try:
-            expires = rec.parse_ts(meta["expires"]) if meta.get("expires") else None
+            expires = records.parse_ts(meta["expires"]) if meta.get("expires") else None
         except ValueError:
             expires = None
         return SlotClaim(meta.get("owner") or None, int(epoch) if epoch.isdigit() else None,

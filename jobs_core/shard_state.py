@@ -10,14 +10,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from . import records as rec
-from . import transitions
+from . import records, transitions
 from .errors import InvalidTransitionError, UnsupportedRecordVersionError
 from .model import Job, JobStatus
 
 log = logging.getLogger(__name__)
-EXECUTION_TYPES = (rec.Start, rec.Ok, rec.Fail)
-Observer = Callable[[rec.Record, "Job | None", "Job | None"], None]
+EXECUTION_TYPES = (records.Start, records.Ok, records.Fail)
+Observer = Callable[[records.Record, "Job | None", "Job | None"], None]
 
 
 class ShardState:
@@ -66,26 +65,26 @@ class ShardState:
                 continue
             self.apply(record)
 
-    def apply(self, record: rec.Record | rec.Wire) -> None:
+    def apply(self, record: records.Record | records.Wire) -> None:
         """Apply one record: typed (our own, just written) or the JSON object of a line."""
         if isinstance(record, dict):
             version = record.get("v")
-            if version not in rec.READABLE_VERSIONS:
-                if isinstance(version, int) and version > rec.FORMAT_VERSION:
+            if version not in records.READABLE_VERSIONS:
+                if isinstance(version, int) and version > records.FORMAT_VERSION:
                     raise UnsupportedRecordVersionError(version, self.blob)
                 self.skipped += 1
                 log.warning("shard %s: skipped a record without a known version: %.80r",
                             self.blob, record)
                 return
             try:
-                decoded = rec.decode(record)
+                decoded = records.decode(record)
             except (KeyError, TypeError, ValueError) as exc:
                 self.skipped += 1
                 log.warning("shard %s: skipped an invalid %s record (%s)", self.blob,
                             record.get("op"), exc)
                 return
             record = decoded
-        elif isinstance(record, rec.Add):  # the writer's own: the replay numbers a copy
+        elif isinstance(record, records.Add):  # the writer's own: the replay numbers a copy
             record = replace(record, job=replace(record.job))
         try:
             self._apply(record)
@@ -94,21 +93,22 @@ class ShardState:
             log.debug("shard %s: record %s for %s not applied: %s", self.blob, record.OP,
                       getattr(record, "id", None), exc)
 
-    def _apply(self, r: rec.Record) -> None:
-        if isinstance(r, rec.Add | rec.Touch | rec.Pointer | rec.Full):  # an add, or the blob's
-            if isinstance(r, rec.Add):
+    def _apply(self, r: records.Record) -> None:
+        # an add, or the blob's
+        if isinstance(r, records.Add | records.Touch | records.Pointer | records.Full):
+            if isinstance(r, records.Add):
                 self._add(r)
-            elif isinstance(r, rec.Touch):
+            elif isinstance(r, records.Touch):
                 self.touched.add(r.shard)
-            elif isinstance(r, rec.Pointer):
+            elif isinstance(r, records.Pointer):
                 self.pointers[r.id] = r.to
-            elif isinstance(r, rec.Full):
+            elif isinstance(r, records.Full):
                 self.full = True
             return
         rid = getattr(r, "rid", None)
         if rid is not None and rid in self.rids:
             return  # the same control request again (a block committed twice): once only
-        if isinstance(r, rec.Retry) and r.id in self.finished:
+        if isinstance(r, records.Retry) and r.id in self.finished:
             self._revive(r)
             return
         if isinstance(r, EXECUTION_TYPES) and r.token is None:  # v1: fenced by claim epoch
@@ -125,7 +125,7 @@ class ShardState:
             return  # unknown, moved away, or finished and dropped: nothing can change it
         at = r.at
         try:
-            if isinstance(r, rec.Moved):
+            if isinstance(r, records.Moved):
                 if job.moving_to != r.to:
                     raise InvalidTransitionError("finish moving", job.status.value,
                                                  job.status.value, "it was not moving there")
@@ -151,7 +151,7 @@ class ShardState:
             self.observer(r, before, job)
         self._put(job)
 
-    def _revive(self, r: rec.Retry) -> None:
+    def _revive(self, r: records.Retry) -> None:
         """A retry of a finished job this replay dropped: the record carries the new state.
         The checks are those of ``transitions.retry`` on what was kept of the job."""
         status, runs = self.finished[r.id]
@@ -182,7 +182,7 @@ class ShardState:
         if self.latest_change is None or at > self.latest_change:
             self.latest_change = at
 
-    def _add(self, r: rec.Add) -> None:
+    def _add(self, r: records.Add) -> None:
         job_id = r.id
         key = r.job.idempotency_key
         if job_id in self.jobs or job_id in self.moved or job_id in self.finished or \
@@ -238,32 +238,32 @@ def _set_version(job: Job, version: int) -> None:
 
 
 _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
-    rec.Cancel: lambda job, r: transitions.cancel(job, r.at, r.reason, r.run),
-    rec.RunNow: lambda job, r: transitions.run_now(job, r.at, r.run),
-    rec.Reschedule: lambda job, r: transitions.reschedule(job, r.due, r.at, r.run),
-    rec.Pause: lambda job, r: transitions.pause(job, r.at, r.run),
-    rec.Resume: lambda job, r: transitions.resume(job, r.due, r.at, r.run),
-    rec.Update: lambda job, r: transitions.update(job, r.values, r.due, r.at, r.run),
-    rec.Misfire: lambda job, r: transitions.misfire(job, r.due, r.at, r.run),
-    rec.Start: lambda job, r: transitions.start(job, r.attempt, r.epoch, r.at, token=r.token,
-                                                run=r.run, lease=r.lease),
-    rec.Ok: lambda job, r: transitions.succeed(job, r.attempt, r.at, r.result, r.next_due,
-                                      token=r.token),
-    rec.Fail: lambda job, r: transitions.fail(job, r.attempt, r.at, r.error, retry_at=r.retry_at,
-                                     next_due=r.next_due, compensation=r.compensation,
-                                     token=r.token),
-    rec.Retry: lambda job, r: _retried(job, r),
-    rec.Move: lambda job, r: transitions.move(job, r.to),
+    records.Cancel: lambda job, r: transitions.cancel(job, r.at, r.reason, r.run),
+    records.RunNow: lambda job, r: transitions.run_now(job, r.at, r.run),
+    records.Reschedule: lambda job, r: transitions.reschedule(job, r.due, r.at, r.run),
+    records.Pause: lambda job, r: transitions.pause(job, r.at, r.run),
+    records.Resume: lambda job, r: transitions.resume(job, r.due, r.at, r.run),
+    records.Update: lambda job, r: transitions.update(job, r.values, r.due, r.at, r.run),
+    records.Misfire: lambda job, r: transitions.misfire(job, r.due, r.at, r.run),
+    records.Start: lambda job, r: transitions.start(job, r.attempt, r.epoch, r.at, token=r.token,
+                                                    run=r.run, lease=r.lease),
+    records.Ok: lambda job, r: transitions.succeed(job, r.attempt, r.at, r.result, r.next_due,
+                                                   token=r.token),
+    records.Fail: lambda job, r: transitions.fail(job, r.attempt, r.at, r.error,
+                                                  retry_at=r.retry_at, next_due=r.next_due,
+                                                  compensation=r.compensation, token=r.token),
+    records.Retry: lambda job, r: _retried(job, r),
+    records.Move: lambda job, r: transitions.move(job, r.to),
 }  # the records that change a job (``moved`` removes it; the others are about the blob)
 
 
-def _retried(job: Job, r: rec.Retry) -> Job:
+def _retried(job: Job, r: records.Retry) -> Job:
     """The state a retry record carries, once the job it finds may be retried (the same
     state, by construction, as ``transitions.retry`` computes from it)."""
     transitions.retry(job, r.at, r.run)  # raises if it does not fit
     return replace(r.job)
 
 
-def _transition(job: Job, r: rec.Record) -> Job:
+def _transition(job: Job, r: records.Record) -> Job:
     """The job after record ``r`` (raises ``InvalidTransitionError`` if it does not fit)."""
     return _TRANSITIONS[type(r)](job, r)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import records as rec
+from . import records
 from .ids import parse_shard_name
 from .model import JobStatus
 
@@ -48,7 +48,7 @@ def summarize(listed: dict[str, str], state: Any, size: int, bucket_closed: bool
         "seen_size": str(size),
         "pending": str(len(pending)),
         "running": str(sum(1 for job in pending if job.status is JobStatus.RUNNING)),
-        "min_due": rec.ts(min(due)) if due else "",
+        "min_due": records.ts(min(due)) if due else "",
         "counts": ",".join(f"{k}={counts[k]}" for k in ("succeeded", "failed", "cancelled")),
     })
     touches = live_touches(state.touched, now, bucket_minutes) if now is not None else []

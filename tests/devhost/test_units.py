@@ -35,12 +35,12 @@ def test_ncrontab_next_occurrences() -> None:
 
 def test_store_survives_torn_write(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
-    rec = InstanceRecord("a/b?c", "orch", "e1", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
-    store.save(rec)
+    record = InstanceRecord("a/b?c", "orch", "e1", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z")
+    store.save(record)
     # A kill during the next write leaves only a partial temp file behind.
-    (store.dir / f".{store.path_for(rec.instance_id).name}.999.tmp").write_bytes(b'{"inst')
+    (store.dir / f".{store.path_for(record.instance_id).name}.999.tmp").write_bytes(b'{"inst')
     loaded = InstanceStore(tmp_path).load_all()
-    assert loaded == {"a/b?c": rec}
+    assert loaded == {"a/b?c": record}
     assert not list(store.dir.glob(".*.tmp"))
 
 

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobScheduler, JobStatus
-from jobs_core import records as rec
+from jobs_core import JobScheduler, JobStatus, records
 from jobs_core.blob_store import AzureBlobStore
 from jobs_core.errors import JobNotFoundError
 from jobs_core.ids import ShardBlob, ShardKey, new_job_id
@@ -30,15 +29,15 @@ async def write_shard(store: AzureBlobStore, slot: int, hours_after_t0: int, job
     scheduled if ``unfinished``), in the log format every reader replays."""
     shard = ShardBlob(ShardKey(T0 + timedelta(hours=hours_after_t0), slot), 0)
     at = shard.key.bucket
-    records: list[rec.Record] = []
+    batch: list[records.Record] = []
     ids = []
     for i in range(jobs + unfinished):
         job = Job(id=new_job_id(shard), handler="echo", due_at=at, created_at=at, payload=i)
         ids.append(job.id)
-        records.append(rec.add(job))
+        batch.append(records.add(job))
         if i < jobs:
-            records += [rec.start(job.id, 1, 1, at), rec.ok(job.id, 1, 1, at, {"i": i}, None)]
-    await store.append(shard.name, rec.encode_block(records), create_metadata={"slot": str(slot)})
+            batch += [records.start(job.id, 1, 1, at), records.ok(job.id, 1, 1, at, {"i": i}, None)]
+    await store.append(shard.name, records.encode_block(batch), create_metadata={"slot": str(slot)})
     return shard.name, ids
 
 
@@ -78,7 +77,8 @@ async def test_append_between_read_and_delete_keeps_the_blob_on_azurite(
 
     async def read_then_someone_appends(blob: str, offset: int = 0) -> ReadResult:
         result = await read(blob, offset)
-        await store.append(blob, rec.encode_block([rec.cancel(ids[0], NOW)]), create_metadata={})
+        cancel = records.cancel(ids[0], NOW)
+        await store.append(blob, records.encode_block([cancel]), create_metadata={})
         return result
 
     monkeypatch.setattr(store, "read", read_then_someone_appends)

@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus
-from jobs_core import records as rec
+from jobs_core import InMemoryStore, JobRequest, JobStatus, records
 from jobs_core.errors import TransientStoreError
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import purge_shards
@@ -139,9 +138,9 @@ async def test_a_job_rescheduled_earlier_is_found_by_a_cold_planner() -> None:  
 
 
 def test_records_name_their_occurrence_and_execution() -> None:
-    start = rec.start("j", 1, 1, clock_now(), token="x1", run=3, lease=clock_now()).encode()
+    start = records.start("j", 1, 1, clock_now(), token="x1", run=3, lease=clock_now()).encode()
     assert (start["x"], start["run"]) == ("x1", 3) and "lease" in start
-    assert rec.cancel("j", clock_now(), rid="r", run=2).encode()["rid"] == "r"
+    assert records.cancel("j", clock_now(), rid="r", run=2).encode()["rid"] == "r"
 
 
 def clock_now():  # type: ignore[no-untyped-def]

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy
-from jobs_core import records as rec
+from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy, records
 from jobs_core.errors import InvalidJobIdError, JobNotFoundError
 from jobs_core.ids import parse_job_id
 from jobs_core.job_history import read_job_history
@@ -62,13 +61,13 @@ async def test_records_the_replay_ignored_say_why() -> None:
     blob = parse_job_id(job.id).name
     at = clock.now
 
-    async def write(*records: rec.Record) -> None:
-        await store.append(blob, rec.encode_block(list(records)), create_metadata={})
+    async def write(*batch: records.Record) -> None:
+        await store.append(blob, records.encode_block(list(batch)), create_metadata={})
 
-    await write(rec.start(job.id, 1, 1, at), rec.start(job.id, 1, 1, at))  # two executors
-    await write(rec.start(other.id, 1, 2, at))  # a newer owner (epoch 2) wrote in this blob
-    await write(rec.ok(job.id, 1, 1, at, "late", None))  # the stale owner's outcome
-    await write(rec.cancel(job.id, at), rec.add(job))
+    await write(records.start(job.id, 1, 1, at), records.start(job.id, 1, 1, at))  # two executors
+    await write(records.start(other.id, 1, 2, at))  # a newer owner (epoch 2) wrote in this blob
+    await write(records.ok(job.id, 1, 1, at, "late", None))  # the stale owner's outcome
+    await write(records.cancel(job.id, at), records.add(job))
     await store.append(blob, b"\n{torn", create_metadata={})
 
     history = await read_job_history(store, job.id)
@@ -91,8 +90,8 @@ async def test_the_loser_of_an_idempotency_key_race_is_not_found() -> None:
     winner = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
     blob = parse_job_id(winner.id).name
     loser_id = winner.id[:-16] + "0" * 16
-    loser = rec.add(replace(winner, id=loser_id))
-    await store.append(blob, rec.encode_block([loser]), create_metadata={})
+    loser = records.add(replace(winner, id=loser_id))
+    await store.append(blob, records.encode_block([loser]), create_metadata={})
     assert [r.type for r in (await read_job_history(store, winner.id)).records] == ["add"]
     with pytest.raises(JobNotFoundError):
         await read_job_history(store, loser_id)

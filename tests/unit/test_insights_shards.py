@@ -7,8 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobsSettings, JobStatus, RetryPolicy
-from jobs_core import records as rec
+from jobs_core import (
+    InMemoryStore,
+    JobRequest,
+    JobScheduler,
+    JobsSettings,
+    JobStatus,
+    RetryPolicy,
+    records,
+)
 from jobs_core.errors import InvalidCursorError, JobValidationError
 from jobs_core.ids import parse_job_id, parse_shard_name
 from jobs_core.shard_overview import ShardOverview, decode_cursor, encode_cursor
@@ -149,7 +156,7 @@ async def test_cost_of_a_page_cold_and_warm() -> None:
 async def test_a_record_of_a_newer_format_marks_the_row_unreadable() -> None:
     store = InMemoryStore()
     name = "shards/s000/20261122T1400-0000.jsonl"
-    await store.append(name, rec.encode_block([{"v": 99, "op": "add", "id": "x"}]),
+    await store.append(name, records.encode_block([{"v": 99, "op": "add", "id": "x"}]),
                        create_metadata={})
     [row] = (await ShardOverview(store).page()).shards
     assert row.counts_source == "unreadable" and row.error and "version 99" in row.error

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobs_core import records as rec
+from jobs_core import records
 from jobs_core.errors import (
     IdempotencyConflictError,
     TransientStoreError,
@@ -104,7 +104,7 @@ class StaleDeleteStore(Wrapper):
     """A stale process appends to the blob just before purge deletes it."""
 
     async def delete(self, name: str, *, if_match: str | None = None) -> bool:
-        await self.inner.append(name, b"\n" + rec.encode_line(
+        await self.inner.append(name, b"\n" + records.encode_line(
             {"v": 1, "op": "key", "k": "late", "id": "late", "fp": FP, "at": T0.isoformat()}),
             create_metadata={})
         return await self.inner.delete(name, if_match=if_match)

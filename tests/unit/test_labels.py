@@ -7,8 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from jobs_core import JobStatus
-from jobs_core import records as rec
+from jobs_core import JobStatus, records
 from jobs_core.labels import (
     LABEL_FILTER_PATTERN,
     MAX_LABEL_VALUE_CHARS,
@@ -67,16 +66,16 @@ def test_the_documented_filter_pattern_accepts_exactly_what_the_api_does(text: s
 def test_labels_are_version_4_records_and_replay_through_add_and_update() -> None:
     from tests.unit.test_log_format import a_job
     job = a_job(labels={"team": "billing"})
-    wire = rec.add(job).encode()
+    wire = records.add(job).encode()
     assert (wire["v"], wire["lb"]) == (4, {"team": "billing"})
-    assert rec.add(a_job()).encode()["v"] == 2  # no labels: readable as before
+    assert records.add(a_job()).encode()["v"] == 2  # no labels: readable as before
     state = ShardState("shards/s000/20261122T1400-0000.jsonl")
     state.apply(wire)
-    changed = rec.update(job.id, {"labels": {"team": "ops"}}, job.due_at, T0, rid="r")
+    changed = records.update(job.id, {"labels": {"team": "ops"}}, job.due_at, T0, rid="r")
     assert changed.encode()["v"] == 4
     state.apply(changed.encode())
     assert state.jobs[job.id].labels == {"team": "ops"}
-    state.apply(rec.update(job.id, {"labels": None}, job.due_at, T0, rid="r2").encode())
+    state.apply(records.update(job.id, {"labels": None}, job.due_at, T0, rid="r2").encode())
     assert state.jobs[job.id].labels is None and state.jobs[job.id].status is JobStatus.SCHEDULED
-    moved = rec.carry(replace(state.jobs[job.id], labels={"x": "1"}), "from", T0).encode()
-    assert rec.decode(moved).job.labels == {"x": "1"}  # type: ignore[union-attr]
+    moved = records.carry(replace(state.jobs[job.id], labels={"x": "1"}), "from", T0).encode()
+    assert records.decode(moved).job.labels == {"x": "1"}  # type: ignore[union-attr]

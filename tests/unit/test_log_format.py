@@ -8,9 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobStatus
-from jobs_core import records as rec
-from jobs_core import transitions as tr
+from jobs_core import InMemoryStore, JobStatus, records, transitions
 from jobs_core.errors import InvalidTransitionError, UnsupportedRecordVersionError
 from jobs_core.model import ErrorInfo, Job, Recurrence, RetryPolicy
 from jobs_core.shard_cache import ShardCache
@@ -26,36 +24,37 @@ def a_job(**kw: object) -> Job:
 
 
 def test_invalid_transition_names_operation_from_and_to() -> None:
-    running = tr.start(a_job(), 1, 1, T0)
+    running = transitions.start(a_job(), 1, 1, T0)
     with pytest.raises(InvalidTransitionError) as err:
-        tr.cancel(running, T0)
+        transitions.cancel(running, T0)
     assert (err.value.operation, err.value.from_status, err.value.to_status) == \
         ("cancel", "running", "cancelled")
     assert "running now" in str(err.value)
-    done = tr.succeed(running, 1, T0, "r")
+    done = transitions.succeed(running, 1, T0, "r")
     with pytest.raises(InvalidTransitionError, match="already succeeded"):
-        tr.run_now(done, T0)
+        transitions.run_now(done, T0)
     with pytest.raises(InvalidTransitionError, match="attempt 3 does not follow attempt 0"):
-        tr.start(a_job(), 3, 1, T0)
+        transitions.start(a_job(), 3, 1, T0)
 
 
 def test_retry_then_final_failure_keeps_the_error() -> None:
-    job = tr.start(a_job(), 1, 1, T0)
+    job = transitions.start(a_job(), 1, 1, T0)
     err = ErrorInfo("RuntimeError", "boom", 1)
-    job = tr.fail(job, 1, T0, err, retry_at=T0)
+    job = transitions.fail(job, 1, T0, err, retry_at=T0)
     assert job.status is JobStatus.RETRYING and job.last_error == err
-    job = tr.fail(tr.start(job, 2, 1, T0), 2, T0, err, retry_at=None, compensation="succeeded")
+    job = transitions.fail(transitions.start(job, 2, 1, T0), 2, T0, err, retry_at=None,
+                           compensation="succeeded")
     assert job.status is JobStatus.FAILED and job.compensation == "succeeded"
 
 
 async def test_torn_tail_is_skipped_and_the_next_block_survives() -> None:
     store = InMemoryStore()
-    await store.append(BLOB, rec.encode_block([rec.add(a_job())]), create_metadata={})
+    await store.append(BLOB, records.encode_block([records.add(a_job())]), create_metadata={})
     store.raw_append(BLOB, b'{"v":1,"op":"start","id":"' + JOB_ID.encode())  # torn, no newline
     cache = ShardCache(store)
     state = await cache.refresh(BLOB)
     assert state.jobs[JOB_ID].status is JobStatus.SCHEDULED  # the partial line waits
-    await store.append(BLOB, rec.encode_block([rec.cancel(JOB_ID, T0)]), create_metadata={})
+    await store.append(BLOB, records.encode_block([records.cancel(JOB_ID, T0)]), create_metadata={})
     state = await cache.refresh(BLOB)
     assert state.jobs[JOB_ID].status is JobStatus.CANCELLED
     assert state.skipped == 1  # the torn line, now complete but malformed, was skipped
@@ -64,27 +63,27 @@ async def test_torn_tail_is_skipped_and_the_next_block_survives() -> None:
 def test_newer_record_version_is_refused_with_a_clear_error() -> None:
     state = ShardState(BLOB)
     with pytest.raises(UnsupportedRecordVersionError, match="upgrade"):
-        state.apply({"v": rec.FORMAT_VERSION + 1, "op": "add", "id": JOB_ID})
+        state.apply({"v": records.FORMAT_VERSION + 1, "op": "add", "id": JOB_ID})
 
 
 def test_malformed_records_are_skipped_not_fatal() -> None:
     state = ShardState(BLOB)
-    state.feed_lines([b"not json", b"[1,2]", b'{"v":1,"op":"add"}', rec.encode_line(
-        rec.add(a_job()))])
+    state.feed_lines([b"not json", b"[1,2]", b'{"v":1,"op":"add"}', records.encode_line(
+        records.add(a_job()))])
     assert list(state.jobs) == [JOB_ID]
     assert state.skipped == 3
 
 
 def test_execution_records_of_an_older_epoch_are_fenced() -> None:
     state = ShardState(BLOB)
-    state.apply(rec.add(a_job()))
-    state.apply(rec.start(JOB_ID, 1, 1, T0))  # epoch 1 (old owner)
-    state.apply(rec.fail(JOB_ID, 1, 2, T0, ErrorInfo("ExecutorLost", "x", 1), retry_at=T0))
-    state.apply(rec.start(JOB_ID, 2, 2, T0))  # the new owner, epoch 2
-    state.apply(rec.ok(JOB_ID, 1, 1, T0, "stale", None))  # the old owner reports late
+    state.apply(records.add(a_job()))
+    state.apply(records.start(JOB_ID, 1, 1, T0))  # epoch 1 (old owner)
+    state.apply(records.fail(JOB_ID, 1, 2, T0, ErrorInfo("ExecutorLost", "x", 1), retry_at=T0))
+    state.apply(records.start(JOB_ID, 2, 2, T0))  # the new owner, epoch 2
+    state.apply(records.ok(JOB_ID, 1, 1, T0, "stale", None))  # the old owner reports late
     assert state.fenced == 1
     assert state.jobs[JOB_ID].status is JobStatus.RUNNING
-    state.apply(rec.ok(JOB_ID, 2, 2, T0, "fresh", None))
+    state.apply(records.ok(JOB_ID, 2, 2, T0, "fresh", None))
     assert state.jobs[JOB_ID].result == "fresh"
 
 
@@ -93,20 +92,20 @@ def test_duplicate_idempotency_key_first_add_wins() -> None:
     first = a_job(idempotency_key="k1")
     second = Job(id=JOB_ID[:-2] + "bb", handler="echo", due_at=T0, created_at=T0,
                  idempotency_key="k1")
-    state.apply(rec.add(first))
-    state.apply(rec.add(second))
+    state.apply(records.add(first))
+    state.apply(records.add(second))
     assert list(state.jobs) == [JOB_ID] and state.keys["k1"] == JOB_ID
 
 
 def test_executor_state_drops_finished_jobs_but_keeps_counts() -> None:
     state = ShardState(BLOB, keep_finished=False)
-    state.apply(rec.add(a_job()))
-    state.apply(rec.start(JOB_ID, 1, 1, T0))
-    state.apply(rec.ok(JOB_ID, 1, 1, T0, None, None))
+    state.apply(records.add(a_job()))
+    state.apply(records.start(JOB_ID, 1, 1, T0))
+    state.apply(records.ok(JOB_ID, 1, 1, T0, None, None))
     assert state.jobs == {} and state.counts()["succeeded"] == 1
 
 
-def _every_record() -> list[rec.Record]:
+def _every_record() -> list[records.Record]:
     """One record of each type, every optional field set."""
     later = T0 + timedelta(hours=1)
     error = ErrorInfo("RuntimeError", "boom", 2, permanent=True)
@@ -114,64 +113,68 @@ def _every_record() -> list[rec.Record]:
                      recurrence=Recurrence(interval_seconds=60), status=JobStatus.RETRYING,
                      attempts=2, runs=3, last_error=error, result={"r": 1},
                      retry=RetryPolicy(max_attempts=7))
-    return [rec.add(a_job(payload=[1, "x"])), rec.carry(moved_in, BLOB, later),
-            rec.add(a_job(labels={"team": "billing"})),
-            rec.add(a_job(recurrence=Recurrence(cron="0 * * * *", catch_up_max=5,
+    return [records.add(a_job(payload=[1, "x"])), records.carry(moved_in, BLOB, later),
+            records.add(a_job(labels={"team": "billing"})),
+            records.add(a_job(recurrence=Recurrence(cron="0 * * * *", catch_up_max=5,
                                                 overlap="buffer_one"))),
-            rec.update(JOB_ID, {"labels": {"a": "b"}}, later, T0, rid="r11", run=0),
-            rec.cancel(JOB_ID, T0, "no", rid="r1", run=2), rec.run_now(JOB_ID, T0, rid="r2", run=1),
-            rec.reschedule(JOB_ID, later, T0, rid="r3", run=0),
-            rec.pause(JOB_ID, T0, rid="r6", run=1), rec.resume(JOB_ID, later, T0, rid="r7", run=1),
-            rec.misfire(JOB_ID, later, T0, rid="r9", run=3),
-            rec.retry(replace(moved_in, status=JobStatus.SCHEDULED, attempts=0, result=None,
+            records.update(JOB_ID, {"labels": {"a": "b"}}, later, T0, rid="r11", run=0),
+            records.cancel(JOB_ID, T0, "no", rid="r1", run=2),
+            records.run_now(JOB_ID, T0, rid="r2", run=1),
+            records.reschedule(JOB_ID, later, T0, rid="r3", run=0),
+            records.pause(JOB_ID, T0, rid="r6", run=1),
+            records.resume(JOB_ID, later, T0, rid="r7", run=1),
+            records.misfire(JOB_ID, later, T0, rid="r9", run=3),
+            records.retry(replace(moved_in, status=JobStatus.SCHEDULED, attempts=0, result=None,
                               last_error=None), later, rid="r10", run=2),
-            rec.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
-            rec.add(a_job(recurrence=Recurrence(interval_seconds=60, until=later, max_runs=4))),
-            rec.add(a_job(recurrence=Recurrence(interval_seconds=60, interval_mode="fixed_rate",
+            records.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
+            records.add(a_job(recurrence=Recurrence(interval_seconds=60, until=later, max_runs=4))),
+            records.add(a_job(recurrence=Recurrence(interval_seconds=60, interval_mode="fixed_rate",
                                                 anchor=T0, jitter_seconds=5.0,
                                                 misfire_grace_seconds=30.0))),
-            rec.update(JOB_ID, {"payload": None, "retry": RetryPolicy(max_attempts=2),
+            records.update(JOB_ID, {"payload": None, "retry": RetryPolicy(max_attempts=2),
                                 "recurrence": Recurrence(cron="0 2 * * *",
                                                          timezone="Europe/Berlin"),
                                 "timeout_seconds": 7.5}, later, T0, rid="r8", run=2),
-            rec.start(JOB_ID, 2, 5, T0, token="x1", run=3, lease=later),
-            replace(rec.ok(JOB_ID, 2, 5, T0, {"ok": True}, later, token="x1"), rid="r4"),
-            replace(rec.fail(JOB_ID, 2, 5, T0, error, retry_at=later, next_due=later,
+            records.start(JOB_ID, 2, 5, T0, token="x1", run=3, lease=later),
+            replace(records.ok(JOB_ID, 2, 5, T0, {"ok": True}, later, token="x1"), rid="r4"),
+            replace(records.fail(JOB_ID, 2, 5, T0, error, retry_at=later, next_due=later,
                              compensation="succeeded", token="x1"), rid="r5"),
-            rec.touch(BLOB, T0), rec.move(JOB_ID, BLOB, T0), rec.moved(JOB_ID, BLOB, T0),
-            rec.pointer(JOB_ID, BLOB, T0), rec.full(T0)]
+            records.touch(BLOB, T0), records.move(JOB_ID, BLOB, T0),
+            records.moved(JOB_ID, BLOB, T0),
+            records.pointer(JOB_ID, BLOB, T0), records.full(T0)]
 
 
 def test_every_record_type_reads_back_what_it_wrote() -> None:
-    records = _every_record()
-    assert {type(r) for r in records} == set(rec.RECORD_TYPES)
-    for record in records:
-        wire = json.loads(rec.encode_line(record))
-        newer = isinstance(record, rec.Pause | rec.Resume | rec.Update | rec.Misfire) or (
-            isinstance(record, rec.Add) and (record.job.status is JobStatus.PAUSED or (
+    batch = _every_record()
+    assert {type(r) for r in batch} == set(records.RECORD_TYPES)
+    for record in batch:
+        wire = json.loads(records.encode_line(record))
+        v3_ops = records.Pause | records.Resume | records.Update | records.Misfire
+        newer = isinstance(record, v3_ops) or (
+            isinstance(record, records.Add) and (record.job.status is JobStatus.PAUSED or (
                 record.job.recurrence is not None and record.job.recurrence.extended)))
-        labelled = (isinstance(record, rec.Add) and (record.job.labels or (
+        labelled = (isinstance(record, records.Add) and (record.job.labels or (
             record.job.recurrence is not None and record.job.recurrence.needs_v4))) or \
-            (isinstance(record, rec.Update) and "labels" in record.values)
-        version = 4 if isinstance(record, rec.Retry) or labelled else 3 if newer else 2
+            (isinstance(record, records.Update) and "labels" in record.values)
+        version = 4 if isinstance(record, records.Retry) or labelled else 3 if newer else 2
         assert wire["v"] == version and wire["op"] == record.OP.value
-        back = rec.decode(wire)
+        back = records.decode(wire)
         assert back.encode() == wire, record.OP
-        if isinstance(record, rec.Add | rec.Retry):  # read back: last updated when written
+        if isinstance(record, records.Add | records.Retry):  # read back: last updated when written
             assert back == replace(record, job=replace(record.job, updated_at=record.at))
         else:
             assert back == record, record.OP
 
 
 def test_one_table_documents_every_key_and_op() -> None:
-    doc = rec.__doc__ or ""
+    doc = records.__doc__ or ""
     keys_section = doc[doc.index("    key    meaning"):doc.index("Version 2 added")]
     documented = {line.split()[0] for line in keys_section.splitlines()
                   if line.startswith("    ") and not line.startswith("      ")}
     written = {key for record in _every_record() for key in record.encode()}
     assert written <= documented, written - documented
     ops_section = doc[:doc.index("Keys (")]
-    for op in rec.Op:
+    for op in records.Op:
         assert f"    {op.value} " in ops_section, op
 
 
@@ -184,7 +187,7 @@ def test_the_wire_is_version_2_as_before_the_typed_records() -> None:
     cancel = {"v": 2, "op": "cancel", "id": JOB_ID, "at": T0.isoformat(), "rid": "r",
               "run": 0, "why": "because"}
     for wire in (start, ok, cancel):
-        assert rec.decode(wire).encode() == wire
+        assert records.decode(wire).encode() == wire
 
 
 def test_a_version_1_log_is_still_read_and_fenced_by_epoch() -> None:
@@ -203,50 +206,54 @@ def test_a_version_1_log_is_still_read_and_fenced_by_epoch() -> None:
 
 def test_a_record_with_a_field_of_the_wrong_type_is_skipped() -> None:
     state = ShardState(BLOB)
-    state.apply(rec.add(a_job()))
-    bad = rec.start(JOB_ID, 1, 1, T0, token="x").encode()
+    state.apply(records.add(a_job()))
+    bad = records.start(JOB_ID, 1, 1, T0, token="x").encode()
     state.apply({**bad, "x": 7})  # a token must be a string
     state.apply({**bad, "a": True})  # an attempt must be an integer
     assert state.skipped == 2 and state.jobs[JOB_ID].status is JobStatus.SCHEDULED
 
 
 def test_a_version_2_reader_refuses_a_pause_it_could_not_apply() -> None:
-    wire = rec.pause(JOB_ID, T0, rid="r").encode()
-    assert wire["v"] == 3 and rec.add(a_job()).encode()["v"] == 2  # the rest stays readable
+    wire = records.pause(JOB_ID, T0, rid="r").encode()
+    assert wire["v"] == 3 and records.add(a_job()).encode()["v"] == 2  # the rest stays readable
     state = ShardState(BLOB)
-    state.apply(rec.add(a_job()).encode())
+    state.apply(records.add(a_job()).encode())
     state.apply(wire)
     assert state.jobs[JOB_ID].status is JobStatus.PAUSED and state.rids["r"]
 
 
 def test_pause_holds_a_waiting_job_and_resume_lets_it_go() -> None:
     job = a_job()
-    paused = tr.pause(job, T0)
+    paused = transitions.pause(job, T0)
     assert paused.status is JobStatus.PAUSED and paused.due_at == job.due_at
     with pytest.raises(InvalidTransitionError, match="paused; resume it first"):
-        tr.run_now(paused, T0)
+        transitions.run_now(paused, T0)
     with pytest.raises(InvalidTransitionError, match="paused"):
-        tr.start(paused, 1, 1, T0)
+        transitions.start(paused, 1, 1, T0)
     with pytest.raises(InvalidTransitionError):
-        tr.pause(paused, T0)  # already paused
+        transitions.pause(paused, T0)  # already paused
     later = T0 + timedelta(hours=1)
-    resumed = tr.resume(paused, later, T0)
+    resumed = transitions.resume(paused, later, T0)
     assert resumed.status is JobStatus.SCHEDULED and resumed.due_at == later
     with pytest.raises(InvalidTransitionError):
-        tr.resume(resumed, later, T0)  # not paused
-    assert tr.cancel(paused, T0).status is JobStatus.CANCELLED  # a paused job can be cancelled
-    retrying = tr.fail(tr.start(job, 1, 1, T0), 1, T0, ErrorInfo("E", "x", 1), retry_at=later)
-    assert tr.resume(tr.pause(retrying, T0), later, T0).status is JobStatus.RETRYING
+        transitions.resume(resumed, later, T0)  # not paused
+    # a paused job can be cancelled
+    assert transitions.cancel(paused, T0).status is JobStatus.CANCELLED
+    retrying = transitions.fail(transitions.start(job, 1, 1, T0), 1, T0, ErrorInfo("E", "x", 1),
+                                retry_at=later)
+    paused_retrying = transitions.pause(retrying, T0)
+    assert transitions.resume(paused_retrying, later, T0).status is JobStatus.RETRYING
 
 
 def test_a_retry_of_a_succeeded_job_is_refused_by_every_replay() -> None:
     # (a foreign or crafted record: the writer never writes one) the replay that dropped the
     # finished job refuses it like the one that kept it
-    records = [rec.add(a_job()), rec.start(JOB_ID, 1, 1, T0), rec.ok(JOB_ID, 1, 1, T0, None, None)]
-    retry = rec.retry(replace(a_job(), runs=2), T0, rid="r", run=1)
+    batch = [records.add(a_job()), records.start(JOB_ID, 1, 1, T0),
+             records.ok(JOB_ID, 1, 1, T0, None, None)]
+    retry = records.retry(replace(a_job(), runs=2), T0, rid="r", run=1)
     for keep in (True, False):
         state = ShardState(BLOB, keep_finished=keep)
-        for record in [*records, retry]:
-            state.apply(json.loads(rec.encode_line(record)))
+        for record in [*batch, retry]:
+            state.apply(json.loads(records.encode_line(record)))
         assert state.rids == {"r": False}, keep
         assert state.counts()["succeeded"] == 1 and state.counts()["scheduled"] == 0, keep

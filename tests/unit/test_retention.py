@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobStatus
-from jobs_core import records as rec
+from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobStatus, records
 from jobs_core.errors import JobNotFoundError
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import PurgeReport, purge_shards
@@ -127,8 +126,8 @@ async def test_shard_with_an_unfinished_job_is_never_deleted(status: str) -> Non
         await drain(executor, 1)
         live = (await scheduler.schedule(JobRequest("echo", {}))).job  # same shard
         if status == "running":  # an executor started it and vanished
-            await store.append(shard_of(live.id), rec.encode_block(
-                [rec.start(live.id, 1, 1, clock.now)]), create_metadata={})
+            await store.append(shard_of(live.id), records.encode_block(
+                [records.start(live.id, 1, 1, clock.now)]), create_metadata={})
     assert shard_of(live.id) == shard_of(done.id)
     assert (await fresh_scheduler(store, clock).get(live.id)).status.value == status
     clock.advance(1000 * 86400)
@@ -147,8 +146,8 @@ async def test_live_summary_skips_the_read_but_never_decides_a_delete() -> None:
     report = await purge(store, clock)
     assert (report.shards_kept_unfinished, report.shards_read) == (1, 0)
     # a stale summary (the blob grew since) is not trusted either way: the log is read
-    await store.append(shard_of(live.id), rec.encode_block(
-        [rec.cancel(live.id, clock.now)]), create_metadata={})
+    await store.append(shard_of(live.id), records.encode_block(
+        [records.cancel(live.id, clock.now)]), create_metadata={})
     meta = (await store.list(shard_of(live.id)))[0].metadata
     assert meta["pending"] == "1"
     report = await purge(store, clock)
@@ -200,8 +199,8 @@ async def test_append_between_read_and_delete_keeps_the_blob() -> None:
 
     async def append_control_record(name: str) -> None:
         # e.g. a touch, a late add from a skewed clock, a stray cancel: any append
-        await store.append(name, rec.encode_block([rec.touch(shard_of(late.id), clock.now)]),
-                           create_metadata={})
+        touch = records.touch(shard_of(late.id), clock.now)
+        await store.append(name, records.encode_block([touch]), create_metadata={})
 
     store.after_read = append_control_record
     report = await purge(store, clock)
@@ -241,8 +240,8 @@ async def test_blob_deleted_by_a_concurrent_purge_counts_as_vanished() -> None:
 async def test_record_of_a_newer_format_is_reported_and_the_blob_kept() -> None:
     store, clock = InMemoryStore(), Clock()
     ids = await finished_shard(store, clock)
-    future = {"v": rec.FORMAT_VERSION + 1, "op": "add", "id": "x"}
-    await store.append(shard_of(ids[0]), rec.encode_block([future]), create_metadata={})
+    future = {"v": records.FORMAT_VERSION + 1, "op": "add", "id": "x"}
+    await store.append(shard_of(ids[0]), records.encode_block([future]), create_metadata={})
     clock.advance(30 * 86400)
     report = await purge(store, clock)
     assert (report.error_count, report.shards_deleted) == (1, 0)
@@ -279,15 +278,15 @@ class StaleListing(InMemoryStore):
 
 async def test_readers_skip_a_blob_purged_after_their_listing() -> None:
     store = StaleListing()
-    clock, rec = Clock(), Recorder()
-    scheduler, executor = make(store, rec, clock, slots=1)
+    clock, records = Clock(), Recorder()
+    scheduler, executor = make(store, records, clock, slots=1)
     gone = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
     await drain(executor, 1)
     blob = parse_job_id(gone.id).name
     [info] = [i for i in await store.list("shards/") if i.name == blob]
     await store.delete(blob)
     store.ghosts.append(info)
-    fresh_scheduler, fresh_executor = make(store, rec, clock, slots=1)
+    fresh_scheduler, fresh_executor = make(store, records, clock, slots=1)
     assert (await fresh_scheduler.list()).jobs == []  # no 503: the ghost is skipped
     plan = await fresh_executor.plan(0)
     assert plan.errors == [] and plan.due == 0
