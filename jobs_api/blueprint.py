@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from . import dashboard, http_api, insights, maintenance, openapi, orchestrator, starter
+from .runtime import timer_schedule
 
 scheduler_blueprint = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 bp = scheduler_blueprint
 KEY = func.AuthLevel.FUNCTION
-KEEPER_SCHEDULE = os.environ.get("JOBS_KEEPER_SCHEDULE", "").strip() or "0 */5 * * * *"
-PURGE_SCHEDULE = os.environ.get("JOBS_PURGE_SCHEDULE", "").strip() or "0 17 3 * * *"
+KEEPER_SCHEDULE = timer_schedule("JOBS_KEEPER_SCHEDULE", "0 */5 * * * *")
+PURGE_SCHEDULE = timer_schedule("JOBS_PURGE_SCHEDULE", "0 17 3 * * *")
 
 
 @bp.route(route="jobs", auth_level=KEY, methods=["POST"])

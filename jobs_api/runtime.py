@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 from jobs_core import Executor, JobScheduler, JobsSettings
@@ -49,6 +50,31 @@ def _num(name: str, default: float, low: float, high: float) -> float:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be a number in {low:g}..{high:g}, got {raw!r}")
     return value
+
+
+# One NCRONTAB field: digits, names (JAN, MON), '*', ranges, steps and lists; or a TimeSpan.
+_NCRONTAB_FIELD = re.compile(r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
+                             r"(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
+_TIMESPAN = re.compile(r"^(\d+\.)?\d{1,2}:\d{2}:\d{2}$")
+
+
+def timer_schedule(name: str, default: str) -> str:
+    """A timer trigger's schedule from app setting ``name``: six NCRONTAB fields (``sec min
+    hour day month dow``, UTC) or a TimeSpan (``hh:mm:ss``); unset or blank: ``default``.
+
+    Read when the app is indexed (a timer trigger's decorator needs its schedule then), so a
+    bad value fails indexing with ``SettingsError`` naming the setting, rather than the host's
+    own error about a function it then disables. (``%Setting%`` schedules would leave the
+    reading to the host, but make the setting mandatory for every app using the blueprint.)
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    fields = raw.split()
+    if _TIMESPAN.match(raw) or (len(fields) == 6 and all(map(_NCRONTAB_FIELD.match, fields))):
+        return raw
+    raise SettingsError(f"{name} must be an NCRONTAB schedule of six fields (sec min hour day "
+                        f"month dow, e.g. {default!r}) or a TimeSpan (hh:mm:ss), got {raw!r}")
 
 
 @dataclass(frozen=True)

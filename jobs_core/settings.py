@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from .errors import SettingsError
+from .model import RetryPolicy
 
 __all__ = ["JobsSettings", "SettingsError"]
-from .model import RetryPolicy
 
 MIN_RETENTION_DAYS = 1 / 24  # one hour: results stay readable while clients still poll them
 MAX_RETENTION_DAYS = 36_500.0  # 100 years: "keep everything" without overflowing date math

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs_api.runtime import ApiSettings
+from jobs_api.runtime import ApiSettings, timer_schedule
 from jobs_core.errors import SettingsError
 from jobs_core.storage_settings import ConfigurationError
 
@@ -31,3 +31,30 @@ def test_good_numbers_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_one_settings_error() -> None:
     assert ConfigurationError is SettingsError
+
+
+@pytest.mark.parametrize("value", ["0 */5 * * * *", "0 17 3 * * *", "*/2 * * * * *",
+                                   "0 0 9-17 * * MON-FRI", "0 30 2 1,15 JAN,JUL *", "00:05:00",
+                                   "1.00:00:00"])
+def test_a_timer_schedule_the_host_accepts_is_taken(monkeypatch: pytest.MonkeyPatch,
+                                                    value: str) -> None:
+    from devhost import ncrontab  # the Functions host's grammar, as devhost implements it
+
+    monkeypatch.setenv("JOBS_PURGE_SCHEDULE", value)
+    assert timer_schedule("JOBS_PURGE_SCHEDULE", "0 17 3 * * *") == value
+    ncrontab.parse(value)
+
+
+@pytest.mark.parametrize("value", ["0 */5 * * *", "every 5 minutes", "0 17 3 * * * *",
+                                   "0 17 3 * * %"])
+def test_a_bad_timer_schedule_names_the_setting(monkeypatch: pytest.MonkeyPatch,
+                                                value: str) -> None:
+    monkeypatch.setenv("JOBS_KEEPER_SCHEDULE", value)
+    with pytest.raises(SettingsError, match="JOBS_KEEPER_SCHEDULE must be an NCRONTAB schedule "
+                                            "of six fields"):
+        timer_schedule("JOBS_KEEPER_SCHEDULE", "0 */5 * * * *")
+
+
+def test_an_unset_timer_schedule_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBS_KEEPER_SCHEDULE", "  ")
+    assert timer_schedule("JOBS_KEEPER_SCHEDULE", "0 */5 * * * *") == "0 */5 * * * *"
