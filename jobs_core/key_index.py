@@ -3,21 +3,7 @@
 A key's home depends on the key alone (not on the job's due time, the time of the request or
 any per-process state), so every request with the same key meets the same log.
 
-Format
-------
-Append blobs ``keys/p{part:03d}-{index:04d}.jsonl`` with ``part = crc32(key) % partitions`` and
-``index`` = 0, 1, 2, ... (rollover). ``partitions`` is part of the storage format: every process
-sharing the storage must use the same value, forever. Records are JSON lines in blocks that
-start with ``b"\\n"`` (like the shard logs, see ``records.py``; readers replay whole lines only
-and skip malformed ones)::
-
-    {"v":1,"op":"key","k":<key>,"id":<job id>,"fp":<fingerprint>,"at":<iso time>}
-    {"v":1,"op":"seal","at":<iso time>}
-
-``fp`` is :func:`fingerprint` of (handler, payload). A blob is *final* once a seal record is in
-it (every record after the first seal is void) or once it refused a block (50,000-block limit;
-nothing can follow). Blob ``index + 1`` is only ever written after blob ``index`` is final, so
-the valid claims of a partition have one total order: (blob index, offset).
+Format: see ``key_blobs.py`` (blob names, the ``key`` and ``seal`` records, finality).
 
 Meaning
 -------
@@ -76,15 +62,10 @@ per blob of the partition, then as warm. Rollover: 1 seal append + 1 list, once 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from . import records
 from .clock import utcnow
@@ -94,50 +75,27 @@ from .errors import (
     ConcurrencyConflictError,
     IdempotencyConflictError,
     StoreError,
-    UnsupportedRecordVersionError,
 )
 from .group_commit import GroupCommitter
+from .key_blobs import (
+    PREFIX,
+    aware,
+    blob_name,
+    claim_record,
+    parse_blob_name,
+    parse_record,
+    partition_of,
+    seal_record,
+    summarize_blob,
+)
 from .store import AppendResult, BlobInfo, JobStore
 
 log = logging.getLogger(__name__)
 
-PREFIX = "keys/"
 DEFAULT_WINDOW = timedelta(days=7)
 DEFAULT_SKEW = timedelta(minutes=5)
 MAX_ATTEMPTS = 64  # appends per claim before giving up (each failed one moved to a new blob)
-KEY_FORMAT_VERSION = 1  # of the records in key blobs (the shard log has its own version)
-_NAME = re.compile(r"^keys/p(\d{3,})-(\d{4,})\.jsonl$")
 Clock = Callable[[], datetime]
-
-
-
-def fingerprint(handler: str, payload: Any) -> str:
-    """First 32 hex chars of sha256 over canonical JSON of ``[handler, payload]``."""
-    canonical = json.dumps([handler, payload], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-def partition_of(key: str, partitions: int) -> int:
-    return zlib.crc32(key.encode()) % partitions
-
-
-def blob_name(part: int, index: int) -> str:
-    return f"{PREFIX}p{part:03d}-{index:04d}.jsonl"
-
-
-def parse_blob_name(name: str) -> tuple[int, int] | None:
-    """(part, index) of a key blob name, or None for anything else."""
-    match = _NAME.match(name)
-    return None if match is None else (int(match[1]), int(match[2]))
-
-
-def claim_record(key: str, fp: str, job_id: str, at: datetime) -> records.Wire:
-    return {"v": KEY_FORMAT_VERSION, "op": "key", "k": key, "id": job_id, "fp": fp,
-            "at": records.ts(at)}
-
-
-def seal_record(at: datetime) -> records.Wire:
-    return {"v": KEY_FORMAT_VERSION, "op": "seal", "at": records.ts(at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +146,6 @@ class _Partition:
         return blob
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class KeyIndex:
     """Idempotency keys -> job ids, first claim wins (see the module docstring)."""
 
@@ -230,7 +184,7 @@ class KeyIndex:
         another fingerprint, or a ``StoreError`` when storage failed and, as far as a re-read
         can tell, nobody holds the key (our append may still land later, and win). ``at`` more
         than ``window`` in the past is a ``ValueError``."""
-        at = _aware(at)
+        at = aware(at)
         if at <= self.clock() - self.window - self.skew:
             raise ValueError(f"claim time {at.isoformat()} is more than the window in the past")
         self._prune()
@@ -272,7 +226,7 @@ class KeyIndex:
     async def purge(self, now: datetime) -> int:
         """Delete sealed key blobs (never the highest of a partition) whose newest record is
         older than ``window + skew`` at ``now``. Returns how many this call deleted."""
-        now = _aware(now)
+        now = aware(now)
         cutoff = now - self.window - self.skew
         by_part: dict[int, list[tuple[int, BlobInfo]]] = {}
         for info in await self.store.list(PREFIX):
@@ -296,7 +250,7 @@ class KeyIndex:
                         continue
                     if result.size != info.size:
                         continue  # changed since the listing: the delete would fail anyway
-                    sealed, newest = _summarize(result.data, info.name)
+                    sealed, newest = summarize_blob(result.data, info.name)
                     seen = (info.etag, sealed, newest)
                     self._purge_seen[info.name] = seen
                 _, sealed, newest = seen
@@ -480,7 +434,7 @@ class KeyIndex:
             return
         cutoff = self.clock() - self.window - self.skew
         for raw in data.split(b"\n"):
-            record = _parse(raw, name)
+            record = parse_record(raw, name)
             if record is None:
                 continue
             if record["op"] == "seal":
@@ -492,48 +446,3 @@ class KeyIndex:
             held = p.claims.setdefault(record["k"], [])
             if not any(c.job_id == claim.job_id for c in held):  # a duplicate sorts later
                 held.append(claim)
-
-
-def _parse(raw: bytes, name: str) -> dict[str, Any] | None:
-    """A valid key or seal record (with ``at`` parsed), or None for anything else."""
-    line = raw.strip()
-    if not line:
-        return None
-    try:
-        record = json.loads(line)
-        if not isinstance(record, dict):
-            raise ValueError("not an object")
-        version = record.get("v")
-        if version != KEY_FORMAT_VERSION:
-            if isinstance(version, int) and version > KEY_FORMAT_VERSION:
-                raise UnsupportedRecordVersionError(version, name)
-            raise ValueError(f"unknown version {version!r}")
-        op = record.get("op")
-        record["at"] = _aware(records.parse_ts(record["at"]))
-        if op == "key":
-            if not all(isinstance(record.get(f), str) for f in ("k", "id", "fp")):
-                raise ValueError("a key record needs k, id and fp")
-        elif op != "seal":
-            raise ValueError(f"unknown op {op!r}")
-    except UnsupportedRecordVersionError:
-        raise
-    except (ValueError, KeyError, TypeError) as exc:
-        log.warning("key blob %s: skipped a malformed record (%s): %.80r", name, exc, line)
-        return None
-    return record
-
-
-def _summarize(data: bytes, name: str) -> tuple[bool, datetime | None]:
-    """(has a seal record, newest ``at`` of any record) of a whole key blob."""
-    sealed = False
-    newest: datetime | None = None
-    for raw in data.split(b"\n"):
-        try:
-            record = _parse(raw, name)
-        except UnsupportedRecordVersionError:
-            return False, None  # written by a newer release: leave it alone
-        if record is None:
-            continue
-        sealed = sealed or record["op"] == "seal"
-        newest = record["at"] if newest is None else max(newest, record["at"])
-    return sealed, newest

@@ -35,7 +35,8 @@ from .ids import (
     slot_prefix,
 )
 from .job_controls import JobControls
-from .key_index import KeyIndex, fingerprint
+from .key_blobs import fingerprint
+from .key_index import KeyIndex
 from .labels import LabelFilter, matches
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata

@@ -18,14 +18,8 @@ from jobs_core.errors import (
     UnsupportedRecordVersionError,
 )
 from jobs_core.group_commit import GroupCommitter
-from jobs_core.key_index import (
-    KeyClaim,
-    KeyIndex,
-    blob_name,
-    fingerprint,
-    parse_blob_name,
-    partition_of,
-)
+from jobs_core.key_blobs import blob_name, fingerprint, parse_blob_name, partition_of
+from jobs_core.key_index import KeyClaim, KeyIndex
 from jobs_core.memory_store import InMemoryStore
 from jobs_core.store import AppendResult, JobStore
 
