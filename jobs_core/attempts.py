@@ -51,6 +51,9 @@ class AttemptRunner:
     # that timed out while that thread still ran (the executor holds their permits until then)
     overrunning: dict[str, threading.Event]
 
+    def _token(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
+
     def timeout_of(self, job: Job) -> float:
         """The job's own timeout, else its handler's registered one, else the default."""
         if job.timeout_seconds:

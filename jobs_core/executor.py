@@ -1,4 +1,5 @@
-"""The executor side: plan a slot's cycle, then execute batches of due jobs.
+"""The executor side: plan a slot's cycle (``slot_planner.py``), then execute batches of due
+jobs.
 
 ``plan`` and ``execute`` take and return plain data (``Plan``, ``Batch``, ``BatchResult``), so a
 Durable orchestrator can call them as activities, possibly in different processes.
@@ -10,7 +11,6 @@ import asyncio
 import logging
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import replace
@@ -18,41 +18,36 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import records
-from .attempts import AttemptRunner, fires_occurrences, outcome_name
+from .attempts import fires_occurrences, outcome_name
 from .claims import ClaimManager
 from .clock import Clock, utcnow
 from .errors import BlockLimitError, JobsError
-from .event_log import needs_publishing
 from .events import EventPublisher, EventState, JobEvent
 from .group_commit import GroupCommitter
 from .handler_limits import HandlerPermits
 from .handlers import HandlerRegistry
-from .ids import parse_shard_name
 from .model import ErrorInfo, Job, JobStatus
-from .moves import Mover, carry_due
+from .moves import Mover
 from .outbox import Outbox
 from .plans import (
-    MAX_BATCHES_PER_CYCLE,
     Batch,
     BatchResult,
     DueOrder,
-    Key,
     Plan,
-    batches,
-    due_key,
 )
 from .recurrence import misfired
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
-from .shard_summary import summarize
 from .slot_listing import SlotListing
+from .slot_planner import SlotPlanner
 from .store import JobStore
 from .telemetry import attempt_span
 
 log = logging.getLogger(__name__)
 
-class Executor(AttemptRunner):
+
+class Executor(SlotPlanner):
     """Plans a slot's cycles and executes its batches.
 
     Every execution of a job has its own random token. The ``start`` record carries the token
@@ -88,118 +83,6 @@ class Executor(AttemptRunner):
                                       clock)
         self.overrunning: dict[str, threading.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
-
-    # --- plan --------------------------------------------------------------------------------
-    async def plan(self, slot: int, now: datetime | None = None) -> Plan:
-        """Claim ``slot`` (raises ``ClaimHeldError`` if another executor holds it), read its
-        shards that may hold due work, move jobs out of old blobs, and split the due jobs into
-        batches."""
-        now = now or self.clock()
-        began = time.perf_counter()
-        claim = await self.claims.acquire(slot, self.owner, now)
-        claim_ms = (time.perf_counter() - began) * 1000
-        if self.events is not None:
-            await self.events.flush()  # events whose publish failed earlier, if due
-        s = self.settings
-        next_wake = now + timedelta(seconds=s.max_sleep_seconds)
-        due: list[tuple[Key, str]] = []  # (key, blob)
-        pending = shards_read = 0
-        touched: set[str] = set()
-        errors: list[str] = []
-        moves: list[tuple[str, list[Job], list[Job]]] = []  # blob, to move, half moved
-        publish = False
-        infos = await self.listing.blobs(slot, now, timedelta(seconds=s.max_sleep_seconds))
-        listed = {info.name for info in infos}
-        k = 0
-        while True:
-            if k == len(infos):  # blobs named by hints that the listing left out
-                extra = await self.listing.by_name(touched - listed, slot)
-                if not extra:
-                    break
-                infos.extend(extra)
-                listed.update(info.name for info in extra)
-            info = infos[k]
-            k += 1
-            shard = parse_shard_name(info.name)
-            if shard is None:
-                continue
-            meta = info.metadata
-            publish = publish or (self.events is not None and
-                                  needs_publishing(meta, info.size, now))
-            if meta.get("seen_size") == str(info.size) and meta.get("touch"):
-                touched.update(meta["touch"].split(","))
-            if meta.get("done_size") == str(info.size):
-                self.cache.forget(info.name)
-                continue
-            if shard.key.bucket > now and info.name not in touched:
-                next_wake = min(next_wake, shard.key.bucket)
-                continue
-            if self.cache.known_size(info.name) is None and _idle_until(meta, info.size, now):
-                next_wake = min(next_wake, records.parse_ts(meta["min_due"]))
-                pending += int(meta.get("pending", "0"))
-                continue
-            try:
-                found = await self.cache.refresh_listed(info.name, info.size)
-            except JobsError as exc:  # e.g. a record of a newer format: report, go on
-                errors.append(f"{info.name}: {exc}")
-                continue
-            if found is None:  # purged (retention) since the listing
-                continue
-            state = found
-            shards_read += 1
-            touched |= state.touched
-            old = carry_due(shard.key.bucket, s, now)
-            leaving: list[Job] = []
-            half_moved: list[Job] = []
-            for job in state.pending():
-                pending += 1
-                key = due_key(job, now, self._abandoned)
-                if key is not None:
-                    due.append((key, info.name))
-                elif job.moving_to is not None:
-                    half_moved.append(job)
-                elif job.status.is_waiting or job.status is JobStatus.PAUSED:
-                    if old:
-                        leaving.append(job)  # (a paused job moves on too: it may wait long)
-                    elif job.status.is_waiting:
-                        next_wake = min(next_wake, job.due_at)
-                else:
-                    next_wake = min(next_wake, self._abandon_at(job))
-            if leaving or half_moved:
-                moves.append((info.name, leaving, half_moved))
-            await self._update_summary(info.name, shard.key.bucket, info.size, meta, state, now)
-        moved = 0
-        for blob, leaving, half_moved in moves:
-            try:
-                moved += await self.mover.finish(blob, half_moved)
-                moved += await self.mover.move(blob, leaving)
-            except JobsError as exc:  # the next cycle finishes what this one could not
-                errors.append(f"moving jobs out of {blob}: {exc}")
-        if moved:
-            next_wake = now  # moved jobs may be due in blobs this cycle did not read
-        due.sort()
-        limit = s.batch_size * MAX_BATCHES_PER_CYCLE
-        if len(due) > limit:
-            next_wake = now  # more is due than one cycle takes: come straight back
-        cut = batches(slot, claim.epoch, now, due[:limit], s.batch_size, plan=self._token())
-        return Plan(slot, self.owner, claim.epoch, now, cut, max(next_wake, now), len(due),
-                    pending, shards_read, errors, claim_ms, publish)
-
-    async def _update_summary(self, blob: str, bucket: datetime, size: int,
-                              listed: dict[str, str], state: Any, now: datetime) -> None:
-        bucket_end = bucket + timedelta(minutes=self.settings.bucket_minutes)
-        closed = bucket_end + timedelta(seconds=self.settings.abandon_grace_seconds) < now
-        summary = summarize(listed, state, size, closed, now, self.settings.bucket_minutes)
-        if summary["running"] != "0" or (summary["min_due"] and
-                                         records.parse_ts(summary["min_due"]) <= now):
-            return  # starts and outcomes are about to change it: a summary would be stale at
-            # once (and a planner reads a blob with due or running work anyway); it is written
-            # once the blob is idle or done
-        if summary != listed:
-            try:
-                await self.store.set_metadata(blob, summary)
-            except JobsError as exc:  # advisory only: never fail a cycle for it
-                log.warning("could not update the summary of %s: %s", blob, exc)
 
     # --- execute -----------------------------------------------------------------------------
     async def execute(self, batch: Batch) -> BatchResult:
@@ -414,9 +297,6 @@ class Executor(AttemptRunner):
         else:
             result.skipped += 1
 
-    def _token(self) -> str:
-        return f"{self._rng.getrandbits(64):016x}"
-
     # --- convenience -------------------------------------------------------------------------
     async def run_cycle(self, slot: int) -> tuple[Plan, BatchResult]:
         """plan + execute every batch concurrently (what one orchestrator cycle does)."""
@@ -426,10 +306,3 @@ class Executor(AttemptRunner):
             total.add(outcome)
         return plan, total
 
-
-def _idle_until(meta: dict[str, str], size: int, now: datetime) -> bool:
-    """True when the blob's summary is current and says nothing is due or running before its
-    ``min_due``, so a planner that has not cached the blob can skip reading it."""
-    if meta.get("seen_size") != str(size) or meta.get("running") != "0" or not meta.get("min_due"):
-        return False
-    return records.parse_ts(meta["min_due"]) > now
