@@ -2,22 +2,8 @@
 
 This is the only module of the project that imports ``azure.storage.blob``.
 
-Errors (see ``errors.py``):
-
-- Transient: connection errors, timeouts, and HTTP 408, 429, 500, 502, 503, 504
-  (``TRANSIENT_STATUS``). The SDK's ``ExponentialRetry`` retries connection errors, timeouts,
-  408 and every 5xx but 501/505 (``RETRY_TOTAL`` times, about 1 s, 4 s, 10 s apart); once
-  it gives up, the adapter raises ``TransientStoreError``. The SDK does not retry 429 (Azure
-  Storage throttles with 503 ``ServerBusy`` / 500 ``OperationTimedOut``); a 429 is raised as
-  ``TransientStoreError`` at once.
-  Caution: the SDK also retries ``append_block`` after a 5xx or a lost response, so a block
-  can be committed twice (at-least-once): records must be safe to replay.
-- 404 → ``BlobNotFoundError`` (``read``, ``set_metadata``); ``read_claim`` answers None and
-  ``delete`` answers False. A missing container is a ``StoreError`` (call ``ensure_container``).
-- A failed condition (412 ``ConditionNotMet``, 409 ``BlobAlreadyExists``) →
-  ``ConcurrencyConflictError``; never retried here.
-- 409 ``BlockCountExceedsLimit`` → ``BlockLimitError``.
-- Anything else → ``StoreError`` whose message holds the status and the service's error code.
+Errors: ``blob_errors.py`` maps the SDK's errors to ``errors.py``'s (transient, not found,
+conflict, block limit), and says what the SDK retries.
 
 Reads: GETs are capped at 4 MiB per request (``max_single_get_size`` / ``max_chunk_get_size``):
 Azurite fails larger GETs over many blocks (measured: ~20,000 blocks; real Azure serves them).
@@ -25,8 +11,7 @@ Azurite fails larger GETs over many blocks (measured: ~20,000 blocks; real Azure
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,26 +19,19 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
-    IncompleteReadError,
     ResourceExistsError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob.aio import BlobClient, ContainerClient, ExponentialRetry
 
+from .blob_errors import error_code, is_not_found, status_of, translate_error, translated
 from .errors import (
     BlobNotFoundError,
-    BlockLimitError,
     ConcurrencyConflictError,
     StoreError,
-    TransientStoreError,
 )
 from .request_counter import RequestCounter
 from .storage_settings import StorageSettings
 from .store import AppendResult, BlobInfo, ClaimBlob, ReadResult
-
-TRANSIENT_STATUS: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
-"""HTTP statuses worth retrying (besides connection errors and timeouts)."""
 
 MAX_GET_SIZE = 4 * 1024 * 1024
 RETRY_TOTAL = 3
@@ -61,59 +39,11 @@ RETRY_INITIAL_BACKOFF_S = 1
 RETRY_INCREMENT_BASE_S = 3
 RETRY_JITTER_S = 1
 
-_CONFLICT_409_CODES = frozenset({"BlobAlreadyExists"})
-
-
-def _error_code(err: AzureError) -> str:
-    code = getattr(err, "error_code", None)
-    if not code:
-        response = getattr(err, "response", None)
-        headers = getattr(response, "headers", None) or {}
-        code = headers.get("x-ms-error-code")
-    return str(getattr(code, "value", code) or "")  # StorageErrorCode members -> their text
-
-
-def _status(err: AzureError) -> int | None:
-    status = getattr(err, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def translate_error(err: AzureError, op: str, name: str) -> StoreError:
-    """The ``StoreError`` subclass for an SDK error (see the module docstring)."""
-    status = _status(err)
-    code = _error_code(err)
-    first_line = (str(err.message or err).strip().splitlines() or [""])[0]
-    text = f"{op} {name!r}: {status or type(err).__name__} {code}".rstrip() + f": {first_line}"
-    if isinstance(err, ServiceRequestError | ServiceResponseError | IncompleteReadError):
-        return TransientStoreError(text)
-    if status == 404 and code != "ContainerNotFound":
-        return BlobNotFoundError(text)
-    if status == 412 or (status == 409 and code in _CONFLICT_409_CODES):
-        return ConcurrencyConflictError(text)
-    if status == 409 and code == "BlockCountExceedsLimit":
-        return BlockLimitError(text)
-    if status in TRANSIENT_STATUS:
-        return TransientStoreError(text)
-    return StoreError(text)
-
-
-@contextmanager
-def _translated(op: str, name: str) -> Iterator[None]:
-    try:
-        yield
-    except AzureError as err:
-        raise translate_error(err, op, name) from err
-
-
 def _quoted(etag: str | None) -> str:
     """ETags in the header form (``"0x..."``): listings give them without quotes."""
     if not etag:
         raise StoreError("the storage service returned no ETag")
     return etag if etag.startswith('"') else f'"{etag}"'
-
-
-def _is_not_found(err: HttpResponseError) -> bool:
-    return _status(err) == 404 and _error_code(err) != "ContainerNotFound"
 
 
 class AzureBlobStore:
@@ -226,10 +156,10 @@ class AzureBlobStore:
         try:
             response = await blob.append_block(data)
         except HttpResponseError as err:
-            if not _is_not_found(err):
+            if not is_not_found(err):
                 raise translate_error(err, "append", name) from err
             await self._create_append_blob(blob, name, create_metadata)
-            with _translated("append", name):
+            with translated("append", name):
                 response = await blob.append_block(data)
         except AzureError as err:
             raise translate_error(err, "append", name) from err
@@ -250,7 +180,7 @@ class AzureBlobStore:
         except ResourceExistsError:
             return  # a concurrent creator won; its metadata stands
         except HttpResponseError as err:
-            if _status(err) == 412 or _error_code(err) == "BlobAlreadyExists":
+            if status_of(err) == 412 or error_code(err) == "BlobAlreadyExists":
                 return
             raise translate_error(err, "create", name) from err
         except AzureError as err:
@@ -271,7 +201,7 @@ class AzureBlobStore:
             downloader = await blob.download_blob(offset=start if offset > 0 else None)
             body = await downloader.readall()
         except HttpResponseError as err:
-            if _status(err) != 416:
+            if status_of(err) != 416:
                 raise translate_error(err, "read", name) from err
             return await self._read_past_end(blob, name)
         except AzureError as err:
@@ -286,7 +216,7 @@ class AzureBlobStore:
         )
 
     async def _read_past_end(self, blob: BlobClient, name: str) -> ReadResult:
-        with _translated("read", name):
+        with translated("read", name):
             props = await blob.get_blob_properties()
         return ReadResult(data=b"", size=int(props.size), metadata=_meta(props.metadata),
                           block_count=_blocks(props))
@@ -295,7 +225,7 @@ class AzureBlobStore:
         """All blobs named ``prefix...`` with metadata, sorted by name (one request per page
         of up to 5,000)."""
         found: list[BlobInfo] = []
-        with _translated("list", prefix):
+        with translated("list", prefix):
             async for item in self._container.list_blobs(
                 name_starts_with=prefix, include=["metadata"]
             ):
@@ -313,7 +243,7 @@ class AzureBlobStore:
     async def stat(self, name: str) -> BlobInfo:
         """One HEAD request (``x-ms-blob-committed-block-count`` is sent for append blobs
         only; List Blobs does not return it)."""
-        with _translated("stat", name):
+        with translated("stat", name):
             props = await self._blob(name).get_blob_properties()
         count = props.append_blob_committed_block_count
         return BlobInfo(name=name, size=int(props.size or 0), etag=_quoted(props.etag),
@@ -321,7 +251,7 @@ class AzureBlobStore:
                         block_count=None if count is None else int(count))
 
     async def set_metadata(self, name: str, metadata: dict[str, str]) -> None:
-        with _translated("set_metadata", name):
+        with translated("set_metadata", name):
             await self._blob(name).set_blob_metadata(metadata)
 
     async def read_claim(self, name: str) -> ClaimBlob | None:
@@ -329,7 +259,7 @@ class AzureBlobStore:
         try:
             props = await self._blob(name).get_blob_properties()
         except HttpResponseError as err:
-            if _is_not_found(err):
+            if is_not_found(err):
                 return None
             raise translate_error(err, "read_claim", name) from err
         except AzureError as err:
@@ -371,7 +301,7 @@ class AzureBlobStore:
         try:
             await self._blob(name).delete_blob(**condition)
         except HttpResponseError as err:
-            if _is_not_found(err):
+            if is_not_found(err):
                 if if_match is not None:
                     raise ConcurrencyConflictError(f"delete {name!r}: 404: the blob is gone") \
                         from err

@@ -8,7 +8,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 
 from jobs_core import blob_store
-from jobs_core.blob_store import AzureBlobStore, translate_error
+from jobs_core.blob_errors import TRANSIENT_STATUS, translate_error
+from jobs_core.blob_store import AzureBlobStore
 from jobs_core.errors import (
     BlobNotFoundError,
     BlockLimitError,
@@ -171,7 +172,7 @@ def _http_error(status: int, code: str) -> HttpResponseError:
         (409, "BlockCountExceedsLimit", BlockLimitError),
         (409, "LeaseAlreadyPresent", StoreError),
         (403, "AuthorizationPermissionMismatch", StoreError),
-        *[(status, "X", TransientStoreError) for status in sorted(blob_store.TRANSIENT_STATUS)],
+        *[(status, "X", TransientStoreError) for status in sorted(TRANSIENT_STATUS)],
     ],
 )
 def test_translate_error(status: int, code: str, expected: type[StoreError]) -> None:
