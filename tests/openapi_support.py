@@ -17,6 +17,8 @@ import requests
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from jobs_client.drift import resolve  # (one $ref resolver: the client's drift check has it)
+
 DOC_URI = "urn:jobs-openapi"
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
                      re.IGNORECASE)
@@ -64,14 +66,6 @@ def component(document: dict[str, Any], name: str) -> jsonschema.Validator:
     return validator(document, {"$ref": f"#/components/schemas/{name}"})
 
 
-def resolve(document: dict[str, Any], node: Any) -> Any:
-    """Follow a local ``$ref`` (``#/a/b``) until a node without one."""
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = document
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:

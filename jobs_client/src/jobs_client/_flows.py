@@ -4,7 +4,7 @@ built on them: waiting for a job, following pages, watching a job's changes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -149,14 +149,7 @@ class Flows:
 
     def jobs(self, filters: Mapping[str, Any]) -> Flow[None]:
         """Emits every job of every page."""
-        cursor = None
-        while True:
-            page = yield from self.list_page(filters, cursor)
-            for job in page.jobs:
-                yield Emit(job)
-            cursor = page.next_cursor
-            if not cursor:
-                return
+        return _every_item(lambda cursor: self.list_page(filters, cursor), "jobs")
 
     def wait(self, job_id: str, timeout: float, *, job: Job | None = None,
              runs_before: int | None = None, retry_after: float | None = None) -> Flow[Job]:
@@ -206,14 +199,8 @@ class Flows:
                     self.retry)
 
     def shards(self, filters: Mapping[str, Any]) -> Flow[None]:
-        cursor = None
-        while True:
-            page = yield from self.shards_page(filters, cursor)
-            for row in page.shards:
-                yield Emit(row)
-            cursor = page.next_cursor
-            if not cursor:
-                return
+        """Emits every shard row of every page."""
+        return _every_item(lambda cursor: self.shards_page(filters, cursor), "shards")
 
     def timeline(self, minutes: int | None = None) -> Flow[Timeline]:
         return call(Request("GET", "/timeline", query(minutes=minutes)), Timeline, self.retry)
@@ -225,3 +212,15 @@ class Flows:
     def openapi(self) -> Flow[dict[str, Any]]:
         response = yield from send(Request("GET", "/openapi.json"), self.retry)
         return dict(body(response))
+
+
+def _every_item(page_at: Callable[[str | None], Flow[Any]], items: str) -> Flow[None]:
+    """Emits each of the ``items`` of every page, following ``next_cursor`` to the last."""
+    cursor = None
+    while True:
+        page = yield from page_at(cursor)
+        for item in getattr(page, items):
+            yield Emit(item)
+        cursor = page.next_cursor
+        if not cursor:
+            return
