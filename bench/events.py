@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,7 +129,7 @@ async def _latency(env: Env, per_s: float, window_s: float, mode: str) -> dict[s
 
     async def slot_loop(slot: int) -> None:  # a cycle, publishing beside it, then sleep
         while not stop.is_set():
-            work = [executor.run_cycle(slot)]
+            work: list[Coroutine[Any, Any, Any]] = [executor.run_cycle(slot)]
             if from_log is not None:
                 work.append(from_log.publish(slot))
             plan, _ = (await asyncio.gather(*work))[0]

@@ -46,7 +46,7 @@ def format_ts(dt: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    dt = isoparse(text)
+    dt: datetime = isoparse(text)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 

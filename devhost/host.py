@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .backend_model import BackendModel, BackendSettings
 from .durable_engine import DurableEngine
@@ -120,8 +121,7 @@ class DevHost:
         self.timers.start()
 
     @web.middleware
-    async def _require_key(self, request: web.Request, handler: web.RequestHandler
-                           ) -> web.StreamResponse:
+    async def _require_key(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if not key_ok(request, self.config.key):
             return web.Response(status=401)
         return await handler(request)

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 from .errors import DevhostError
 
@@ -43,7 +44,7 @@ def decode_trigger(kind: str, data: Any) -> Any:
                                 params=data["params"], route_params=data["route_params"],
                                 body=base64.b64decode(data["body"]))
     if kind == TIMER:
-        return func.TimerRequest(past_due=data["past_due"])
+        return TimerRequest(past_due=data["past_due"])
     return data
 
 
@@ -82,6 +83,6 @@ def encode_error(exc: BaseException, traceback_text: str) -> dict[str, str]:
 
 def decode_error(data: dict[str, str]) -> RemoteFunctionError:
     kind = type(data["type"], (RemoteFunctionError,), {})
-    error = kind(data["message"])
+    error: RemoteFunctionError = kind(data["message"])
     error.remote_traceback = data.get("traceback", "")
     return error

@@ -92,4 +92,5 @@ def parse(expression: str) -> Schedule:
     parsed = [_parse_field(f, lo, hi, n) for f, (lo, hi), n in zip(fields, _RANGES, names,
                                                                    strict=True)]
     weekdays = frozenset(d % 7 for d in parsed[5])
-    return Schedule(*parsed[:5], weekdays=weekdays)
+    seconds, minutes, hours, month_days, months = parsed[:5]
+    return Schedule(seconds, minutes, hours, month_days, months, weekdays=weekdays)

@@ -98,13 +98,14 @@ def call_orchestrator(fn: Callable[..., Any], param: str, context_json: str) -> 
         if OUT_OF_PROC_MARKER in message:
             head, _, tail = message.partition(OUT_OF_PROC_MARKER)
             try:
-                state = json.loads(tail)
+                state: dict[str, Any] = json.loads(tail)
             except ValueError:
                 state = {"isDone": False, "actions": []}
             state["error"] = head.rstrip()
             return state
         return {"isDone": False, "actions": [], "error": f"{type(exc).__name__}: {exc}"}
-    return json.loads(state_str)
+    out: dict[str, Any] = json.loads(state_str)
+    return out
 
 
 def _flatten(action: dict[str, Any], out: list[dict[str, Any]]) -> None:
@@ -145,7 +146,7 @@ def interpret(state: dict[str, Any]) -> EpisodeResult:
         elif kind == CREATE_TIMER:
             result.planned.append(PlannedAction("timer", fire_at=action.get("fireAt")))
         elif kind == WAIT_FOR_EXTERNAL_EVENT:
-            result.waits_for.append(action.get("externalEventName"))
+            result.waits_for.append(str(action.get("externalEventName") or ""))
         elif kind == CONTINUE_AS_NEW:
             result.continue_as_new = True
             result.continue_as_new_input = action.get("input")

@@ -63,7 +63,8 @@ def decode(cls: type[T], data: Any) -> T:
     fit (a required member missing, a timestamp that is not one)."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-    hints = type_hints(cls)
+    model: type = cls  # (functools.cache wants it hashable: a class is)
+    hints = type_hints(model)
     kwargs: dict[str, Any] = {}
     known = wire_fields(cls)
     for name, f in known.items():

@@ -85,7 +85,7 @@ class RetryConfig:
     budget: float = 60.0
 
     def delay(self, retry: int, retry_after: float | None) -> float:
-        backoff = min(self.max_delay, self.backoff * 2 ** retry * random.uniform(1.0, 1.25))
+        backoff = min(self.max_delay, self.backoff * 2.0 ** retry * random.uniform(1.0, 1.25))
         return max(backoff, retry_after or 0.0)
 
 
@@ -112,7 +112,7 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
         error: JobsClientError
         hint: float | None = None
         try:
-            response = yield request
+            response: httpx.Response = yield request
         except TransportFailure as failure:
             error = JobsConnectionError(
                 f"{request.method} {request.path}: no answer: {failure.error!r}")
