@@ -47,9 +47,10 @@ class AttemptRunner:
     events: EventPublisher | None
     _rng: random.Random
     _occurrences: JobScheduler | None = None  # (overlap "allow": creates the occurrences)
-    # execution token -> the event a sync handler's thread sets when it returns, for attempts
-    # that timed out while that thread still ran (the executor holds their permits until then)
-    overrunning: dict[str, threading.Event]
+    # execution token -> the events the sync threads of its handler or compensation set when
+    # they return, for those that timed out while still running (the executor holds the
+    # attempt's permit until every one has returned)
+    overrunning: dict[str, list[threading.Event]]
 
     def _token(self) -> str:
         return f"{self._rng.getrandbits(64):016x}"
@@ -95,9 +96,8 @@ class AttemptRunner:
                 value = await asyncio.wait_for(_call(handler.func, ctx, ended), timeout)
             check_json_size(value, self.settings.max_result_bytes, "result")
         except Exception as exc:
-            if isinstance(exc, TimeoutError) and not fires_occurrences(job) and \
-                    not ended.is_set() and job.token is not None:
-                self.overrunning[job.token] = ended  # its permit waits for the thread
+            if isinstance(exc, TimeoutError) and not fires_occurrences(job):
+                self._overran(job, ended)
             error = _error_info(exc, job.attempts, timeout)
             return await self._failure(job, epoch, self.clock(), error, result, events,
                                        retry_after=getattr(exc, "retry_after", None))
@@ -180,13 +180,22 @@ class AttemptRunner:
             return None
         timeout = self.timeout_of(job)
         ctx = self._context(job, handler, self.clock(), timeout, error)
+        ended = threading.Event()
         try:
-            await asyncio.wait_for(_call(handler.compensate_func, ctx), timeout)
+            await asyncio.wait_for(_call(handler.compensate_func, ctx, ended), timeout)
         except Exception as exc:
+            if isinstance(exc, TimeoutError):
+                self._overran(job, ended)
             log.warning("compensation of job %s failed: %r", job.id, exc)
             return f"failed: {type(exc).__name__}: {exc}"[:500]
         result.compensated += 1
         return "succeeded"
+
+    def _overran(self, job: Job, ended: threading.Event) -> None:
+        """A call timed out: if it was a sync one whose thread still runs, the attempt's
+        permit waits for that thread."""
+        if not ended.is_set() and job.token is not None:
+            self.overrunning.setdefault(job.token, []).append(ended)
 
     def _context(self, job: Job, handler: Handler, started: datetime, timeout: float,
                  error: ErrorInfo | None = None) -> JobContext:

@@ -81,7 +81,7 @@ class Executor(SlotPlanner):
         self._due_order = DueOrder()  # a plan's due work per blob, shared by its batches
         self.permits = HandlerPermits(store, registry.limits(self.settings.handler_limits),
                                       clock)
-        self.overrunning: dict[str, threading.Event] = {}
+        self.overrunning: dict[str, list[threading.Event]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # --- execute -----------------------------------------------------------------------------
@@ -202,18 +202,19 @@ class Executor(SlotPlanner):
             try:
                 await self._start_and_run(batch, job, token, now, lease, result)
             finally:
-                ended = self.overrunning.pop(token, None)
-                if limited and ended is not None:  # a sync handler still runs past its timeout
-                    self._later(self._release_when(job.handler, token, ended, lease))
+                threads = self.overrunning.pop(token, None)
+                if limited and threads:  # a sync handler or compensation runs past its timeout
+                    self._later(self._release_when(job.handler, token, threads, lease))
                 elif limited:
                     await self.permits.release(job.handler, token)
 
-    async def _release_when(self, handler: str, token: str, ended: threading.Event,
+    async def _release_when(self, handler: str, token: str, threads: list[threading.Event],
                             lease: datetime) -> None:
-        """Give a permit back once the handler's thread has returned (at the latest when the
-        attempt's lease ends: the permit expires then anyway)."""
-        wait = max(0.0, (lease - self.clock()).total_seconds())
-        await asyncio.to_thread(ended.wait, wait)
+        """Give a permit back once the attempt's overrunning threads have returned (at the
+        latest when the attempt's lease ends: the permit expires then anyway)."""
+        for ended in threads:
+            wait = max(0.0, (lease - self.clock()).total_seconds())
+            await asyncio.to_thread(ended.wait, wait)
         await self.permits.release(handler, token)
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:

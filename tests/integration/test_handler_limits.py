@@ -155,6 +155,36 @@ async def test_a_sync_handler_past_its_timeout_keeps_its_permit_until_its_thread
     await asyncio.sleep(1.0)
 
 
+async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_returns(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    compensating = threading.Event()
+    started_while_compensating: list[int] = []
+
+    def fail(ctx: JobContext) -> str:
+        if compensating.is_set():
+            started_while_compensating.append(ctx.payload)
+        raise RuntimeError("no")
+
+    def undo(ctx: JobContext) -> None:
+        compensating.set()
+        time.sleep(0.8)  # well past its 0.2 s timeout: the thread runs on regardless
+        compensating.clear()
+
+    rec.registry.handler("undoable", max_concurrency=1, timeout_seconds=0.2,
+                         compensate=undo)(fail)
+    scheduler, executor = make(store, rec, clock, slots=1)
+    for i in range(2):
+        await scheduler.schedule(JobRequest("undoable", i, retry=RetryPolicy(max_attempts=1)))
+    _, first = await executor.run_cycle(0)
+    _, second = await executor.run_cycle(0)  # the compensation still runs: no permit
+    assert (first.started, first.failed, second.started) == (1, 1, 0)
+    await asyncio.sleep(1.0)  # the compensation's thread returns; the permit is given back
+    _, third = await executor.run_cycle(0)
+    assert third.started == 1 and started_while_compensating == []
+    await asyncio.sleep(1.0)
+
+
 class LostAnswer:
     """A store whose next permit write lands but answers with an error."""
 
