@@ -174,11 +174,13 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
         backend_before = await _backend(client)
         first_due = datetime.now(UTC) + timedelta(seconds=LEAD_S)
         latencies: list[float] = []
+        cpu_before = _cpu_seconds()
         start = time.perf_counter()
         accepted = await _produce(client, first_due, per_s, count, latencies)
         posted_s = time.perf_counter() - start
         done = await _wait_succeeded(client, count, timeout_s)
         elapsed = time.perf_counter() - start
+        cpu_after = _cpu_seconds()
         backend = _backend_delta(backend_before, await _backend(client), count, elapsed)
     samples = [(_parse(j["started_at"]) - _parse(j["due_at"])).total_seconds()
                for j in done if j.get("started_at") and j.get("due_at")]
@@ -192,7 +194,10 @@ async def _measure(host: DevHostProcess, per_s: float, window_s: float,
             "lead_s": LEAD_S, "tick_s": TICK_S,
             "slots_started": [s.get("action") for s in started.get("slots", [])],
             "lateness_s": percentiles(samples), "samples": [round(x, 4) for x in samples],
-            "durable_backend": backend}
+            "durable_backend": backend,
+            # where the machine's CPU went from the first POST until the last job succeeded
+            "cpu_s_by_process": _cpu_delta(cpu_before, cpu_after), "cpu_window_s": elapsed,
+            "cpu_busy": _busy(cpu_before, cpu_after, elapsed)}
 
 
 async def _idle(host: DevHostProcess, idle_s: float) -> dict[str, Any]:
@@ -276,6 +281,16 @@ def _cpu_seconds() -> dict[str, float]:
     return out
 
 
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 2) for k in after}
+
+
+def _busy(before: dict[str, float], after: dict[str, float], wall_s: float) -> float | None:
+    """The share of all the machine's cores in use over ``wall_s`` (1.0: every core busy)."""
+    used = sum(_cpu_delta(before, after).values())
+    return round(used / (wall_s * (os.cpu_count() or 1)), 3) if wall_s > 0 else None
+
+
 async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
                  timeout_s: float) -> dict[str, Any]:
     per_post = 500
@@ -303,7 +318,7 @@ async def _drain(host: DevHostProcess, jobs: int, lead_s: float,
         await _wait_for_count(client, jobs, timeout_s)
         cpu_after, wall = _cpu_seconds(), time.perf_counter() - wall_before
         done = await _succeeded(client)
-    cpu = {k: round(cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0), 2) for k in cpu_after}
+    cpu = _cpu_delta(cpu_before, cpu_after)
     starts = [_parse(j["started_at"]) for j in done if j.get("started_at")]
     samples = [(s - due).total_seconds() for s in starts]
     drain_s = max(samples) if samples else None
