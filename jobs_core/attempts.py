@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import records
-from .errors import JobsError, StoreError, UnknownHandlerError
+from .errors import JobsError, StoreError
 from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
 from .labels import MAX_LABELS
@@ -160,23 +160,25 @@ class AttemptRunner:
             events.append(JobEvent.of(job, EventState.RETRYING, at, error=error,
                                       retry_at=retry_at, due_at=retry_at))
             return records.fail(job.id, job.attempts, epoch, at, error, retry_at=retry_at,
-                            token=job.token)
+                                token=job.token)
         result.failed += 1
         compensation = await self._compensate(job, error, result)
         nxt = self._next(job, at)
         events.append(JobEvent.of(job, EventState.FAILED, at, error=error))
         _next_occurrence_event(events, job, at, nxt)
         return records.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
-                        compensation=compensation, token=job.token)
+                            compensation=compensation, token=job.token)
 
-    async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
+    def _compensation_of(self, job: Job) -> Handler | None:
+        """The handler whose compensation a final failure of ``job`` runs, if any."""
         if fires_occurrences(job):
             return None  # its attempt only creates the occurrence's job: the handler never ran
-        try:
-            handler = self.registry.get(job.handler)
-        except UnknownHandlerError:
-            return None
-        if handler.compensate_func is None:
+        handler = self.registry.find(job.handler)
+        return handler if handler is not None and handler.compensate_func else None
+
+    async def _compensate(self, job: Job, error: ErrorInfo, result: BatchResult) -> str | None:
+        handler = self._compensation_of(job)
+        if handler is None or handler.compensate_func is None:
             return None
         timeout = self.timeout_of(job)
         ctx = self._context(job, handler, self.clock(), timeout, error)

@@ -137,7 +137,7 @@ class Executor(SlotPlanner):
         rid = self._token()
         try:
             state = await self._write(batch.blob, [records.misfire(job.id, nxt, now, rid=rid,
-                                                               run=job.runs)])
+                                                                   run=job.runs)])
         except JobsError as exc:  # not written (or cannot tell): the next cycle decides again
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
             return
@@ -203,10 +203,17 @@ class Executor(SlotPlanner):
                 await self._start_and_run(batch, job, token, now, lease, result)
             finally:
                 threads = self.overrunning.pop(token, None)
-                if limited and threads:  # a sync handler or compensation runs past its timeout
-                    self._later(self._release_when(job.handler, token, threads, lease))
-                elif limited:
-                    await self.permits.release(job.handler, token)
+                if limited:
+                    await self._give_back(job.handler, token, threads, lease)
+
+    async def _give_back(self, handler: str, token: str, threads: list[threading.Event] | None,
+                         lease: datetime) -> None:
+        """Release a permit now, or once the sync threads that ran past their timeout under
+        it have returned."""
+        if threads:
+            self._later(self._release_when(handler, token, threads, lease))
+        else:
+            await self.permits.release(handler, token)
 
     async def _release_when(self, handler: str, token: str, threads: list[threading.Event],
                             lease: datetime) -> None:
@@ -225,7 +232,7 @@ class Executor(SlotPlanner):
     async def _start_and_run(self, batch: Batch, job: Job, token: str, now: datetime,
                              lease: datetime, result: BatchResult) -> None:
         start = records.start(job.id, job.attempts + 1, batch.epoch, now, token=token,
-                          run=job.runs, lease=lease)
+                              run=job.runs, lease=lease)
         self._starting[batch.blob] += 1
         try:
             state = await self._write(batch.blob, [start])
@@ -277,7 +284,25 @@ class Executor(SlotPlanner):
             return state.rids.get(rid, False)
 
     async def _abandon(self, batch: Batch, job: Job, result: BatchResult) -> None:
+        """Record a lost execution as a failed attempt. If its handler is limited and has a
+        compensation, this takes a permit of its own first (the lost execution's expired with
+        its lease), so a final failure's compensation runs within the handler's limits."""
         now = self.clock()
+        limited = self.permits.limited(job.handler) and self._compensation_of(job) is not None
+        token = self._token()
+        lease = now + timedelta(seconds=self._lease_seconds(job))
+        if limited and not await self.permits.acquire(job.handler, token, lease):
+            result.throttled += 1  # the handler is at its limit: abandoned next cycle
+            return
+        try:
+            await self._record_abandoned(batch, job, now, result)
+        finally:
+            threads = self.overrunning.pop(job.token, None) if job.token else None
+            if limited:
+                await self._give_back(job.handler, token, threads, lease)
+
+    async def _record_abandoned(self, batch: Batch, job: Job, now: datetime,
+                                result: BatchResult) -> None:
         error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
                           f"{job.started_at} never reported back within its lease (executor "
                           "lost)", job.attempts)

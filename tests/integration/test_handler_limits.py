@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy
+from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy, records
 from jobs_core.errors import TransientStoreError
 from jobs_core.handler_limits import HandlerLimit, HandlerPermits, parse_limit_overrides
+from jobs_core.ids import parse_job_id
 from jobs_core.settings import JobsSettings, SettingsError
 from jobs_core.store import JobStore
 from tests.jobs_helpers import Clock, Recorder, make
@@ -183,6 +184,46 @@ async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_re
     _, third = await executor.run_cycle(0)
     assert third.started == 1 and started_while_compensating == []
     await asyncio.sleep(1.0)
+
+
+async def test_the_compensation_of_an_abandoned_attempt_runs_under_a_permit(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    compensating = threading.Event()
+    started_while_compensating: list[int] = []
+
+    def fail(ctx: JobContext) -> str:
+        if compensating.is_set():
+            started_while_compensating.append(ctx.payload)
+        raise RuntimeError("no")
+
+    def undo(ctx: JobContext) -> None:
+        compensating.set()
+        time.sleep(0.8)  # past its 0.2 s timeout
+        compensating.clear()
+
+    rec.registry.handler("undoable", max_concurrency=1, timeout_seconds=0.2,
+                         compensate=undo)(fail)
+    scheduler, executor = make(store, rec, clock, slots=1)
+    once = RetryPolicy(max_attempts=1)
+    lost = (await scheduler.schedule(JobRequest("undoable", 0, retry=once))).job
+    # another process started the only attempt and vanished: its lease passes
+    await store.append(parse_job_id(lost.id).name, records.encode_block(
+        [records.start(lost.id, 1, 1, clock.now, token="lost0001", run=0,
+                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    await scheduler.schedule(JobRequest("undoable", 1, retry=once))
+    clock.advance(60)
+    _, first = await executor.run_cycle(0)  # the abandon (and its compensation) or the start
+    for _ in range(20):
+        if first.abandoned == 1 and executor.overrunning == {}:
+            break
+        await asyncio.sleep(0.2)
+        _, more = await executor.run_cycle(0)
+        first.add(more)
+    assert first.abandoned == 1 and first.compensated == 0  # (it timed out)
+    assert started_while_compensating == []
+    await asyncio.sleep(1.0)
+    assert executor.overrunning == {}  # nothing kept for an execution that is gone
 
 
 class LostAnswer:
