@@ -139,7 +139,7 @@ class DurableEngine:
             created_time=now, last_updated_time=now, status=PENDING, input=input_value,
         )
         record.inbox.append(h.event(h.EXECUTION_STARTED, now, Name=name, Input=input_value,
-                                 Version=version))
+                                    Version=version))
         self.records[instance_id] = record
         self.store.save(record)
         log.info("Started orchestration '%s' instance %s", name, instance_id)
@@ -159,7 +159,7 @@ class DurableEngine:
         (it was put by another process: an HTTP instance)."""
         record = self._active(instance_id)
         record.inbox.append(h.event(h.EVENT_RAISED, h.format_ts(h.utc_now()), Name=name,
-                                 Input=input_json))
+                                    Input=input_json))
         self.store.save(record)
         self.model.raise_event()
         self._kick_after_poll(record)
@@ -218,7 +218,7 @@ class DurableEngine:
         if fire_at is None:
             return
         record.inbox.append(h.event(h.TIMER_FIRED, h.format_ts(h.utc_now()), TimerId=seq,
-                                 FireAt=fire_at))
+                                    FireAt=fire_at))
         self.store.save(record)
         self._kick(record)
 
@@ -371,7 +371,7 @@ class DurableEngine:
         for planned in result.planned[len(record.actions_seen):]:
             seq = self._alloc(record)
             record.actions_seen.append({"seq": seq, "kind": planned.kind, "name": planned.name,
-                                     "input": planned.input, "fire_at": planned.fire_at})
+                                        "input": planned.input, "fire_at": planned.fire_at})
             if planned.kind == "timer":
                 self._create_timer(record, seq, planned.fire_at or ts, ts, out, effects)
                 continue
@@ -433,7 +433,7 @@ class DurableEngine:
         ts = h.next_timestamp(record.last_timestamp)
         record.last_timestamp = ts
         record.history.append(h.event(h.EXECUTION_COMPLETED, ts, OrchestrationStatus="Failed",
-                                   Result=message))
+                                      Result=message))
         record.status, record.output = FAILED, message
         record.last_updated_time = h.format_ts(h.utc_now())
         record.inbox = []

@@ -11,6 +11,9 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
+
+from cronsim import CronSim, CronSimError
 
 from jobs_core import Executor, JobScheduler, JobsSettings
 from jobs_core.blob_store import AzureBlobStore
@@ -52,29 +55,44 @@ def _num(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
-# One NCRONTAB field: digits, names (JAN, MON), '*', ranges, steps and lists; or a TimeSpan.
-_NCRONTAB_FIELD = re.compile(r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?"
-                             r"(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
-_TIMESPAN = re.compile(r"^(\d+\.)?\d{1,2}:\d{2}:\d{2}$")
+# NCRONTAB fields: numbers, '*', ranges, steps and lists; names only for month and weekday
+_NUMERIC_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_NAMED_FIELD = re.compile(r"^(\*|\w+(-\w+)?)(/\d+)?(,(\*|\w+(-\w+)?)(/\d+)?)*$")
+_TIMESPAN = re.compile(r"^(\d+\.)?\d{1,2}:\d{2}(:\d{2})?$")
 
 
 def timer_schedule(name: str, default: str) -> str:
-    """A timer trigger's schedule from app setting ``name``: six NCRONTAB fields (``sec min
-    hour day month dow``, UTC) or a TimeSpan (``hh:mm:ss``); unset or blank: ``default``.
+    """A timer trigger's schedule from app setting ``name``: six NCRONTAB fields, ``sec min
+    hour day month dow`` (UTC); unset or blank: ``default``.
 
     Read when the app is indexed (a timer trigger's decorator needs its schedule then), so a
     bad value fails indexing with ``SettingsError`` naming the setting, rather than the host's
     own error about a function it then disables. (``%Setting%`` schedules would leave the
     reading to the host, but make the setting mandatory for every app using the blueprint.)
+    Each field's values are checked against its range (with cronsim, the recurrences' cron
+    engine; the seconds like minutes). TimeSpan schedules (``hh:mm:ss``) are refused: the
+    Flex Consumption plan this app deploys to takes NCRONTAB only.
     """
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
+    if _TIMESPAN.match(raw):
+        raise SettingsError(f"{name} must be an NCRONTAB schedule (six fields: sec min hour "
+                            f"day month dow, e.g. {default!r}), got the TimeSpan {raw!r}: "
+                            "TimeSpan schedules need an App Service plan, not Flex Consumption")
     fields = raw.split()
-    if _TIMESPAN.match(raw) or (len(fields) == 6 and all(map(_NCRONTAB_FIELD.match, fields))):
-        return raw
-    raise SettingsError(f"{name} must be an NCRONTAB schedule of six fields (sec min hour day "
-                        f"month dow, e.g. {default!r}) or a TimeSpan (hh:mm:ss), got {raw!r}")
+    shaped = len(fields) == 6 and all(_NUMERIC_FIELD.match(f) for f in fields[:4]) and all(
+        _NAMED_FIELD.match(f) for f in fields[4:])
+    try:
+        if not shaped:
+            raise CronSimError("not six fields")
+        CronSim(f"{fields[0]} * * * *", datetime(2000, 1, 1))  # the seconds, as minutes
+        CronSim(" ".join(fields[1:]), datetime(2000, 1, 1))
+    except CronSimError as exc:
+        raise SettingsError(
+            f"{name} must be an NCRONTAB schedule of six fields (sec min hour day month dow, "
+            f"e.g. {default!r}), got {raw!r} ({exc})") from None
+    return raw
 
 
 @dataclass(frozen=True)

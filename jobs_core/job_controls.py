@@ -96,7 +96,7 @@ class JobControls:
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
         return await self._control(job_id, lambda j, rid: records.cancel(j.id, at, reason, rid=rid,
-                                                                    run=j.runs),
+                                                                         run=j.runs),
                                   lambda j: transitions.cancel(j, at, reason),
                                   EventState.CANCELLED, at)
 
@@ -122,7 +122,7 @@ class JobControls:
         keeps its id and history and does not run until ``resume``; ``cancel`` still works."""
         at = self.clock()
         return await self._control(job_id, lambda j, rid: records.pause(j.id, at, rid=rid,
-                                                                   run=j.runs),
+                                                                        run=j.runs),
                                   lambda j: transitions.pause(j, at), EventState.PAUSED, at)
 
     async def resume(self, job_id: str) -> Job:
@@ -136,7 +136,7 @@ class JobControls:
     async def run_now(self, job_id: str) -> Job:
         at = self.clock()
         return await self._control(job_id, lambda j, rid: records.run_now(j.id, at, rid=rid,
-                                                                     run=j.runs),
+                                                                          run=j.runs),
                                   lambda j: transitions.run_now(j, at), EventState.SCHEDULED, at)
 
     async def retry(self, job_id: str) -> Job:

@@ -34,8 +34,8 @@ def test_one_settings_error() -> None:
 
 
 @pytest.mark.parametrize("value", ["0 */5 * * * *", "0 17 3 * * *", "*/2 * * * * *",
-                                   "0 0 9-17 * * MON-FRI", "0 30 2 1,15 JAN,JUL *", "00:05:00",
-                                   "1.00:00:00"])
+                                   "0 0 9-17 * * MON-FRI", "0 30 2 1,15 JAN,JUL *",
+                                   "5-10/2 0 0 * * 0"])
 def test_a_timer_schedule_the_host_accepts_is_taken(monkeypatch: pytest.MonkeyPatch,
                                                     value: str) -> None:
     from devhost import ncrontab  # the Functions host's grammar, as devhost implements it
@@ -45,14 +45,34 @@ def test_a_timer_schedule_the_host_accepts_is_taken(monkeypatch: pytest.MonkeyPa
     ncrontab.parse(value)
 
 
-@pytest.mark.parametrize("value", ["0 */5 * * *", "every 5 minutes", "0 17 3 * * * *",
-                                   "0 17 3 * * %"])
+@pytest.mark.parametrize("value", [
+    "0 */5 * * *", "every 5 minutes", "0 17 3 * * * *", "0 17 3 * * %",  # not six fields
+    "0 99 * * * *", "0 0 25 * * *", "*/0 * * * * *", "60 * * * * *",  # out of range
+    "0 0 0 * FOO *", "0 0 0 L * *",  # not a name, not NCRONTAB
+])
 def test_a_bad_timer_schedule_names_the_setting(monkeypatch: pytest.MonkeyPatch,
                                                 value: str) -> None:
     monkeypatch.setenv("JOBS_KEEPER_SCHEDULE", value)
     with pytest.raises(SettingsError, match="JOBS_KEEPER_SCHEDULE must be an NCRONTAB schedule "
                                             "of six fields"):
         timer_schedule("JOBS_KEEPER_SCHEDULE", "0 */5 * * * *")
+
+
+@pytest.mark.parametrize("value", ["0 99 * * * *", "0 0 25 * * *", "*/0 * * * * *",
+                                   "60 * * * * *", "0 0 0 * FOO *"])
+def test_what_is_refused_the_hosts_grammar_refuses_too(value: str) -> None:
+    from devhost import ncrontab
+
+    with pytest.raises(ValueError):
+        ncrontab.parse(value)
+
+
+@pytest.mark.parametrize("value", ["00:05:00", "1.00:00:00", "01:00"])
+def test_a_timespan_schedule_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch,
+                                                        value: str) -> None:
+    monkeypatch.setenv("JOBS_PURGE_SCHEDULE", value)
+    with pytest.raises(SettingsError, match=r"JOBS_PURGE_SCHEDULE must be an NCRONTAB .*TimeSpan"):
+        timer_schedule("JOBS_PURGE_SCHEDULE", "0 17 3 * * *")
 
 
 def test_an_unset_timer_schedule_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -278,15 +278,15 @@ class StaleListing(InMemoryStore):
 
 async def test_readers_skip_a_blob_purged_after_their_listing() -> None:
     store = StaleListing()
-    clock, records = Clock(), Recorder()
-    scheduler, executor = make(store, records, clock, slots=1)
+    clock, recorder = Clock(), Recorder()
+    scheduler, executor = make(store, recorder, clock, slots=1)
     gone = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
     await drain(executor, 1)
     blob = parse_job_id(gone.id).name
     [info] = [i for i in await store.list("shards/") if i.name == blob]
     await store.delete(blob)
     store.ghosts.append(info)
-    fresh_scheduler, fresh_executor = make(store, records, clock, slots=1)
+    fresh_scheduler, fresh_executor = make(store, recorder, clock, slots=1)
     assert (await fresh_scheduler.list()).jobs == []  # no 503: the ghost is skipped
     plan = await fresh_executor.plan(0)
     assert plan.errors == [] and plan.due == 0
