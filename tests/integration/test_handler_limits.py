@@ -156,9 +156,10 @@ async def test_a_sync_handler_past_its_timeout_keeps_its_permit_until_its_thread
     await asyncio.sleep(1.0)
 
 
-async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_returns(
-        store: JobStore) -> None:
-    clock, rec = Clock(), Recorder()
+def undoable(rec: Recorder) -> list[int]:
+    """Registers ``undoable`` (limit 1, timeout 0.2 s): it fails at once, and its sync
+    compensation runs 0.8 s, past its timeout. Returns the payloads of the attempts that started
+    while a compensation still ran (none, if the limit holds)."""
     compensating = threading.Event()
     started_while_compensating: list[int] = []
 
@@ -174,6 +175,13 @@ async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_re
 
     rec.registry.handler("undoable", max_concurrency=1, timeout_seconds=0.2,
                          compensate=undo)(fail)
+    return started_while_compensating
+
+
+async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_returns(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    started_while_compensating = undoable(rec)
     scheduler, executor = make(store, rec, clock, slots=1)
     for i in range(2):
         await scheduler.schedule(JobRequest("undoable", i, retry=RetryPolicy(max_attempts=1)))
@@ -189,21 +197,7 @@ async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_re
 async def test_the_compensation_of_an_abandoned_attempt_runs_under_a_permit(
         store: JobStore) -> None:
     clock, rec = Clock(), Recorder()
-    compensating = threading.Event()
-    started_while_compensating: list[int] = []
-
-    def fail(ctx: JobContext) -> str:
-        if compensating.is_set():
-            started_while_compensating.append(ctx.payload)
-        raise RuntimeError("no")
-
-    def undo(ctx: JobContext) -> None:
-        compensating.set()
-        time.sleep(0.8)  # past its 0.2 s timeout
-        compensating.clear()
-
-    rec.registry.handler("undoable", max_concurrency=1, timeout_seconds=0.2,
-                         compensate=undo)(fail)
+    started_while_compensating = undoable(rec)
     scheduler, executor = make(store, rec, clock, slots=1)
     once = RetryPolicy(max_attempts=1)
     lost = (await scheduler.schedule(JobRequest("undoable", 0, retry=once))).job
