@@ -27,8 +27,9 @@ I10 events           every change the log records (final blobs, and blobs retent
 I11 on time          once the faults have ended (and crashed processes, claims and leases have
                      had 10 minutes to recover), every attempt starts within
                      JOBS_MAX_SLEEP_SECONDS + 60 s of its due time
-I12 limits          a limited handler's attempts never overlap more than its
-                     max_concurrency, nor start faster than its max_per_second allows
+I12 limits          a limited handler's attempts (and its compensations, also its code)
+                     never overlap more than its max_concurrency, nor do its attempts start
+                     faster than its max_per_second allows
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Oracle:
         self.seen: dict[tuple[str, str], tuple[int, int, int]] = {}
         self.purges: list[tuple[float, datetime, int]] = []
         self.compensations: list[tuple[str, int, float]] = []
+        self.compensating: list[Invocation] = []  # compensation runs of limited handlers
         self.violations: list[Violation] = []
         self.trace: list[str] = []
         self.ops = Counter[str]()
@@ -161,6 +163,14 @@ class Oracle:
 
     def compensated(self, ctx: JobContext, at: float) -> None:
         self.compensations.append((ctx.job_id, ctx.run, at))
+
+    def compensation_began(self, ctx: JobContext, proc: str, at: float) -> Invocation:
+        """A limited handler's compensation runs from ``at`` (its end is ``returned``)."""
+        run = Invocation(ctx.job_id, ctx.run, ctx.attempt, ctx.due_at, proc, at,
+                         token=ctx.execution, payload=ctx.payload, handler=ctx.handler)
+        self.compensating.append(run)
+        self.log(at, f"compensate {ctx.job_id} run {ctx.run} on {proc}")
+        return run
 
     def accepted(self, request: JobRequest, job: Job, created: bool, proc: str, began: float,
                  at: float) -> None:
@@ -532,13 +542,17 @@ class Oracle:
         for name, (most, rate) in LIMITED.items():
             invs = sorted((i for i in self.invocations if i.handler == name),
                           key=lambda i: i.start)
+            undos = [i for i in self.compensating if i.handler == name]
             self.ops[f"{name} invocations"] += len(invs)
-            for k, inv in enumerate(invs):
-                overlapping = [i for i in invs[:k] if i.end is None or i.end > inv.start]
+            self.ops[f"{name} compensations"] += len(undos)
+            running = sorted([*invs, *undos], key=lambda i: i.start)
+            for k, inv in enumerate(running):
+                overlapping = [i for i in running[:k] if i.end is None or i.end > inv.start]
                 if len(overlapping) >= most:
-                    self.violate("I12", f"{inv.job_id} started at {inv.start:.3f} while "
-                                        f"{len(overlapping)} other {name} attempts ran "
-                                        f"(max_concurrency {most})")
+                    what = "compensation of" if any(inv is u for u in undos) else "attempt of"
+                    self.violate("I12", f"{what} {inv.job_id} started at {inv.start:.3f} "
+                                        f"while {len(overlapping)} other {name} attempts or "
+                                        f"compensations ran (max_concurrency {most})")
                     return
                 window = [i for i in invs[k:] if i.start < inv.start + 1.0]
                 if len(window) > max(1.0, rate) + rate:

@@ -365,6 +365,21 @@ def make_registry(world: World) -> HandlerRegistry:
     async def refund(ctx: JobContext) -> Any:
         oracle.compensated(ctx, world.now())
 
+    async def limited(ctx: JobContext) -> Any:  # one in seven fails for good: compensated
+        value = await ok(ctx)
+        if int((ctx.payload or {}).get("n", 1)) % 7 == 0:
+            raise PermanentJobError("declined for good")
+        return value
+
+    async def undo_limited(ctx: JobContext) -> Any:  # handler code too: within the limits
+        proc = CURRENT.get()
+        run = oracle.compensation_began(ctx, proc.name if proc else "?", world.now())
+        try:
+            await _sleep(0.3)
+        finally:
+            oracle.returned(run, world.now(), ok=True)
+        oracle.compensated(ctx, world.now())
+
     wrap("ok", ok)
     wrap("flaky", flaky)
     wrap("perm", perm)
@@ -372,7 +387,8 @@ def make_registry(world: World) -> HandlerRegistry:
     wrap("hang", hang)
     wrap("charge", charge, compensate=refund)
     most, rate = LIMITED["limited"]
-    wrap("limited", ok, max_concurrency=most, max_per_second=rate)
+    wrap("limited", limited, max_concurrency=most, max_per_second=rate,
+         compensate=undo_limited)
     return registry
 
 
@@ -412,8 +428,13 @@ class Workload:
             self.keys += 1
             key = f"k{self.w.config.seed}-{self.keys}"
         notify = "billing" if int(payload.get("n", 1)) % 5 == 0 else None  # (no new draw)
+        # a third of the limited jobs have one attempt: a crash in it makes its abandonment
+        # final, and its compensation then runs from the executor that abandons it
+        retry = RetryPolicy(max_attempts=1) if handler == "limited" and \
+            int(payload["n"]) % 3 == 0 else None
         return JobRequest(handler=handler, payload=payload, due_at=due_at, delay=delay,
-                          idempotency_key=key, timeout_seconds=timeout, notify=notify), keyed
+                          idempotency_key=key, timeout_seconds=timeout, notify=notify,
+                          retry=retry), keyed
 
     def recurring_request(self, i: int) -> JobRequest:
         rng = self.rng
