@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/bootstrap.sh
 .venv/bin/ruff check .
-.venv/bin/mypy  # jobs_core strict, jobs_api and the apps ([tool.mypy] in pyproject.toml)
+.venv/bin/mypy  # jobs_core strict; jobs_api, the apps, devhost, bench, the client ([tool.mypy] in pyproject.toml)
 if [[ $# -gt 0 ]]; then
   exec .venv/bin/python -m pytest "$@"
 fi
