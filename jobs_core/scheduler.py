@@ -95,8 +95,8 @@ class JobScheduler(JobControls):
     # --- scheduling --------------------------------------------------------------------------
     async def schedule(self, request: JobRequest) -> Scheduled:
         """Validate and durably schedule one job (group-committed with concurrent calls)."""
-        outcome = (await self._schedule_valid([validate(request, self.registry, self.settings,
-                                                        self.clock())]))[0]
+        valid = validate(request, self.registry, self.settings, self.clock(), self._rng)
+        outcome = (await self._schedule_valid([valid]))[0]
         if isinstance(outcome, JobsError):
             raise outcome
         return outcome
@@ -110,7 +110,7 @@ class JobScheduler(JobControls):
         valid: list[tuple[int, ValidJob]] = []
         for i, request in enumerate(requests):
             try:
-                valid.append((i, validate(request, self.registry, self.settings, now)))
+                valid.append((i, validate(request, self.registry, self.settings, now, self._rng)))
             except JobsError as exc:
                 results[i] = exc
         done = await self._schedule_valid([v for _, v in valid])

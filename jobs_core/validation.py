@@ -33,7 +33,6 @@ from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence,
 from .settings import JobsSettings
 from .telemetry import current_traceparent
 
-_JITTER = random.Random()  # (a first occurrence's spread: no replay depends on it)
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
 # when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
@@ -73,7 +72,10 @@ class ValidJob:
 
 
 def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
-             now: datetime) -> ValidJob:
+             now: datetime, rng: random.Random | None = None) -> ValidJob:
+    """The job ``request`` asks for, checked. A computed first occurrence is spread by the
+    recurrence's jitter, drawn from ``rng`` (the scheduler's own: a seeded scheduler, as in
+    the simulation, then schedules the same job every time; None: a fresh generator)."""
     handler = registry.get(validate_handler_name(request.handler))
     check_json_size(request.payload, settings.max_payload_bytes, "payload")
     if handler.check_payload is not None:
@@ -91,7 +93,7 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
             due = next_occurrence(recurrence, now)
         recurrence = first_anchor(recurrence, due)  # (the grid starts at the nominal time)
         if computed:  # a computed occurrence is spread by the jitter, an explicit time not
-            due = with_jitter(recurrence, due, _JITTER)
+            due = with_jitter(recurrence, due, rng or random.Random())
     if recurrence is not None and recurrence.until is not None and due > recurrence.until:
         raise InvalidRecurrenceError(
             f"recurrence.until {recurrence.until.isoformat()} is before the first occurrence "

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from .runner import run_many, run_seed
+from .world import SimConfig
 
 CI_SEEDS = range(0, 500)
 # seeds that found a defect outside CI_SEEDS, with their workload size (None: the default).
@@ -56,9 +57,13 @@ def test_the_regression_seeds_hold(seed: int, ops: int | None, v3_controls: bool
 
 
 def test_a_seed_replays_exactly() -> None:
-    first, again = run_seed(7), run_seed(7)
+    """Everything random comes from the seed. Seed 2 has a recurring job with jitter (the third
+    of its three): its first occurrence's spread once came from an unseeded generator, so two
+    runs of the seed differed and a failing seed of a soak could not be replayed."""
+    assert SimConfig.draw(2).recurring >= 3  # (recurring job 2: fixed_rate with jitter_seconds)
+    first, again = run_seed(2), run_seed(2)
     assert first.trace == again.trace and first.operations == again.operations
-    assert first.faults == again.faults
+    assert first.faults == again.faults and first.ops == again.ops
 
 
 AZURITE_SEEDS = (3, 7)  # two of the CI seeds, with few operations (about a minute)
