@@ -1,1 +1,2 @@
-"""Deterministic simulation of the scheduler core (see tests/sim/world.py and oracle.py)."""
+"""Deterministic simulation of the scheduler core (see tests/sim/world.py, workload.py and
+oracle.py)."""

@@ -13,7 +13,8 @@ from jobs_core.store import JobStore
 
 from . import faults, vloop
 from .oracle import Violation
-from .world import SimConfig, simulate
+from .workload import simulate
+from .world import SimConfig
 
 OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
               "reschedule", "pause", "resume", "update", "purge", "invocations")
