@@ -205,7 +205,7 @@ class AttemptRunner:
                           payload=copy.deepcopy(job.payload), attempt=job.attempts,
                           max_attempts=job.retry.max_attempts, due_at=job.due_at,
                           deadline=started + timedelta(seconds=timeout), error=error,
-                          run=job.runs, execution=job.token)
+                          run=job.runs, execution=job.token, clock=self.clock)
 
 
 def _next_occurrence_event(events: list[JobEvent], job: Job, at: datetime,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from .clock import Clock, utcnow
 from .errors import InvalidHandlerNameError, UnknownHandlerError
 from .errors import PermanentJobError as PermanentJobError  # (re-exported: their home was here)
 from .errors import RetryLaterError as RetryLaterError
@@ -30,9 +31,11 @@ class JobContext:
     run: int = 0  # occurrence number of a recurring job (0 for the first); with job_id, an
     # idempotency key for downstream side effects
     execution: str | None = None  # this execution's token (a retry or a re-run gets another)
+    clock: Clock = field(default=utcnow, repr=False, compare=False)  # the executor's clock
 
     def remaining_seconds(self) -> float:
-        return (self.deadline - datetime.now(UTC)).total_seconds()
+        """Seconds until ``deadline`` (the attempt's timeout), on the executor's clock."""
+        return (self.deadline - self.clock()).total_seconds()
 
 
 HandlerFunc = Callable[[JobContext], Any | Awaitable[Any]]

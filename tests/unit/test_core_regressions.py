@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus, records
+from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobStatus, records
 from jobs_core.errors import TransientStoreError
+from jobs_core.handlers import JobContext
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import purge_shards
 from tests.jobs_helpers import Clock, Recorder, drain, make
@@ -48,6 +50,36 @@ async def test_a_handlers_registered_timeout_is_used() -> None:  # defect 9
     done = await scheduler.get(job.id)
     assert done.status is JobStatus.FAILED and done.last_error is not None
     assert done.last_error.type == "Timeout" and "0.05" in done.last_error.message
+
+
+async def test_a_handler_reads_its_remaining_time_on_the_executors_clock() -> None:
+    clock, recorder = Clock(), Recorder()  # (a clock of its own, far from the real one)
+    scheduler, executor = make(InMemoryStore(), recorder, clock, slots=1)
+    seen: list[float] = []
+
+    @recorder.registry.handler("timed", timeout_seconds=30)
+    async def timed(ctx: JobContext) -> None:
+        seen.append(ctx.remaining_seconds())
+        clock.advance(12)
+        seen.append(ctx.remaining_seconds())
+
+    await scheduler.schedule(JobRequest("timed"))
+    await executor.run_cycle(0)
+    assert seen == [30.0, 18.0]
+
+
+async def test_a_seeded_scheduler_spreads_a_first_occurrence_the_same_way() -> None:
+    # the jitter of a computed first occurrence comes from the scheduler's generator (it came
+    # from an unseeded one: two runs of one simulation seed differed)
+    dues = []
+    for _ in range(2):
+        clock, recorder = Clock(), Recorder()
+        scheduler = JobScheduler(InMemoryStore(), recorder.registry, clock=clock,
+                                 rng=random.Random(42))
+        job = (await scheduler.schedule(JobRequest("echo", recurrence={
+            "interval_seconds": 60, "jitter_seconds": 30}))).job
+        dues.append(job.due_at)
+    assert dues[0] == dues[1] != clock.now + timedelta(seconds=60)
 
 
 async def test_one_failed_outcome_append_does_not_undo_a_success() -> None:  # defect 3
