@@ -153,7 +153,7 @@ class AttemptRunner:
     async def _failure(self, job: Job, epoch: int, at: datetime, error: ErrorInfo,
                        result: BatchResult, events: list[JobEvent], *,
                        retry_after: float | None = None) -> records.Fail:
-        if not error.permanent and job.attempts < job.retry.max_attempts:
+        if not self._gives_up(job, error):
             result.retried += 1
             delay = max(job.retry.delay(job.attempts, self._rng), retry_after or 0.0)
             retry_at = at + timedelta(seconds=delay)
@@ -168,6 +168,11 @@ class AttemptRunner:
         _next_occurrence_event(events, job, at, nxt)
         return records.fail(job.id, job.attempts, epoch, at, error, retry_at=None, next_due=nxt,
                             compensation=compensation, token=job.token)
+
+    @staticmethod
+    def _gives_up(job: Job, error: ErrorInfo) -> bool:
+        """Whether failing with ``error`` ends the job's run (no retry follows: compensate)."""
+        return error.permanent or job.attempts >= job.retry.max_attempts
 
     def _compensation_of(self, job: Job) -> Handler | None:
         """The handler whose compensation a final failure of ``job`` runs, if any."""

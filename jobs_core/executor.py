@@ -284,28 +284,30 @@ class Executor(SlotPlanner):
             return state.rids.get(rid, False)
 
     async def _abandon(self, batch: Batch, job: Job, result: BatchResult) -> None:
-        """Record a lost execution as a failed attempt. If its handler is limited and has a
-        compensation, this takes a permit of its own first (the lost execution's expired with
-        its lease), so a final failure's compensation runs within the handler's limits."""
+        """Record a lost execution as a failed attempt. If that failure is final and the
+        handler is limited and has a compensation, this takes a permit of its own first (the
+        lost execution's expired with its lease), so the compensation runs within the
+        handler's limits; a retry runs no handler code here, and takes none."""
         now = self.clock()
-        limited = self.permits.limited(job.handler) and self._compensation_of(job) is not None
+        error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
+                          f"{job.started_at} never reported back within its lease (executor "
+                          "lost)", job.attempts)
+        limited = self._gives_up(job, error) and self.permits.limited(job.handler) and \
+            self._compensation_of(job) is not None
         token = self._token()
         lease = now + timedelta(seconds=self._lease_seconds(job))
         if limited and not await self.permits.acquire(job.handler, token, lease):
             result.throttled += 1  # the handler is at its limit: abandoned next cycle
             return
         try:
-            await self._record_abandoned(batch, job, now, result)
+            await self._record_abandoned(batch, job, now, error, result)
         finally:
             threads = self.overrunning.pop(job.token, None) if job.token else None
             if limited:
                 await self._give_back(job.handler, token, threads, lease)
 
-    async def _record_abandoned(self, batch: Batch, job: Job, now: datetime,
+    async def _record_abandoned(self, batch: Batch, job: Job, now: datetime, error: ErrorInfo,
                                 result: BatchResult) -> None:
-        error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
-                          f"{job.started_at} never reported back within its lease (executor "
-                          "lost)", job.attempts)
         events: list[JobEvent] = []
         probe = BatchResult()
         record = await self._failure(job, batch.epoch, now, error, probe, events)

@@ -220,6 +220,24 @@ async def test_the_compensation_of_an_abandoned_attempt_runs_under_a_permit(
     assert executor.overrunning == {}  # nothing kept for an execution that is gone
 
 
+async def test_an_abandoned_attempt_that_will_be_retried_takes_no_permit(
+        store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    undoable(rec)
+    scheduler, executor = make(store, rec, clock, slots=1)
+    twice = RetryPolicy(max_attempts=2, base_delay=600, max_delay=600, jitter=0)
+    lost = (await scheduler.schedule(JobRequest("undoable", 0, retry=twice))).job
+    await store.append(parse_job_id(lost.id).name, records.encode_block(
+        [records.start(lost.id, 1, 1, clock.now, token="lost0001", run=0,
+                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    clock.advance(60)
+    _, result = await executor.run_cycle(0)
+    assert (result.abandoned, result.retried, result.compensated) == (1, 1, 0)
+    assert executor.permits.requests == 0  # no compensation runs: no permit to take
+    job = await scheduler.get(lost.id)
+    assert job.status is JobStatus.RETRYING and job.due_at == clock.now + timedelta(seconds=600)
+
+
 class LostAnswer:
     """A store whose next permit write lands but answers with an error."""
 
