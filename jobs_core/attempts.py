@@ -116,7 +116,8 @@ class AttemptRunner:
         occurrence, whatever crash re-runs this attempt."""
         if self._occurrences is None:
             self._occurrences = JobScheduler(self.store, self.registry, self.settings,
-                                             clock=self.clock, events=self.events)
+                                             clock=self.clock, rng=self._rng,
+                                             events=self.events)
         labels = dict(job.labels or {})
         if len(labels) < MAX_LABELS:
             labels.setdefault("schedule_id", job.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -47,6 +48,12 @@ class SeedResult:
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def digest(self) -> str:
+        """A fingerprint of the world this seed made: its trace, faults and operations."""
+        world = (self.trace, sorted(self.faults.items()), sorted(self.duplicates.items()),
+                 sorted(self.ops.items()), [str(v) for v in self.violations])
+        return hashlib.sha256(repr(world).encode()).hexdigest()[:16]
 
     def describe(self, trace_lines: int = 25) -> str:
         first = self.violations[0]
