@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobs_core.handlers import HandlerRegistry, JobContext, PermanentJobError
 
+from .facts import LIMITED
 from .faults import ProcessCrashed
-from .oracle import LIMITED
 
 if TYPE_CHECKING:
     from .world import Process, World

@@ -13,7 +13,7 @@ from typing import Any
 from jobs_core.store import JobStore
 
 from . import faults, vloop
-from .oracle import Violation
+from .facts import Violation
 from .workload import simulate
 from .world import SimConfig
 

@@ -22,9 +22,10 @@ from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
 
+from .facts import EPOCH
 from .faults import ProcessCrashed
 from .oracle import Oracle
-from .world import EPOCH, ZONES, Process, SimConfig, World
+from .world import ZONES, Process, SimConfig, World
 
 
 class Workload:

@@ -23,7 +23,7 @@ import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from jobs_core import Batch, Executor, JobScheduler, JobsSettings
@@ -33,13 +33,13 @@ from jobs_core.events import EventPublisher
 from jobs_core.model import RetryPolicy
 from jobs_core.store import JobStore
 
+from .facts import EPOCH
 from .faults import FaultPlan, ProcessCrashed, SharedStorage
 from .handlers import CURRENT, make_registry
 from .oracle import Oracle
 from .queues import QUEUES, QueuePlan, SimQueues
 
 T = TypeVar("T")
-EPOCH = datetime(2026, 3, 27, 22, 0, tzinfo=UTC)  # two days before Europe's spring change
 VISIBILITY_TIMEOUT = 300.0  # a crashed activity's queue message reappears after this
 HUB = "JobsHub"
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC")
