@@ -236,6 +236,17 @@ async def test_an_abandoned_attempt_that_will_be_retried_takes_no_permit(
     assert executor.permits.requests == 0  # no compensation runs: no permit to take
     job = await scheduler.get(lost.id)
     assert job.status is JobStatus.RETRYING and job.due_at == clock.now + timedelta(seconds=600)
+    # attempt 2 of 2 is lost too: that abandonment is final, compensates, and takes a permit
+    clock.advance(600)
+    await store.append(parse_job_id(lost.id).name, records.encode_block(
+        [records.start(lost.id, 2, 1, clock.now, token="lost0002", run=0,
+                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    clock.advance(60)
+    _, final = await executor.run_cycle(0)
+    assert (final.abandoned, final.retried, final.failed) == (1, 0, 1)
+    assert executor.permits.requests > 0
+    assert (await scheduler.get(lost.id)).status is JobStatus.FAILED
+    await asyncio.sleep(1.0)  # (the compensation's thread returns)
 
 
 class LostAnswer:
