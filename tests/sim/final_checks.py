@@ -184,38 +184,43 @@ class FinalChecks:
         answered = {c[1] for c in cancels}
         if job.status is JobStatus.CANCELLED and cancels and answered == {"409"}:
             self.violate("I6", f"cancel of {job_id} answered 409, yet the job is cancelled")
-        # a retry (asked after a cancel was answered) may run the job again
-        retries = [c[2] for c in info.controls if c[0] == "retry" and c[1] in ("200", "error")]
-        last_cancel = max((c[3] for c in cancels if c[1] == "200"), default=None)
-        if last_cancel is not None and job.status is not JobStatus.CANCELLED and \
-                not any(b > last_cancel for b in retries):
+        # a retry may run the job again: one asked after a cancel was answered, or one still
+        # unanswered when that cancel was asked (concurrent: it may take effect after it)
+        retries = [(c[2], c[3]) for c in info.controls
+                   if c[0] == "retry" and c[1] in ("200", "error")]
+        done = [(c[2], c[3]) for c in cancels if c[1] == "200"]
+        if done and job.status is not JobStatus.CANCELLED and \
+                not any(_may_follow(r, cancel) for r in retries for cancel in done):
             self.violate("I6", f"cancel of {job_id} answered 200, yet it ended "
                                f"{job.status.value}")
-        for _op, answer, _, at, _ in cancels:
+        for _op, answer, began, at, _ in cancels:
             if answer == "200":
-                until = min([b for b in retries if b > at], default=float("inf"))
+                until = min([b for b, e in retries if _may_follow((b, e), (began, at))],
+                            default=float("inf"))
                 late = [i for i in self.by_job.get(job_id, []) if at < i.start < until]
                 if late:
                     self.violate("I6", f"{job_id} started at {late[0].start:.3f} after its "
                                        f"cancel was answered 200 at {at:.3f}")
-        for answer, _, at, payload in info.updates:
+        for k, (answer, began, at, payload) in enumerate(info.updates):
             if answer != "200":
                 continue
-            # from the answer until another update was asked for, every start sees it
-            until = min([b for _, b, _, _ in info.updates if b > at], default=float("inf"))
+            # from the answer until another update that may take effect after it was asked
+            # for, every start sees it
+            until = min([b for j, (_, b, e, _) in enumerate(info.updates)
+                         if j != k and _may_follow((b, e), (began, at))], default=float("inf"))
             stale = [i for i in self.by_job.get(job_id, [])
                      if at < i.start < until and i.payload != payload]
             if stale:
                 self.violate("I6", f"{job_id} started at {stale[0].start:.3f} with payload "
                                    f"{stale[0].payload!r}, after an update to {payload!r} was "
                                    f"answered 200 at {at:.3f}")
-        for _op, answer, _, at, _ in (c for c in info.controls if c[0] == "pause"):
+        for _op, answer, began, at, _ in (c for c in info.controls if c[0] == "pause"):
             if answer != "200":
                 continue  # (an ambiguous pause may or may not hold the job)
             # held from the answer until a resume (of any answer) was asked for, or a retry
             # (a paused job can be cancelled, and a cancelled one retried)
-            until = min([c[2] for c in info.controls
-                         if c[0] in ("resume", "retry") and c[2] > at], default=float("inf"))
+            until = min([c[2] for c in info.controls if c[0] in ("resume", "retry") and
+                         _may_follow((c[2], c[3]), (began, at))], default=float("inf"))
             held = [i for i in self.by_job.get(job_id, []) if at < i.start < until]
             if held:
                 self.violate("I6", f"{job_id} started at {held[0].start:.3f} while paused "
@@ -334,6 +339,14 @@ class FinalChecks:
         last = max([i.end or i.start for i in self.by_job.get(job_id, [])] +
                    [c[3] for c in info.controls if c[1] == "200"] + [info.at])
         return any(cutoff > EPOCH + timedelta(seconds=last) for _, cutoff, _ in self.purges)
+
+
+def _may_follow(other: tuple[float, float], control: tuple[float, float]) -> bool:
+    """Whether a control asked and answered over ``other`` (began, answered) may take effect
+    after ``control``: it was not answered before ``control`` was asked (concurrent controls
+    apply in either order; seed 30491: two updates 0.06 s apart, both answered 200, the later
+    answer's applied last)."""
+    return other[1] > control[0]
 
 
 def _period(recurrence: Any) -> timedelta:
