@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -194,6 +194,13 @@ async def test_a_sync_compensation_past_its_timeout_keeps_the_permit_until_it_re
     await asyncio.sleep(1.0)
 
 
+async def lose_attempt(store: JobStore, job_id: str, attempt: int, now: datetime) -> None:
+    """Another process started ``attempt`` of the job (lease 5 s) and vanished."""
+    await store.append(parse_job_id(job_id).name, records.encode_block(
+        [records.start(job_id, attempt, 1, now, token=f"lost{attempt:04d}", run=0,
+                       lease=now + timedelta(seconds=5))]), create_metadata={})
+
+
 async def test_the_compensation_of_an_abandoned_attempt_runs_under_a_permit(
         store: JobStore) -> None:
     clock, rec = Clock(), Recorder()
@@ -202,9 +209,7 @@ async def test_the_compensation_of_an_abandoned_attempt_runs_under_a_permit(
     once = RetryPolicy(max_attempts=1)
     lost = (await scheduler.schedule(JobRequest("undoable", 0, retry=once))).job
     # another process started the only attempt and vanished: its lease passes
-    await store.append(parse_job_id(lost.id).name, records.encode_block(
-        [records.start(lost.id, 1, 1, clock.now, token="lost0001", run=0,
-                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    await lose_attempt(store, lost.id, 1, clock.now)
     await scheduler.schedule(JobRequest("undoable", 1, retry=once))
     clock.advance(60)
     _, first = await executor.run_cycle(0)  # the abandon (and its compensation) or the start
@@ -227,9 +232,7 @@ async def test_an_abandoned_attempt_that_will_be_retried_takes_no_permit(
     scheduler, executor = make(store, rec, clock, slots=1)
     twice = RetryPolicy(max_attempts=2, base_delay=600, max_delay=600, jitter=0)
     lost = (await scheduler.schedule(JobRequest("undoable", 0, retry=twice))).job
-    await store.append(parse_job_id(lost.id).name, records.encode_block(
-        [records.start(lost.id, 1, 1, clock.now, token="lost0001", run=0,
-                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    await lose_attempt(store, lost.id, 1, clock.now)
     clock.advance(60)
     _, result = await executor.run_cycle(0)
     assert (result.abandoned, result.retried, result.compensated) == (1, 1, 0)
@@ -238,9 +241,7 @@ async def test_an_abandoned_attempt_that_will_be_retried_takes_no_permit(
     assert job.status is JobStatus.RETRYING and job.due_at == clock.now + timedelta(seconds=600)
     # attempt 2 of 2 is lost too: that abandonment is final, compensates, and takes a permit
     clock.advance(600)
-    await store.append(parse_job_id(lost.id).name, records.encode_block(
-        [records.start(lost.id, 2, 1, clock.now, token="lost0002", run=0,
-                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    await lose_attempt(store, lost.id, 2, clock.now)
     clock.advance(60)
     _, final = await executor.run_cycle(0)
     assert (final.abandoned, final.retried, final.failed) == (1, 0, 1)
