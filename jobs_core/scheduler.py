@@ -163,7 +163,7 @@ class JobScheduler(JobControls):
         (its caller crashed, or saw an error) is completed by the next request with the key."""
         key = self._shard_for(spec, now)
         job = self._job(spec, now)
-        shard = ShardBlob(key, self._index.get(key, 0))
+        shard = await self._current(key)
         job = replace(job, id=new_job_id(shard, self._token()))
         claim = await self.keys.claim(spec.idempotency_key or "",
                                       fingerprint(spec.handler, spec.payload), job.id, now)
@@ -189,7 +189,7 @@ class JobScheduler(JobControls):
     async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
         tokens = [self._token() for _ in jobs]
         while True:
-            shard = ShardBlob(key, self._index.get(key, 0))
+            shard = await self._current(key)
             placed = [replace(job, id=new_job_id(shard, token))
                       for job, token in zip(jobs, tokens, strict=True)]
             try:

@@ -7,13 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus
+from jobs_core import JobRequest, JobStatus
 from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
     InvalidTransitionError,
     JobValidationError,
-    ShardFullError,
 )
 from jobs_core.ids import parse_job_id
 from jobs_core.job_history import read_job_history
@@ -413,26 +412,3 @@ async def test_poison_job_fails_alone_without_blocking_its_shard(store: object) 
     assert (await scheduler.get(healthy.id)).status is JobStatus.SUCCEEDED
     dead = await scheduler.get(poison.id)
     assert dead.status is JobStatus.FAILED and dead.attempts == 3
-
-
-async def test_rollover_to_the_next_blob_before_the_limit(store: object) -> None:
-    clock, rec = Clock(), Recorder()
-    scheduler, executor = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
-    ids = [(await scheduler.schedule(JobRequest("echo", i))).job.id for i in range(8)]
-    indexes = [parse_job_id(i).index for i in ids]
-    assert indexes == [0, 0, 0, 1, 1, 1, 2, 2]
-    await drain(executor, 1)
-    assert len(rec.runs) == 8 and rec.duplicates == 0
-
-
-async def test_changes_to_a_full_blob_are_refused_clearly() -> None:
-    clock, rec = Clock(), Recorder()
-    store = InMemoryStore(max_blocks=2)
-    scheduler, _ = make(store, rec, clock, slots=1, commit_linger_ms=0)
-    first = (await scheduler.schedule(JobRequest("echo", delay=60))).job
-    second = (await scheduler.schedule(JobRequest("echo", delay=60))).job
-    third = (await scheduler.schedule(JobRequest("echo", delay=60))).job  # blob 0 is full
-    assert [parse_job_id(j.id).index for j in (first, second, third)] == [0, 0, 1]
-    with pytest.raises(ShardFullError, match="is full"):
-        await scheduler.cancel(first.id)
-    assert (await scheduler.get(first.id)).status is JobStatus.SCHEDULED

@@ -1,0 +1,58 @@
+"""Rollover: new jobs go to a shard's next blob once one is sealed, in every process, and a
+full blob refuses changes clearly. Run on the in-memory store and on Azurite alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs_core import InMemoryStore, JobRequest, JobStatus
+from jobs_core.errors import ShardFullError
+from jobs_core.ids import parse_job_id
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+
+async def test_rollover_to_the_next_blob_before_the_limit(store: object) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
+    ids = [(await scheduler.schedule(JobRequest("echo", i))).job.id for i in range(8)]
+    indexes = [parse_job_id(i).index for i in ids]
+    assert indexes == [0, 0, 0, 1, 1, 1, 2, 2]
+    await drain(executor, 1)
+    assert len(rec.runs) == 8 and rec.duplicates == 0
+
+
+async def test_changes_to_a_full_blob_are_refused_clearly() -> None:
+    clock, rec = Clock(), Recorder()
+    store = InMemoryStore(max_blocks=2)
+    scheduler, _ = make(store, rec, clock, slots=1, commit_linger_ms=0)
+    first = (await scheduler.schedule(JobRequest("echo", delay=60))).job
+    second = (await scheduler.schedule(JobRequest("echo", delay=60))).job
+    third = (await scheduler.schedule(JobRequest("echo", delay=60))).job  # blob 0 is full
+    assert [parse_job_id(j.id).index for j in (first, second, third)] == [0, 0, 1]
+    with pytest.raises(ShardFullError, match="is full"):
+        await scheduler.cancel(first.id)
+    assert (await scheduler.get(first.id)).status is JobStatus.SCHEDULED
+
+
+async def test_a_new_process_adds_to_the_newest_blob_not_to_a_sealed_one(store: object) -> None:
+    """Soak seed 27819: every cold process (a restart, a new instance) began at blob index 0,
+    so each one's first add landed in the sealed blob, and with the moves that took those jobs
+    out again they used up its headroom; two jobs added at its last two blocks could then
+    neither start nor move, and never ran."""
+    clock, rec = Clock(), Recorder()
+    warm, executor = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
+    first = [(await warm.schedule(JobRequest("echo", i))).job for i in range(4)]
+    assert [parse_job_id(j.id).index for j in first] == [0, 0, 0, 1]
+    sealed = first[0].id.rsplit("-", 1)[0]
+    blocks_before = await _blocks(store, parse_job_id(first[0].id).name)
+    for n in range(5):  # five processes that have not written to this shard yet
+        cold, _ = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
+        job = (await cold.schedule(JobRequest("echo", 100 + n))).job
+        assert not job.id.startswith(sealed) and parse_job_id(job.id).index >= 1
+    assert await _blocks(store, parse_job_id(first[0].id).name) == blocks_before
+    await drain(executor, 1)
+    assert len(rec.runs) == 9 and rec.duplicates == 0
+
+
+async def _blocks(store: object, blob: str) -> int:
+    return (await store.stat(blob)).block_count or 0  # type: ignore[attr-defined]
