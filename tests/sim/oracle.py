@@ -8,7 +8,8 @@ I2 never early       no invocation before the due time of its occurrence
 I3 duplicates        a handler re-runs an occurrence it already ran (or is running) only where a
                      crash or an ambiguous write touched that job; every duplicate is counted
 I4 read-your-writes  a 2xx job is readable at once from the process that answered, and a
-                     process never reads a job state older than one it returned before
+                     process never reads a job state older than one it answered before the
+                     read was asked (concurrent requests may be answered in either order)
 I5 idempotency       one key -> one job id; a different body with a used key -> 409
 I6 truthful controls 200 means the change happened (a cancelled job never starts after,
                      unless a retry is asked for; a paused one not before a resume is asked
@@ -67,7 +68,8 @@ class Oracle(FinalChecks):
         self.by_job: dict[str, list[Invocation]] = defaultdict(list)
         self.taints: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.crashes: list[tuple[str, float]] = []
-        self.seen: dict[tuple[str, str], tuple[int, int, int]] = {}
+        # what each process answered of each job: (when, (runs, attempts, rank))
+        self.seen: dict[tuple[str, str], list[tuple[float, tuple[int, int, int]]]] = {}
         self.purges: list[tuple[float, datetime, int]] = []
         self.compensations: list[tuple[str, int, float]] = []
         self.compensating: list[Invocation] = []  # compensation runs of limited handlers
@@ -148,7 +150,7 @@ class Oracle(FinalChecks):
                                          changed.total_seconds(), request.payload,
                                          created=created)
             self.order.append(job.id)
-        self.observed(proc, job, at)
+        self.observed(proc, job, began, at)
 
     def answer_conflict(self, request: JobRequest, exc: Exception) -> None:
         self.ops["conflict"] += 1
@@ -168,19 +170,26 @@ class Oracle(FinalChecks):
     def schedule_failed(self, request: JobRequest, exc: BaseException) -> None:
         self.ops["schedule_error"] += 1
 
-    def observed(self, proc: str, job: Job, at: float) -> None:
+    def observed(self, proc: str, job: Job, began: float, at: float) -> None:
+        """``proc`` answered ``job`` to a request made at ``began``: it may not be older than
+        what ``proc`` answered before ``began``. (An answer to a concurrent request may be:
+        concurrent changes apply in either order, and each answers the state its own change
+        made. Seed 27982: a resume asked 16 ms before a cancel applied first; the cancel was
+        answered `cancelled` 4 ms before the resume was answered `scheduled`.)"""
         # a paused job keeps its occurrence and attempts; pause and resume move the status
         # between waiting states, so a paused read is compared on (runs, attempts) only
         rank = RANK.get(job.status, -1)
         key = (job.runs, job.attempts, rank)
-        last = self.seen.get((proc, job.id))
-        if last is not None:
+        history = self.seen.setdefault((proc, job.id), [])
+        for answered, last in history:
+            if answered >= began:
+                continue
             paused = rank < 0 or last[2] < 0
             if (key[:2] < last[:2]) if paused else key < last:
                 self.violate("I4", f"{proc} read {job.id} as {key} after {last} "
                                    "(not monotonic)")
                 return
-        self.seen[(proc, job.id)] = key
+        history.append((at, key))
 
     def read_missing(self, proc: str, job_id: str, why: str, at: float) -> None:
         if not self._purged_ok(job_id):
@@ -224,7 +233,7 @@ class Oracle(FinalChecks):
             self.violate("I4", f"{op} answered 404 for accepted job {job_id} on {proc}")
         if job is None:
             return
-        self.observed(proc, job, at)
+        self.observed(proc, job, began, at)
         if op == "cancel" and job.status is not JobStatus.CANCELLED:
             self.violate("I6", f"cancel {job_id} answered 200 with status {job.status.value}")
         if op in ("run_now", "reschedule", "resume", "retry") and not job.status.is_waiting:

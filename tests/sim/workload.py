@@ -177,6 +177,7 @@ class Workload:
             w.wake_for(result.job.id, result.job.due_at)
 
     async def read_back(self, proc: Process, job_id: str, why: str) -> None:
+        began = self.w.now()
         try:
             job = await proc.call(lambda p: p.scheduler.get(job_id))
         except JobNotFoundError:
@@ -184,7 +185,7 @@ class Workload:
             return
         except (JobsError, ProcessCrashed):
             return
-        self.w.oracle.observed(proc.name, job, self.w.now())
+        self.w.oracle.observed(proc.name, job, began, self.w.now())
 
     async def control(self, op: str, job_id: str) -> None:
         w, oracle = self.w, self.w.oracle
