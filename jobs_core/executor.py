@@ -142,12 +142,13 @@ class Executor(SlotPlanner):
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
             return
         result.skipped += 1
-        after = state.jobs.get(job.id)
-        if state.rids.get(rid) and after is not None:
+        after, exact = await self.cache.as_made(batch.blob, state, rid, job.id)
+        if after is not None:
             log.info("job %s: occurrence due %s skipped (misfire grace %s s); next %s", job.id,
                      job.due_at.isoformat(), job.recurrence.misfire_grace_seconds,
                      nxt.isoformat())
-            self._outbox.add([JobEvent.of(after, EventState.SCHEDULED, now)])
+            if exact:  # (else the log publisher announces it)
+                self._outbox.add([JobEvent.of(after, EventState.SCHEDULED, now)])
 
     def _room_to_start(self, blob: str, state: ShardState) -> bool:
         """Whether one more job may start in ``blob``: every running job (of any process, as
@@ -281,7 +282,7 @@ class Executor(SlotPlanner):
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
                 continue
-            return state.rids.get(rid, False)
+            return bool(state.rids.get(rid))
 
     async def _abandon(self, batch: Batch, job: Job, result: BatchResult) -> None:
         """Record a lost execution as a failed attempt. If that failure is final and the
@@ -318,7 +319,7 @@ class Executor(SlotPlanner):
         except JobsError as exc:
             log.warning("could not record abandoned job %s: %s", job.id, exc)
             return
-        if state.rids.get(rid, False):  # (a stale view may abandon what already moved on)
+        if state.rids.get(rid):  # (a stale view may abandon what already moved on)
             probe.abandoned += 1
             result.add(probe)
             self._outbox.add(events)

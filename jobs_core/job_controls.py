@@ -219,11 +219,12 @@ class JobControls:
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
+            made, exact = await self.cache.as_made(blob, state, rid, job_id)
+            if made is not None:
+                if exact:
+                    await publish_to(self.events, [JobEvent.of(made, announce, at)])
+                return made
             after = state.jobs.get(job_id)
-            if state.rids.get(rid):
-                assert after is not None
-                await publish_to(self.events, [JobEvent.of(after, announce, at)])
-                return after
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")

@@ -12,7 +12,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from . import records
-from .errors import BlobNotFoundError
+from .errors import BlobNotFoundError, JobsError
+from .model import Job
 from .shard_state import ShardState
 from .store import AppendResult, JobStore
 
@@ -113,6 +114,41 @@ class ShardCache:
             view.state.apply(record)
         view.offset = result.size
         return True
+
+    async def as_made(self, name: str, state: ShardState, rid: str,
+                      job_id: str) -> tuple[Job | None, bool]:
+        """The job as the record with request id ``rid`` left it in ``state`` (the cached
+        state of ``name``), or None if that record did not apply; and whether that is exact.
+        A control answers, and announces, the state its own change made, not a later one: a
+        start (or another change) committed right after it may already be in ``state`` (soak
+        seed 31191: an update was announced as `scheduled` with the attempt of the start that
+        followed it, an event the log does not hold). Then the blob is replayed afresh up to
+        that record (one read of it whole; only in that race). If that read fails, the job's
+        latest state is returned, not exact: answer it, but announce nothing (the log
+        publisher sends the change's event from the log); with no latest state here (it moved
+        on) the read's error is raised."""
+        version = state.rids.get(rid)
+        if not version:
+            return None, False
+        job = state.jobs.get(job_id)  # (None: it moved on since)
+        if job is not None and job.version == version:
+            return job, True
+        made: list[Job] = []
+
+        def observe(record: records.Record, before: Job | None, after: Job | None) -> None:
+            if after is not None and not made and getattr(record, "rid", None) == rid:
+                made.append(after)
+
+        fresh = ShardState(name, keep_finished=self._keep_finished)
+        fresh.observer = observe
+        try:
+            data = (await self._store.read(name)).data
+        except JobsError:
+            if job is None:
+                raise
+            return job, False
+        fresh.feed_lines(data[:data.rfind(b"\n") + 1].split(b"\n"))
+        return (made[0], True) if made else (job, False)
 
     def forget(self, name: str) -> None:
         self._views.pop(name, None)

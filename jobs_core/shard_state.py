@@ -38,7 +38,9 @@ class ShardState:
         self.touched: set[str] = set()
         self.skipped = 0  # malformed lines and records whose transition did not apply
         self.fenced = 0
-        self.rids: dict[str, bool] = {}  # control request id -> whether its record applied
+        # request id of a control or outcome record -> the job version its record made (0: it
+        # did not apply): a caller tells the state its change made from later ones
+        self.rids: dict[str, int] = {}
         self.running: set[str] = set()  # ids of running jobs: each owes the blob an outcome
         self.moved: dict[str, str] = {}  # job id -> blob it moved to (gone from this blob)
         self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
@@ -121,7 +123,7 @@ class ShardState:
         job = self.jobs.get(r.id)
         if job is None:
             if rid is not None:
-                self.rids[rid] = False
+                self.rids[rid] = 0
             return  # unknown, moved away, or finished and dropped: nothing can change it
         at = r.at
         try:
@@ -140,13 +142,13 @@ class ShardState:
             job = _transition(job, r)
         except InvalidTransitionError:
             if rid is not None:
-                self.rids[rid] = False
+                self.rids[rid] = 0
             raise
-        if rid is not None:
-            self.rids[rid] = True
         self._changed(at)
         before = self.jobs[job.id]
         _set_version(job, before.version + 1)
+        if rid is not None:
+            self.rids[rid] = job.version
         if self.observer is not None:
             self.observer(r, before, job)
         self._put(job)
@@ -157,22 +159,22 @@ class ShardState:
         status, runs = self.finished[r.id]
         if status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             if r.rid is not None:
-                self.rids[r.rid] = False
+                self.rids[r.rid] = 0
             raise InvalidTransitionError("retry", status, JobStatus.SCHEDULED.value,
                                          f"it is {status}: only a failed or cancelled job is "
                                          "retried")
         if r.run is not None and r.run != runs:
             if r.rid is not None:
-                self.rids[r.rid] = False
+                self.rids[r.rid] = 0
             raise InvalidTransitionError("retry", status, JobStatus.SCHEDULED.value,
                                          f"the request was for run {r.run}, the job is on "
                                          f"run {runs}")
         del self.finished[r.id]
         self.dropped[status] -= 1
-        if r.rid is not None:
-            self.rids[r.rid] = True
         job = replace(r.job)
         _set_version(job, 1)
+        if r.rid is not None:
+            self.rids[r.rid] = job.version
         self._changed(r.at)
         if self.observer is not None:
             self.observer(r, None, job)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobStatus, records
+from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobsSettings, JobStatus, records
 from jobs_core.errors import TransientStoreError
+from jobs_core.events import EventPublisher, MemoryEventSink
 from jobs_core.handlers import JobContext
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import purge_shards
@@ -241,3 +243,49 @@ async def test_a_hint_whose_change_failed_costs_reads_not_runs() -> None:
     await drain(executor, 1)  # the planner reads the hinted blob and finds nothing due
     assert recorder.runs[later.id] == 0
     assert (await scheduler.get(later.id)).status is JobStatus.SCHEDULED
+
+
+class Between(InMemoryStore):
+    """Around the first block with ``marker``: ``before`` and ``after`` (other processes'
+    writes) land just before and just after it."""
+
+    def __init__(self, marker: bytes) -> None:
+        super().__init__()
+        self.marker = marker
+        self.before: Any = None
+        self.after: Any = None
+
+    async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
+        if self.marker not in data or self.before is None:
+            return await super().append(name, data, create_metadata=create_metadata)
+        before, after, self.before, self.after = self.before, self.after, None, None
+        await before()
+        result = await super().append(name, data, create_metadata=create_metadata)
+        await after()
+        return result
+
+
+async def test_a_control_answers_and_announces_the_state_its_own_change_made() -> None:
+    """Soak seed 31191 (I10): a block of another process landed just before an update's, so
+    the update's process read the blob back, and that read also held the start committed just
+    after it: the update was announced as `scheduled` with that start's attempt (an event the
+    log does not hold) and answered `running`."""
+    clock, recorder, sink = Clock(), Recorder(), MemoryEventSink()
+    store = Between(b'"op":"update"')
+    cfg = JobsSettings(slots=1)
+    api = JobScheduler(store, recorder.registry, cfg, clock=clock,
+                       events=EventPublisher(sink, "job-events"))
+    other, executor = make(store, recorder, clock, slots=1)
+    job = (await api.schedule(JobRequest("echo", {"n": 1}, delay=5))).job
+    clock.advance(5)
+    store.before = lambda: other.schedule(JobRequest("echo", {"other": 1}, delay=60))
+    store.after = lambda: executor.run_cycle(0)  # starts it (and runs it) right after
+    answer = await api.update(job.id, {"payload": {"n": 2}})
+    assert recorder.runs[job.id] == 1
+    assert answer.status is JobStatus.SCHEDULED and answer.attempts == 0
+    assert answer.payload == {"n": 2}
+    announced = [e for e in sink.events("job-events") if e["state"] == "scheduled"]
+    assert (announced[-1]["attempt"], announced[-1]["at"]) == (0, answer.updated_at.isoformat()
+                                                               .replace("+00:00", "Z"))
+    final = await api.get(job.id)
+    assert final.status is JobStatus.SUCCEEDED and final.version > answer.version
