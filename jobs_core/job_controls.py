@@ -79,6 +79,8 @@ class JobControls:
     committer: GroupCommitter
     mover: Mover
     _index: dict[ShardKey, int]
+    _learning: dict[ShardKey, asyncio.Future[int]]
+    _pruned_to: datetime  # ``_index`` holds no bucket before this one
     _rng: random.Random
 
     async def _read(self, blob: str) -> ShardState:
@@ -105,10 +107,25 @@ class JobControls:
         that listed the shard before its next blob existed, once per process and seal."""
         index = self._index.get(key)
         if index is None:
-            found = [parse_shard_name(info.name) for info in await self.store.list(key.prefix)]
-            newest = max((s.index for s in found if s is not None and s.key == key), default=0)
-            index = self._index[key] = max(self._index.get(key, 0), newest)
+            listing = self._learning.get(key)
+            if listing is None:  # concurrent first adds to ``key`` share one listing
+                listing = self._learning[key] = asyncio.ensure_future(self._newest(key))
+                listing.add_done_callback(lambda _: self._learning.pop(key, None))
+            index = await asyncio.shield(listing)
         return ShardBlob(key, index)
+
+    async def _newest(self, key: ShardKey) -> int:
+        current = bucket_of(self.clock(), self.settings.bucket_minutes)
+        if current > self._pruned_to:
+            # new records never go to a past bucket (a job's is that of max(due, now)): what
+            # this process learned of those is dropped, so a long-lived one does not grow
+            self._pruned_to = current
+            for past in [k for k in self._index if k.bucket < current]:
+                del self._index[past]
+        found = [parse_shard_name(info.name) for info in await self.store.list(key.prefix)]
+        newest = max((s.index for s in found if s is not None and s.key == key), default=0)
+        self._index[key] = max(self._index.get(key, 0), newest)
+        return self._index[key]
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()

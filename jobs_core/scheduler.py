@@ -10,7 +10,7 @@ import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from . import records
 from .clock import Clock, utcnow
@@ -90,6 +90,8 @@ class JobScheduler(JobControls):
                              window=timedelta(days=max(1.0, self.settings.retention_days)),
                              clock=clock)
         self._index: dict[ShardKey, int] = {}  # blob index new records of a shard go to
+        self._learning: dict[ShardKey, asyncio.Future[int]] = {}  # shards being listed
+        self._pruned_to = datetime.min.replace(tzinfo=UTC)
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
 
     # --- scheduling --------------------------------------------------------------------------

@@ -3,6 +3,8 @@ full blob refuses changes clearly. Run on the in-memory store and on Azurite ali
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from jobs_core import InMemoryStore, JobRequest, JobStatus
@@ -56,3 +58,16 @@ async def test_a_new_process_adds_to_the_newest_blob_not_to_a_sealed_one(store: 
 
 async def _blocks(store: object, blob: str) -> int:
     return (await store.stat(blob)).block_count or 0  # type: ignore[attr-defined]
+
+
+async def test_concurrent_first_adds_share_one_listing_and_past_buckets_are_forgotten() -> None:
+    clock, rec = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, _ = make(store, rec, clock, slots=1, commit_linger_ms=5)
+    await asyncio.gather(*(scheduler.schedule(JobRequest("echo", i)) for i in range(50)))
+    assert store.requests["list"] == 1  # not one per request
+    first = set(scheduler._index)
+    clock.advance(3 * 3600)  # three buckets later (60-minute buckets)
+    await scheduler.schedule(JobRequest("echo", "later"))
+    assert store.requests["list"] == 2
+    assert not first & set(scheduler._index) and len(scheduler._index) == 1
