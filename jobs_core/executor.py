@@ -142,13 +142,13 @@ class Executor(SlotPlanner):
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
             return
         result.skipped += 1
-        after, exact = await self.cache.as_made(batch.blob, state, rid, job.id)
-        if after is not None:
+        made = await self.cache.as_made(batch.blob, state, rid, job.id)
+        if made.applied:
             log.info("job %s: occurrence due %s skipped (misfire grace %s s); next %s", job.id,
                      job.due_at.isoformat(), job.recurrence.misfire_grace_seconds,
                      nxt.isoformat())
-            if exact:  # (else the log publisher announces it)
-                self._outbox.add([JobEvent.of(after, EventState.SCHEDULED, now)])
+        if made.job is not None:  # (unknown: the log publisher announces it)
+            self._outbox.add([JobEvent.of(made.job, EventState.SCHEDULED, now)])
 
     def _room_to_start(self, blob: str, state: ShardState) -> bool:
         """Whether one more job may start in ``blob``: every running job (of any process, as

@@ -99,18 +99,21 @@ class JobControls:
 
     async def _current(self, key: ShardKey) -> ShardBlob:
         """The blob of ``key`` that this process's new records go to. A process that has not
-        written to ``key`` yet lists it (one request) and starts at its newest blob, not at
-        index 0: else every cold process (a restart, a new instance) would add to a sealed
-        blob, and those adds, with the moves that take them out again, would use up the
-        blob's headroom (soak seed 27819: two jobs added at blocks 199 and 200 of 200 could
-        then neither start nor move). So an add lands in a sealed blob only from a process
-        that listed the shard before its next blob existed, once per process and seal."""
+        written to ``key`` yet starts at its newest blob with room (``Mover.open_index``: a
+        listing, and a HEAD of the newest blob if there is one), not at index 0: else every
+        cold process (a restart, a new instance) would add to a sealed blob, and those adds,
+        with the moves that take them out again, would use up the blob's headroom (soak seed
+        27819: two jobs added at blocks 199 and 200 of 200 could then neither start nor
+        move). So an add lands in a sealed blob only from a process that looked just before
+        the seal, once per process and seal."""
         index = self._index.get(key)
         if index is None:
             listing = self._learning.get(key)
             if listing is None:  # concurrent first adds to ``key`` share one listing
                 listing = self._learning[key] = asyncio.ensure_future(self._newest(key))
-                listing.add_done_callback(lambda _: self._learning.pop(key, None))
+                listing.add_done_callback(
+                    lambda done: self._learning.pop(key) if self._learning.get(key) is done
+                    else None)
             index = await asyncio.shield(listing)
         return ShardBlob(key, index)
 
@@ -122,9 +125,8 @@ class JobControls:
             self._pruned_to = current
             for past in [k for k in self._index if k.bucket < current]:
                 del self._index[past]
-        found = [parse_shard_name(info.name) for info in await self.store.list(key.prefix)]
-        newest = max((s.index for s in found if s is not None and s.key == key), default=0)
-        self._index[key] = max(self._index.get(key, 0), newest)
+        index = await self.mover.open_index(key)
+        self._index[key] = max(self._index.get(key, 0), index)
         return self._index[key]
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
@@ -236,11 +238,16 @@ class JobControls:
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
-            made, exact = await self.cache.as_made(blob, state, rid, job_id)
-            if made is not None:
-                if exact:
-                    await publish_to(self.events, [JobEvent.of(made, announce, at)])
-                return made
+            made = await self.cache.as_made(blob, state, rid, job_id)
+            if made.job is not None:
+                await publish_to(self.events, [JobEvent.of(made.job, announce, at)])
+                return made.job
+            if made.applied:  # the state it made is unknown now: answer the latest (the log
+                # publisher announces the change)
+                latest = state.jobs.get(job_id) or (await self._locate(job_id))[0]
+                if latest is None:
+                    raise JobNotFoundError(job_id)
+                return latest
             after = state.jobs.get(job_id)
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits

@@ -156,25 +156,30 @@ class Mover:
 
     async def _destination(self, key: ShardKey, source: str) -> str:
         """The newest blob of ``key`` with room for new records (never ``source``)."""
-        names = sorted(info.name for info in await self._store.list(key.prefix)
-                       if parse_shard_name(info.name) is not None)
-        index = parse_shard_name(names[-1]).index if names else 0  # type: ignore[union-attr]
+        return key.blob(await self.open_index(key, avoid=source))
+
+    async def open_index(self, key: ShardKey, avoid: str | None = None) -> int:
+        """The index of the newest blob of ``key`` with room for new records: the newest one
+        listed, or the next if that one is sealed (``JOBS_SEAL_BYTES`` from the listing,
+        ``JOBS_SEAL_BLOCKS`` from this process's cache, else one HEAD) or is ``avoid``."""
+        listed = {shard.index: info for info in await self._store.list(key.prefix)
+                  if (shard := parse_shard_name(info.name)) is not None and shard.key == key}
+        index = max(listed, default=0)
         name = key.blob(index)
-        if names:
-            blocks = self._cache.blocks(name)
-            cached = self._cache.cached(name)
-            if cached is not None and cached.full:
-                blocks = self._settings.evacuate_blocks
-            if not blocks:
-                try:
-                    blocks = (await self._store.stat(name)).block_count or 0
-                except BlobNotFoundError:
-                    blocks = 0
-            if blocks >= self._settings.seal_blocks or name == source:
-                name = key.blob(index + 1)
-        if name == source:
-            name = key.blob(parse_shard_name(source).index + 1)  # type: ignore[union-attr]
-        return name
+        if name == avoid or (index in listed and listed[index].size >= self._settings.seal_bytes):
+            return index + 1
+        if index not in listed:
+            return index
+        blocks = self._cache.blocks(name)
+        cached = self._cache.cached(name)
+        if cached is not None and cached.full:
+            blocks = self._settings.evacuate_blocks
+        if not blocks:
+            try:
+                blocks = (await self._store.stat(name)).block_count or 0
+            except BlobNotFoundError:
+                blocks = 0
+        return index + 1 if blocks >= self._settings.seal_blocks else index
 
     async def _write(self, blob: str, batch: Sequence[records.Record]) -> ShardState:
         return await self._committer.write(blob, batch)

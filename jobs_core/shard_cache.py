@@ -18,6 +18,15 @@ from .shard_state import ShardState
 from .store import AppendResult, JobStore
 
 
+@dataclass(frozen=True)
+class Made:
+    """What a record with a request id did (``ShardCache.as_made``): whether it applied, and
+    the job as it left it (None when that cannot be read back now)."""
+
+    applied: bool
+    job: Job | None = None
+
+
 @dataclass
 class _View:
     state: ShardState
@@ -115,24 +124,22 @@ class ShardCache:
         view.offset = result.size
         return True
 
-    async def as_made(self, name: str, state: ShardState, rid: str,
-                      job_id: str) -> tuple[Job | None, bool]:
-        """The job as the record with request id ``rid`` left it in ``state`` (the cached
-        state of ``name``), or None if that record did not apply; and whether that is exact.
-        A control answers, and announces, the state its own change made, not a later one: a
-        start (or another change) committed right after it may already be in ``state`` (soak
-        seed 31191: an update was announced as `scheduled` with the attempt of the start that
-        followed it, an event the log does not hold). Then the blob is replayed afresh up to
-        that record (one read of it whole; only in that race). If that read fails, the job's
-        latest state is returned, not exact: answer it, but announce nothing (the log
-        publisher sends the change's event from the log); with no latest state here (it moved
-        on) the read's error is raised."""
+    async def as_made(self, name: str, state: ShardState, rid: str, job_id: str) -> Made:
+        """Whether the record with request id ``rid`` applied in ``state`` (the cached state
+        of ``name``), and the job as that record left it. A control answers, and announces,
+        the state its own change made, not a later one: a start (or another change)
+        committed right after it may already be in ``state`` (soak seed 31191: an update was
+        announced as `scheduled` with the attempt of the start that followed it, an event the
+        log does not hold). Then the blob is replayed afresh up to that record (one read of
+        it whole; only in that race). Never raises: if that read fails, the state is unknown
+        (``Made.job`` None): answer the latest state, and let the log publisher announce the
+        change."""
         version = state.rids.get(rid)
         if not version:
-            return None, False
-        job = state.jobs.get(job_id)  # (None: it moved on since)
+            return Made(applied=False)
+        job = state.jobs.get(job_id)  # (None: it finished or moved on since)
         if job is not None and job.version == version:
-            return job, True
+            return Made(applied=True, job=job)
         made: list[Job] = []
 
         def observe(record: records.Record, before: Job | None, after: Job | None) -> None:
@@ -143,12 +150,10 @@ class ShardCache:
         fresh.observer = observe
         try:
             data = (await self._store.read(name)).data
+            fresh.feed_lines(data[:data.rfind(b"\n") + 1].split(b"\n"))
         except JobsError:
-            if job is None:
-                raise
-            return job, False
-        fresh.feed_lines(data[:data.rfind(b"\n") + 1].split(b"\n"))
-        return (made[0], True) if made else (job, False)
+            return Made(applied=True)
+        return Made(applied=True, job=made[0] if made else None)
 
     def forget(self, name: str) -> None:
         self._views.pop(name, None)

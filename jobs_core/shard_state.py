@@ -32,8 +32,9 @@ class ShardState:
         self.jobs: dict[str, Job] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id (the first add wins)
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
-        # those jobs: id -> (status, runs); a later add of one is a replay, a retry revives it
-        self.finished: dict[str, tuple[str, int]] = {}
+        # those jobs: id -> (status, runs, version); a later add of one is a replay, a retry
+        # revives it (at the next version: a job's versions only grow, kept or not)
+        self.finished: dict[str, tuple[str, int, int]] = {}
         self.max_epoch = 0  # highest epoch of v1 execution records: lower v1 ones are fenced off
         self.touched: set[str] = set()
         self.skipped = 0  # malformed lines and records whose transition did not apply
@@ -156,7 +157,7 @@ class ShardState:
     def _revive(self, r: records.Retry) -> None:
         """A retry of a finished job this replay dropped: the record carries the new state.
         The checks are those of ``transitions.retry`` on what was kept of the job."""
-        status, runs = self.finished[r.id]
+        status, runs, version = self.finished[r.id]
         if status not in (JobStatus.FAILED.value, JobStatus.CANCELLED.value):
             if r.rid is not None:
                 self.rids[r.rid] = 0
@@ -172,7 +173,7 @@ class ShardState:
         del self.finished[r.id]
         self.dropped[status] -= 1
         job = replace(r.job)
-        _set_version(job, 1)
+        _set_version(job, version + 1)
         if r.rid is not None:
             self.rids[r.rid] = job.version
         self._changed(r.at)
@@ -207,7 +208,7 @@ class ShardState:
         if not self.keep_finished and job.status.is_final:
             self.jobs.pop(job.id, None)
             self.dropped[job.status.value] += 1
-            self.finished[job.id] = (job.status.value, job.runs)
+            self.finished[job.id] = (job.status.value, job.runs, job.version)
         else:
             self.jobs[job.id] = job
 

@@ -43,17 +43,18 @@ async def test_a_new_process_adds_to_the_newest_blob_not_to_a_sealed_one(store: 
     neither start nor move, and never ran."""
     clock, rec = Clock(), Recorder()
     warm, executor = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
-    first = [(await warm.schedule(JobRequest("echo", i))).job for i in range(4)]
-    assert [parse_job_id(j.id).index for j in first] == [0, 0, 0, 1]
-    sealed = first[0].id.rsplit("-", 1)[0]
-    blocks_before = await _blocks(store, parse_job_id(first[0].id).name)
+    first = [(await warm.schedule(JobRequest("echo", i))).job for i in range(3)]
+    assert [parse_job_id(j.id).index for j in first] == [0, 0, 0]  # sealed; no blob 1 yet
+    sealed = parse_job_id(first[0].id).name
+    indexes = []
     for n in range(5):  # five processes that have not written to this shard yet
         cold, _ = make(store, rec, clock, slots=1, seal_blocks=3, commit_linger_ms=0)
-        job = (await cold.schedule(JobRequest("echo", 100 + n))).job
-        assert not job.id.startswith(sealed) and parse_job_id(job.id).index >= 1
-    assert await _blocks(store, parse_job_id(first[0].id).name) == blocks_before
+        indexes.append(parse_job_id((await cold.schedule(JobRequest("echo", 100 + n))).job.id)
+                       .index)
+    assert indexes == [1, 1, 1, 2, 2]  # blob 1 is sealed by the third one's add in turn
+    assert await _blocks(store, sealed) == 3
     await drain(executor, 1)
-    assert len(rec.runs) == 9 and rec.duplicates == 0
+    assert len(rec.runs) == 8 and rec.duplicates == 0
 
 
 async def _blocks(store: object, blob: str) -> int:

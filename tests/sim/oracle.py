@@ -182,7 +182,7 @@ class Oracle(FinalChecks):
         key = (job.runs, job.attempts, rank)
         history = self.seen.setdefault((proc, job.id), [])
         for answered, last in history:
-            if answered >= began:
+            if answered > began:  # (at the same instant: asked after it, in virtual time)
                 continue
             paused = rank < 0 or last[2] < 0
             if (key[:2] < last[:2]) if paused else key < last:

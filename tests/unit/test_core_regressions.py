@@ -4,19 +4,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobsSettings, JobStatus, records
+from jobs_core import (
+    InMemoryStore,
+    JobRequest,
+    JobScheduler,
+    JobsSettings,
+    JobStatus,
+    records,
+    transitions,
+)
 from jobs_core.errors import TransientStoreError
 from jobs_core.events import EventPublisher, MemoryEventSink
 from jobs_core.handlers import JobContext
-from jobs_core.ids import parse_job_id
+from jobs_core.ids import ShardBlob, ShardKey, new_job_id, parse_job_id
+from jobs_core.model import Job, Recurrence
 from jobs_core.retention import purge_shards
-from tests.jobs_helpers import Clock, Recorder, drain, make
+from jobs_core.shard_cache import ShardCache
+from tests.jobs_helpers import T0, Clock, Recorder, drain, make
 
 
 class FailingOnce(InMemoryStore):
@@ -289,3 +300,66 @@ async def test_a_control_answers_and_announces_the_state_its_own_change_made() -
                                                                .replace("+00:00", "Z"))
     final = await api.get(job.id)
     assert final.status is JobStatus.SUCCEEDED and final.version > answer.version
+
+
+class MisfireBetween(InMemoryStore):
+    """Around a misfire block: another process's block just before it (so the executor
+    reads the tail back) and a cancel of the job just after it; then one whole-blob read
+    fails. (From review.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_full_read = False
+
+    async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
+        if b'"op":"misfire"' not in data:
+            return await super().append(name, data, create_metadata=create_metadata)
+        misfire = records.decode(json.loads(data.strip().split(b"\n")[0]))
+        await super().append(name, b"\n" + records.encode_line(records.touch(name, misfire.at)),
+                             create_metadata={})
+        result = await super().append(name, data, create_metadata=create_metadata)
+        await super().append(name, b"\n" + records.encode_line(
+            records.cancel(misfire.id, misfire.at, rid="other", run=0)), create_metadata={})
+        self.fail_full_read = True
+        return result
+
+    async def read(self, name, offset=0):  # type: ignore[no-untyped-def]
+        if offset == 0 and self.fail_full_read:
+            self.fail_full_read = False
+            raise TransientStoreError(f"{name}: 503")
+        return await super().read(name, offset)
+
+
+async def test_a_misfire_skip_whose_state_cannot_be_read_back_does_not_fail_its_batch() -> None:
+    clock, recorder = Clock(), Recorder()
+    store = MisfireBetween()
+    scheduler, executor = make(store, recorder, clock, slots=1, commit_linger_ms=0)
+    await scheduler.schedule(JobRequest("echo", recurrence={
+        "cron": "* * * * *", "misfire_grace_seconds": 1}))
+    clock.advance(150)
+    _, result = await executor.run_cycle(0)
+    assert result.skipped == 1 and recorder.runs == {}
+
+
+async def test_a_revived_job_never_reuses_a_version_so_a_control_finds_its_own_state() -> None:
+    """An executor's replay drops finished jobs; a retry revived one at version 1, so a later
+    start could carry the version an earlier misfire made, and be taken for its state."""
+    store = InMemoryStore()
+    blob = ShardBlob(ShardKey(T0, 0), 0)
+    job = Job(new_job_id(blob), "echo", T0, T0, recurrence=Recurrence(interval_seconds=60))
+    at = T0 + timedelta(seconds=600)
+    nxt = at + timedelta(seconds=60)
+    cancelled = transitions.cancel(transitions.misfire(job, nxt, at), at)
+    for record in [records.add(job), records.misfire(job.id, nxt, at, rid="M", run=0),
+                   records.cancel(job.id, at, rid="C", run=0),
+                   records.retry(transitions.retry(cancelled, at), at, rid="R", run=0),
+                   records.start(job.id, 1, 0, at, token="t", run=1)]:
+        await store.append(blob.name, records.encode_line(record), create_metadata={})
+    for keep_finished in (False, True):
+        cache = ShardCache(store, keep_finished=keep_finished)
+        state = await cache.refresh(blob.name)
+        made = await cache.as_made(blob.name, state, "M", job.id)
+        assert made.applied and made.job is not None
+        assert made.job.status is JobStatus.SCHEDULED and made.job.due_at == nxt
+        assert state.jobs[job.id].version == 5  # add, misfire, cancel, retry, start
+
