@@ -15,7 +15,6 @@ from jobs_core.errors import (
     JobValidationError,
 )
 from jobs_core.ids import parse_job_id
-from jobs_core.job_history import read_job_history
 from tests.jobs_helpers import FAST_RETRY, Clock, Recorder, drain, make
 
 LEASE = 91  # an execution's lease: the default 60 s timeout + 30 s grace, and a second
@@ -221,107 +220,6 @@ async def test_an_update_changes_a_waiting_job_and_never_a_running_one(store: ob
     await scheduler.cancel(one_off.id)
     with pytest.raises(InvalidTransitionError, match="cancelled"):
         await scheduler.update(one_off.id, {"payload": 1})
-
-
-async def test_a_recurrence_ends_at_max_runs_or_until(store: object) -> None:
-    clock, rec = Clock(), Recorder()
-    scheduler, executor = make(store, rec, clock, slots=1)
-    counted = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 60, "max_runs": 3}))).job
-    until = clock.now + timedelta(seconds=150)
-    dated = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 60, "until": until.isoformat()}))).job
-    assert counted.recurrence is not None and counted.recurrence.max_runs == 3
-    for _ in range(6):
-        clock.advance(60)
-        await drain(executor, 1)
-    done, ended = await scheduler.get(counted.id), await scheduler.get(dated.id)
-    assert rec.runs[counted.id] == 3 and done.status is JobStatus.SUCCEEDED and done.runs == 3
-    assert rec.runs[dated.id] == 2 and ended.status is JobStatus.SUCCEEDED  # at +60 s, +120 s
-    assert ended.recurrence is not None and ended.recurrence.until == until
-    bounded = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 600,
-                            "until": (clock.now + timedelta(hours=1)).isoformat()}))).job
-    with pytest.raises(JobValidationError, match="until"):
-        await scheduler.reschedule(bounded.id, delay=7200)  # past its until
-    await scheduler.pause(bounded.id)
-    clock.advance(7200)
-    with pytest.raises(InvalidTransitionError, match="ended"):
-        await scheduler.resume(bounded.id)  # its until passed while it was paused
-    for bad in ({"interval_seconds": 60, "max_runs": 0},
-                {"interval_seconds": 60, "max_runs": 1.5},
-                {"interval_seconds": 60, "until": "tomorrow"},
-                {"interval_seconds": 60, "until": "2026-01-01T00:00:00"},
-                {"interval_seconds": 60, "until": (clock.now - timedelta(hours=1)).isoformat()}):
-        with pytest.raises(JobValidationError):
-            await scheduler.schedule(JobRequest("echo", recurrence=bad))
-
-
-async def test_fixed_rate_keeps_its_grid_and_jitter_only_delays(store: object) -> None:
-    clock, rec = Clock(), Recorder()
-    scheduler, executor = make(store, rec, clock, slots=1)
-    rate = (await scheduler.schedule(JobRequest(
-        "echo", {"seconds": 0}, recurrence={"interval_seconds": 60,
-                                             "interval_mode": "fixed_rate"}))).job
-    delay = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 60}))).job
-    assert rate.recurrence is not None and rate.recurrence.anchor == rate.due_at
-    first = rate.due_at
-    clock.advance(75)  # both run 15 s late
-    await drain(executor, 1)
-    assert (await scheduler.get(rate.id)).due_at == first + timedelta(seconds=60)  # on grid
-    assert (await scheduler.get(delay.id)).due_at == clock.now + timedelta(seconds=60)  # drift
-    clock.advance(3600)  # missed occurrences are skipped, not run in a burst
-    await drain(executor, 1)
-    assert rec.runs[rate.id] == 2
-    assert ((await scheduler.get(rate.id)).due_at - first) % timedelta(seconds=60) == \
-        timedelta(0)
-    spread = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 600, "jitter_seconds": 30}))).job
-    nominal = clock.now + timedelta(seconds=600)
-    assert nominal <= spread.due_at <= nominal + timedelta(seconds=30)
-    for bad in ({"cron": "0 2 * * *", "interval_mode": "fixed_rate"},
-                {"interval_seconds": 60, "interval_mode": "sometimes"},
-                {"interval_seconds": 60, "anchor": clock.now.isoformat()},
-                {"interval_seconds": 60, "jitter_seconds": -1},
-                {"interval_seconds": 60, "jitter_seconds": 7200}):
-        with pytest.raises(JobValidationError):
-            await scheduler.schedule(JobRequest("echo", recurrence=bad))
-
-
-async def test_a_misfired_occurrence_is_skipped_within_its_grace_it_runs(
-        store: object) -> None:
-    clock, rec = Clock(), Recorder()
-    scheduler, executor = make(store, rec, clock, slots=1)
-    job = (await scheduler.schedule(JobRequest(
-        "echo", recurrence={"interval_seconds": 600, "misfire_grace_seconds": 30}))).job
-    first = job.due_at
-    clock.advance(600 + 20)  # 20 s late: within its grace, it runs
-    await drain(executor, 1)
-    assert rec.runs[job.id] == 1
-    due = (await scheduler.get(job.id)).due_at
-    clock.now = due + timedelta(seconds=300)  # down for 5 minutes: too late, skipped
-    await drain(executor, 1)
-    skipped = await scheduler.get(job.id)
-    assert rec.runs[job.id] == 1 and skipped.runs == 1 and skipped.status.is_waiting
-    assert skipped.due_at == clock.now + timedelta(seconds=600)  # the next one after now
-    clock.now = skipped.due_at
-    await drain(executor, 1)
-    assert rec.runs[job.id] == 2 and first < due
-    history = [r.type for r in (await read_job_history(store, job.id)).records]
-    assert history.count("misfire") == 1, history
-    last = (await scheduler.schedule(JobRequest("echo", recurrence={
-        "interval_seconds": 600, "misfire_grace_seconds": 30,
-        "until": (clock.now + timedelta(seconds=1250)).isoformat()}))).job
-    clock.advance(600)
-    await drain(executor, 1)
-    clock.advance(900)  # the occurrence due at +1200 is 300 s late, and the recurrence's last
-    await drain(executor, 1)
-    assert rec.runs[last.id] == 2  # so it runs late rather than never
-    assert (await scheduler.get(last.id)).status is JobStatus.SUCCEEDED
-    with pytest.raises(JobValidationError):
-        await scheduler.schedule(JobRequest(
-            "echo", recurrence={"interval_seconds": 60, "misfire_grace_seconds": -1}))
 
 
 async def _blobs_holding(scheduler: object, job_id: str) -> list[str]:
