@@ -105,7 +105,7 @@ class JobControls:
         with the moves that take them out again, would use up the blob's headroom (soak seed
         27819: two jobs added at blocks 199 and 200 of 200 could then neither start nor
         move). A process learns of a seal from its own append's block count, so an add lands
-        in a sealed blob at most once per process and seal."""
+        in a sealed blob in at most one block per process and seal."""
         index = self._index.get(key)
         if index is None:
             listing = self._learning.get(key)
