@@ -233,21 +233,22 @@ class JobControls:
             # due before it needs the hint, written first so the change never lands without it
             await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
             rid = self._token()
+            self.cache.watch(blob, rid)
             try:
                 state = await self.committer.write(blob, [record(current, rid)])
+                made = await self.cache.as_made(blob, state, rid, job_id)
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
-            made = await self.cache.as_made(blob, state, rid, job_id)
+            finally:
+                self.cache.unwatch(blob, rid)
             if made.job is not None:
                 await publish_to(self.events, [JobEvent.of(made.job, announce, at)])
                 return made.job
-            if made.applied:  # the state it made is unknown now: answer the latest (the log
-                # publisher announces the change)
-                latest = state.jobs.get(job_id) or (await self._locate(job_id))[0]
-                if latest is None:
-                    raise JobNotFoundError(job_id)
-                return latest
+            if made.applied:  # the state it made cannot be read back now: answer the one it
+                # made from the state it was checked against (exact unless another change came
+                # in between); the log publisher announces it
+                return changed
             after = state.jobs.get(job_id)
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits

@@ -32,7 +32,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from . import records
-from .errors import BlobNotFoundError, BlockLimitError
+from .errors import BlobNotFoundError, BlockLimitError, JobsError
 from .group_commit import GroupCommitter
 from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
 from .model import Job, JobStatus
@@ -161,15 +161,19 @@ class Mover:
     async def open_index(self, key: ShardKey, avoid: str | None = None) -> int:
         """The index of the newest blob of ``key`` with room for new records: the newest one
         listed, or the next if that one is sealed (``JOBS_SEAL_BYTES`` from the listing,
-        ``JOBS_SEAL_BLOCKS`` from this process's cache, else one HEAD) or is ``avoid``."""
+        ``JOBS_SEAL_BLOCKS`` from this process's cache, else one HEAD); always past ``avoid``
+        (a move's source), listed or not (a listing may not show a blob created just now)."""
         listed = {shard.index: info for info in await self._store.list(key.prefix)
                   if (shard := parse_shard_name(info.name)) is not None and shard.key == key}
         index = max(listed, default=0)
-        name = key.blob(index)
-        if name == avoid or (index in listed and listed[index].size >= self._settings.seal_bytes):
-            return index + 1
+        avoided = parse_shard_name(avoid) if avoid is not None else None
+        if avoided is not None and avoided.key == key and avoided.index >= index:
+            return avoided.index + 1
         if index not in listed:
             return index
+        name = key.blob(index)
+        if listed[index].size >= self._settings.seal_bytes:
+            return index + 1
         blocks = self._cache.blocks(name)
         cached = self._cache.cached(name)
         if cached is not None and cached.full:
@@ -177,8 +181,8 @@ class Mover:
         if not blocks:
             try:
                 blocks = (await self._store.stat(name)).block_count or 0
-            except BlobNotFoundError:
-                blocks = 0
+            except JobsError:  # purged since, or the HEAD failed: it is advisory (the next
+                blocks = 0  # append's block count tells a seal too)
         return index + 1 if blocks >= self._settings.seal_blocks else index
 
     async def _write(self, blob: str, batch: Sequence[records.Record]) -> ShardState:

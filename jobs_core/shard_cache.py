@@ -124,16 +124,31 @@ class ShardCache:
         view.offset = result.size
         return True
 
+    def watch(self, name: str, rid: str) -> None:
+        """Keep the job as the record with request id ``rid`` leaves it, for ``as_made``
+        (call before writing the record; ``unwatch`` after)."""
+        self._view(name).state.watched[rid] = None
+
+    def unwatch(self, name: str, rid: str) -> None:
+        view = self._views.get(name)
+        if view is not None:
+            view.state.watched.pop(rid, None)
+
     async def as_made(self, name: str, state: ShardState, rid: str, job_id: str) -> Made:
         """Whether the record with request id ``rid`` applied in ``state`` (the cached state
         of ``name``), and the job as that record left it. A control answers, and announces,
         the state its own change made, not a later one: a start (or another change)
         committed right after it may already be in ``state`` (soak seed 31191: an update was
         announced as `scheduled` with the attempt of the start that followed it, an event the
-        log does not hold). Then the blob is replayed afresh up to that record (one read of
-        it whole; only in that race). Never raises: if that read fails, the state is unknown
-        (``Made.job`` None): answer the latest state, and let the log publisher announce the
-        change."""
+        log does not hold). So a caller ``watch``es its request id before writing: the replay
+        keeps that job state. Without it (this process's view of the blob was dropped
+        meanwhile) the version the record made is compared with the job's, and, if a later
+        record changed the job, the blob is replayed afresh up to that record (one read of it
+        whole). Never raises: if that read fails, the state is unknown (``Made.job`` None),
+        and the log publisher announces the change."""
+        watched = state.watched.get(rid)
+        if watched is not None:
+            return Made(applied=True, job=watched)
         version = state.rids.get(rid)
         if not version:
             return Made(applied=False)

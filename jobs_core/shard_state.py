@@ -42,6 +42,9 @@ class ShardState:
         # request id of a control or outcome record -> the job version its record made (0: it
         # did not apply): a caller tells the state its change made from later ones
         self.rids: dict[str, int] = {}
+        # request ids a caller of this process waits on (``ShardCache.watch``): the job as
+        # each one's record left it, once it applied
+        self.watched: dict[str, Job | None] = {}
         self.running: set[str] = set()  # ids of running jobs: each owes the blob an outcome
         self.moved: dict[str, str] = {}  # job id -> blob it moved to (gone from this blob)
         self.pointers: dict[str, str] = {}  # (home blob) job id -> blob it lives in now
@@ -128,6 +131,9 @@ class ShardState:
             return  # unknown, moved away, or finished and dropped: nothing can change it
         at = r.at
         try:
+            if isinstance(r, records.Move | records.Moved) and r.to == self.blob:
+                raise InvalidTransitionError("move", job.status.value, job.status.value,
+                                             "a job cannot move to the blob it is in")
             if isinstance(r, records.Moved):
                 if job.moving_to != r.to:
                     raise InvalidTransitionError("finish moving", job.status.value,
@@ -150,6 +156,8 @@ class ShardState:
         _set_version(job, before.version + 1)
         if rid is not None:
             self.rids[rid] = job.version
+            if rid in self.watched:
+                self.watched[rid] = job
         if self.observer is not None:
             self.observer(r, before, job)
         self._put(job)
@@ -176,6 +184,8 @@ class ShardState:
         _set_version(job, version + 1)
         if r.rid is not None:
             self.rids[r.rid] = job.version
+            if r.rid in self.watched:
+                self.watched[r.rid] = job
         self._changed(r.at)
         if self.observer is not None:
             self.observer(r, None, job)

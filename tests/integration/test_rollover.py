@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus
-from jobs_core.errors import ShardFullError
+from jobs_core import InMemoryStore, JobRequest, JobStatus, records
+from jobs_core.errors import ShardFullError, TransientStoreError
 from jobs_core.ids import parse_job_id
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
@@ -72,3 +72,70 @@ async def test_concurrent_first_adds_share_one_listing_and_past_buckets_are_forg
     await scheduler.schedule(JobRequest("echo", "later"))
     assert store.requests["list"] == 2
     assert not first & set(scheduler._index) and len(scheduler._index) == 1
+
+
+class StaleList(InMemoryStore):
+    """A listing that misses the blobs in ``hide`` (created in the last moments, as the
+    simulation's stale listings do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hide: set[str] = set()
+
+    async def list(self, prefix):  # type: ignore[no-untyped-def]
+        return [b for b in await super().list(prefix) if b.name not in self.hide]
+
+
+async def test_a_move_never_goes_to_its_own_source_even_on_a_stale_listing() -> None:
+    """From review: a move out of the newest blob, on a listing that did not show it yet, chose
+    that blob itself; ``moved`` then removed the job from it, and it was gone (404)."""
+    clock, rec = Clock(), Recorder()
+    store = StaleList()
+    scheduler, executor = make(store, rec, clock, slots=1, seal_blocks=3, evacuate_blocks=4,
+                               commit_linger_ms=0)
+    for i in range(3):  # blob 0: three blocks, sealed
+        await scheduler.schedule(JobRequest("echo", i, delay=600))
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=600))).job
+    source = parse_job_id(job.id)
+    assert source.index == 1
+    store.hide = {source.name}
+    assert await scheduler.mover.open_index(source.key, avoid=source.name) == 2
+    assert await scheduler.mover.move(source.name, [job]) == 1  # (as an evacuation does)
+    moved = await scheduler.get(job.id)
+    assert moved.status is JobStatus.SCHEDULED
+    clock.advance(600)
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 1
+
+
+class StatFails(InMemoryStore):
+    async def stat(self, name):  # type: ignore[no-untyped-def]
+        raise TransientStoreError(f"{name}: 503")
+
+
+async def test_a_failed_head_does_not_fail_a_new_process_schedule() -> None:
+    """The HEAD that tells whether the newest blob is sealed is advisory: without it, the
+    append's block count tells the seal (from review)."""
+    clock, rec = Clock(), Recorder()
+    store = StatFails()
+    warm, _ = make(store, rec, clock, slots=1)
+    first = (await warm.schedule(JobRequest("echo", 1))).job
+    cold, _ = make(store, rec, clock, slots=1)
+    second = (await cold.schedule(JobRequest("echo", 2))).job
+    assert parse_job_id(second.id).name == parse_job_id(first.id).name
+
+
+
+async def test_the_replay_ignores_a_move_to_the_blob_the_job_is_in() -> None:
+    clock, rec = Clock(), Recorder()
+    store = InMemoryStore()
+    scheduler, executor = make(store, rec, clock, slots=1, commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=60))).job
+    blob = parse_job_id(job.id).name
+    for record in (records.move(job.id, blob, clock.now), records.moved(job.id, blob, clock.now)):
+        await store.append(blob, records.encode_line(record), create_metadata={})
+    fresh, _ = make(store, rec, clock, slots=1)
+    assert (await fresh.get(job.id)).moving_to is None
+    clock.advance(60)
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 1

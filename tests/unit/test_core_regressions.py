@@ -258,13 +258,16 @@ async def test_a_hint_whose_change_failed_costs_reads_not_runs() -> None:
 
 class Between(InMemoryStore):
     """Around the first block with ``marker``: ``before`` and ``after`` (other processes'
-    writes) land just before and just after it."""
+    writes) land just before and just after it; then the next ``fail_whole_reads`` reads of
+    a whole blob fail."""
 
     def __init__(self, marker: bytes) -> None:
         super().__init__()
         self.marker = marker
         self.before: Any = None
         self.after: Any = None
+        self.fail_whole_reads = 0
+        self._failing = 0
 
     async def append(self, name, data, *, create_metadata):  # type: ignore[no-untyped-def]
         if self.marker not in data or self.before is None:
@@ -273,7 +276,14 @@ class Between(InMemoryStore):
         await before()
         result = await super().append(name, data, create_metadata=create_metadata)
         await after()
+        self._failing = self.fail_whole_reads
         return result
+
+    async def read(self, name, offset=0):  # type: ignore[no-untyped-def]
+        if offset == 0 and self._failing > 0:
+            self._failing -= 1
+            raise TransientStoreError(f"{name}: 503 (injected)")
+        return await super().read(name, offset)
 
 
 async def test_a_control_answers_and_announces_the_state_its_own_change_made() -> None:
@@ -362,4 +372,32 @@ async def test_a_revived_job_never_reuses_a_version_so_a_control_finds_its_own_s
         assert made.applied and made.job is not None
         assert made.job.status is JobStatus.SCHEDULED and made.job.due_at == nxt
         assert state.jobs[job.id].version == 5  # add, misfire, cancel, retry, start
+
+
+async def test_run_now_and_cancel_answer_their_own_state_when_the_blob_cannot_be_reread() -> None:
+    """From review: with a later record already in the read-back and the whole-blob read
+    failing, a run_now was answered `succeeded` (and a cancel `scheduled`): the latest state.
+    The replay now keeps the state a watched request's record made."""
+    clock, recorder = Clock(), Recorder()
+    store = Between(b'"op":"run_now"')
+    api = JobScheduler(store, recorder.registry, JobsSettings(slots=1), clock=clock)
+    other, executor = make(store, recorder, clock, slots=1)
+    job = (await api.schedule(JobRequest("echo", {"n": 1}, delay=3600))).job
+    store.before = lambda: other.schedule(JobRequest("echo", {"other": 1}, delay=3600))
+    store.after = lambda: executor.run_cycle(0)  # starts (and runs) it right after
+    store.fail_whole_reads = 1
+    answer = await api.run_now(job.id)
+    assert recorder.runs[job.id] == 1 and answer.status is JobStatus.SCHEDULED
+
+    store = Between(b'"op":"cancel"')
+    api = JobScheduler(store, recorder.registry, JobsSettings(slots=1), clock=clock)
+    other = JobScheduler(store, recorder.registry, JobsSettings(slots=1), clock=clock)
+    job = (await api.schedule(JobRequest("echo", {"n": 1}, delay=3600))).job
+    await other.get(job.id)
+    store.before = lambda: other.schedule(JobRequest("echo", {"other": 1}, delay=3600))
+    store.after = lambda: other.retry(job.id)  # a concurrent retry applies right after
+    store.fail_whole_reads = 1
+    answer = await api.cancel(job.id)
+    assert answer.status is JobStatus.CANCELLED
+    assert (await api.get(job.id)).status is JobStatus.SCHEDULED  # (retried since)
 
