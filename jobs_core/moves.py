@@ -181,8 +181,12 @@ class Mover:
         if not blocks:
             try:
                 blocks = (await self._store.stat(name)).block_count or 0
-            except JobsError:  # purged since, or the HEAD failed: it is advisory (the next
-                blocks = 0  # append's block count tells a seal too)
+            except BlobNotFoundError:  # purged since
+                blocks = 0
+            except JobsError:
+                if avoid is not None:  # a move cannot change its destination once written:
+                    raise  # never guess one (the next cycle tries again)
+                blocks = 0  # for adds it is advisory: the append's block count tells a seal
         return index + 1 if blocks >= self._settings.seal_blocks else index
 
     async def _write(self, blob: str, batch: Sequence[records.Record]) -> ShardState:

@@ -125,7 +125,6 @@ async def test_a_failed_head_does_not_fail_a_new_process_schedule() -> None:
     assert parse_job_id(second.id).name == parse_job_id(first.id).name
 
 
-
 async def test_the_replay_ignores_a_move_to_the_blob_the_job_is_in() -> None:
     clock, rec = Clock(), Recorder()
     store = InMemoryStore()
@@ -139,3 +138,38 @@ async def test_the_replay_ignores_a_move_to_the_blob_the_job_is_in() -> None:
     clock.advance(60)
     await drain(executor, 1)
     assert rec.runs[job.id] == 1
+
+
+class FlakyStat(InMemoryStore):
+    def __init__(self) -> None:
+        super().__init__(max_blocks=6)
+        self.fail_stat = False
+
+    async def stat(self, name):  # type: ignore[no-untyped-def]
+        if self.fail_stat:
+            raise TransientStoreError(f"{name}: 503")
+        return await super().stat(name)
+
+
+async def test_a_failed_head_never_sends_a_move_to_a_blob_at_the_block_limit() -> None:
+    """From review: with the HEAD advisory for moves too, a move chose the newest blob at the
+    hard limit; its carry could never be written, and the job stayed `moving` for good."""
+    clock, rec = Clock(), Recorder()
+    store = FlakyStat()
+    scheduler, _ = make(store, rec, clock, slots=1, seal_blocks=3, evacuate_blocks=4,
+                        commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=600))).job
+    source = parse_job_id(job.id)
+    full = source.key.blob(source.index + 1)  # the key's newest blob, at the hard limit
+    line = records.encode_line(records.touch(source.name, clock.now))
+    for _ in range(6):
+        await store.append(full, line, create_metadata={})
+    cold, _ = make(store, rec, clock, slots=1, seal_blocks=3, evacuate_blocks=4,
+                   commit_linger_ms=0)
+    store.fail_stat = True
+    with pytest.raises(TransientStoreError):
+        await cold.mover.move(source.name, [job])
+    store.fail_stat = False
+    assert (await cold.get(job.id)).moving_to is None  # nothing written: tried again later
+    assert await cold.mover.open_index(source.key, avoid=source.name) == source.index + 2
+

@@ -388,6 +388,7 @@ async def test_run_now_and_cancel_answer_their_own_state_when_the_blob_cannot_be
     store.fail_whole_reads = 1
     answer = await api.run_now(job.id)
     assert recorder.runs[job.id] == 1 and answer.status is JobStatus.SCHEDULED
+    assert answer.attempts == 0 and store._failing == 1  # the replay kept it: no whole read
 
     store = Between(b'"op":"cancel"')
     api = JobScheduler(store, recorder.registry, JobsSettings(slots=1), clock=clock)
