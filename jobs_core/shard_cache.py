@@ -126,8 +126,11 @@ class ShardCache:
 
     def watch(self, name: str, rid: str) -> None:
         """Keep the job as the record with request id ``rid`` leaves it, for ``as_made``
-        (call before writing the record; ``unwatch`` after)."""
-        self._view(name).state.watched[rid] = None
+        (call before writing the record; ``unwatch`` after). Only a blob this cache holds:
+        an empty view would make the write read the whole blob; ``as_made`` does without."""
+        view = self._views.get(name)
+        if view is not None:
+            view.state.watched[rid] = None
 
     def unwatch(self, name: str, rid: str) -> None:
         view = self._views.get(name)
