@@ -135,16 +135,13 @@ class Executor(SlotPlanner):
         recurrence ends, the caller runs the late one instead: it is the last.)"""
         assert job.recurrence is not None
         rid = self._token()
-        self.cache.watch(batch.blob, rid)
         try:
-            state = await self._write(batch.blob, [records.misfire(job.id, nxt, now, rid=rid,
-                                                                   run=job.runs)])
-            made = await self.cache.as_made(batch.blob, state, rid, job.id)
+            _, made = await self.committer.write_made(
+                batch.blob, records.misfire(job.id, nxt, now, rid=rid, run=job.runs), rid,
+                job.id)
         except JobsError as exc:  # not written (or cannot tell): the next cycle decides again
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
             return
-        finally:
-            self.cache.unwatch(batch.blob, rid)
         result.skipped += 1
         if made.applied:
             log.info("job %s: occurrence due %s skipped (misfire grace %s s); next %s", job.id,

@@ -32,7 +32,7 @@ from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError, Stor
 from .store import AppendResult, JobStore
 
 if TYPE_CHECKING:
-    from .shard_cache import ShardCache
+    from .shard_cache import Made, ShardCache
     from .shard_state import ShardState
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,19 @@ class GroupCommitter:
         if state is None or (self._cache.known_size(blob) or 0) < appended.size:
             state = await self._cache.refresh(blob, at_least=appended.size)
         return state
+
+    async def write_made(self, blob: str, record: records.Record, rid: str,
+                         job_id: str) -> tuple[ShardState, Made]:
+        """``write`` one record of job ``job_id`` carrying request id ``rid``; also what that
+        record made (``ShardCache.as_made``): whether it applied, and the job as it left it,
+        even when later records are already read. The cache watches ``rid`` meanwhile."""
+        assert self._cache is not None, "write_made() needs a GroupCommitter with a cache"
+        self._cache.watch(blob, rid)
+        try:
+            state = await self.write(blob, [record])
+            return state, await self._cache.as_made(blob, state, rid, job_id)
+        finally:
+            self._cache.unwatch(blob, rid)
 
     async def _flush(self, blob: str, queue: _Queue, create_metadata: dict[str, str]) -> None:
         try:

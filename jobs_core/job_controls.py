@@ -28,13 +28,14 @@ from .errors import (
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
-from .ids import MAX_INDEX, ShardBlob, ShardKey, bucket_of, parse_shard_name
+from .ids import ShardKey, bucket_of, parse_shard_name
 from .job_update import parse_update, updated_due, updated_values
 from .model import Job, JobStatus
 from .moves import Mover, shard_metadata
 from .recurrence import next_occurrence
 from .settings import JobsSettings
 from .shard_cache import ShardCache
+from .shard_indexes import ShardIndexes
 from .shard_state import ShardState
 from .store import JobStore
 from .validation import resolve_due
@@ -78,9 +79,7 @@ class JobControls:
     cache: ShardCache
     committer: GroupCommitter
     mover: Mover
-    _index: dict[ShardKey, int]
-    _learning: dict[ShardKey, asyncio.Future[int]]
-    _pruned_to: datetime  # ``_index`` holds no bucket before this one
+    shards: ShardIndexes
     _rng: random.Random
 
     async def _read(self, blob: str) -> ShardState:
@@ -91,43 +90,6 @@ class JobControls:
 
     def _token(self) -> str:
         return f"{self._rng.getrandbits(64):016x}"
-
-    def _advance(self, key: ShardKey, index: int) -> None:
-        if index >= MAX_INDEX:
-            raise ShardFullError(f"shard {key.prefix} has no blob index left")
-        self._index[key] = max(self._index.get(key, 0), index + 1)
-
-    async def _current(self, key: ShardKey) -> ShardBlob:
-        """The blob of ``key`` that this process's new records go to. A process that has not
-        written to ``key`` yet starts at its newest blob with room (``Mover.open_index``: a
-        listing, and a HEAD of the newest blob if there is one), not at index 0: else every
-        cold process (a restart, a new instance) would add to a sealed blob, and those adds,
-        with the moves that take them out again, would use up the blob's headroom (soak seed
-        27819: two jobs added at blocks 199 and 200 of 200 could then neither start nor
-        move). A process learns of a seal from its own append's block count, so an add lands
-        in a sealed blob in at most one block per process and seal."""
-        index = self._index.get(key)
-        if index is None:
-            listing = self._learning.get(key)
-            if listing is None:  # concurrent first adds to ``key`` share one listing
-                listing = self._learning[key] = asyncio.ensure_future(self._newest(key))
-                listing.add_done_callback(
-                    lambda done: self._learning.pop(key) if self._learning.get(key) is done
-                    else None)
-            index = await asyncio.shield(listing)
-        return ShardBlob(key, index)
-
-    async def _newest(self, key: ShardKey) -> int:
-        current = bucket_of(self.clock(), self.settings.bucket_minutes)
-        if current > self._pruned_to:
-            # new records never go to a past bucket (a job's is that of max(due, now)): what
-            # this process learned of those is dropped, so a long-lived one does not grow
-            self._pruned_to = current
-            for past in [k for k in self._index if k.bucket < current]:
-                del self._index[past]
-        index = await self.mover.open_index(key)
-        self._index[key] = max(self._index.get(key, 0), index)
-        return self._index[key]
 
     async def cancel(self, job_id: str, reason: str | None = None) -> Job:
         at = self.clock()
@@ -233,15 +195,12 @@ class JobControls:
             # due before it needs the hint, written first so the change never lands without it
             await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
             rid = self._token()
-            self.cache.watch(blob, rid)
             try:
-                state = await self.committer.write(blob, [record(current, rid)])
-                made = await self.cache.as_made(blob, state, rid, job_id)
+                state, made = await self.committer.write_made(blob, record(current, rid), rid,
+                                                              job_id)
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
-            finally:
-                self.cache.unwatch(blob, rid)
             if made.job is not None:
                 await publish_to(self.events, [JobEvent.of(made.job, announce, at)])
                 return made.job
@@ -273,13 +232,13 @@ class JobControls:
         if key == shard.key:
             return
         while True:
-            current = await self._current(key)
+            current = await self.shards.current(key)
             try:
                 result = await self.committer.append(current.name, [records.touch(blob, at)],
                                                      shard_metadata(current))
             except BlockLimitError:
-                self._advance(key, current.index)
+                self.shards.advance(key, current.index)
                 continue
             if result.block_count >= self.settings.seal_blocks:
-                self._advance(key, current.index)
+                self.shards.advance(key, current.index)
             return

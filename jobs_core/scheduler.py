@@ -10,7 +10,7 @@ import random
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import records
 from .clock import Clock, utcnow
@@ -42,6 +42,7 @@ from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
 from .settings import JobsSettings
 from .shard_cache import ShardCache
+from .shard_indexes import ShardIndexes
 from .shard_state import ShardState
 from .store import JobStore
 from .validation import JobRequest, ValidJob, validate
@@ -89,10 +90,8 @@ class JobScheduler(JobControls):
         self.keys = KeyIndex(store, self.committer, partitions=KEY_PARTITIONS,
                              window=timedelta(days=max(1.0, self.settings.retention_days)),
                              clock=clock)
-        self._index: dict[ShardKey, int] = {}  # blob index new records of a shard go to
-        self._learning: dict[ShardKey, asyncio.Future[int]] = {}  # shards being listed
-        self._pruned_to = datetime.min.replace(tzinfo=UTC)
         self.mover = Mover(store, self.committer, self.cache, self.settings, clock)
+        self.shards = ShardIndexes(self.mover, clock, self.settings.bucket_minutes)
 
     # --- scheduling --------------------------------------------------------------------------
     async def schedule(self, request: JobRequest) -> Scheduled:
@@ -165,7 +164,7 @@ class JobScheduler(JobControls):
         (its caller crashed, or saw an error) is completed by the next request with the key."""
         key = self._shard_for(spec, now)
         job = self._job(spec, now)
-        shard = await self._current(key)
+        shard = await self.shards.current(key)
         job = replace(job, id=new_job_id(shard, self._token()))
         claim = await self.keys.claim(spec.idempotency_key or "",
                                       fingerprint(spec.handler, spec.payload), job.id, now)
@@ -191,13 +190,13 @@ class JobScheduler(JobControls):
     async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
         tokens = [self._token() for _ in jobs]
         while True:
-            shard = await self._current(key)
+            shard = await self.shards.current(key)
             placed = [replace(job, id=new_job_id(shard, token))
                       for job, token in zip(jobs, tokens, strict=True)]
             try:
                 await self._add_at(shard, placed)
             except BlockLimitError:  # (verified: the block is not in the blob)
-                self._advance(key, shard.index)
+                self.shards.advance(key, shard.index)
                 continue
             return [Scheduled(job, created=True, added=job) for job in placed]
 
@@ -206,7 +205,7 @@ class JobScheduler(JobControls):
                                              shard_metadata(shard))
         if result.block_count >= self.settings.seal_blocks or \
                 result.size >= self.settings.seal_bytes:
-            self._advance(shard.key, shard.index)
+            self.shards.advance(shard.key, shard.index)
 
     # --- queries and control -----------------------------------------------------------------
     async def _read(self, blob: str) -> ShardState:

@@ -67,11 +67,11 @@ async def test_concurrent_first_adds_share_one_listing_and_past_buckets_are_forg
     scheduler, _ = make(store, rec, clock, slots=1, commit_linger_ms=5)
     await asyncio.gather(*(scheduler.schedule(JobRequest("echo", i)) for i in range(50)))
     assert store.requests["list"] == 1  # not one per request
-    first = set(scheduler._index)
+    first = scheduler.shards.known()
     clock.advance(3 * 3600)  # three buckets later (60-minute buckets)
     await scheduler.schedule(JobRequest("echo", "later"))
     assert store.requests["list"] == 2
-    assert not first & set(scheduler._index) and len(scheduler._index) == 1
+    assert not first & scheduler.shards.known() and len(scheduler.shards.known()) == 1
 
 
 class StaleList(InMemoryStore):
