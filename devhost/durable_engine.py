@@ -11,13 +11,12 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from . import history as h
 from .activity_pool import ActivityOutcome, ActivityPool
 from .backend_model import MAX_MESSAGES_PER_EPISODE, BackendModel, BackendSettings
+from .episode_actions import EpisodeActions, is_retry_event
 from .errors import DevhostError
 from .indexer import IndexedFunction
 from .instance_store import (
@@ -41,7 +40,6 @@ from .orchestration_runner import (
 from .timers import TimerService
 
 log = logging.getLogger("devhost.durable")
-Effect = Callable[[], None]
 
 
 class OrchestratorNotFound(DevhostError):
@@ -261,14 +259,6 @@ class DurableEngine:
                 self._fail(record, f"devhost internal error: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ episodes
-    @staticmethod
-    def _retry_related(record: InstanceRecord, ev: dict[str, Any]) -> bool:
-        if ev["EventType"] == h.TASK_FAILED:
-            return str(ev["TaskScheduledId"]) in record.retry_attempts
-        if ev["EventType"] == h.TIMER_FIRED:
-            return str(ev["TimerId"]) in record.retry_timers
-        return False
-
     def _take_batch(self, record: InstanceRecord) -> list[dict[str, Any]]:
         """Next events to deliver. A retry event only ever comes first (its timer/attempt id is
         allocated before the ids of new actions, as the SDK does), and a batch ends after an
@@ -276,7 +266,7 @@ class DurableEngine:
         batch: list[dict[str, Any]] = []
         limit = MAX_MESSAGES_PER_EPISODE if self.model.enabled else len(record.inbox)
         for ev in record.inbox:
-            if (batch and self._retry_related(record, ev)) or len(batch) >= limit:
+            if (batch and is_retry_event(record, ev)) or len(batch) >= limit:
                 break
             batch.append(ev)
             if ev["EventType"] == h.EVENT_RAISED:
@@ -284,49 +274,10 @@ class DurableEngine:
         del record.inbox[: len(batch)]
         return batch
 
-    def _alloc(self, record: InstanceRecord) -> int:
-        seq = record.next_seq
-        record.next_seq += 1
-        return seq
-
-    def _schedule_activity(self, record: InstanceRecord, seq: int, name: str, input_json: Any,
-                           ts: str, out: list[dict[str, Any]], effects: list[Effect]) -> None:
-        out.append(h.event(h.TASK_SCHEDULED, ts, seq, Name=name, Input=input_json))
-        record.activities[str(seq)] = {"name": name, "input": input_json}
-        iid, eid = record.instance_id, record.execution_id
+    def _noted(self, iid: str, eid: str, seq: int, name: str, input_json: Any) -> None:
         if self.model.enabled:
             self._dispatched[(iid, eid, seq)] = (name, input_json)
             self.model.work_item_put(asyncio.get_running_loop().time())
-        effects.append(lambda: self.activities.dispatch(iid, eid, seq, name, input_json))
-
-    def _create_timer(self, record: InstanceRecord, seq: int, fire_at: str, ts: str,
-                      out: list[dict[str, Any]], effects: list[Effect]) -> None:
-        out.append(h.event(h.TIMER_CREATED, ts, seq, FireAt=fire_at))
-        record.timers[str(seq)] = fire_at
-        iid, eid = record.instance_id, record.execution_id
-        effects.append(lambda: self.timers.arm(iid, eid, seq, fire_at))
-
-    def _retry_step(self, record: InstanceRecord, ev: dict[str, Any], ts: str,
-                    out: list[dict[str, Any]], effects: list[Effect]) -> None:
-        """What DTFx's RetryInterceptor does: a timer after each failure (also after the last
-        one), then a new attempt when the timer fires while attempts remain."""
-        if ev["EventType"] == h.TASK_FAILED:
-            key = record.retry_attempts[str(ev["TaskScheduledId"])]
-            group = record.retry_groups[key]
-            delay = timedelta(milliseconds=group["interval_ms"])
-            fire_at = h.format_ts(h.parse_ts(ts) + delay)
-            seq = self._alloc(record)
-            record.retry_timers[str(seq)] = key
-            self._create_timer(record, seq, fire_at, ts, out, effects)
-        else:
-            key = record.retry_timers[str(ev["TimerId"])]
-            group = record.retry_groups[key]
-            if group["attempts"] < group["max_attempts"]:
-                group["attempts"] += 1
-                seq = self._alloc(record)
-                record.retry_attempts[str(seq)] = key
-                self._schedule_activity(record, seq, group["name"], group["input"], ts, out,
-                                        effects)
 
     async def _episode(self, record: InstanceRecord) -> None:
         fn = self.orchestrators.get(record.name)
@@ -334,10 +285,10 @@ class DurableEngine:
         ts = h.next_timestamp(record.last_timestamp)
         record.last_timestamp = ts
         new_events = [h.event(h.ORCHESTRATOR_STARTED, ts), *batch]
-        out: list[dict[str, Any]] = []
-        effects: list[Effect] = []
-        if batch and self._retry_related(record, batch[0]):
-            self._retry_step(record, batch[0], ts, out, effects)
+        actions = EpisodeActions(record, ts, self.activities.dispatch, self.timers.arm,
+                                 self._noted)
+        if batch and is_retry_event(record, batch[0]):
+            actions.retry_step(batch[0])
         if fn is None:
             record.history.extend(new_events)
             self._fail(record, f"The orchestrator function '{record.name}' does not exist.")
@@ -369,27 +320,13 @@ class DurableEngine:
             self._fail(record, violation)
             return
         for planned in result.planned[len(record.actions_seen):]:
-            seq = self._alloc(record)
-            record.actions_seen.append({"seq": seq, "kind": planned.kind, "name": planned.name,
-                                        "input": planned.input, "fire_at": planned.fire_at})
-            if planned.kind == "timer":
-                self._create_timer(record, seq, planned.fire_at or ts, ts, out, effects)
-                continue
-            if planned.retry is not None:
-                record.retry_groups[str(seq)] = {
-                    "name": planned.name, "input": planned.input, "attempts": 1,
-                    "max_attempts": int(planned.retry.get("maxNumberOfAttempts", 1)),
-                    "interval_ms": int(planned.retry.get("firstRetryIntervalInMilliseconds", 0)),
-                }
-                record.retry_attempts[str(seq)] = str(seq)
-            self._schedule_activity(record, seq, planned.name or "", planned.input, ts, out,
-                                    effects)
-        record.history.extend(out)
+            actions.planned(planned)
+        record.history.extend(actions.out)
         record.history.append(h.event(h.ORCHESTRATOR_COMPLETED, ts))
         record.last_updated_time = h.format_ts(h.utc_now())
         continued = result.is_done and result.continue_as_new
         if self.model.enabled:
-            self.model.episode(len(batch), len(out), bool(continued),
+            self.model.episode(len(batch), len(actions.out), bool(continued),
                                len(record.timers) if continued else 0)
             for ev in batch:
                 self.model.history_property(ev["EventType"], ev.get("Result"))
@@ -408,7 +345,7 @@ class DurableEngine:
             return
         record.status = RUNNING
         self.store.save(record)
-        for effect in effects:
+        for effect in actions.effects:
             effect()
 
     def _continue_as_new(self, record: InstanceRecord, new_input: Any) -> None:
@@ -430,25 +367,25 @@ class DurableEngine:
         record.retry_groups, record.retry_attempts, record.retry_timers = {}, {}, {}
 
     def _fail(self, record: InstanceRecord, message: str) -> None:
-        ts = h.next_timestamp(record.last_timestamp)
-        record.last_timestamp = ts
-        record.history.append(h.event(h.EXECUTION_COMPLETED, ts, OrchestrationStatus="Failed",
-                                      Result=message))
-        record.status, record.output = FAILED, message
-        record.last_updated_time = h.format_ts(h.utc_now())
-        record.inbox = []
-        self._clear_pending(record)
-        self.store.save(record)
+        self._end(record, FAILED, message, h.EXECUTION_COMPLETED, OrchestrationStatus="Failed",
+                  Result=message)
         log.error("Orchestration %s ('%s') failed: %s", record.instance_id, record.name, message)
 
     def _terminate_now(self, record: InstanceRecord) -> None:
         reason = record.terminate_reason
+        record.terminate_reason = None
+        self._end(record, TERMINATED, reason, h.EXECUTION_TERMINATED, Input=reason)
+        log.info("Orchestration %s ('%s') terminated: %s", record.instance_id, record.name, reason)
+
+    def _end(self, record: InstanceRecord, status: str, output: Any, event_type: int,
+             **fields: Any) -> None:
+        """The instance ends (failed or terminated): its last event, its undelivered events and
+        pending work dropped, saved."""
         ts = h.next_timestamp(record.last_timestamp)
         record.last_timestamp = ts
-        record.history.append(h.event(h.EXECUTION_TERMINATED, ts, Input=reason))
-        record.status, record.output, record.terminate_reason = TERMINATED, reason, None
+        record.history.append(h.event(event_type, ts, **fields))
+        record.status, record.output = status, output
         record.last_updated_time = h.format_ts(h.utc_now())
         record.inbox = []
         self._clear_pending(record)
         self.store.save(record)
-        log.info("Orchestration %s ('%s') terminated: %s", record.instance_id, record.name, reason)
