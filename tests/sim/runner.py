@@ -15,7 +15,7 @@ from jobs_core.store import JobStore
 from . import faults, vloop
 from .facts import Violation
 from .workload import simulate
-from .world import SimConfig
+from .world import LATEST_WORKLOAD, SimConfig
 
 OPERATIONS = ("schedule", "schedule_error", "conflict", "get", "cancel", "run_now",
               "reschedule", "pause", "resume", "update", "purge", "invocations")
@@ -71,11 +71,11 @@ class SeedResult:
 
 def run_seed(seed: int, ops: int | None = None, *,
              store: Callable[[], Awaitable[JobStore]] | None = None,
-             v3_controls: bool = True) -> SeedResult:
+             workload: int = LATEST_WORKLOAD) -> SeedResult:
     """One seed; with ``store`` (a factory of a real store, e.g. on Azurite) the same world
-    runs against that service, its block limit unscaled. ``v3_controls=False``: the workload
-    without pause, resume and update, as seeds found before those existed replay it."""
-    config = replace(SimConfig.draw(seed, ops), v3_controls=v3_controls)
+    runs against that service, its block limit unscaled. ``workload``: the version of the
+    workload (``world.WORKLOADS``; a seed found with an older one replays it)."""
+    config = replace(SimConfig.draw(seed, ops), workload=workload)
     if store is not None:
         config = config.unscaled()
     began = time.perf_counter()
@@ -130,11 +130,11 @@ class Totals:
 
 
 def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
-             v3_controls: bool = True) -> tuple[Totals, list[SeedResult]]:
+             workload: int = LATEST_WORKLOAD) -> tuple[Totals, list[SeedResult]]:
     """Run ``seeds`` (in ``workers`` processes); returns the totals and the failed results."""
     totals, failed = Totals(), []
     if workers <= 1:
-        results = (run_seed(seed, ops, v3_controls=v3_controls) for seed in seeds)
+        results = (run_seed(seed, ops, workload=workload) for seed in seeds)
         for result in results:
             totals.add(result)
             if not result.ok:
@@ -151,7 +151,7 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
         context = multiprocessing.get_context("spawn")
         with context.Pool(workers) as pool:
             for result in pool.imap_unordered(_run_one,
-                                              [(seed, ops, v3_controls) for seed in seeds]):
+                                              [(seed, ops, workload) for seed in seeds]):
                 totals.add(result)
                 if not result.ok:
                     failed.append(result)
@@ -163,8 +163,8 @@ def run_many(seeds: list[int], workers: int = 1, ops: int | None = None,
     return totals, failed
 
 
-def _run_one(args: tuple[int, int | None, bool]) -> SeedResult:
-    seed, ops, v3_controls = args
-    result = run_seed(seed, ops, v3_controls=v3_controls)
+def _run_one(args: tuple[int, int | None, int]) -> SeedResult:
+    seed, ops, workload = args
+    result = run_seed(seed, ops, workload=workload)
     result.trace = result.trace[-60:]  # keep what crosses the process boundary small
     return result

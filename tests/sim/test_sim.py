@@ -15,44 +15,45 @@ from pathlib import Path
 import pytest
 
 from .runner import run_many, run_seed
-from .world import SimConfig
+from .world import LATEST_WORKLOAD, SimConfig
 
 CI_SEEDS = range(0, 500)
-# seeds that found a defect outside CI_SEEDS, with their workload size (None: the default).
-# The closing notes of the simulation, core and events issues name the defect each one found.
-REGRESSION_SEEDS: tuple[tuple[int, int | None], ...] = (
+# seeds that found a defect outside CI_SEEDS, with their workload size (None: the default) and
+# the version of the workload they were found with (world.WORKLOADS). The closing notes of the
+# simulation, core and events issues name the defect each one found.
+REGRESSION_SEEDS: tuple[tuple[int, int | None, int], ...] = (
     # outcomes of jobs started just below JOBS_EVACUATE_BLOCKS overran the blob's headroom
     # (running jobs now reserve their outcome block)
-    (864, None),
+    (864, None, 2),
     # retention purged a blob on the path of a recurring job whose home was too full for a
     # pointer: GET answered 404 (retention now keeps blobs the home's pointer does not bypass)
-    (84, 400),
+    (84, 400, 2),
     # a start planned before a reschedule that was committed first ran the job 83 min early
     # (a start is now valid only when its occurrence is due at the start's time)
-    (2616, None),
+    (2616, None, 2),
     # a keyed POST read its job back after it had started and announced it as scheduled with
     # attempt 1, an event the log never holds (I10); the event now comes from our own add
-    (3112, None),
+    (3112, None, 2),
     # a reschedule earlier committed, its touch hint (a second append) failed: the planner
     # skipped the job's future blob and it ran 690 s late (I11); the hint is now written first
-    (4870, None),
+    (4870, None, 2),
     # the oracle, not the core: two concurrent updates both answered 200, and the one answered
     # later applied last; I6 expected the earlier one's payload (concurrent controls now may
     # apply in either order)
-    (30491, None),
+    (30491, None, 3),
     # every cold process began at blob index 0 and added to the sealed blob; those adds and the
     # moves out of it used up its headroom, and two jobs at its last blocks never ran (I1).
     # A process now lists a shard before its first add and starts at the newest blob
-    (27819, None),
+    (27819, None, 3),
     # the oracle, not the core: a resume asked 16 ms before a cancel applied first, and was
     # answered `scheduled` after the cancel's `cancelled`; I4 took that for a read going back
     # (answers to concurrent requests may now come in either order; tests/sim/test_oracle.py)
-    (27982, None),
+    (27982, None, 3),
     # a control whose read-back also held the start committed just after it announced that
     # state: an event the log does not hold (I10). Controls now answer and announce the state
     # their own record made. (Its world changed with the rollover fix above, which hid it:
     # test_a_control_answers_and_announces_the_state_its_own_change_made fails without this)
-    (31191, None),
+    (31191, None, 3),
 )
 WORKERS = min(2, os.cpu_count() or 1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +69,12 @@ def test_every_invariant_holds_on_the_ci_seeds() -> None:
     assert sum(totals.faults.values()) > 0 and totals.faults["crash"] > 0
 
 
-@pytest.mark.parametrize(("seed", "ops"), REGRESSION_SEEDS)
-@pytest.mark.parametrize("v3_controls", [False, True], ids=["as-found", "with-v3-controls"])
-def test_the_regression_seeds_hold(seed: int, ops: int | None, v3_controls: bool) -> None:
-    """Each seed replays the workload it was found with (before pause/resume existed), and
-    also runs with pause/resume in the mix."""
-    result = run_seed(seed, ops, v3_controls=v3_controls)
+@pytest.mark.parametrize(("seed", "ops", "workload"), [
+    pytest.param(seed, ops, workload, id=f"{seed}-workload-{workload}")
+    for seed, ops, found in REGRESSION_SEEDS for workload in range(found, LATEST_WORKLOAD + 1)])
+def test_the_regression_seeds_hold(seed: int, ops: int | None, workload: int) -> None:
+    """Each seed replays the workload it was found with, and runs with each later version."""
+    result = run_seed(seed, ops, workload=workload)
     assert result.ok, result.describe(20)
 
 

@@ -84,14 +84,19 @@ class Workload:
                           "timezone": rng.choice(ZONES)}
         else:
             recurrence = {"interval_seconds": rng.choice([60.0, 300.0])}
-        if self.w.config.v3_controls:  # (no draw: the same world either way, but for these)
+        cfg = self.w.config  # (no draw below: the world is the same but for these)
+        if cfg.v3_controls:
             if kind == 1:
                 recurrence["misfire_grace_seconds"] = 120.0  # skips what crashes made late
             elif kind == 2:
                 recurrence.update(interval_mode="fixed_rate", jitter_seconds=5.0)
-                if (i // 3) % 2:  # half of them catch up after crashes, and buffer overlaps
+                if (i // 3) % 2 or (cfg.workload >= 4 and cfg.seed % 2):
+                    # catch up after crashes, and buffer overlaps (odd seeds, from workload 4)
                     recurrence.update(catch_up_max=3, overlap="buffer_one")
                     del recurrence["jitter_seconds"]  # (catch-up runs at nominal times)
+        if kind == 1 and cfg.workload >= 4 and cfg.seed % 4 == 3:
+            # each occurrence a job of its own (tests/sim/final_checks.py: _check_fired)
+            recurrence.update(cron="*/15 * * * *", overlap="allow")
         return JobRequest(handler="ok", payload={"t": 0.05, "r": i}, recurrence=recurrence)
 
     async def run(self) -> None:

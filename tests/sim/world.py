@@ -45,6 +45,14 @@ HUB = "JobsHub"
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC")
 
 
+# what each version of the workload added (a seed replays the version it was found with):
+WORKLOADS = {
+    2: "schedules, batches, reads, cancels, run-nows, reschedules, purges; recurring jobs",
+    3: "+ pause, resume, update and retry; a limited handler; misfire grace and jitter",
+    4: "+ the recurrence policies on odd seeds: catch-up with buffer_one, overlap allow",
+}
+LATEST_WORKLOAD = max(WORKLOADS)
+
 @dataclass(frozen=True)
 class SimConfig:
     seed: int
@@ -59,7 +67,12 @@ class SimConfig:
     settings: JobsSettings
     recurring: int
     retention_hours: float
-    v3_controls: bool = True  # pause, resume, update in the workload (off: as before them)
+    workload: int = LATEST_WORKLOAD  # its version (``WORKLOADS``): a seed replays the one
+    # it was found with
+
+    @property
+    def v3_controls(self) -> bool:
+        return self.workload >= 3
 
     def unscaled(self) -> SimConfig:
         """The same world with the service's real block limit (for a real store)."""
