@@ -175,9 +175,11 @@ def job_request_schema(settings: JobsSettings, handlers: list[str]) -> Schema:
         **due_fields(settings, "With neither due_at nor delay the job is due now (a "
                                "recurring one: at its next occurrence)."),
         "idempotency_key": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN,
+                            "not": {"pattern": "^occurrence:"},
                             "minLength": 1, "maxLength": 200, "description": (
                                 "scheduling again with the same key returns the same job "
-                                "(200); the same key for another handler or payload is 409")},
+                                "(200); the same key for another handler or payload is 409. "
+                                "Keys starting with 'occurrence:' are the app's own (400)")},
         "retry": ref("RetryPolicyRequest"),
         "recurrence": ref("Recurrence"),
         "notify": {"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 3,

@@ -113,19 +113,21 @@ class AttemptRunner:
         handler, payload, retry policy, timeout, notify queue and labels, plus the label
         ``schedule_id``), so occurrences may overlap; the recurring job's attempt only creates
         it. The idempotency key ``occurrence:<id>:<run>`` makes that at most one job per
-        occurrence, whatever crash re-runs this attempt."""
+        occurrence, whatever crash re-runs this attempt (``JobScheduler.schedule_occurrence``).
+        The label ``schedule_id`` is always this job's id (it replaces one the schedule has);
+        a schedule that already has ``MAX_LABELS`` other labels leaves it off."""
         if self._occurrences is None:
             self._occurrences = JobScheduler(self.store, self.registry, self.settings,
                                              clock=self.clock, rng=self._rng,
                                              events=self.events)
         labels = dict(job.labels or {})
-        if len(labels) < MAX_LABELS:
-            labels.setdefault("schedule_id", job.id)
+        if "schedule_id" in labels or len(labels) < MAX_LABELS:
+            labels["schedule_id"] = job.id
         try:
-            fired = await self._occurrences.schedule(JobRequest(
-                job.handler, job.payload, idempotency_key=f"occurrence:{job.id}:{job.runs}",
-                retry=job.retry, notify=job.notify, timeout_seconds=job.timeout_seconds,
-                labels=labels or None, traceparent=job.traceparent))
+            fired = await self._occurrences.schedule_occurrence(JobRequest(
+                job.handler, job.payload, retry=job.retry, notify=job.notify,
+                timeout_seconds=job.timeout_seconds, labels=labels or None,
+                traceparent=job.traceparent), job.id, job.runs)
         except StoreError as exc:  # storage trouble is retried with the job's back-off, not
             # taken for a handler's permanent failure (the key makes a retry the same job)
             raise OccurrenceNotCreated(f"the occurrence's job was not created: {exc}") from exc

@@ -36,22 +36,19 @@ from .ids import (
 )
 from .job_controls import JobControls
 from .key_blobs import fingerprint
-from .key_index import KeyIndex
+from .key_index import DEFAULT_SKEW, KeyIndex
 from .labels import LabelFilter, matches
 from .model import Job, JobStatus
 from .moves import Mover, locate, shard_metadata
-from .settings import JobsSettings
+from .settings import MIN_RETENTION_DAYS, JobsSettings
 from .shard_cache import ShardCache
 from .shard_indexes import ShardIndexes
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import JobRequest, ValidJob, validate
+from .validation import OCCURRENCE_KEY_PREFIX, JobRequest, ValidJob, occurrence_key, validate
 
 log = logging.getLogger(__name__)
 KEY_PARTITIONS = 64  # of the idempotency key index: part of the storage format, never change
-# a claim whose job is missing this soon after it was made lost its add (a crash or an error
-# between claim and add): the next request with the key adds it. Later, the job was purged.
-ADD_AFTER_CLAIM = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,20 @@ class JobScheduler(JobControls):
     async def schedule(self, request: JobRequest) -> Scheduled:
         """Validate and durably schedule one job (group-committed with concurrent calls)."""
         valid = validate(request, self.registry, self.settings, self.clock(), self._rng)
+        outcome = (await self._schedule_valid([valid]))[0]
+        if isinstance(outcome, JobsError):
+            raise outcome
+        return outcome
+
+    async def schedule_occurrence(self, request: JobRequest, schedule_id: str,
+                                  run: int) -> Scheduled:
+        """Overlap ``allow``: the job of occurrence ``run`` of a schedule, created once
+        whatever re-runs the attempt that asks for it. Its key (``occurrence_key``, a prefix
+        clients may not use) is claimed with a fingerprint of the key alone, not of the
+        payload: an attempt retried after the schedule was updated finds the occurrence's job
+        (or completes its lost add) instead of conflicting with it."""
+        valid = replace(validate(request, self.registry, self.settings, self.clock(), self._rng),
+                        idempotency_key=occurrence_key(schedule_id, run))
         outcome = (await self._schedule_valid([valid]))[0]
         if isinstance(outcome, JobsError):
             raise outcome
@@ -166,14 +177,16 @@ class JobScheduler(JobControls):
         job = self._job(spec, now)
         shard = await self.shards.current(key)
         job = replace(job, id=new_job_id(shard, self._token()))
-        claim = await self.keys.claim(spec.idempotency_key or "",
-                                      fingerprint(spec.handler, spec.payload), job.id, now)
+        key_text = spec.idempotency_key or ""
+        fp = fingerprint(key_text, None) if key_text.startswith(OCCURRENCE_KEY_PREFIX) else \
+            fingerprint(spec.handler, spec.payload)
+        claim = await self.keys.claim(key_text, fp, job.id, now)
         if not claim.created:
             existing, _ = await self._locate(claim.job_id)
             if existing is not None:
                 return Scheduled(existing, created=False)
-            if now - claim.claimed_at > ADD_AFTER_CLAIM:  # it existed, and was purged since
-                raise IdempotencyKeyExpiredError(spec.idempotency_key or "", claim.job_id)
+            if not await self._add_was_lost(claim.job_id, now):  # it was purged since
+                raise IdempotencyKeyExpiredError(key_text, claim.job_id)
             # claimed, but its add is not there: its request died between claim and add, or
             # is still on its way (a concurrent request with the key). Add it: the first add
             # of an id wins, so this cannot make a second job. The key's job was created by
@@ -186,6 +199,22 @@ class JobScheduler(JobControls):
         ours = added is not None and added.created_at == job.created_at and \
             added.due_at == job.due_at and added.handler == job.handler
         return Scheduled(added or job, created=claim.created, added=job if ours else None)
+
+    async def _add_was_lost(self, job_id: str, now: datetime) -> bool:
+        """A claimed job that cannot be found: was its add lost (its request died between
+        claim and add, or saw an error), or was the job purged since? Lost when the blob its
+        id names (where its add goes) exists and holds no record of it, or when no purge can
+        have deleted that blob yet: a purge keeps a blob until its bucket ended at least
+        ``MIN_RETENTION_DAYS`` ago (less the clock skew allowed for). (Before, a claim older
+        than 10 minutes counted as purged: an occurrence whose attempt was retried later was
+        lost.)"""
+        home = parse_job_id(job_id)
+        try:
+            state = await self._read(home.name)
+        except BlobNotFoundError:
+            ended = home.key.bucket + timedelta(minutes=self.settings.bucket_minutes)
+            return now < ended + timedelta(days=MIN_RETENTION_DAYS) - DEFAULT_SKEW
+        return job_id not in state.jobs and state.location(job_id) is None
 
     async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
         tokens = [self._token() for _ in jobs]

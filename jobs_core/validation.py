@@ -34,6 +34,7 @@ from .settings import JobsSettings
 from .telemetry import current_traceparent
 
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+OCCURRENCE_KEY_PREFIX = "occurrence:"
 # Deeper JSON could parse when the request arrives and hit Python's recursion limit later,
 # when the shard is replayed in a deeper call stack: the whole shard would become unreadable.
 MAX_JSON_DEPTH = 100
@@ -222,7 +223,17 @@ def parse_idempotency_key(value: object) -> str | None:
     if not isinstance(value, str) or not IDEMPOTENCY_KEY.match(value):
         raise InvalidIdempotencyKeyError(
             "idempotency key must be 1-200 printable ASCII characters without spaces")
+    if value.startswith(OCCURRENCE_KEY_PREFIX):
+        raise InvalidIdempotencyKeyError(
+            f"idempotency keys starting with {OCCURRENCE_KEY_PREFIX!r} are the app's own (the "
+            "jobs of a recurrence with overlap 'allow'); use another key")
     return value
+
+
+def occurrence_key(schedule_id: str, run: int) -> str:
+    """The key of the job that occurrence ``run`` of schedule ``schedule_id`` creates
+    (overlap ``allow``); clients may not use the prefix."""
+    return f"{OCCURRENCE_KEY_PREFIX}{schedule_id}:{run}"
 
 
 def parse_timeout(value: object) -> float | None:

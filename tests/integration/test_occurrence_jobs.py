@@ -1,0 +1,107 @@
+"""Overlap ``allow``: the job of each occurrence is created exactly once, and never lost, even
+when the attempt that creates it is retried long after its key was claimed, or after the
+schedule was updated (from the review of stop 26). Also what that needs of idempotency keys in
+general: a claim whose add was lost is completed by a later request however late, while a key
+whose job was purged stays spent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from jobs_core import JobRequest, JobStatus
+from jobs_core.errors import (
+    IdempotencyKeyExpiredError,
+    InvalidIdempotencyKeyError,
+    TransientStoreError,
+)
+from jobs_core.model import RetryPolicy
+from jobs_core.retention import purge_shards
+from jobs_core.store import JobStore
+from tests.jobs_helpers import Clock, Recorder, drain, make
+
+
+class FailingAdd:
+    """A store whose first append to a shard blob containing ``marker`` fails (a 503 before
+    writing), after its key was claimed."""
+
+    def __init__(self, store: JobStore, marker: bytes) -> None:
+        self._store, self.marker, self.fail = store, marker, 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        if name.startswith("shards/") and self.marker in data and self.fail:
+            self.fail -= 1
+            raise TransientStoreError(f"{name}: 503 ServerBusy")
+        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_occurrence_retried_long_after_its_claim_still_gets_its_job(
+        store: JobStore) -> None:
+    """The occurrence's key was claimed, its add failed, and the attempt's retry came 15
+    minutes later: the scheduler took the claim for one whose job had been purged
+    (`IdempotencyKeyExpiredError`, a permanent failure) and the occurrence never ran."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(FailingAdd(store, b"occurrence:"), rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("echo", recurrence={
+        "cron": "0 * * * *", "overlap": "allow"},
+        retry=RetryPolicy(max_attempts=3, base_delay=900, max_delay=900, jitter=0)))).job
+    clock.now = schedule.due_at
+    await drain(executor, 1)
+    assert (await scheduler.get(schedule.id)).status is JobStatus.RETRYING
+    clock.advance(901)
+    await drain(executor, 1)
+    after = await scheduler.get(schedule.id)
+    fired = (await scheduler.list(labels={"schedule_id": schedule.id})).jobs
+    assert after.runs == 1 and after.last_error is None, after.last_error
+    assert [j.id for j in fired] == [after.result["occurrence_job"]]
+
+
+async def test_an_occurrence_retried_after_its_schedule_was_updated_is_its_first_job(
+        store: JobStore) -> None:
+    """The first attempt created the occurrence's job (and, say, crashed before recording
+    it); the schedule's payload was then updated: the retry conflicted with the key's first
+    payload (`IdempotencyConflictError`, permanent). It now finds that job."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("echo", {"v": 1}, recurrence={
+        "cron": "* * * * *", "overlap": "allow"}))).job
+    first = await executor._fire(schedule)
+    updated = await scheduler.update(schedule.id, {"payload": {"v": 2}})
+    assert updated.runs == schedule.runs
+    assert await executor._fire(updated) == first
+    assert (await scheduler.get(first["occurrence_job"])).payload == {"v": 1}
+
+
+async def test_a_keyed_request_completes_a_lost_add_however_late(store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, _ = make(FailingAdd(store, b'"k":"order-9"'), rec, clock, slots=1)
+    request = JobRequest("echo", "p", delay=7200, idempotency_key="order-9")
+    with pytest.raises(TransientStoreError):
+        await scheduler.schedule(request)  # claimed, not added
+    clock.advance(1800)  # (was: "purged" after 10 minutes)
+    again = await scheduler.schedule(request)
+    assert again.created is False and (await scheduler.get(again.job.id)).payload == "p"
+
+
+async def test_a_key_whose_job_was_purged_stays_spent(store: JobStore) -> None:
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1, bucket_minutes=15)
+    request = JobRequest("echo", "p", idempotency_key="order-10")
+    job = (await scheduler.schedule(request)).job
+    await drain(executor, 1)
+    assert (await scheduler.get(job.id)).status is JobStatus.SUCCEEDED
+    clock.advance(3 * 3600)
+    report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
+    assert report.shards_deleted >= 1
+    with pytest.raises(IdempotencyKeyExpiredError):  # the key's window is a day
+        await make(store, rec, clock, slots=1, bucket_minutes=15)[0].schedule(request)
+
+
+async def test_clients_may_not_use_the_occurrence_key_prefix(store: JobStore) -> None:
+    scheduler, _ = make(store, Recorder(), Clock(), slots=1)
+    with pytest.raises(InvalidIdempotencyKeyError, match="app's own"):
+        await scheduler.schedule(JobRequest("echo", idempotency_key="occurrence:j1:0"))
