@@ -63,12 +63,13 @@ class FinalChecks:
             except JobsError as exc:
                 self.violate("I1", f"accepted job {job_id} unreadable at the end: {exc}")
         end = world.now()
-        fired = await check_fired(final, world, finals, self.violate)
-        self.ops["occurrence jobs"] += sum(len(runs) for runs in fired.values())
+        for schedule, runs in (await check_fired(final, world, finals, self.violate)).items():
+            self.by_job[schedule].extend(runs)  # (its I6 and I7 checks see them)
+            self.ops["occurrence jobs"] += len(runs)
         for job_id, job in finals.items():
             info = self.jobs[job_id]
             if info.recurring:
-                self._check_recurring(job_id, job, info, end, fired.get(job_id, []))
+                self._check_recurring(job_id, job, info, end)
             elif not job.status.is_final and not self._left_paused(job, info):
                 self.violate("I1", f"{job_id} is {job.status.value} at the end "
                                    f"(due {job.due_at:%d %H:%M:%S}, attempts {job.attempts})")
@@ -151,10 +152,9 @@ class FinalChecks:
             return False
         return any(c[0] == "pause" and c[1] in ("200", "error") for c in info.controls)
 
-    def _check_recurring(self, job_id: str, job: Job, info: Accepted, end: float,
-                         fired: list[tuple[int, datetime]]) -> None:
+    def _check_recurring(self, job_id: str, job: Job, info: Accepted, end: float) -> None:
         """I7: a recurring job keeps running (with overlap ``allow``: keeps creating a job per
-        occurrence, ``fired``), and a daily cron runs once a local day."""
+        occurrence, see ``fired_jobs.py``), and a daily cron runs once a local day."""
         if job.status is JobStatus.CANCELLED:
             return
         if self._left_paused(job, info):
@@ -163,8 +163,7 @@ class FinalChecks:
             self.violate("I1", f"recurring {job_id} is paused at the end, never paused by "
                                "a request")
             return
-        runs = sorted({(i.run, i.due_at) for i in self.by_job.get(job_id, []) if i.attempt == 1}
-                      | set(fired))
+        runs = sorted({(i.run, i.due_at) for i in self.by_job.get(job_id, []) if i.attempt == 1})
         resumed = [world_time(c[3]) for c in info.controls
                    if c[0] == "resume" and c[1] in ("200", "error")]
         last_due = max([d for _, d in runs] + resumed, default=info.due_at)

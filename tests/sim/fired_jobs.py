@@ -5,7 +5,10 @@ retention purged) and checks them there:
 
 - I5: one job per occurrence, whatever crash re-ran the attempt that created it;
 - I1: each of them is final at the end (but those created in the run's last 10 minutes);
-- I7 (with ``FinalChecks._check_recurring``): the schedule keeps creating them.
+- I6 and I7: each one's creation counts as a run of its schedule (``check_final`` adds it to
+  the schedule's invocations), so a schedule cancelled or paused with 200 creates none after
+  the answer, one created after an update answered 200 has its payload, and the schedule
+  keeps creating them.
 
 Their runs are ordinary invocations, so I2, I3 and I11 check them like any other job's.
 """
@@ -14,14 +17,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from jobs_core.errors import JobNotFoundError, JobsError
 from jobs_core.model import Job
 from jobs_core.shard_state import ShardState
 
-from .facts import world_time
+from .facts import EPOCH, Invocation, world_time
 
 if TYPE_CHECKING:
     from .world import Process, World
@@ -39,10 +42,10 @@ async def log_blobs(final: Process, world: World) -> list[tuple[str, bytes, bool
 
 
 async def check_fired(final: Process, world: World, schedules: dict[str, Job],
-                      violate: Callable[[str, str], None]) -> dict[str, list[tuple[int, datetime]]]:
+                      violate: Callable[[str, str], None]) -> dict[str, list[Invocation]]:
     """Checks the jobs that schedules with overlap ``allow`` created (see the module doc;
-    ``schedules``: the accepted jobs as read at the end); returns each schedule's occurrences:
-    (run, due time of the job it created)."""
+    ``schedules``: the accepted jobs as read at the end); returns each schedule's runs: the
+    creation of each occurrence's job, as an invocation of the schedule."""
     fired: dict[str, Job] = {}
     live: set[str] = set()  # seen in a blob that was not purged
     for name, data, purged in await log_blobs(final, world):
@@ -56,7 +59,7 @@ async def check_fired(final: Process, world: World, schedules: dict[str, Job],
     by_schedule: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for job in fired.values():
         by_schedule[(job.labels or {})["schedule_id"]][job.idempotency_key or ""].add(job.id)
-    occurrences: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
+    occurrences: dict[str, list[Invocation]] = defaultdict(list)
     for schedule, by_key in sorted(by_schedule.items()):
         for key, ids in sorted(by_key.items()):
             prefix, _, run = key.rpartition(":")
@@ -66,7 +69,11 @@ async def check_fired(final: Process, world: World, schedules: dict[str, Job],
                 continue
             if len(ids) > 1:
                 violate("I5", f"occurrence {key} was created as {len(ids)} jobs: {sorted(ids)}")
-            occurrences[schedule].append((int(run), fired[min(ids)].due_at))
+            first = min((fired[i] for i in ids), key=lambda j: j.created_at)
+            at = (first.created_at - EPOCH).total_seconds()
+            occurrences[schedule].append(Invocation(
+                schedule, int(run), 1, first.created_at, "log", at, at, ok=True,
+                handler=first.handler, payload=first.payload))
         # independent of the keys: each occurrence creates at most one job (its runs, and
         # one more whose attempt may have been cut short by a cancel)
         job = schedules.get(schedule)
