@@ -66,7 +66,8 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
              "schema": {"type": "string", "examples": ["wait=10"]},
              "description": "RFC 7240 `wait=N`: the same as ?wait=N"},
             {"name": "Idempotency-Key", "in": "header", "required": False,
-             "schema": {"type": "string", "pattern": r"^[!-~]{1,200}$"},
+             "schema": {"type": "string", "pattern": r"^[!-~]{1,200}$",
+                        "not": {"pattern": "^occurrence:"}},
              "description": "the same as the body's idempotency_key (they must not differ)"},
         ],
         requestBody=json_request("JobRequest", api.max_body_bytes, "JOBS_MAX_BODY_BYTES"))

@@ -185,7 +185,7 @@ class JobScheduler(JobControls):
             existing, _ = await self._locate(claim.job_id)
             if existing is not None:
                 return Scheduled(existing, created=False)
-            if not await self._add_was_lost(claim.job_id, now):  # it was purged since
+            if not self._add_may_be_lost(claim.job_id, now):  # (it may have been purged)
                 raise IdempotencyKeyExpiredError(key_text, claim.job_id)
             # claimed, but its add is not there: its request died between claim and add, or
             # is still on its way (a concurrent request with the key). Add it: the first add
@@ -200,21 +200,18 @@ class JobScheduler(JobControls):
             added.due_at == job.due_at and added.handler == job.handler
         return Scheduled(added or job, created=claim.created, added=job if ours else None)
 
-    async def _add_was_lost(self, job_id: str, now: datetime) -> bool:
-        """A claimed job that cannot be found: was its add lost (its request died between
-        claim and add, or saw an error), or was the job purged since? Lost when the blob its
-        id names (where its add goes) exists and holds no record of it, or when no purge can
-        have deleted that blob yet: a purge keeps a blob until its bucket ended at least
-        ``MIN_RETENTION_DAYS`` ago (less the clock skew allowed for). (Before, a claim older
-        than 10 minutes counted as purged: an occurrence whose attempt was retried later was
-        lost.)"""
+    def _add_may_be_lost(self, job_id: str, now: datetime) -> bool:
+        """A claimed job that cannot be found: its add was lost (its request died between
+        claim and add, or saw an error), unless the job was purged since. No purge deletes
+        the blob the job's id names (where its add goes) before that blob's bucket ended
+        ``MIN_RETENTION_DAYS`` ago (one hour; less 5 minutes for clock skew): until then the
+        request adds it (the first add of an id wins, so a concurrent add of it makes no
+        second job). Later the key counts as spent: an add then could race a purge of that
+        blob and re-create it. (Before, the key was spent 10 minutes after its claim: an
+        overlap-allow occurrence whose attempt was retried later never got its job.)"""
         home = parse_job_id(job_id)
-        try:
-            state = await self._read(home.name)
-        except BlobNotFoundError:
-            ended = home.key.bucket + timedelta(minutes=self.settings.bucket_minutes)
-            return now < ended + timedelta(days=MIN_RETENTION_DAYS) - DEFAULT_SKEW
-        return job_id not in state.jobs and state.location(job_id) is None
+        ended = home.key.bucket + timedelta(minutes=self.settings.bucket_minutes)
+        return now < ended + timedelta(days=MIN_RETENTION_DAYS) - DEFAULT_SKEW
 
     async def _append_new(self, key: ShardKey, jobs: list[Job]) -> list[Scheduled]:
         tokens = [self._token() for _ in jobs]

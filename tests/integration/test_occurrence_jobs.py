@@ -1,11 +1,13 @@
 """Overlap ``allow``: the job of each occurrence is created exactly once, and never lost, even
 when the attempt that creates it is retried long after its key was claimed, or after the
 schedule was updated (from the review of stop 26). Also what that needs of idempotency keys in
-general: a claim whose add was lost is completed by a later request however late, while a key
-whose job was purged stays spent."""
+general: a claim whose add was lost is completed by a later request until a purge could have
+deleted the job's blob (its bucket ended an hour ago), while a key whose job was purged stays
+spent, and two requests racing with one key make one job."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -76,15 +78,83 @@ async def test_an_occurrence_retried_after_its_schedule_was_updated_is_its_first
     assert (await scheduler.get(first["occurrence_job"])).payload == {"v": 1}
 
 
-async def test_a_keyed_request_completes_a_lost_add_however_late(store: JobStore) -> None:
+async def test_a_keyed_request_completes_a_lost_add_until_a_purge_could_come(
+        store: JobStore) -> None:
     clock, rec = Clock(), Recorder()
-    scheduler, _ = make(FailingAdd(store, b'"k":"order-9"'), rec, clock, slots=1)
-    request = JobRequest("echo", "p", delay=7200, idempotency_key="order-9")
+    scheduler, _ = make(FailingAdd(store, b'"k":"order-9"'), rec, clock, slots=1,
+                        bucket_minutes=15)
+    request = JobRequest("echo", "p", idempotency_key="order-9")
     with pytest.raises(TransientStoreError):
         await scheduler.schedule(request)  # claimed, not added
     clock.advance(1800)  # (was: "purged" after 10 minutes)
     again = await scheduler.schedule(request)
     assert again.created is False and (await scheduler.get(again.job.id)).payload == "p"
+
+    late = JobRequest("echo", "q", idempotency_key="order-11")
+    lost = make(FailingAdd(store, b'"k":"order-11"'), rec, clock, slots=1, bucket_minutes=15)[0]
+    with pytest.raises(TransientStoreError):
+        await lost.schedule(late)
+    clock.advance(75 * 60)  # its bucket ended more than an hour ago: a purge may have come
+    with pytest.raises(IdempotencyKeyExpiredError):
+        await lost.schedule(late)
+
+
+class HeldAdd:
+    """A store whose first append of ``marker`` to a shard blob waits until ``release`` is
+    set (``held`` is set when it begins waiting, ``added`` when it has landed)."""
+
+    def __init__(self, store: JobStore, marker: bytes) -> None:
+        self._store, self.marker = store, marker
+        self.held, self.release, self.added = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        if name.startswith("shards/") and self.marker in data and not self.held.is_set():
+            self.held.set()
+            await self.release.wait()
+            result = await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+            self.added.set()
+            return result
+        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+
+
+class AddLandsBetweenReads:
+    """The other request's store: after its first read of a shard blob (its lookup of the
+    job), the held add lands before it reads again."""
+
+    def __init__(self, store: JobStore, held: HeldAdd) -> None:
+        self._store, self.held, self.reads = store, held, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def read(self, name: str, offset: int = 0) -> object:
+        if name.startswith("shards/"):
+            self.reads += 1
+            if self.reads == 2:
+                self.held.release.set()
+                await self.held.added.wait()
+        return await self._store.read(name, offset)  # type: ignore[attr-defined]
+
+
+async def test_two_requests_racing_with_one_key_make_one_job(store: JobStore) -> None:
+    """From review of the first version of this fix: the second request found the claim, not
+    the job (the first one's add was still on its way), then the job: it answered 'purged'."""
+    clock, rec = Clock(), Recorder()
+    held = HeldAdd(store, b'"k":"order-12"')
+    first = make(held, rec, clock, slots=1)[0]
+    await first.schedule(JobRequest("echo", "other"))  # (the shard's blob exists)
+    second = make(AddLandsBetweenReads(store, held), rec, clock, slots=1)[0]
+    request = JobRequest("echo", "p", idempotency_key="order-12")
+    a = asyncio.ensure_future(first.schedule(request))
+    await held.held.wait()  # claimed; its add waits
+    b = await second.schedule(request)
+    held.release.set()
+    assert (await a).job.id == b.job.id and b.created is False
+    listed = await second.list(handler="echo")
+    assert [j.id for j in listed.jobs if j.payload == "p"] == [b.job.id]
 
 
 async def test_a_key_whose_job_was_purged_stays_spent(store: JobStore) -> None:
