@@ -18,6 +18,7 @@ from jobs_core.errors import (
     InvalidIdempotencyKeyError,
     TransientStoreError,
 )
+from jobs_core.ids import ShardKey, bucket_of, parse_job_id
 from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
@@ -175,3 +176,31 @@ async def test_clients_may_not_use_the_occurrence_key_prefix(store: JobStore) ->
     scheduler, _ = make(store, Recorder(), Clock(), slots=1)
     with pytest.raises(InvalidIdempotencyKeyError, match="app's own"):
         await scheduler.schedule(JobRequest("echo", idempotency_key="occurrence:j1:0"))
+
+
+async def test_a_lost_add_completed_in_a_later_bucket_leaves_the_planners_a_hint(
+        store: JobStore) -> None:
+    """Soak seed 33162 (I11, on 2e1df79): a keyed job claimed at the end of a bucket, whose
+    add was lost, was added by its retry 80 minutes later into its claim's blob, of a past
+    bucket and a past day, whose summary said done: with no touch hint the planners found it
+    only at their next full listing, 540 s late. The add now writes the hint (as
+    slot_listing.py always said it did)."""
+    clock, rec = Clock(), Recorder()
+    flaky = FailingAdd(store, b'"k":"order-13"')
+    scheduler, executor = make(flaky, rec, clock, slots=1, bucket_minutes=15)
+    clock.now = clock.now.replace(hour=23, minute=59, second=30)
+    await scheduler.schedule(JobRequest("echo", "other"))  # (the blob exists)
+    await drain(executor, 1)
+    request = JobRequest("echo", "p", idempotency_key="order-13")
+    with pytest.raises(TransientStoreError):
+        await scheduler.schedule(request)  # claimed in this bucket, not added
+    clock.advance(50 * 60)  # another bucket, another day
+    job = (await scheduler.schedule(request)).job  # completes the add, in the old blob
+    home = parse_job_id(job.id)
+    current = ShardKey(bucket_of(clock.now, 15), home.key.slot)
+    assert home.key.bucket < current.bucket
+    hint = (await store.read(current.blob(0))).data  # type: ignore[attr-defined]
+    assert b'"op":"touch"' in hint and home.name.encode() in hint
+    clock.advance(1)
+    await executor.run_cycle(0)
+    assert rec.runs.get(job.id) == 1
