@@ -22,7 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import records
-from .errors import JobsError, StoreError
+from .errors import (
+    IdempotencyConflictError,
+    IdempotencyKeyExpiredError,
+    JobNotFoundError,
+    JobsError,
+    StoreError,
+)
 from .events import EventPublisher, EventState, JobEvent
 from .handlers import Handler, HandlerRegistry, JobContext, RetryLaterError
 from .labels import MAX_LABELS
@@ -131,6 +137,17 @@ class AttemptRunner:
         except StoreError as exc:  # storage trouble is retried with the job's back-off, not
             # taken for a handler's permanent failure (the key makes a retry the same job)
             raise OccurrenceNotCreated(f"the occurrence's job was not created: {exc}") from exc
+        except IdempotencyConflictError as exc:
+            if isinstance(exc, IdempotencyKeyExpiredError):
+                raise
+            # claimed before the upgrade that fingerprints occurrence keys by the key alone
+            # (with the schedule's payload then): the job the key names is the occurrence's
+            try:
+                return {"occurrence_job": (await self._occurrences.get(exc.job_id)).id,
+                        "run": job.runs}
+            except JobNotFoundError:
+                raise OccurrenceNotCreated(f"the occurrence's job {exc.job_id} was claimed "
+                                           "by an earlier release and is not there") from exc
         return {"occurrence_job": fired.job.id, "run": job.runs}
 
     def _next(self, job: Job, at: datetime, *, runs_done: int | None = None) -> datetime | None:

@@ -185,7 +185,9 @@ class JobScheduler(JobControls):
             existing, _ = await self._locate(claim.job_id)
             if existing is not None:
                 return Scheduled(existing, created=False)
-            if not self._add_may_be_lost(claim.job_id, now):  # (it may have been purged)
+            # (judged on the clock now, not at the request's start: a slow claim or lookup
+            # must not stretch the window in which no purge can have come)
+            if not self._add_may_be_lost(claim.job_id, self.clock()):
                 raise IdempotencyKeyExpiredError(key_text, claim.job_id)
             # claimed, but its add is not there: its request died between claim and add, or
             # is still on its way (a concurrent request with the key). Add it: the first add

@@ -19,9 +19,11 @@ from jobs_core.errors import (
     TransientStoreError,
 )
 from jobs_core.ids import ShardKey, bucket_of, parse_job_id
+from jobs_core.key_blobs import fingerprint
 from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
+from jobs_core.validation import occurrence_key
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
 
@@ -168,7 +170,7 @@ async def test_a_key_whose_job_was_purged_stays_spent(store: JobStore) -> None:
     clock.advance(3 * 3600)
     report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
     assert report.shards_deleted >= 1
-    with pytest.raises(IdempotencyKeyExpiredError):  # the key's window is a day
+    with pytest.raises(IdempotencyKeyExpiredError):  # (the key itself is kept for 7 days)
         await make(store, rec, clock, slots=1, bucket_minutes=15)[0].schedule(request)
 
 
@@ -184,7 +186,8 @@ async def test_a_lost_add_completed_in_a_later_bucket_leaves_the_planners_a_hint
     add was lost, was added by its retry 80 minutes later into its claim's blob, of a past
     bucket and a past day, whose summary said done: with no touch hint the planners found it
     only at their next full listing, 540 s late. The add now writes the hint (as
-    slot_listing.py always said it did)."""
+    slot_listing.py always said it did). Here the retry comes 50 minutes later (15-minute
+    buckets: within the hour after the claim's bucket ended)."""
     clock, rec = Clock(), Recorder()
     flaky = FailingAdd(store, b'"k":"order-13"')
     scheduler, executor = make(flaky, rec, clock, slots=1, bucket_minutes=15)
@@ -204,3 +207,17 @@ async def test_a_lost_add_completed_in_a_later_bucket_leaves_the_planners_a_hint
     clock.advance(1)
     await executor.run_cycle(0)
     assert rec.runs.get(job.id) == 1
+
+
+async def test_an_occurrence_claimed_by_the_previous_release_is_found(store: JobStore) -> None:
+    """From review: the previous release claimed occurrence keys with the fingerprint of the
+    schedule's handler and payload; an attempt re-run across the upgrade conflicted with its
+    own claim (a permanent failure: the occurrence was lost)."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("echo", {"v": 1}, recurrence={
+        "cron": "* * * * *", "overlap": "allow"}))).job
+    created = (await scheduler.schedule(JobRequest("echo", {"v": 1}))).job  # (its job then)
+    await scheduler.keys.claim(occurrence_key(schedule.id, schedule.runs),
+                               fingerprint("echo", {"v": 1}), created.id, clock.now)
+    assert (await executor._fire(schedule))["occurrence_job"] == created.id
