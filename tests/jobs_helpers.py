@@ -16,6 +16,7 @@ from jobs_core import (
     PermanentJobError,
     RetryPolicy,
 )
+from jobs_core.errors import TransientStoreError
 from jobs_core.model import FINAL_STATUSES
 
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -114,3 +115,20 @@ async def drain(executor: Executor, slots: int, *, max_cycles: int = 50) -> int:
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0, jitter=0)
 FINAL = set(FINAL_STATUSES)
+
+
+class FailingAppend:
+    """A store whose first append to a blob whose name starts with ``prefix`` and whose data
+    contains ``marker`` fails (a 503 before writing); every other call goes to ``store``."""
+
+    def __init__(self, store: object, prefix: str, marker: bytes = b"") -> None:
+        self._store, self.prefix, self.marker, self.fail = store, prefix, marker, 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        if name.startswith(self.prefix) and self.marker in data and self.fail:
+            self.fail -= 1
+            raise TransientStoreError(f"{name}: 503 ServerBusy")
+        return await self._store.append(name, data, **kwargs)  # type: ignore[attr-defined]

@@ -24,24 +24,7 @@ from jobs_core.model import RetryPolicy
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
 from jobs_core.validation import occurrence_key
-from tests.jobs_helpers import Clock, Recorder, drain, make
-
-
-class FailingAdd:
-    """A store whose first append to a shard blob containing ``marker`` fails (a 503 before
-    writing), after its key was claimed."""
-
-    def __init__(self, store: JobStore, marker: bytes) -> None:
-        self._store, self.marker, self.fail = store, marker, 1
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
-    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
-        if name.startswith("shards/") and self.marker in data and self.fail:
-            self.fail -= 1
-            raise TransientStoreError(f"{name}: 503 ServerBusy")
-        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+from tests.jobs_helpers import Clock, FailingAppend, Recorder, drain, make
 
 
 async def test_an_occurrence_retried_long_after_its_claim_still_gets_its_job(
@@ -50,7 +33,8 @@ async def test_an_occurrence_retried_long_after_its_claim_still_gets_its_job(
     minutes later: the scheduler took the claim for one whose job had been purged
     (`IdempotencyKeyExpiredError`, a permanent failure) and the occurrence never ran."""
     clock, rec = Clock(), Recorder()
-    scheduler, executor = make(FailingAdd(store, b"occurrence:"), rec, clock, slots=1)
+    flaky = FailingAppend(store, "shards/", b"occurrence:")  # (after the key's claim)
+    scheduler, executor = make(flaky, rec, clock, slots=1)
     schedule = (await scheduler.schedule(JobRequest("echo", recurrence={
         "cron": "0 * * * *", "overlap": "allow"},
         retry=RetryPolicy(max_attempts=3, base_delay=900, max_delay=900, jitter=0)))).job
@@ -84,7 +68,7 @@ async def test_an_occurrence_retried_after_its_schedule_was_updated_is_its_first
 async def test_a_keyed_request_completes_a_lost_add_until_a_purge_could_come(
         store: JobStore) -> None:
     clock, rec = Clock(), Recorder()
-    scheduler, _ = make(FailingAdd(store, b'"k":"order-9"'), rec, clock, slots=1,
+    scheduler, _ = make(FailingAppend(store, "shards/", b'"k":"order-9"'), rec, clock, slots=1,
                         bucket_minutes=15)
     request = JobRequest("echo", "p", idempotency_key="order-9")
     with pytest.raises(TransientStoreError):
@@ -94,7 +78,8 @@ async def test_a_keyed_request_completes_a_lost_add_until_a_purge_could_come(
     assert again.created is False and (await scheduler.get(again.job.id)).payload == "p"
 
     late = JobRequest("echo", "q", idempotency_key="order-11")
-    lost = make(FailingAdd(store, b'"k":"order-11"'), rec, clock, slots=1, bucket_minutes=15)[0]
+    lost = make(FailingAppend(store, "shards/", b'"k":"order-11"'), rec, clock, slots=1,
+                bucket_minutes=15)[0]
     with pytest.raises(TransientStoreError):
         await lost.schedule(late)
     clock.advance(75 * 60)  # its bucket ended more than an hour ago: a purge may have come
@@ -189,7 +174,7 @@ async def test_a_lost_add_completed_in_a_later_bucket_leaves_the_planners_a_hint
     slot_listing.py always said it did). Here the retry comes 50 minutes later (15-minute
     buckets: within the hour after the claim's bucket ended)."""
     clock, rec = Clock(), Recorder()
-    flaky = FailingAdd(store, b'"k":"order-13"')
+    flaky = FailingAppend(store, "shards/", b'"k":"order-13"')
     scheduler, executor = make(flaky, rec, clock, slots=1, bucket_minutes=15)
     clock.now = clock.now.replace(hour=23, minute=59, second=30)
     await scheduler.schedule(JobRequest("echo", "other"))  # (the blob exists)
@@ -221,3 +206,4 @@ async def test_an_occurrence_claimed_by_the_previous_release_is_found(store: Job
     await scheduler.keys.claim(occurrence_key(schedule.id, schedule.runs),
                                fingerprint("echo", {"v": 1}), created.id, clock.now)
     assert (await executor._fire(schedule))["occurrence_job"] == created.id
+

@@ -13,13 +13,12 @@ from jobs_core.errors import (
     InvalidRecurrenceError,
     InvalidTransitionError,
     JobValidationError,
-    TransientStoreError,
 )
 from jobs_core.job_history import read_job_history
 from jobs_core.model import Recurrence
 from jobs_core.recurrence import after_run, parse_recurrence
 from jobs_core.store import JobStore
-from tests.jobs_helpers import FAST_RETRY, Clock, Recorder, drain, make
+from tests.jobs_helpers import FAST_RETRY, Clock, FailingAppend, Recorder, drain, make
 
 
 async def test_run_all_runs_the_latest_missed_occurrences_back_to_back(store: JobStore) -> None:
@@ -120,26 +119,10 @@ async def test_policies_that_do_not_fit_are_a_400(store: JobStore,
         await scheduler.schedule(JobRequest("echo", recurrence=recurrence))
 
 
-class FailingKeys:
-    """A store whose next append to the key index fails (a 503)."""
-
-    def __init__(self, store: JobStore) -> None:
-        self._store, self.fail = store, 1
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._store, name)
-
-    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
-        if name.startswith("keys/") and self.fail:
-            self.fail -= 1
-            raise TransientStoreError(f"{name}: 503 ServerBusy")
-        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
-
-
 async def test_an_occurrence_whose_job_could_not_be_created_is_retried_not_lost(
         store: JobStore) -> None:
     clock, rec = Clock(), Recorder()
-    flaky = FailingKeys(store)
+    flaky = FailingAppend(store, "keys/")  # (its next append to the key index: a 503)
     scheduler, executor = make(flaky, rec, clock, slots=1)
     schedule = (await scheduler.schedule(JobRequest("always_fails", recurrence={
         "cron": "* * * * *", "overlap": "allow"}, retry=FAST_RETRY))).job
