@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from . import records
@@ -53,34 +53,55 @@ def shard_metadata(shard: ShardBlob) -> dict[str, str]:
             "events_at": "0"}  # event_log.py: every event of a new blob is still to send
 
 
-async def locate(read: ReadState, job_id: str) -> tuple[Job | None, str]:
-    """The job as the blob it lives in says, and that blob's name; ``(None, home)`` when no
-    blob knows it. ``read`` returns a blob's current state (``BlobNotFoundError`` if absent).
-    Raises ``InvalidJobIdError`` for a malformed id."""
+@dataclass(frozen=True)
+class Found:
+    """What ``find`` learned of a job: the job as the blob it lives in says, and that blob
+    (``None`` and the home when no blob could tell); ``added``: a blob holds the job or a
+    record of it leaving, so its add landed. ``added`` without a job: the blob it moved to is
+    gone (retention purged it)."""
+
+    job: Job | None
+    blob: str
+    added: bool
+
+
+async def find(read: ReadState, job_id: str) -> Found:
+    """Follow a job from its home (see the module's docstring). ``read`` returns a blob's
+    current state (``BlobNotFoundError`` if absent). Raises ``InvalidJobIdError`` for a
+    malformed id."""
     blob = home = parse_job_id(job_id).name
     seen: set[str] = set()
+    added = False
     for _ in range(MAX_HOPS):
         try:
             state = await read(blob)
         except BlobNotFoundError:
-            return None, home
+            return Found(None, home, added)
         seen.add(blob)
         job = state.jobs.get(job_id)
         target = state.location(job_id)
+        added = added or state.knows(job_id)
         if job is not None and job.moving_to is None:
-            return job, blob
+            return Found(job, blob, True)
         if target is None or target in seen:
-            return job, blob
+            return Found(job, blob, added)
         if job is not None:  # moving: the destination has it once step 2 is done
             try:
                 there = await read(target)
             except BlobNotFoundError:
-                return job, blob
+                return Found(job, blob, True)
             if job_id not in there.jobs and job_id not in there.moved:
-                return job, blob
+                return Found(job, blob, True)
         blob = target
     log.warning("job %s: gave up following its moves after %d blobs", job_id, MAX_HOPS)
-    return None, home
+    return Found(None, home, added)
+
+
+async def locate(read: ReadState, job_id: str) -> tuple[Job | None, str]:
+    """The job as the blob it lives in says, and that blob's name; ``(None, home)`` when no
+    blob knows it (``find`` also tells whether it existed)."""
+    found = await find(read, job_id)
+    return found.job, found.blob
 
 
 class Mover:

@@ -39,7 +39,7 @@ from .key_blobs import fingerprint
 from .key_index import DEFAULT_SKEW, KeyIndex
 from .labels import LabelFilter, matches
 from .model import Job, JobStatus
-from .moves import Mover, locate, shard_metadata
+from .moves import Mover, find, locate, shard_metadata
 from .settings import MIN_RETENTION_DAYS, JobsSettings
 from .shard_cache import ShardCache
 from .shard_indexes import ShardIndexes
@@ -182,12 +182,14 @@ class JobScheduler(JobControls):
             fingerprint(spec.handler, spec.payload)
         claim = await self.keys.claim(key_text, fp, job.id, now)
         if not claim.created:
-            existing, _ = await self._locate(claim.job_id)
-            if existing is not None:
-                return Scheduled(existing, created=False)
-            # (judged on the clock now, not at the request's start: a slow claim or lookup
-            # must not stretch the window in which no purge can have come)
-            if not self._add_may_be_lost(claim.job_id, self.clock()):
+            found = await find(self._read, claim.job_id)
+            if found.job is not None:
+                return Scheduled(found.job, created=False)
+            # its add landed and the blob it moved to is gone (a purge: a job due in a later
+            # bucket, run now and moved out, then purged while its id's bucket was young),
+            # or no add is found and a purge may have come since (judged on the clock now,
+            # not at the request's start: a slow claim or lookup must not stretch the window)
+            if found.added or not self._add_may_be_lost(claim.job_id, self.clock()):
                 raise IdempotencyKeyExpiredError(key_text, claim.job_id)
             # claimed, but its add is not there: its request died between claim and add, or
             # is still on its way (a concurrent request with the key). Add it: the first add

@@ -232,6 +232,12 @@ class ShardState:
         """Jobs not final in this blob (moving ones included: they are not gone yet)."""
         return [j for j in self.jobs.values() if not j.status.is_final]
 
+    def knows(self, job_id: str) -> bool:
+        """Whether this blob holds the job's add: the job, or a record of it finishing (when
+        dropped), moving away, or (home blob) living elsewhere."""
+        return job_id in self.jobs or job_id in self.finished or job_id in self.moved or \
+            job_id in self.pointers
+
     def location(self, job_id: str) -> str | None:
         """Where a job of this blob went, if it left: its pointer (home blob), the blob it
         moved to, or the blob it is moving to."""

@@ -16,6 +16,7 @@ from jobs_core import JobRequest, JobStatus
 from jobs_core.errors import (
     IdempotencyKeyExpiredError,
     InvalidIdempotencyKeyError,
+    JobNotFoundError,
     TransientStoreError,
 )
 from jobs_core.ids import ShardKey, bucket_of, parse_job_id
@@ -207,3 +208,28 @@ async def test_an_occurrence_claimed_by_the_previous_release_is_found(store: Job
                                fingerprint("echo", {"v": 1}), created.id, clock.now)
     assert (await executor._fire(schedule))["occurrence_job"] == created.id
 
+
+async def test_a_key_whose_moved_job_was_purged_stays_spent(store: JobStore) -> None:
+    """Reasoned in the review of stop 26: a keyed job due in a later bucket is run now and
+    moved out of the blob its id names (as an evacuation does), runs, and its new blob is
+    purged while the id's own bucket is still young. A retry with the key found no job, took
+    the claim for one whose add was lost, and answered 200 with a `scheduled` job that GET
+    answers 404 for. The id's blob says the job moved: it existed, so the key is spent."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1, bucket_minutes=15)
+    request = JobRequest("echo", "p", idempotency_key="order-14", delay=6 * 3600)
+    job = (await scheduler.schedule(request)).job
+    home = parse_job_id(job.id)
+    job = await scheduler.run_now(job.id)
+    assert await scheduler.mover.move(home.name, [job]) == 1
+    await drain(executor, 1)
+    assert (await scheduler.get(job.id)).status is JobStatus.SUCCEEDED
+    # the run-now's touch hint keeps the new blob until the home's bucket begins; then the
+    # new blob's bucket ended hours ago, the home's bucket not even an hour ago
+    clock.now = home.key.bucket + timedelta(minutes=5)
+    report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
+    assert report.shards_deleted >= 1 and (await store.stat(home.name)).size > 0
+    with pytest.raises(JobNotFoundError):
+        await scheduler.get(job.id)
+    with pytest.raises(IdempotencyKeyExpiredError):
+        await make(store, rec, clock, slots=1, bucket_minutes=15)[0].schedule(request)
