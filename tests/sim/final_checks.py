@@ -63,7 +63,9 @@ class FinalChecks:
             except JobsError as exc:
                 self.violate("I1", f"accepted job {job_id} unreadable at the end: {exc}")
         end = world.now()
-        for schedule, runs in (await check_fired(final, world, finals, self.violate)).items():
+        blobs = await log_blobs(final, world)  # the whole log, read once
+        for schedule, runs in (await check_fired(final, world, blobs, finals,
+                                                 self.violate)).items():
             self.by_job[schedule].extend(runs)  # (its I6 and I7 checks see them)
             self.ops["occurrence jobs"] += len(runs)
         for job_id, job in finals.items():
@@ -79,16 +81,16 @@ class FinalChecks:
         self._check_compensations(finals)
         self._check_limits()
         await self._check_fencing(final)
-        await self._check_events(final, world)
+        self._check_events(blobs, world)
 
-    async def _check_events(self, final: Process, world: World) -> None:
+    def _check_events(self, blobs: list[tuple[str, bytes, bool]], world: World) -> None:
         """I10 (see the module doc)."""
         expected: dict[str, set[str]] = defaultdict(set)
         # a change recorded just before the world stops may still be waiting for the log
         # publisher's next pass, which never comes here: it is owed, but not checked
         owed_from = world_time(world.now() - PUBLISH_SETTLE_S)
         late: set[str] = set()
-        for name, data, _ in await log_blobs(final, world):
+        for name, data, _ in blobs:
             state = ShardState(name, keep_finished=False)
             state.observer = lambda r, before, after: [
                 (expected[q] if r.at <= owed_from else late).update(e.id for e in evs)

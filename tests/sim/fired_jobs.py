@@ -41,14 +41,16 @@ async def log_blobs(final: Process, world: World) -> list[tuple[str, bytes, bool
     return blobs
 
 
-async def check_fired(final: Process, world: World, schedules: dict[str, Job],
+async def check_fired(final: Process, world: World, blobs: list[tuple[str, bytes, bool]],
+                      schedules: dict[str, Job],
                       violate: Callable[[str, str], None]) -> dict[str, list[Invocation]]:
     """Checks the jobs that schedules with overlap ``allow`` created (see the module doc;
-    ``schedules``: the accepted jobs as read at the end); returns each schedule's runs: the
-    creation of each occurrence's job, as an invocation of the schedule."""
+    ``blobs``: ``log_blobs``; ``schedules``: the accepted jobs as read at the end); returns
+    each schedule's runs: the creation of each occurrence's job, as an invocation of the
+    schedule."""
     fired: dict[str, Job] = {}
     live: set[str] = set()  # seen in a blob that was not purged
-    for name, data, purged in await log_blobs(final, world):
+    for name, data, purged in blobs:
         state = ShardState(name, keep_finished=True)
         state.feed_lines(data[:data.rfind(b"\n") + 1].split(b"\n"))
         for job in state.jobs.values():
