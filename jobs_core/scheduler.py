@@ -45,7 +45,7 @@ from .shard_cache import ShardCache
 from .shard_indexes import ShardIndexes
 from .shard_state import ShardState
 from .store import JobStore
-from .validation import OCCURRENCE_KEY_PREFIX, JobRequest, ValidJob, occurrence_key, validate
+from .validation import JobRequest, ValidJob, occurrence_key, validate
 
 log = logging.getLogger(__name__)
 KEY_PARTITIONS = 64  # of the idempotency key index: part of the storage format, never change
@@ -106,8 +106,9 @@ class JobScheduler(JobControls):
         clients may not use) is claimed with a fingerprint of the key alone, not of the
         payload: an attempt retried after the schedule was updated finds the occurrence's job
         (or completes its lost add) instead of conflicting with it."""
+        key = occurrence_key(schedule_id, run)
         valid = replace(validate(request, self.registry, self.settings, self.clock(), self._rng),
-                        idempotency_key=occurrence_key(schedule_id, run))
+                        idempotency_key=key, claim_fingerprint=fingerprint(key, None))
         outcome = (await self._schedule_valid([valid]))[0]
         if isinstance(outcome, JobsError):
             raise outcome
@@ -178,8 +179,7 @@ class JobScheduler(JobControls):
         shard = await self.shards.current(key)
         job = replace(job, id=new_job_id(shard, self._token()))
         key_text = spec.idempotency_key or ""
-        fp = fingerprint(key_text, None) if key_text.startswith(OCCURRENCE_KEY_PREFIX) else \
-            fingerprint(spec.handler, spec.payload)
+        fp = spec.claim_fingerprint or fingerprint(spec.handler, spec.payload)
         claim = await self.keys.claim(key_text, fp, job.id, now)
         if not claim.created:
             found = await find(self._read, claim.job_id)

@@ -70,6 +70,9 @@ class ValidJob:
     timeout_seconds: float | None
     labels: dict[str, str] | None = None
     traceparent: str | None = None
+    # what the idempotency key is claimed with (None: the fingerprint of handler and payload,
+    # so a key reused for another job conflicts); the scheduler's own occurrence keys set it
+    claim_fingerprint: str | None = None
 
 
 def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSettings,
