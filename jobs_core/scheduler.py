@@ -93,11 +93,8 @@ class JobScheduler(JobControls):
     # --- scheduling --------------------------------------------------------------------------
     async def schedule(self, request: JobRequest) -> Scheduled:
         """Validate and durably schedule one job (group-committed with concurrent calls)."""
-        valid = validate(request, self.registry, self.settings, self.clock(), self._rng)
-        outcome = (await self._schedule_valid([valid]))[0]
-        if isinstance(outcome, JobsError):
-            raise outcome
-        return outcome
+        return await self._schedule_one(
+            validate(request, self.registry, self.settings, self.clock(), self._rng))
 
     async def schedule_occurrence(self, request: JobRequest, schedule_id: str,
                                   run: int) -> Scheduled:
@@ -107,8 +104,11 @@ class JobScheduler(JobControls):
         payload: an attempt retried after the schedule was updated finds the occurrence's job
         (or completes its lost add) instead of conflicting with it."""
         key = occurrence_key(schedule_id, run)
-        valid = replace(validate(request, self.registry, self.settings, self.clock(), self._rng),
-                        idempotency_key=key, claim_fingerprint=fingerprint(key, None))
+        return await self._schedule_one(replace(
+            validate(request, self.registry, self.settings, self.clock(), self._rng),
+            idempotency_key=key, claim_fingerprint=fingerprint(key, None)))
+
+    async def _schedule_one(self, valid: ValidJob) -> Scheduled:
         outcome = (await self._schedule_valid([valid]))[0]
         if isinstance(outcome, JobsError):
             raise outcome
