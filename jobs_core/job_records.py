@@ -23,6 +23,10 @@ class Add:
     job: Job
     at: datetime
     source: str | None = None
+    # a version-1 add: before the key index (version 2), a blob deduplicated idempotency keys
+    # itself, so a later add of another id with its key is dropped (never written: the
+    # version the line carries says it)
+    v1: bool = False
 
     @property
     def id(self) -> str:
@@ -35,7 +39,8 @@ class Add:
     @classmethod
     def decode(cls, wire: Wire) -> Add:
         source = wire.get("from")
-        return cls(_job_of(wire), parse_ts(wire["at"]), None if source is None else as_str(source))
+        return cls(_job_of(wire), parse_ts(wire["at"]), None if source is None else as_str(source),
+                   wire.get("v") == 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,9 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     shard  the blob a touch points at
 
 Version 2 added rid, run, x, lease, move/moved/ptr and the moved-in keys. Version 1 logs are
-still read: their execution records (no ``x``) are fenced by epoch as before. The typed module
+still read: their execution records (no ``x``) are fenced by epoch as before, and their adds
+deduplicate idempotency keys in their blob as before (since version 2 the key index does, and a
+key whose claim expired may name a new job in the same blob). The typed module
 did not change the wire. Version 3 added ``pause``, ``resume``, ``update`` and ``misfire``,
 the ``paused`` status a moved-in add may carry, and the v3 keys of ``rc``: only those records
 are written as version 3, so a blob without them stays readable by a version-2 reader, and a

@@ -19,6 +19,7 @@ from .errors import (
     BlockLimitError,
     IdempotencyKeyExpiredError,
     InvalidCursorError,
+    JobConflictError,
     JobNotFoundError,
     JobsError,
 )
@@ -205,9 +206,24 @@ class JobScheduler(JobControls):
             revived=blob.key.bucket < bucket_of(now, self.settings.bucket_minutes))
         await self._add_at(blob, [job])
         added, _ = await self._locate(job.id)
-        ours = added is not None and added.created_at == job.created_at and \
-            added.due_at == job.due_at and added.handler == job.handler
-        return Scheduled(added or job, created=claim.created, added=job if ours else None)
+        if added is None:  # the blob dropped the add: answer the job it holds, never ours
+            return await self._held_by_blob(blob.name, key_text, job.id)
+        ours = added.created_at == job.created_at and added.due_at == job.due_at and \
+            added.handler == job.handler
+        return Scheduled(added, created=claim.created, added=job if ours else None)
+
+    async def _held_by_blob(self, blob: str, key: str, job_id: str) -> Scheduled:
+        """After an add the replay dropped: a version-1 job of the blob holds the key (its
+        blob deduplicated keys before the key index, which never heard of it). Anything else
+        is a conflict: nothing was added (an answer with the job we meant to add would name
+        a job that GET answers 404 for)."""
+        state = self.cache.cached(blob)
+        holder = state.keys.get(key) if state is not None else None
+        existing = (await self._locate(holder))[0] if holder is not None else None
+        if existing is None:
+            raise JobConflictError(f"job {job_id} for idempotency key {key!r} was not added "
+                                   f"to {blob}; try again")
+        return Scheduled(existing, created=False)
 
     def _add_may_be_lost(self, job_id: str, now: datetime) -> bool:
         """A claimed job that cannot be found: its add was lost (its request died between

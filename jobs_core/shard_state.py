@@ -30,7 +30,10 @@ class ShardState:
         self.blob = blob
         self.keep_finished = keep_finished
         self.jobs: dict[str, Job] = {}
-        self.keys: dict[str, str] = {}  # idempotency key -> job id (the first add wins)
+        # idempotency key -> job id, of version-1 adds: their blob deduplicated keys (the
+        # first add wins); since version 2 the key index does, and a key may name a new job
+        # once its claim expired (a later add with it, another id, is that job)
+        self.keys: dict[str, str] = {}
         self.dropped: Counter[str] = Counter()  # finished jobs no longer held, by status
         # those jobs: id -> (status, runs, version); a later add of one is a replay, a retry
         # revives it (at the next version: a job's versions only grow, kept or not)
@@ -203,7 +206,7 @@ class ShardState:
             return  # a duplicate add: the first one wins
         job = r.job
         _set_version(job, 1)
-        if key is not None:
+        if key is not None and r.v1:
             self.keys.setdefault(key, job_id)
         self._changed(job.updated_at or job.created_at)
         if self.observer is not None:

@@ -233,3 +233,41 @@ async def test_a_key_whose_moved_job_was_purged_stays_spent(store: JobStore) -> 
         await scheduler.get(job.id)
     with pytest.raises(IdempotencyKeyExpiredError):
         await make(store, rec, clock, slots=1, bucket_minutes=15)[0].schedule(request)
+
+
+async def test_a_key_reused_after_its_window_makes_a_job_in_the_same_blob(
+        store: JobStore) -> None:
+    """From review (stop 27): the key's claim expired, and the key's new job was due in the
+    same future blob as its first one. The blob dropped the add (it deduplicated keys itself,
+    as before the key index), and the request answered 201 with a job that GET answers 404
+    for, and that never ran."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1, retention_days=1)  # key window: 1 day
+    request = JobRequest("echo", "p", idempotency_key="order-77",
+                         due_at=clock.now + timedelta(days=3))
+    first = (await scheduler.schedule(request)).job
+    clock.advance(25 * 3600)  # the key's claim no longer counts: a new job for the key
+    second = await scheduler.schedule(request)
+    assert second.created and second.job.id != first.id
+    assert parse_job_id(second.job.id).name == parse_job_id(first.id).name  # the same blob
+    assert (await scheduler.get(second.job.id)).status is JobStatus.SCHEDULED
+    clock.now = request.due_at + timedelta(seconds=1)
+    await drain(executor, 1)
+    assert rec.runs == {first.id: 1, second.job.id: 1}
+
+
+async def test_a_key_of_a_version_1_job_in_the_blob_answers_that_job(store: JobStore) -> None:
+    """A blob written before the key index holds a job with the key, which the index never
+    heard of: the blob's first add of the key still wins, and the request answers that job,
+    not one that was never added."""
+    clock, rec = Clock(), Recorder()
+    scheduler, _ = make(store, rec, clock, slots=1)
+    request = JobRequest("echo", "p", idempotency_key="order-78")
+    bucket = ShardKey(bucket_of(clock.now, 60), 0)
+    old_id = f"j{bucket.bucket:%Y%m%dT%H%M}-s000-0000-00000000000000aa"
+    at = clock.now.isoformat()
+    await store.append(bucket.blob(0), f'\n{{"v":1,"op":"add","id":"{old_id}","h":"echo",'
+                       f'"due":"{at}","at":"{at}","p":"p","k":"order-78"}}\n'.encode(),
+                       create_metadata={})
+    again = await scheduler.schedule(request)
+    assert again.job.id == old_id and again.created is False

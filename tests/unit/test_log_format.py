@@ -87,14 +87,28 @@ def test_execution_records_of_an_older_epoch_are_fenced() -> None:
     assert state.jobs[JOB_ID].result == "fresh"
 
 
-def test_duplicate_idempotency_key_first_add_wins() -> None:
+def test_in_a_version_1_log_the_first_add_of_a_key_wins() -> None:
+    """Before the key index (version 2), a blob deduplicated idempotency keys itself."""
+    at, other = T0.isoformat(), JOB_ID[:-2] + "bb"
     state = ShardState(BLOB)
-    first = a_job(idempotency_key="k1")
+    state.feed_lines(f'{{"v":1,"op":"add","id":"{i}","h":"echo","due":"{at}","at":"{at}",'
+                     f'"k":"k1"}}'.encode() for i in (JOB_ID, other))
+    state.apply(records.add(Job(id=JOB_ID[:-2] + "cc", handler="echo", due_at=T0,
+                                created_at=T0, idempotency_key="k1")))  # (after an upgrade)
+    assert list(state.jobs) == [JOB_ID] and state.keys["k1"] == JOB_ID
+
+
+def test_since_the_key_index_a_blob_keeps_every_job_of_a_key() -> None:
+    """From review (stop 27): a key may name a new job once its claim expired; its add, to
+    the blob of the key's first job (same due bucket), was dropped by that blob's own
+    deduplication, and the request answered with a job that GET answers 404 for."""
+    state = ShardState(BLOB)
     second = Job(id=JOB_ID[:-2] + "bb", handler="echo", due_at=T0, created_at=T0,
                  idempotency_key="k1")
-    state.apply(records.add(first))
+    state.apply(records.add(a_job(idempotency_key="k1")))
     state.apply(records.add(second))
-    assert list(state.jobs) == [JOB_ID] and state.keys["k1"] == JOB_ID
+    state.apply(records.add(second))  # (the same id again: the first add wins)
+    assert list(state.jobs) == [JOB_ID, second.id] and state.keys == {}
 
 
 def test_executor_state_drops_finished_jobs_but_keeps_counts() -> None:
