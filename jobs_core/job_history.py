@@ -15,8 +15,10 @@ newest ``ptr`` the home holds (their records are gone; the job's state is not).
 
 To decide what applied, each blob is replayed exactly as ``ShardState`` replays it, but
 holding only this job: the other jobs' execution records are fed too (they move the blob's
-highest epoch, which fences), and the other jobs' idempotency keys are remembered (an
-earlier job with the same key makes this add a duplicate). Memory: the blob's bytes plus one job.
+highest epoch, which fences), and the idempotency keys of the other jobs' version-1 adds are
+remembered (in a version-1 log, an earlier job with the same key makes this add a duplicate;
+since the key index, a key whose claim expired may name a new job in the same blob). Memory:
+the blob's bytes plus one job.
 """
 
 from __future__ import annotations
@@ -103,8 +105,9 @@ def _replay_blob(blob: str, data: bytes, job_id: str,
         if wire.get("id") != job_id:
             if wire.get("op") in EXECUTION_OPS:
                 state.apply(wire)
-            elif wire.get("op") == "add" and isinstance(wire.get("k"), str):
-                keys_before.add(wire["k"])
+            elif wire.get("op") == "add" and wire.get("v") == 1 and "from" not in wire and \
+                    isinstance(wire.get("k"), str):
+                keys_before.add(wire["k"])  # (as ShardState: only version-1 adds, see Add.v1)
             continue
         found.append(_replay(state, wire, job_id, keys_before, blob, at_offset))
     return state
@@ -136,7 +139,7 @@ def _replay(state: ShardState, wire: records.Wire, job_id: str, keys_before: set
     skipped, fenced, max_epoch = state.skipped, state.fenced, state.max_epoch
     note: str | None = None
     if isinstance(record, records.Add) and before is None and record.source is None and \
-            record.job.idempotency_key in keys_before:
+            record.v1 and record.job.idempotency_key in keys_before:
         note = "ignored: an earlier job in this blob has the same idempotency key"
     elif isinstance(record, records.Pointer):
         state.apply(record)  # a hint in the home blob: where the job lives now

@@ -221,8 +221,9 @@ class JobScheduler(JobControls):
         holder = state.keys.get(key) if state is not None else None
         existing = (await self._locate(holder))[0] if holder is not None else None
         if existing is None:
-            raise JobConflictError(f"job {job_id} for idempotency key {key!r} was not added "
-                                   f"to {blob}; try again")
+            raise JobConflictError(f"job {job_id} for idempotency key {key!r} could not be "
+                                   f"added to {blob} (it was purged or is being purged): it "
+                                   "does not exist")
         return Scheduled(existing, created=False)
 
     def _add_may_be_lost(self, job_id: str, now: datetime) -> bool:

@@ -23,7 +23,8 @@ class ShardState:
     """The jobs of one shard blob, as its log says they are.
 
     With ``keep_finished=False`` (executors) a job is dropped once it is final, so memory does
-    not grow with the number of finished jobs; only counts and idempotency keys are kept.
+    not grow with the number of finished jobs; only counts (and the idempotency keys of
+    version-1 adds, see ``keys``) are kept.
     """
 
     def __init__(self, blob: str, *, keep_finished: bool = True) -> None:

@@ -84,17 +84,37 @@ async def test_records_the_replay_ignored_say_why() -> None:
     assert history.job.status is JobStatus.RUNNING
 
 
-async def test_the_loser_of_an_idempotency_key_race_is_not_found() -> None:
+async def test_in_a_version_1_log_the_loser_of_a_key_is_not_found() -> None:
+    """Before the key index, a blob deduplicated idempotency keys: a later add of the key
+    (another id) is a duplicate, for the history as for GET."""
     store, clock, recorder = InMemoryStore(), Clock(), Recorder()
     scheduler, _ = make(store, recorder, clock, slots=1)
-    winner = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
-    blob = parse_job_id(winner.id).name
-    loser_id = winner.id[:-16] + "0" * 16
-    loser = records.add(replace(winner, id=loser_id))
-    await store.append(blob, records.encode_block([loser]), create_metadata={})
-    assert [r.type for r in (await read_job_history(store, winner.id)).records] == ["add"]
+    other = (await scheduler.schedule(JobRequest("echo"))).job  # (the blob exists)
+    blob, at = parse_job_id(other.id).name, clock.now.isoformat()
+    winner_id, loser_id = other.id[:-16] + "0" * 15 + "1", other.id[:-16] + "0" * 16
+    await store.append(blob, b"".join(
+        f'\n{{"v":1,"op":"add","id":"{i}","h":"echo","due":"{at}","at":"{at}","k":"k1"}}'
+        .encode() for i in (winner_id, loser_id)), create_metadata={})
+    assert [r.type for r in (await read_job_history(store, winner_id)).records] == ["add"]
     with pytest.raises(JobNotFoundError):
         await read_job_history(store, loser_id)
+    with pytest.raises(JobNotFoundError):
+        await scheduler.get(loser_id)
+
+
+async def test_since_the_key_index_a_second_job_of_a_key_has_a_history() -> None:
+    """From review (stop 27): a key whose claim expired names a new job, also in the blob of
+    its first job; GET found it, its history answered 404 (it still dropped repeated keys)."""
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler, _ = make(store, recorder, clock, slots=1)
+    first = (await scheduler.schedule(JobRequest("echo", idempotency_key="k1"))).job
+    second_id = first.id[:-16] + "0" * 16
+    await store.append(parse_job_id(first.id).name,
+                       records.encode_block([records.add(replace(first, id=second_id))]),
+                       create_metadata={})
+    history = await read_job_history(store, second_id)
+    assert history.job == await scheduler.get(second_id)
+    assert [(r.type, r.applied) for r in history.records] == [("add", True)]
 
 
 async def test_unknown_and_malformed_ids() -> None:
