@@ -8,8 +8,8 @@ A shard blob is deleted only when all of these hold:
    failed or cancelled, or moved away (``moves.py``). A job whose *home* this blob is (its id
    names it) but that moved on is found where it lives now and must be final there too: the
    home blob is how GET finds it. So must a job that moved out of this blob (not its home)
-   when its home holds no pointer past this blob: a home too full for pointers leaves GET
-   to follow the ``moved`` records, and this blob is on that path (``_bypassed``);
+   unless GET finds it without this blob (``_bypassed``): a home too full for pointers leaves
+   GET to follow the ``moved`` records, and this blob may be on that path;
 3. the newest change of any of its jobs (finish, cancel, move) is older than the retention;
 4. none of its touch records points at a blob whose bucket has not begun (the planner needs
    that hint until then);
@@ -46,7 +46,7 @@ from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError
 from .event_log import undelivered
 from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
 from .model import iso
-from .moves import locate
+from .moves import find, locate
 from .settings import JobsSettings
 from .shard_state import ShardState
 from .shard_summary import live_touches
@@ -190,8 +190,8 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
         return _Judgement(Verdict.RECENT)
     for job_id in sorted(set(state.moved) | set(state.pointers)):
         home = parse_job_id(job_id).name
-        if home != info.name and await _bypassed(store, home, job_id, info.name, report):
-            continue  # the home's pointer leads past this blob: nothing reads it for the job
+        if home != info.name and await _bypassed(store, job_id, info.name, report):
+            continue  # GET finds the job without this blob: nothing reads it for the job
         job, _ = await locate(lambda name: _read_state(store, name, report), job_id)
         if job is not None and not job.status.is_final:
             return _Judgement(Verdict.UNFINISHED)
@@ -203,18 +203,19 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
     return _Judgement(await _delete_if_unchanged(store, info), jobs)
 
 
-async def _bypassed(store: JobStore, home: str, job_id: str, blob: str,
-                   report: PurgeReport) -> bool:
-    """Whether a job that moved out of ``blob`` (not its home) is found without ``blob``: its
-    home's newest pointer names a blob after ``blob`` (a job only moves to later buckets, or
-    to a higher index of its bucket, so names sort along its path). Without such a pointer
-    (the home was too full to take one, see moves.py) GET follows the ``moved`` records, and
-    ``blob`` is on that path."""
-    try:
-        pointer = (await _read_state(store, home, report)).pointers.get(job_id)
-    except BlobNotFoundError:
-        return True  # the home is gone, so is the job: nothing reads this blob for it
-    return pointer is not None and pointer > blob
+async def _bypassed(store: JobStore, job_id: str, blob: str, report: PurgeReport) -> bool:
+    """Whether a job that moved out of ``blob`` (not its home) is found without ``blob``: from
+    its home, by its pointer and ``moved`` records, as GET finds it. (Not from the order of
+    blob names: a job run now or rescheduled earlier moves from a future blob to an earlier
+    one; with a home too full for its pointer, deleting a blob whose name sorted before the
+    pointer lost a live job, from review of stop 27.) A home that is gone: so is the job."""
+    async def read_without(name: str) -> ShardState:
+        if name == blob:
+            raise BlobNotFoundError(name)
+        return await _read_state(store, name, report)
+
+    found = await find(read_without, job_id)
+    return found.job is not None or (not found.added and found.blob == parse_job_id(job_id).name)
 
 
 def _replay(name: str, data: bytes) -> ShardState:
