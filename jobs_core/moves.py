@@ -220,4 +220,4 @@ def carry_due(bucket: datetime, settings: JobsSettings, now: datetime) -> bool:
     return end + timedelta(hours=settings.carry_after_hours) <= now
 
 
-__all__ = ["Mover", "carry_due", "locate", "shard_metadata"]
+__all__ = ["Found", "Mover", "ReadState", "carry_due", "find", "locate", "shard_metadata"]

@@ -30,7 +30,9 @@ Anything else keeps the blob for the next run. Two purges at once are safe: the 
 the blob gone and counts it as ``shards_vanished``.
 
 Requests: one ``list`` per 5,000 blobs, then one ``read`` per 4 MiB of each blob old enough to be
-a candidate, and one ``delete`` per deleted blob. Claims (``claims/sNNN``) are never touched.
+a candidate, and one ``delete`` per deleted blob. A candidate that jobs moved out of also reads
+the blobs on their paths (each once per candidate: the home, where the job lives now, and the
+blobs between when the home holds no pointer). Claims (``claims/sNNN``) are never touched.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .errors import BlobNotFoundError, ConcurrencyConflictError, JobsError
 from .event_log import undelivered
 from .ids import SHARD_PREFIX, parse_job_id, parse_shard_name
 from .model import iso
-from .moves import find, locate
+from .moves import ReadState, find, locate
 from .settings import JobsSettings
 from .shard_state import ShardState
 from .shard_summary import live_touches
@@ -188,11 +190,12 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
     newest = state.latest_change
     if newest is not None and newest >= report.cutoff:
         return _Judgement(Verdict.RECENT)
+    path = _PathReader(store, report, state)
     for job_id in sorted(set(state.moved) | set(state.pointers)):
         home = parse_job_id(job_id).name
-        if home != info.name and await _bypassed(store, job_id, info.name, report):
+        if home != info.name and await _bypassed(path, job_id, info.name):
             continue  # GET finds the job without this blob: nothing reads it for the job
-        job, _ = await locate(lambda name: _read_state(store, name, report), job_id)
+        job, _ = await locate(path, job_id)
         if job is not None and not job.status.is_final:
             return _Judgement(Verdict.UNFINISHED)
         if job is not None and (job.updated_at or job.created_at) >= report.cutoff:
@@ -203,19 +206,44 @@ async def _judge(store: JobStore, info: BlobInfo, report: PurgeReport,
     return _Judgement(await _delete_if_unchanged(store, info), jobs)
 
 
-async def _bypassed(store: JobStore, job_id: str, blob: str, report: PurgeReport) -> bool:
+class _PathReader:
+    """Reads the blobs on the paths of the jobs that moved out of one judged blob, each once
+    per judgement (an evacuated blob's jobs share their destination, and often their homes)."""
+
+    def __init__(self, store: JobStore, report: PurgeReport, judged: ShardState) -> None:
+        self._store, self._report = store, report
+        self._states: dict[str, ShardState | None] = {judged.blob: judged}
+
+    async def __call__(self, name: str) -> ShardState:
+        if name not in self._states:
+            try:
+                self._states[name] = await _read_state(self._store, name, self._report)
+            except BlobNotFoundError:
+                self._states[name] = None
+        state = self._states[name]
+        if state is None:
+            raise BlobNotFoundError(name)
+        return state
+
+
+async def _bypassed(read: ReadState, job_id: str, blob: str) -> bool:
     """Whether a job that moved out of ``blob`` (not its home) is found without ``blob``: from
     its home, by its pointer and ``moved`` records, as GET finds it. (Not from the order of
     blob names: a job run now or rescheduled earlier moves from a future blob to an earlier
     one; with a home too full for its pointer, deleting a blob whose name sorted before the
-    pointer lost a live job, from review of stop 27.) A home that is gone: so is the job."""
+    pointer lost a live job, from review of stop 27.) A copy still *moving* to ``blob`` is not
+    the job: GET reads ``blob`` after it (a move whose last step did not land), and a move
+    finished without ``blob`` would re-create it with that stale copy. A home that is gone,
+    or does not know the job: nothing finds the job."""
     async def read_without(name: str) -> ShardState:
         if name == blob:
             raise BlobNotFoundError(name)
-        return await _read_state(store, name, report)
+        return await read(name)
 
     found = await find(read_without, job_id)
-    return found.job is not None or (not found.added and found.blob == parse_job_id(job_id).name)
+    if found.job is not None:
+        return found.job.moving_to != blob
+    return not found.added and found.blob == parse_job_id(job_id).name
 
 
 def _replay(name: str, data: bytes) -> ShardState:

@@ -3,9 +3,10 @@ when GET finds the job without it (from review of stop 27)."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
-from jobs_core import JobRequest, JobStatus
+from jobs_core import JobRequest, JobScheduler, JobStatus
 from jobs_core.errors import BlockLimitError
 from jobs_core.ids import parse_job_id
 from jobs_core.retention import purge_shards
@@ -15,18 +16,27 @@ from tests.jobs_helpers import Clock, Recorder, make
 
 class FullBlob:
     """A store in which the blob named ``full`` takes no more blocks (409
-    BlockCountExceedsLimit)."""
+    BlockCountExceedsLimit), nor does ``no_moved`` take a block with a ``moved`` record."""
 
     def __init__(self, store: JobStore) -> None:
-        self._store, self.full = store, ""
+        self._store, self.full, self.no_moved = store, "", ""
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
 
     async def append(self, name: str, data: bytes, **kwargs: object) -> object:
-        if name == self.full:
+        if name == self.full or (name == self.no_moved and b'"op":"moved"' in data):
             raise BlockLimitError(f"{name}: 409 BlockCountExceedsLimit")
         return await self._store.append(name, data, **kwargs)  # type: ignore[attr-defined]
+
+
+async def move_on(scheduler: JobScheduler, job_id: str) -> str:
+    """Move the job out of the blob it lives in (as an evacuation does); returns where to."""
+    job, blob = await scheduler._locate(job_id)
+    assert job is not None
+    with contextlib.suppress(BlockLimitError):  # (its source refused the last step: the
+        await scheduler.mover.move(blob, [job])  # move is half done)
+    return (await scheduler._locate(job_id))[1]
 
 
 async def test_a_blob_on_the_path_of_a_job_moved_to_an_earlier_bucket_is_kept(
@@ -42,21 +52,45 @@ async def test_a_blob_on_the_path_of_a_job_moved_to_an_earlier_bucket_is_kept(
     job = (await scheduler.schedule(JobRequest("echo", "x", delay=5 * 3600))).job
     home = parse_job_id(job.id).name
 
-    async def move_on(job_id: str) -> str:
-        job, blob = await scheduler._locate(job_id)
-        assert job is not None and await scheduler.mover.move(blob, [job]) == 1
-        return (await scheduler._locate(job_id))[1]
-
-    await move_on(job.id)  # out of its home, to the next blob of its bucket
-    later = await move_on(job.id)  # once more: the home points at it
+    await move_on(scheduler, job.id)  # out of its home, to the next blob of its bucket
+    later = await move_on(scheduler, job.id)  # once more: the home points at it
     wrapped.full = home  # from now on the home takes no pointer: GET follows `moved` records
     await scheduler.run_now(job.id)
-    earlier = await move_on(job.id)  # run now: to the current bucket, before `later`
+    earlier = await move_on(scheduler, job.id)  # run now: to the current bucket, before `later`
     assert earlier < later
     await scheduler.reschedule(job.id, delay=30 * 3600)
-    await move_on(job.id)  # and on, to the bucket of its new due time
+    await move_on(scheduler, job.id)  # and on, to the bucket of its new due time
     clock.now = t0 + timedelta(hours=7)  # `earlier` ended 6 hours ago, its touch is spent
     report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
     assert report.shards_kept_unfinished >= 1
     assert (await scheduler.get(job.id)).status is JobStatus.SCHEDULED
     assert [b.name for b in await store.list(earlier)] == [earlier]
+
+
+async def test_the_destination_of_a_half_done_move_is_kept_after_the_job_left_it(
+        store: JobStore) -> None:
+    """From review of the fix above: a move whose last step (``moved``, in its source) never
+    landed leaves a *moving* copy in the source; GET reads the destination after it. The check
+    hid the destination, found the moving copy, and took it for the job: the purge deleted
+    the destination, GET answered the stale copy, and the next move-finish re-created the
+    destination with it (the job, rescheduled to tomorrow, would run at its old time too)."""
+    clock, rec = Clock(), Recorder()
+    wrapped = FullBlob(store)
+    scheduler, executor = make(wrapped, rec, clock, slots=1, commit_linger_ms=0)
+    t0 = clock.now
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=5 * 3600))).job
+    source = await move_on(scheduler, job.id)
+    wrapped.full = parse_job_id(job.id).name  # from now on the home takes no pointer
+    await scheduler.run_now(job.id)
+    wrapped.no_moved = source  # its next move stays half done
+    dest = await move_on(scheduler, job.id)
+    assert dest < source and (await scheduler.get(job.id)).moving_to is None
+    await scheduler.reschedule(job.id, delay=30 * 3600)
+    await move_on(scheduler, job.id)  # and on, from the destination
+    before = await scheduler.get(job.id)
+    clock.now = t0 + timedelta(hours=7)
+    await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
+    assert [b.name for b in await store.list(dest)] == [dest]
+    assert (await scheduler.get(job.id)).due_at == before.due_at
+    await executor.run_cycle(0)
+    assert rec.runs.get(job.id, 0) == 0
