@@ -97,11 +97,17 @@ async def run_purge(client: df.DurableOrchestrationClient, options: PurgeOptions
     report = await purge_shards(await runtime.store(), runtime.settings, now,
                                 timedelta(days=options.retention_days), dry_run=options.dry_run,
                                 events=runtime.events is not None)
+    # idempotency-key blobs whose every claim is past the key window (the configured one,
+    # not this run's retention: it is what deduplicates requests); a dry run deletes none
+    keys = (await runtime.scheduler()).keys
+    key_blobs_deleted = 0 if options.dry_run else await keys.purge(now)
     return {
         "dry_run": options.dry_run,
         "retention_days": options.retention_days,
         "cutoff": iso(cutoff),
         "shards": report.to_dict(),
+        "keys": {"blobs_deleted": key_blobs_deleted,
+                 "window_days": keys.window.total_seconds() / 86400},
         "orchestrations": await purge_orchestrations(client, cutoff, options.dry_run),
     }
 

@@ -225,8 +225,8 @@ def test_a_purge_report_is_a_purge_report() -> None:
                          jobs_deleted=4, errors=["shards/s000/x: boom"], error_count=1)
     component(DEFAULTS, "PurgeReport").validate({
         "dry_run": True, "retention_days": 7.0, "cutoff": "2026-11-15T14:05:00Z",
-        "shards": shards.to_dict(), "orchestrations": {"instances_deleted": 0,
-                                                       "error": "unreachable"}})
+        "shards": shards.to_dict(), "keys": {"blobs_deleted": 2, "window_days": 7.0},
+        "orchestrations": {"instances_deleted": 0, "error": "unreachable"}})
 
 
 def test_the_document_is_served_as_json_and_cacheable() -> None:

@@ -13,7 +13,7 @@ import pytest
 from devhost.management_api import client_binding
 from devhost.testing import free_port
 from jobs_api import maintenance
-from jobs_core import InMemoryStore, JobRequest, JobsSettings
+from jobs_core import InMemoryStore, JobRequest, JobScheduler, JobsSettings
 from jobs_core.errors import TransientStoreError
 from jobs_core.store import BlobInfo
 from tests.jobs_helpers import Clock, Recorder, drain, make
@@ -21,15 +21,21 @@ from tests.jobs_helpers import Clock, Recorder, drain, make
 
 @dataclass
 class StubRuntime:
-    """What maintenance needs from jobs_api.runtime.Runtime: settings, the store, and
-    whether events are published (they are not here)."""
+    """What maintenance needs from jobs_api.runtime.Runtime: settings, the store, whether
+    events are published (they are not here), and a scheduler (its key index)."""
 
     store_: InMemoryStore
     settings: JobsSettings = field(default_factory=JobsSettings)
     events: None = None
+    scheduler_: JobScheduler | None = None
 
     async def store(self) -> InMemoryStore:
         return self.store_
+
+    async def scheduler(self) -> JobScheduler:
+        if self.scheduler_ is None:
+            self.scheduler_ = make(self.store_, Recorder(), Clock(), slots=1)[0]
+        return self.scheduler_
 
 
 class UnreachableStore(InMemoryStore):
@@ -71,3 +77,38 @@ async def test_timer_swallows_a_storage_failure(
     await maintenance.purge_on_timer(unreachable_durable_api())
     failed = [r for r in caplog.records if "retention purge failed" in r.getMessage()]
     assert failed and "503 ServerBusy" in (failed[0].exc_text or "")
+
+
+async def test_the_purge_deletes_key_blobs_past_the_key_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From review (stop 27): KeyIndex.purge was never called outside tests. Key blobs piled
+    up forever, and a new instance's first keyed request in a partition read every blob the
+    partition ever had."""
+    clock = Clock(datetime.now(UTC) - timedelta(days=30))
+    store = InMemoryStore()
+    scheduler, _ = make(store, Recorder(), clock, slots=1)
+    scheduler.keys.seal_bytes = 1  # (scaled down from 4 MiB: every claim fills its blob)
+    part = scheduler.keys.partition("order-0")
+    keys = [k for k in (f"order-{i}" for i in range(20_000))
+            if scheduler.keys.partition(k) == part][:30]
+    for key in keys:  # one keyed request a day, for 30 days
+        await scheduler.schedule(JobRequest("echo", key, idempotency_key=key))
+        clock.advance(86400)
+    prefix = f"keys/p{part:03d}-"
+    written = len(await store.list(prefix))
+    assert written >= 30
+    runtime = StubRuntime(store, scheduler.settings)
+    monkeypatch.setattr(maintenance, "get_runtime", lambda: runtime)
+    dry = await maintenance.run_purge(unreachable_durable_api(), maintenance.PurgeOptions(
+        7.0, dry_run=True), now=clock.now)
+    assert dry["keys"]["blobs_deleted"] == 0 and len(await store.list(prefix)) == written
+    report = await maintenance.run_purge(unreachable_durable_api(),
+                                         maintenance.PurgeOptions(7.0), now=clock.now)
+    left = await store.list(prefix)
+    assert report["keys"] == {"blobs_deleted": written - len(left), "window_days": 7.0}
+    assert len(left) <= 10, f"{len(left)} key blobs kept; the key window is 7 days"
+    cold, _ = make(store, Recorder(), clock, slots=1)  # a new instance: its first keyed request
+    before = store.requests.get("read", 0)
+    again = await cold.schedule(JobRequest("echo", keys[-1], idempotency_key=keys[-1]))
+    assert again.created is False  # (a claim within the window is kept)
+    assert store.requests.get("read", 0) - before <= 12

@@ -245,11 +245,20 @@ class OrchestrationPurge:
 
 
 @dataclass(frozen=True)
+class KeyPurge:
+    blobs_deleted: int = 0
+    window_days: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
+                                  metadata=EXTRA)
+
+
+@dataclass(frozen=True)
 class PurgeReport:
     dry_run: bool
     retention_days: float
     cutoff: datetime
     shards: ShardPurge
     orchestrations: OrchestrationPurge
+    keys: KeyPurge | None = None  # (None from a server before key purging)
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
