@@ -4,7 +4,8 @@ Mapping (documented choice): every ``JobValidationError`` - including ``UnknownH
 and a malformed job id - is **400**, except ``PayloadTooLargeError`` (**413**).
 ``JobNotFoundError`` 404; ``InvalidTransitionError``, ``IdempotencyConflictError``,
 ``ShardFullError`` and ``JobConflictError`` 409; ``StoreError`` (transient or not) 503 with
-``Retry-After``.
+``Retry-After``, and so ``JobUnreachableError`` (a job whose path of moves is too long to follow:
+it may live on, so it is not a 404).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jobs_core.errors import (
     JobConflictError,
     JobNotFoundError,
     JobsError,
+    JobUnreachableError,
     JobValidationError,
     PayloadTooLargeError,
     ShardFullError,
@@ -77,6 +79,8 @@ def problem_of(exc: Exception) -> dict[str, Any]:
         return problem_dict(409, "shard-full", "Shard full", detail)
     if isinstance(exc, JobConflictError):
         return problem_dict(409, "job-changing", "The job changed during the request", detail)
+    if isinstance(exc, JobUnreachableError):  # (the job may live on: never a 404)
+        return problem_dict(503, "job-unreachable", "Job unreachable", detail)
     if isinstance(exc, StoreError):
         return problem_dict(503, "storage-unavailable", "Storage unavailable",
                             "the job store could not be reached; retry later")

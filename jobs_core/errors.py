@@ -110,6 +110,16 @@ class JobNotFoundError(JobsError, LookupError):
         self.job_id = job_id
 
 
+class JobUnreachableError(JobsError, RuntimeError):
+    """The job's path of moves is longer than a reader follows: it may live on, so it is
+    neither found nor reported gone (retention keeps the blobs it read)."""
+
+    def __init__(self, job_id: str, hops: int) -> None:
+        super().__init__(f"job {job_id}: gave up following its moves after {hops} blobs "
+                         "(its home blob could not take pointers); it may still exist")
+        self.job_id = job_id
+
+
 class InvalidTransitionError(JobsError, RuntimeError):
     """An operation does not fit the job's current status."""
 
@@ -255,6 +265,7 @@ __all__ = [
     "InvalidTransitionError",
     "JobConflictError",
     "JobNotFoundError",
+    "JobUnreachableError",
     "JobValidationError",
     "JobsError",
     "PayloadTooLargeError",

@@ -13,7 +13,8 @@ It moves to the blob of its due time's bucket (or the current one), in the same 
 The move, in four appends (each group-committed, each idempotent):
 1. source: ``move {id, to}``: the job is *moving*; nobody starts or changes it there;
 2. destination: ``add`` carrying its whole state (``from``: source);
-3. home (the blob its id names), when that is not the source: ``ptr {id, to}``;
+3. home (the blob its id names), when that is not the source: ``ptr {id, to}`` (also into a
+   home past ``JOBS_EVACUATE_BLOCKS``; only a home at the hard block limit takes none);
 4. source: ``moved {id, to}``: the job is gone from the source.
 A crash between steps leaves the job *moving* in the source, where the planner (which reads
 every blob with unfinished jobs) finishes steps 2-4 (``finish``). Replaying a step is harmless:
@@ -21,7 +22,10 @@ the first ``add`` of an id in a blob wins, ``ptr`` records only say where, ``mov
 
 Finding a job (``locate``): read the home blob; if the job left it, follow its pointer (the
 newest ``ptr``), then ``moved``/``move`` records. Normally one read (never moved) or two (home,
-then where it lives); three while a move is half done. GET by id stays O(1) requests.
+then where it lives); three while a move is half done. GET by id stays O(1) requests. A home
+that took no pointer leaves the ``moved`` records, one blob per move: past ``MAX_HOPS`` blobs a
+reader raises ``JobUnreachableError`` (the API: 503), never "not found", and retention keeps
+the blobs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from . import records
-from .errors import BlobNotFoundError, BlockLimitError, JobsError
+from .errors import BlobNotFoundError, BlockLimitError, JobsError, JobUnreachableError
 from .group_commit import GroupCommitter
 from .ids import ShardBlob, ShardKey, bucket_of, parse_job_id, parse_shard_name
 from .model import Job, JobStatus
@@ -68,7 +72,8 @@ class Found:
 async def find(read: ReadState, job_id: str) -> Found:
     """Follow a job from its home (see the module's docstring). ``read`` returns a blob's
     current state (``BlobNotFoundError`` if absent). Raises ``InvalidJobIdError`` for a
-    malformed id."""
+    malformed id, and ``JobUnreachableError`` past ``MAX_HOPS`` blobs (never "not found":
+    the job may live on, and retention must not take it for gone)."""
     blob = home = parse_job_id(job_id).name
     seen: set[str] = set()
     added = False
@@ -93,8 +98,8 @@ async def find(read: ReadState, job_id: str) -> Found:
             if job_id not in there.jobs and job_id not in there.moved:
                 return Found(job, blob, True)
         blob = target
-    log.warning("job %s: gave up following its moves after %d blobs", job_id, MAX_HOPS)
-    return Found(None, home, added)
+    log.error("job %s: gave up following its moves after %d blobs", job_id, MAX_HOPS)
+    raise JobUnreachableError(job_id, MAX_HOPS)
 
 
 async def locate(read: ReadState, job_id: str) -> tuple[Job | None, str]:
@@ -164,12 +169,14 @@ class Mover:
             if home != source:
                 homes.setdefault(home, []).append(job)
         for home, group in homes.items():
-            if self._cache.blocks(home) >= self._settings.evacuate_blocks:
-                continue  # keep a nearly full home's headroom: GET follows the moved records
+            # also into a home past JOBS_EVACUATE_BLOCKS: one block per move round is little
+            # of its headroom, and without the pointer GET follows the ``moved`` records, one
+            # blob per move; a recurring job's daily carry made that path longer than
+            # MAX_HOPS within a month (from review of stop 27)
             try:
                 await self._committer.append(
                     home, [records.pointer(j.id, j.moving_to or "", now) for j in group], {})
-            except (BlobNotFoundError, BlockLimitError):  # purged, or full: as above
+            except (BlobNotFoundError, BlockLimitError):  # purged, or at the hard limit
                 continue
         await self._write(source, [records.moved(j.id, j.moving_to or "", now) for j in moving])
         self.moved += len(moving)

@@ -8,7 +8,7 @@ A shard blob is deleted only when all of these hold:
    failed or cancelled, or moved away (``moves.py``). A job whose *home* this blob is (its id
    names it) but that moved on is found where it lives now and must be final there too: the
    home blob is how GET finds it. So must a job that moved out of this blob (not its home)
-   unless GET finds it without this blob (``_bypassed``): a home too full for pointers leaves
+   unless GET finds it without this blob (``_bypassed``): a home at the block limit leaves
    GET to follow the ``moved`` records, and this blob may be on that path;
 3. the newest change of any of its jobs (finish, cancel, move) is older than the retention;
 4. none of its touch records points at a blob whose bucket has not begun (the planner needs

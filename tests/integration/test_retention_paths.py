@@ -1,17 +1,21 @@
-"""Retention and the path of a job that moved: a blob the job moved out of may be deleted only
-when GET finds the job without it (from review of stop 27)."""
+"""The path of a job that moved (from the reviews of stop 27): its home keeps pointing at it,
+also past JOBS_EVACUATE_BLOCKS; a path too long to follow is an error, never "not found"; and
+a blob the job moved out of may be deleted only when GET finds the job without it."""
 
 from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
 
+import pytest
+
 from jobs_core import JobRequest, JobScheduler, JobStatus
-from jobs_core.errors import BlockLimitError
+from jobs_core.errors import BlockLimitError, JobUnreachableError
 from jobs_core.ids import parse_job_id
+from jobs_core.moves import MAX_HOPS
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
-from tests.jobs_helpers import Clock, Recorder, make
+from tests.jobs_helpers import Clock, Recorder, drain, make
 
 
 class FullBlob:
@@ -94,3 +98,50 @@ async def test_the_destination_of_a_half_done_move_is_kept_after_the_job_left_it
     assert (await scheduler.get(job.id)).due_at == before.due_at
     await executor.run_cycle(0)
     assert rec.runs.get(job.id, 0) == 0
+
+
+async def test_a_recurring_job_whose_home_passed_the_evacuation_threshold_stays_reachable(
+        store: JobStore) -> None:
+    """From the hunt of stop 27: a recurring job scheduled far ahead and run now lives in its
+    future home until the home passes JOBS_EVACUATE_BLOCKS and evacuates it. Every later move
+    skipped the home's pointer (to keep its headroom), so GET followed one ``moved`` record
+    per move, and gave up after MAX_HOPS (32): after about a month of daily carries GET,
+    cancel and pause answered 404 while the job ran on, and a purge deleted its path."""
+    clock, rec = Clock(), Recorder()
+    scheduler, executor = make(store, rec, clock, slots=1, bucket_minutes=15,
+                               carry_after_hours=1 / 60, seal_blocks=5, evacuate_blocks=10,
+                               commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest(
+        "echo", "tick", delay=300 * 86400, recurrence={"interval_seconds": 900}))).job
+    home = parse_job_id(job.id).name
+    await scheduler.run_now(job.id)
+    for _ in range(40 * 8):  # ~27 hours of 5-minute steps: over 100 carries
+        await drain(executor, 1)
+        clock.advance(300)
+    assert rec.runs[job.id] > 60
+    state = await scheduler.cache.refresh(home)
+    assert job.id in state.moved and job.id in state.pointers
+    assert (await scheduler.get(job.id)).status is JobStatus.SCHEDULED
+    assert (await scheduler.cancel(job.id)).status is JobStatus.CANCELLED
+
+
+async def test_a_path_too_long_to_follow_is_an_error_and_retention_keeps_it(
+        store: JobStore) -> None:
+    """A home at the hard block limit takes no pointer: past MAX_HOPS moves GET answers an
+    error (the API: 503), not 404, and the purge keeps every blob it could not decide on."""
+    clock, rec = Clock(), Recorder()
+    wrapped = FullBlob(store)
+    scheduler, executor = make(wrapped, rec, clock, slots=1, commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=3600))).job
+    await move_on(scheduler, job.id)
+    wrapped.full = parse_job_id(job.id).name
+    for _ in range(MAX_HOPS - 2):  # the job is in the last blob a reader follows
+        await move_on(scheduler, job.id)
+    last, where = await scheduler._locate(job.id)
+    assert last is not None and await scheduler.mover.move(where, [last]) == 1  # one more
+    with pytest.raises(JobUnreachableError):
+        await scheduler.get(job.id)
+    blobs = len(await store.list("shards/"))
+    clock.advance(30 * 86400)
+    report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
+    assert report.error_count >= 1 and len(await store.list("shards/")) == blobs
