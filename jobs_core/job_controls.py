@@ -11,6 +11,7 @@ cache, committer, mover, clock and events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -28,7 +29,7 @@ from .errors import (
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
-from .ids import ShardKey, bucket_of, parse_shard_name
+from .ids import ShardKey, bucket_of, parse_job_id, parse_shard_name
 from .job_update import parse_update, updated_due, updated_values
 from .model import Job, JobStatus
 from .moves import Mover, shard_metadata
@@ -201,6 +202,8 @@ class JobControls:
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
+            if made.applied and current.status.is_final:
+                await self._point_home(job_id, blob, at)
             if made.job is not None:
                 await publish_to(self.events, [JobEvent.of(made.job, announce, at)])
                 return made.job
@@ -212,6 +215,20 @@ class JobControls:
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
+
+    async def _point_home(self, job_id: str, blob: str, at: datetime) -> None:
+        """After a finished job that moved out of its home runs again (a retry): a pointer
+        from its home, before the answer. A purge that judged the home while the job was
+        final (it reads the blob the job lives in, but deletes the home on the home's ETag)
+        then fails its delete, or has deleted the home, which the pointer re-creates: GET
+        finds the job either way (from the hunt of stop 27, where GET answered 404 for a job
+        retried with 200)."""
+        home = parse_job_id(job_id)
+        if home.name == blob:
+            return
+        with contextlib.suppress(BlockLimitError):  # (a home at the hard limit: GET follows
+            await self.committer.append(  # the moved records)
+                home.name, [records.pointer(job_id, blob, at)], shard_metadata(home))
 
     async def _touch_if_earlier(self, job: Job, blob: str, *, revived: bool = False) -> None:
         """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s

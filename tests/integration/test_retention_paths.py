@@ -5,6 +5,7 @@ a blob the job moved out of may be deleted only when GET finds the job without i
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -145,3 +146,50 @@ async def test_a_path_too_long_to_follow_is_an_error_and_retention_keeps_it(
     clock.advance(30 * 86400)
     report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
     assert report.error_count >= 1 and len(await store.list("shards/")) == blobs
+
+
+class BeforeDelete:
+    """A store that runs ``before`` once, just before the delete of blob ``name`` (a request
+    landing between a purge's judgement of that blob and its conditional delete)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self._store, self.name = store, ""
+        self.before: Callable[[], Awaitable[None]] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def delete(self, name: str, **kwargs: object) -> object:
+        if name == self.name and self.before is not None:
+            before, self.before = self.before, None
+            await before()
+        return await self._store.delete(name, **kwargs)  # type: ignore[attr-defined]
+
+
+async def test_a_job_retried_while_a_purge_deletes_its_home_stays_reachable(
+        store: JobStore) -> None:
+    """From the hunt of stop 27: the purge judged a home by reading the blob its moved-out job
+    lives in (final, old), then deleted the home on the home's ETag only. A retry between the
+    two lands where the job lives, not in the home: the retry answered 200 and the job ran,
+    but GET (and every control) answered 404 for it. The retry now points the home at it."""
+    clock, rec = Clock(), Recorder()
+    wrapped = BeforeDelete(store)
+    scheduler, executor = make(wrapped, rec, clock, slots=1, commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=600))).job
+    home = parse_job_id(job.id).name
+    await scheduler.reschedule(job.id, delay=5 * 3600)
+    await move_on(scheduler, job.id)  # to its due time's bucket (as a carry does)
+    await scheduler.cancel(job.id)
+    clock.advance(3 * 3600)
+    retried = []
+
+    async def retry() -> None:
+        retried.append(await scheduler.retry(job.id))
+
+    wrapped.name, wrapped.before = home, retry
+    await purge_shards(wrapped, executor.settings, clock.now,  # type: ignore[arg-type]
+                       timedelta(hours=1))
+    assert retried and retried[0].status is JobStatus.SCHEDULED  # answered 200
+    await drain(executor, 1)
+    assert rec.runs[job.id] == 1
+    assert (await scheduler.get(job.id)).status is JobStatus.SUCCEEDED
