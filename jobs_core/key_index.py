@@ -62,6 +62,7 @@ per blob of the partition, then as warm. Rollover: 1 seal append + 1 list, once 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,33 +239,42 @@ class KeyIndex:
             del self._purge_seen[name]
         deleted = 0
         for part, blobs in by_part.items():
-            highest = max(index for index, _ in blobs)
-            for index, info in sorted(blobs, key=lambda b: b[0]):
-                if index == highest:
-                    continue
-                seen = self._purge_seen.get(info.name)
-                if seen is None or seen[0] != info.etag:
-                    try:
-                        result = await self.store.read(info.name)
-                    except BlobNotFoundError:
-                        continue
-                    if result.size != info.size:
-                        continue  # changed since the listing: the delete would fail anyway
-                    sealed, newest = summarize_blob(result.data, info.name)
-                    seen = (info.etag, sealed, newest)
-                    self._purge_seen[info.name] = seen
-                _, sealed, newest = seen
-                if not sealed or (newest is not None and newest > cutoff):
-                    continue
+            view = self._parts.get(part)
+            # this process's claims in the partition wait: they read the blobs of its view
+            async with view.lock if view is not None else contextlib.nullcontext():
+                deleted += await self._purge_partition(part, blobs, cutoff)
+        return deleted
+
+    async def _purge_partition(self, part: int, blobs: list[tuple[int, BlobInfo]],
+                               cutoff: datetime) -> int:
+        deleted = 0
+        highest = max(index for index, _ in blobs)
+        for index, info in sorted(blobs, key=lambda b: b[0]):
+            if index == highest:
+                continue
+            seen = self._purge_seen.get(info.name)
+            if seen is None or seen[0] != info.etag:
                 try:
-                    if await self.store.delete(info.name, if_match=info.etag):
-                        deleted += 1
-                except (ConcurrencyConflictError, BlobNotFoundError):
+                    result = await self.store.read(info.name)
+                except BlobNotFoundError:
                     continue
-                self._purge_seen.pop(info.name, None)
-                view = self._parts.get(part)
-                if view is not None and index < view.current:
-                    view.blobs.pop(index, None)  # its claims no longer count
+                if result.size != info.size:
+                    continue  # changed since the listing: the delete would fail anyway
+                sealed, newest = summarize_blob(result.data, info.name)
+                seen = (info.etag, sealed, newest)
+                self._purge_seen[info.name] = seen
+            _, sealed, newest = seen
+            if not sealed or (newest is not None and newest > cutoff):
+                continue
+            try:
+                if await self.store.delete(info.name, if_match=info.etag):
+                    deleted += 1
+            except (ConcurrencyConflictError, BlobNotFoundError):
+                continue
+            self._purge_seen.pop(info.name, None)
+            view = self._parts.get(part)
+            if view is not None and index < view.current:
+                view.blobs.pop(index, None)  # its claims no longer count
         return deleted
 
     # --- answering ---------------------------------------------------------------------------

@@ -365,3 +365,40 @@ async def test_purge_skips_a_blob_that_changed_since_the_listing() -> None:
     purger = index(StaleDeleteStore(store), partitions=1)
     assert await purger.purge(T0 + timedelta(days=30)) == 0
     assert blob_name(0, 0) in [i.name for i in await store.list("keys/")]
+
+
+class GateFirstRead(Wrapper):
+    """Holds the first read of blob ``name`` (once ``armed``) until ``release`` is set."""
+
+    def __init__(self, inner: InMemoryStore, name: str) -> None:
+        super().__init__(inner)
+        self.name, self.armed = name, False
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def read(self, name: str, offset: int = 0) -> Any:
+        if self.armed and name == self.name:
+            self.armed = False
+            self.entered.set()
+            await self.release.wait()
+        return await self.inner.read(name, offset)
+
+
+async def test_a_purge_during_a_cold_claim_in_the_same_process() -> None:
+    """From review (stop 27): the purge timer shares the runtime's key index with requests;
+    it dropped blobs from a partition view that a cold claim was finalizing blob by blob,
+    and the claim raised KeyError (an HTTP 500). The purge now holds the partition's lock."""
+    inner, clock = InMemoryStore(), FakeClock()
+    writer = index(inner, partitions=1, seal_blocks=1, clock=clock)
+    for i in range(5):  # blobs 0..4, each sealed
+        await writer.claim(f"k{i}", FP, f"job-{i}", T0)
+    clock.now = T0 + timedelta(days=30)
+    store = GateFirstRead(inner, blob_name(0, 0))
+    api = index(store, partitions=1, seal_blocks=1, clock=clock)
+    store.armed = True
+    claim = asyncio.create_task(api.claim("fresh", FP, "job-fresh", clock.now))
+    await store.entered.wait()  # the claim listed 0..4 and is finalizing blob 0
+    purge = asyncio.create_task(api.purge(clock.now))
+    for _ in range(50):  # the purge runs as far as it can while the claim waits
+        await asyncio.sleep(0)
+    store.release.set()
+    assert (await claim).created and await purge == 4
