@@ -195,6 +195,8 @@ class JobControls:
             # the planner skips a blob whose bucket has not begun: a change that makes the job
             # due before it needs the hint, written first so the change never lands without it
             await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
+            if current.status.is_final:  # a retry: the job's home must lead to it, first too
+                await self._point_home(job_id, blob, at)
             rid = self._token()
             try:
                 state, made = await self.committer.write_made(blob, record(current, rid), rid,
@@ -202,8 +204,6 @@ class JobControls:
             except BlockLimitError:
                 raise ShardFullError(f"shard blob {blob} is full; the job cannot be changed "
                                      "until it moves to a new blob (within one cycle)") from None
-            if made.applied and current.status.is_final:
-                await self._point_home(job_id, blob, at)
             if made.job is not None:
                 await publish_to(self.events, [JobEvent.of(made.job, announce, at)])
                 return made.job
@@ -217,12 +217,14 @@ class JobControls:
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
 
     async def _point_home(self, job_id: str, blob: str, at: datetime) -> None:
-        """After a finished job that moved out of its home runs again (a retry): a pointer
-        from its home, before the answer. A purge that judged the home while the job was
-        final (it reads the blob the job lives in, but deletes the home on the home's ETag)
-        then fails its delete, or has deleted the home, which the pointer re-creates: GET
-        finds the job either way (from the hunt of stop 27, where GET answered 404 for a job
-        retried with 200)."""
+        """Before a finished job that moved out of its home runs again (a retry): a pointer
+        from its home. A purge judges the home by reading the blob the job lives in (final,
+        old), and deletes the home on the home's ETag only (from the hunt of stop 27, where a
+        retry in between answered 200 and GET 404). A purge that read the home before the
+        pointer fails its delete; one that reads it after sees a recent change and keeps it;
+        one that deleted it already sees the pointer re-create it. Written before the retry
+        record, so a retry never lands without it (a pointer whose retry then fails only
+        keeps the home for another retention)."""
         home = parse_job_id(job_id)
         if home.name == blob:
             return

@@ -112,6 +112,7 @@ class ShardState:
                 self.touched.add(r.shard)
             elif isinstance(r, records.Pointer):
                 self.pointers[r.id] = r.to
+                self._changed(r.at)  # (retention: a home just pointed at its job is recent)
             elif isinstance(r, records.Full):
                 self.full = True
             return

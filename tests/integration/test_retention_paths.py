@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 
 from jobs_core import JobRequest, JobScheduler, JobStatus
-from jobs_core.errors import BlockLimitError, JobUnreachableError
+from jobs_core.errors import BlockLimitError, JobUnreachableError, TransientStoreError
 from jobs_core.ids import parse_job_id
 from jobs_core.moves import MAX_HOPS
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
-from tests.jobs_helpers import Clock, Recorder, drain, make
+from tests.jobs_helpers import Clock, FailingAppend, Recorder, drain, make
 
 
 class FullBlob:
@@ -193,3 +193,33 @@ async def test_a_job_retried_while_a_purge_deletes_its_home_stays_reachable(
     await drain(executor, 1)
     assert rec.runs[job.id] == 1
     assert (await scheduler.get(job.id)).status is JobStatus.SUCCEEDED
+
+
+async def test_a_retry_whose_home_pointer_fails_changes_nothing(store: JobStore) -> None:
+    """From review of the fix above: the pointer came after the retry record, so a purge that
+    deleted the home between the two, with the pointer's append failing (or the process
+    crashing), left the job running where nothing finds it. The pointer now comes first."""
+    clock, rec = Clock(), Recorder()
+    wrapped = BeforeDelete(store)
+    scheduler, executor = make(FailingAppend(wrapped, "shards/", b'"op":"ptr"'), rec, clock,
+                               slots=1, commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=600))).job
+    home = parse_job_id(job.id).name
+    await scheduler.reschedule(job.id, delay=5 * 3600)
+    await move_on(scheduler, job.id)
+    await scheduler.cancel(job.id)
+    clock.advance(3 * 3600)
+    errors: list[Exception] = []
+
+    async def retry() -> None:
+        try:
+            await scheduler.retry(job.id)
+        except TransientStoreError as exc:  # (the API: 503, retry later)
+            errors.append(exc)
+
+    wrapped.name, wrapped.before = home, retry
+    await purge_shards(wrapped, executor.settings, clock.now,  # type: ignore[arg-type]
+                       timedelta(hours=1))
+    assert errors
+    await drain(executor, 1)
+    assert rec.runs.get(job.id) is None  # the job stayed cancelled (and then purged)
