@@ -27,6 +27,7 @@ from .errors import (
     IdempotencyKeyExpiredError,
     JobNotFoundError,
     JobsError,
+    JobUnreachableError,
     StoreError,
 )
 from .events import EventPublisher, EventState, JobEvent
@@ -134,8 +135,9 @@ class AttemptRunner:
                 job.handler, job.payload, retry=job.retry, notify=job.notify,
                 timeout_seconds=job.timeout_seconds, labels=labels or None,
                 traceparent=job.traceparent), job.id, job.runs)
-        except StoreError as exc:  # storage trouble is retried with the job's back-off, not
-            # taken for a handler's permanent failure (the key makes a retry the same job)
+        except (StoreError, JobUnreachableError) as exc:  # storage trouble (or a path of
+            # moves too long to follow) is retried with the job's back-off, not taken for a
+            # handler's permanent failure (the key makes a retry the same job)
             raise OccurrenceNotCreated(f"the occurrence's job was not created: {exc}") from exc
         except IdempotencyConflictError as exc:
             if isinstance(exc, IdempotencyKeyExpiredError):

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from . import records
-from .errors import BlobNotFoundError, JobNotFoundError
+from .errors import BlobNotFoundError, JobNotFoundError, JobUnreachableError
 from .ids import parse_job_id
 from .model import Job
 from .moves import MAX_HOPS
@@ -74,7 +74,7 @@ async def read_job_history(store: JobStore, job_id: str) -> JobHistory:
     job: Job | None = None
     seen: set[str] = set()
     pointer: str | None = None  # the home's latest hint of where the job lives
-    while blob is not None and blob not in seen and len(seen) <= MAX_HOPS:
+    while blob is not None and blob not in seen and len(seen) < MAX_HOPS:
         seen.add(blob)
         try:
             data = (await store.read(blob)).data
@@ -87,6 +87,8 @@ async def read_job_history(store: JobStore, job_id: str) -> JobHistory:
         blob = state.moved.get(job_id)
         if blob is None and job_id not in state.jobs and pointer not in seen:
             blob = pointer
+    if blob is not None and blob not in seen:  # (as GET: never an old state, nor a 404)
+        raise JobUnreachableError(job_id, MAX_HOPS)
     if job is None:
         raise JobNotFoundError(job_id)
     return JobHistory(job, found)

@@ -13,6 +13,7 @@ import pytest
 from jobs_core import JobRequest, JobScheduler, JobStatus
 from jobs_core.errors import BlockLimitError, JobUnreachableError, TransientStoreError
 from jobs_core.ids import parse_job_id
+from jobs_core.job_history import read_job_history
 from jobs_core.moves import MAX_HOPS
 from jobs_core.retention import purge_shards
 from jobs_core.store import JobStore
@@ -142,6 +143,8 @@ async def test_a_path_too_long_to_follow_is_an_error_and_retention_keeps_it(
     assert last is not None and await scheduler.mover.move(where, [last]) == 1  # one more
     with pytest.raises(JobUnreachableError):
         await scheduler.get(job.id)
+    with pytest.raises(JobUnreachableError):  # its history too (it answered an old state)
+        await read_job_history(store, job.id)
     blobs = len(await store.list("shards/"))
     clock.advance(30 * 86400)
     report = await purge_shards(store, executor.settings, clock.now, timedelta(hours=1))
