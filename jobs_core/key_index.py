@@ -62,7 +62,6 @@ per blob of the partition, then as warm. Rollover: 1 seal append + 1 list, once 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -239,10 +238,7 @@ class KeyIndex:
             del self._purge_seen[name]
         deleted = 0
         for part, blobs in by_part.items():
-            view = self._parts.get(part)
-            # this process's claims in the partition wait: they read the blobs of its view
-            async with view.lock if view is not None else contextlib.nullcontext():
-                deleted += await self._purge_partition(part, blobs, cutoff)
+            deleted += await self._purge_partition(part, blobs, cutoff)
         return deleted
 
     async def _purge_partition(self, part: int, blobs: list[tuple[int, BlobInfo]],
@@ -266,15 +262,19 @@ class KeyIndex:
             _, sealed, newest = seen
             if not sealed or (newest is not None and newest > cutoff):
                 continue
-            try:
-                if await self.store.delete(info.name, if_match=info.etag):
-                    deleted += 1
-            except (ConcurrencyConflictError, BlobNotFoundError):
-                continue
-            self._purge_seen.pop(info.name, None)
-            view = self._parts.get(part)
-            if view is not None and index < view.current:
-                view.blobs.pop(index, None)  # its claims no longer count
+            # the delete and the view's update under the partition's lock: a claim of this
+            # process (the purge timer shares the runtime's index with requests) reads the
+            # blobs of its view one by one under it (from review of stop 27: a KeyError)
+            view = self._partition(part)
+            async with view.lock:
+                try:
+                    if await self.store.delete(info.name, if_match=info.etag):
+                        deleted += 1
+                except (ConcurrencyConflictError, BlobNotFoundError):
+                    continue
+                self._purge_seen.pop(info.name, None)
+                if index < view.current:
+                    view.blobs.pop(index, None)  # its claims no longer count
         return deleted
 
     # --- answering ---------------------------------------------------------------------------

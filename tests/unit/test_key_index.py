@@ -402,3 +402,42 @@ async def test_a_purge_during_a_cold_claim_in_the_same_process() -> None:
         await asyncio.sleep(0)
     store.release.set()
     assert (await claim).created and await purge == 4
+
+
+class GateDelete(Wrapper):
+    """Holds the first delete of blob ``name`` until ``release`` is set."""
+
+    def __init__(self, inner: InMemoryStore, name: str) -> None:
+        super().__init__(inner)
+        self.name = name
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def delete(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == self.name and not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        return await self.inner.delete(name, *args, **kwargs)
+
+
+async def test_a_cold_claim_that_starts_during_a_purge() -> None:
+    """From review of the fix above: the purge began a partition this process had no view of
+    (so it took no lock); a cold claim then made the view and finalized it blob by blob while
+    the purge dropped blobs from it (KeyError). The purge now makes the view and takes its
+    lock around each delete and the view's update (not around its reads)."""
+    inner, clock = InMemoryStore(), FakeClock()
+    writer = index(inner, partitions=1, seal_blocks=1, clock=clock)
+    for i in range(5):
+        await writer.claim(f"k{i}", FP, f"job-{i}", T0)
+    clock.now = T0 + timedelta(days=30)
+    store = GateDelete(inner, blob_name(0, 1))
+    gate = GateFirstRead(store, blob_name(0, 1))
+    api = index(gate, partitions=1, seal_blocks=1, clock=clock)
+    purge = asyncio.create_task(api.purge(clock.now))  # a fresh process: no view yet
+    await store.entered.wait()  # the purge deleted blob 0 and is deleting blob 1
+    gate.armed = True
+    claim = asyncio.create_task(api.claim("fresh", FP, "job-fresh", clock.now))
+    store.release.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    gate.release.set()
+    assert (await claim).created and await purge == 4
