@@ -11,7 +11,6 @@ cache, committer, mover, clock and events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -224,13 +223,19 @@ class JobControls:
         pointer fails its delete; one that reads it after sees a recent change and keeps it;
         one that deleted it already sees the pointer re-create it. Written before the retry
         record, so a retry never lands without it (a pointer whose retry then fails only
-        keeps the home for another retention)."""
+        keeps the home for another retention). A home at the hard limit refuses it, and the
+        retry with it (409)."""
         home = parse_job_id(job_id)
         if home.name == blob:
             return
-        with contextlib.suppress(BlockLimitError):  # (a home at the hard limit: GET follows
-            await self.committer.append(  # the moved records)
+        try:
+            await self.committer.append(
                 home.name, [records.pointer(job_id, blob, at)], shard_metadata(home))
+        except BlockLimitError:  # without the pointer a purge could lose the retried job
+            raise JobConflictError(
+                f"job {job_id} lives in {blob}, and its home blob {home.name} is at the block "
+                "limit, so it cannot run again safely: schedule a new job with its handler "
+                "and payload") from None
 
     async def _touch_if_earlier(self, job: Job, blob: str, *, revived: bool = False) -> None:
         """Write the planner's hint *before* a record that makes ``job`` due before ``blob``'s

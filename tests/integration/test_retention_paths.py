@@ -11,7 +11,12 @@ from datetime import timedelta
 import pytest
 
 from jobs_core import JobRequest, JobScheduler, JobStatus
-from jobs_core.errors import BlockLimitError, JobUnreachableError, TransientStoreError
+from jobs_core.errors import (
+    BlockLimitError,
+    JobConflictError,
+    JobUnreachableError,
+    TransientStoreError,
+)
 from jobs_core.ids import parse_job_id
 from jobs_core.job_history import read_job_history
 from jobs_core.moves import MAX_HOPS
@@ -226,3 +231,22 @@ async def test_a_retry_whose_home_pointer_fails_changes_nothing(store: JobStore)
     assert errors
     await drain(executor, 1)
     assert rec.runs.get(job.id) is None  # the job stayed cancelled (and then purged)
+
+
+async def test_a_retry_whose_home_is_at_the_hard_limit_is_refused(store: JobStore) -> None:
+    """From review of the fix above: a home at the hard block limit refused the pointer, the
+    retry went on without it, and the purge deleted the home: the retry answered 200 and the
+    job ran where GET could not find it. Such a retry is now a 409 and changes nothing."""
+    clock, rec = Clock(), Recorder()
+    wrapped = FullBlob(store)
+    scheduler, executor = make(wrapped, rec, clock, slots=1, commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=600))).job
+    await scheduler.reschedule(job.id, delay=5 * 3600)
+    await move_on(scheduler, job.id)
+    await scheduler.cancel(job.id)
+    wrapped.full = parse_job_id(job.id).name
+    with pytest.raises(JobConflictError, match="block limit"):
+        await scheduler.retry(job.id)
+    await drain(executor, 1)
+    assert rec.runs.get(job.id) is None
+    assert (await scheduler.get(job.id)).status is JobStatus.CANCELLED
