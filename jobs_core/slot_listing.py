@@ -64,17 +64,23 @@ class SlotListing:
         self._busy_days[slot] = self._past_busy(infos, now)
         return infos
 
-    async def by_name(self, names: set[str], slot: int) -> list[BlobInfo]:
-        """The blobs of ``slot`` among ``names`` (touch hints the listing left out)."""
+    async def by_name(self, names: set[str], slot: int, now: datetime) -> list[BlobInfo]:
+        """The blobs of ``slot`` among ``names`` (touch hints the listing left out). A blob of
+        a past day that is not done (revived by a retry or a lost add completed late) makes
+        its day busy: the partial listings list it from now on, also once the hint's own blob
+        is done and its summary no longer carries the hint (from the hunt of stop 27: a
+        retried job's next attempt waited for the next full listing, up to 10 minutes)."""
         out = []
         for name in sorted(names):
             shard = parse_shard_name(name)
             if shard is None or shard.key.slot != slot:
                 continue
             try:
-                out.append(await self.store.stat(name))
+                info = await self.store.stat(name)
             except BlobNotFoundError:  # purged, or never created
                 continue
+            out.append(info)
+            self._busy_days.setdefault(slot, set()).update(self._past_busy([info], now))
         return out
 
     @staticmethod

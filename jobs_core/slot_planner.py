@@ -59,7 +59,7 @@ class SlotPlanner(AttemptRunner):
         k = 0
         while True:
             if k == len(infos):  # blobs named by hints that the listing left out
-                extra = await self.listing.by_name(touched - listed, slot)
+                extra = await self.listing.by_name(touched - listed, slot, now)
                 if not extra:
                     break
                 infos.extend(extra)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from jobs_core import InMemoryStore, JobRequest, JobStatus
+from datetime import timedelta
+
+from jobs_core import InMemoryStore, JobRequest, JobStatus, RetryPolicy
 from jobs_core.ids import parse_job_id
 from jobs_core.slot_listing import FULL_EVERY
 from tests.jobs_helpers import Clock, Recorder, drain, make
@@ -81,3 +83,33 @@ async def test_yesterdays_blob_is_listed_after_midnight() -> None:
         await executor.run_cycle(0)
         await executor.run_cycle(0)
     assert recorder.runs[job.id] == 10 and executor.listing.day_listings > 10
+
+
+async def test_a_job_retried_from_a_past_day_is_found_after_its_hint_blob_closes() -> None:
+    """From the hunt of stop 27: a retry of yesterday's finished job writes a touch into the
+    current bucket's blob, and the planner found the revived blob only through that hint (the
+    partial listing lists today and the past days that were busy at the last full listing).
+    Once the hint's blob was done (its bucket closed, nothing pending) its summary no longer
+    carried the hint: the retried job's next attempt, waiting on a back-off, started only at
+    the next full listing (up to 10 minutes late; I11 allows 2)."""
+    store, clock, rec = InMemoryStore(), Clock(), Recorder()
+    scheduler, ex = make(store, rec, clock, slots=1, commit_linger_ms=0)
+    backoff = RetryPolicy(max_attempts=2, base_delay=240, max_delay=240, jitter=0)
+    job = (await scheduler.schedule(JobRequest("flaky", {"fail_times": 1}, delay=60,
+                                               retry=backoff))).job
+    await scheduler.cancel(job.id)  # yesterday 14:00: final
+    clock.now = clock.now.replace(day=23, hour=10, minute=45, second=0)
+    await ex.run_cycle(0)  # a full listing: yesterday's blob is summarised done
+    clock.now = clock.now.replace(minute=59)
+    await ex.run_cycle(0)  # another: yesterday holds nothing, it is not listed again
+    clock.advance(10)
+    await scheduler.retry(job.id)  # 10:59:10, its touch goes into today's 10:00 blob
+    await ex.run_cycle(0)  # found through the hint: attempt 1 fails, the next is due 11:03:10
+    assert rec.runs[job.id] == 1
+    retry_at = (await scheduler.get(job.id)).due_at
+    assert retry_at == clock.now + timedelta(seconds=240)
+    clock.now = clock.now.replace(hour=11, minute=0, second=35)  # the 10:00 blob closes
+    await ex.run_cycle(0)
+    clock.now = retry_at + timedelta(seconds=1)
+    await ex.run_cycle(0)
+    assert rec.runs[job.id] == 2, (await scheduler.get(job.id)).status
