@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 VERIFY_TAIL_BYTES = 256 * 1024  # how far before the end a cold check looks for its block
+MAX_FLOORS = 4096  # blobs whose size before our next append a committer remembers
 
 
 @dataclass
@@ -61,8 +62,23 @@ class GroupCommitter:
         self._max_block_bytes = max_block_bytes
         self._cache = cache
         self._queues: dict[str, _Queue] = {}
+        # a size each blob had before this process's next append to it (from a listing, a
+        # HEAD or our own last append): an append that fails is looked for after it
+        self._floor: dict[str, int] = {}
         self.blocks_written = 0
         self.verified_after_error = 0  # blocks found committed although their append failed
+
+    def note_size(self, blob: str, size: int) -> None:
+        """``blob`` had ``size`` bytes (a listing or a HEAD saw it): our next block in it
+        lands after that. Without it, the read-back of a failed append of a blob this process
+        never read looked only at the blob's last 256 KiB, and other processes' blocks
+        written meanwhile could push ours out: a 503 for a job that was written (from the
+        hunt of stop 27)."""
+        if size > self._floor.get(blob, -1):
+            self._floor.pop(blob, None)  # (most recent last: the oldest go first)
+            self._floor[blob] = size
+            while len(self._floor) > MAX_FLOORS:
+                del self._floor[next(iter(self._floor))]
 
     async def append(self, blob: str, entries: Sequence[records.Record | records.Wire],
                      create_metadata: dict[str, str]) -> AppendResult:
@@ -139,8 +155,11 @@ class GroupCommitter:
     async def _append_verified(self, blob: str, block: bytes,
                                create_metadata: dict[str, str]) -> AppendResult:
         known = self._cache.known_size(blob) if self._cache is not None else None
+        floor = self._floor.get(blob)
+        if floor is not None and (known is None or floor > known):
+            known = floor
         try:
-            return await self._store.append(blob, block, create_metadata=create_metadata)
+            result = await self._store.append(blob, block, create_metadata=create_metadata)
         except (ConcurrencyConflictError, BlobNotFoundError):
             raise
         except StoreError as error:
@@ -149,12 +168,14 @@ class GroupCommitter:
                 raise
             self.verified_after_error += 1
             log.info("append to %s failed (%s) but the block is there: committed", blob, error)
-            return found
+            result = found
+        self.note_size(blob, result.size)
+        return result
 
     async def _find(self, blob: str, block: bytes, known: int | None) -> AppendResult | None:
-        """Where ``block`` is in the blob after ``known`` (the offset this process had read
-        before the append), or, with no known offset, in the blob's last bytes (one HEAD and
-        one ranged read: never a whole 50,000-block blob)."""
+        """Where ``block`` is in the blob after ``known`` (a size the blob had before the
+        append: read, listed, or our own last append), or, with none, in the blob's last
+        bytes (one HEAD and one ranged read: never a whole 50,000-block blob)."""
         try:
             if known is None:
                 size = (await self._store.stat(blob)).size

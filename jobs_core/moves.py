@@ -193,11 +193,15 @@ class Mover:
         (a move's source), listed or not (a listing may not show a blob created just now)."""
         listed = {shard.index: info for info in await self._store.list(key.prefix)
                   if (shard := parse_shard_name(info.name)) is not None and shard.key == key}
+        for info in listed.values():  # (an append that fails is looked for after these)
+            self._committer.note_size(info.name, info.size)
         index = max(listed, default=0)
         avoided = parse_shard_name(avoid) if avoid is not None else None
         if avoided is not None and avoided.key == key and avoided.index >= index:
+            self._committer.note_size(key.blob(avoided.index + 1), 0)
             return avoided.index + 1
         if index not in listed:
+            self._committer.note_size(key.blob(index), 0)  # (not there yet: from its start)
             return index
         name = key.blob(index)
         if listed[index].size >= self._settings.seal_bytes:
