@@ -301,11 +301,36 @@ class Executor(SlotPlanner):
             result.throttled += 1  # the handler is at its limit: abandoned next cycle
             return
         try:
+            if self._gives_up(job, error) and self._compensation_of(job) is not None:
+                taken = await self._take_over(batch, job, now, token, lease)
+                if taken is None:  # another executor took it (or it moved on): theirs
+                    result.skipped += 1
+                    return
+                job = taken
             await self._record_abandoned(batch, job, now, error, result)
         finally:
             threads = self.overrunning.pop(job.token, None) if job.token else None
             if limited:
                 await self._give_back(job.handler, token, threads, lease)
+
+    async def _take_over(self, batch: Batch, job: Job, now: datetime, token: str,
+                         lease: datetime) -> Job | None:
+        """Before the compensation of a lost execution's last attempt: take the job over
+        (``records.TakeOver``), so that no cycle planned while the compensation runs takes
+        the job for abandoned again and compensates it once more (from the hunt of stop 27:
+        a compensation longer than ``JOBS_CYCLE_DEADLINE_SECONDS`` ran once per cycle). The
+        job as taken over, or None when the record did not apply."""
+        rid = self._token()
+        record = records.take_over(job.id, job.attempts, now, token=token, prev=job.token,
+                                   lease=lease, rid=rid)
+        try:
+            state = await self._write(batch.blob, [record])
+        except JobsError as exc:
+            log.warning("could not take over abandoned job %s: %s", job.id, exc)
+            return None
+        taken = state.jobs.get(job.id)
+        return taken if state.rids.get(rid) and taken is not None and taken.token == token \
+            else None
 
     async def _record_abandoned(self, batch: Batch, job: Job, now: datetime, error: ErrorInfo,
                                 result: BatchResult) -> None:

@@ -122,3 +122,4 @@ class Op(StrEnum):
     MOVED = "moved"
     POINTER = "ptr"
     FULL = "full"
+    TAKE_OVER = "take_over"

@@ -26,6 +26,8 @@ on raw keys.
     ok          Ok          an attempt succeeded                         id a e x res next rid
     fail        Fail        an attempt failed                            id a e x err retry next
                                                                          comp rid
+    take_over   TakeOver    a lost execution's job taken over to         id a x px lease rid
+                            compensate its last attempt (v5)
     touch       Touch       planner hint: read that blob now             shard
     move        Move        the job is leaving this blob for ``to``      id to
     moved       Moved       the job has arrived at ``to``: gone here     id to
@@ -57,6 +59,7 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     from   (moved in) the blob the job came from
     st     (moved in) status
     a      attempt; (moved in) attempts so far
+    px     (take_over) the token of the lost execution it replaces
     runs   (moved in) finished occurrences
     err    error: type, message, attempt, permanent; (moved in) the last error
     res    result; (moved in) the last result
@@ -84,6 +87,8 @@ are written as version 3, so a blob without them stays readable by a version-2 r
 version-2 reader refuses a blob with them rather than misread it. Version 4 added ``retry``
 (a finished job runs again; the record carries the job's whole state, like a moved-in add)
 and labels (``lb``, in an add or an update): only records that use them are version 4.
+Version 5 added ``take_over`` (only that record is version 5: it is written only when a lost
+execution's last attempt is compensated).
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -95,14 +100,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 from .job_records import Add, Retry, Update
 from .model import ErrorInfo, Job
 from .record_codec import Fields, Op, Wire, parse_ts, ts
 
-FORMAT_VERSION = 4  # the newest version written (by retry; pause, resume... 3; the others 2)
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5  # the newest version written (take_over; retry 4; pause, resume... 3; else 2)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 _CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
@@ -259,6 +264,27 @@ class Pointer(_Where):
 
 
 @dataclass(frozen=True, slots=True)
+class TakeOver(Fields):
+    """An executor takes a running job over from a lost execution (``prev``, its token) to
+    compensate the job's last attempt: the job stays running on that attempt, under this
+    execution's token and lease, so no planner takes it for abandoned while the compensation
+    runs; the final ``fail`` carries this token. Version 5."""
+
+    OP = Op.TAKE_OVER
+    VERSION: ClassVar[int] = 5
+    WIRE = (("id", "id", "str"), ("at", "at", "time"), ("attempt", "a", "int"),
+            ("token", "x", "str"), ("prev", "px", "str"), ("lease", "lease", "time"),
+            ("rid", "rid", "str"))
+    id: str
+    at: datetime
+    attempt: int
+    token: str
+    prev: str | None = None
+    lease: datetime | None = None
+    rid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Full(Fields):
     OP = Op.FULL
     WIRE = (("at", "at", "time"),)
@@ -266,10 +292,10 @@ class Full(Fields):
 
 
 Record: TypeAlias = (Add | Cancel | RunNow | Reschedule | Pause | Resume | Update | Misfire |
-                     Retry | Start | Ok | Fail | Touch | Move | Moved | Pointer | Full)
+                     Retry | Start | Ok | Fail | TakeOver | Touch | Move | Moved | Pointer | Full)
 RECORD_TYPES: tuple[type, ...] = (Add, Cancel, RunNow, Reschedule, Pause, Resume, Update,
-                                  Misfire, Retry, Start, Ok, Fail, Touch, Move, Moved, Pointer,
-                                  Full)
+                                  Misfire, Retry, Start, Ok, Fail, TakeOver, Touch, Move, Moved,
+                                  Pointer, Full)
 _BY_OP: dict[str, Any] = {t.OP.value: t for t in RECORD_TYPES}  # type: ignore[attr-defined]
 
 
@@ -371,6 +397,11 @@ def full(at: datetime) -> Full:
     return Full(at)
 
 
+def take_over(job_id: str, attempt: int, at: datetime, *, token: str, prev: str | None,
+              lease: datetime, rid: str) -> TakeOver:
+    return TakeOver(job_id, at, attempt, token, prev, lease, rid)
+
+
 def pointer(job_id: str, to: str, at: datetime) -> Pointer:
     return Pointer(job_id, to, at)
 
@@ -379,8 +410,9 @@ def pointer(job_id: str, to: str, at: datetime) -> Pointer:
 __all__ = [
     "FORMAT_VERSION", "READABLE_VERSIONS", "RECORD_TYPES", "Add", "Cancel", "Fail", "Full",
     "Misfire", "Move", "Moved", "Ok", "Op", "Pause", "Pointer", "Record", "Reschedule",
-    "Resume", "Retry", "RunNow", "Start", "Touch", "Update", "Wire", "add", "cancel", "carry",
+    "Resume", "Retry", "RunNow", "Start", "TakeOver", "Touch", "Update", "Wire", "add", "cancel",
+    "carry",
     "decode", "encode_block", "encode_line", "fail", "full", "misfire", "move", "moved", "ok",
     "parse_ts", "pause", "pointer", "reschedule", "resume", "retry", "run_now", "start",
-    "touch", "ts", "update",
+    "take_over", "touch", "ts", "update",
 ]

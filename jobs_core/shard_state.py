@@ -276,6 +276,8 @@ _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
     records.Fail: lambda job, r: transitions.fail(job, r.attempt, r.at, r.error,
                                                   retry_at=r.retry_at, next_due=r.next_due,
                                                   compensation=r.compensation, token=r.token),
+    records.TakeOver: lambda job, r: transitions.take_over(job, r.attempt, r.at, token=r.token,
+                                                           prev=r.prev, lease=r.lease),
     records.Retry: lambda job, r: _retried(job, r),
     records.Move: lambda job, r: transitions.move(job, r.to),
 }  # the records that change a job (``moved`` removes it; the others are about the blob)

@@ -137,6 +137,15 @@ def start(job: Job, attempt: int, epoch: int, at: datetime, *, token: str | None
                    updated_at=at, token=token, lease_until=lease)
 
 
+def take_over(job: Job, attempt: int, at: datetime, *, token: str, prev: str | None,
+              lease: datetime | None) -> Job:
+    """A lost execution's job is taken over (to compensate its last attempt): it stays
+    running on that attempt, under the new execution's token and lease. Only from the
+    execution it names (``prev``): a second taker, or a late outcome, finds another token."""
+    _require_attempt(job, "take over", JobStatus.RUNNING, attempt, prev)
+    return replace(job, token=token, lease_until=lease, updated_at=at)
+
+
 def _require_attempt(job: Job, operation: str, to: JobStatus, attempt: int,
                      token: str | None) -> None:
     _require(job, operation, to, (JobStatus.RUNNING,))

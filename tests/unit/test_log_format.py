@@ -155,7 +155,8 @@ def _every_record() -> list[records.Record]:
                                  compensation="succeeded", token="x1"), rid="r5"),
             records.touch(BLOB, T0), records.move(JOB_ID, BLOB, T0),
             records.moved(JOB_ID, BLOB, T0),
-            records.pointer(JOB_ID, BLOB, T0), records.full(T0)]
+            records.pointer(JOB_ID, BLOB, T0), records.full(T0),
+            records.take_over(JOB_ID, 2, T0, token="x2", prev="x1", lease=later, rid="r12")]
 
 
 def test_every_record_type_reads_back_what_it_wrote() -> None:
@@ -170,7 +171,8 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
         labelled = (isinstance(record, records.Add) and (record.job.labels or (
             record.job.recurrence is not None and record.job.recurrence.needs_v4))) or \
             (isinstance(record, records.Update) and "labels" in record.values)
-        version = 4 if isinstance(record, records.Retry) or labelled else 3 if newer else 2
+        version = 5 if isinstance(record, records.TakeOver) else \
+            4 if isinstance(record, records.Retry) or labelled else 3 if newer else 2
         assert wire["v"] == version and wire["op"] == record.OP.value
         back = records.decode(wire)
         assert back.encode() == wire, record.OP

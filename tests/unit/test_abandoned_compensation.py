@@ -1,0 +1,99 @@
+"""The compensation of an attempt whose executor was lost (I3: at-least-once, and a duplicate
+only with a cause)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy
+from jobs_core.memory_store import InMemoryStore
+from tests.jobs_helpers import Clock, Recorder, make
+
+ONE = RetryPolicy(max_attempts=1, base_delay=0, max_delay=0, jitter=0)
+
+
+async def test_the_compensation_of_an_abandoned_attempt_runs_once() -> None:
+    """From the hunt of stop 27: the executor that records a lost execution runs its
+    compensation before writing the fail record, and nothing marked the job as taken: it
+    stayed running with its expired lease while the compensation ran. The next cycle (the
+    orchestrator plans again after JOBS_CYCLE_DEADLINE_SECONDS, 60 s, while the activity
+    still runs) found the same abandoned job and compensated it again, with no crash
+    anywhere. The executor now takes the job over first (a ``take_over`` record: its token
+    and a new lease)."""
+    store, clock, rec = InMemoryStore(), Clock(), Recorder()
+    gate, started = asyncio.Event(), []
+
+    async def undo(ctx: JobContext) -> None:
+        started.append(ctx.job_id)
+        await gate.wait()  # a compensation that takes a while (within its timeout)
+
+    @rec.registry.handler("slow_undo", compensate=undo, timeout_seconds=300)
+    async def slow_undo(ctx: JobContext) -> None:
+        rec.runs[ctx.job_id] += 1
+        await rec.hang.wait()
+
+    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
+    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
+    job = (await scheduler.schedule(JobRequest("slow_undo", {}, retry=ONE))).job
+    plan = await a.plan(0)
+    crashed = asyncio.create_task(a.execute(plan.batches[0]))
+    while rec.runs[job.id] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    crashed.cancel()  # a's process dies with the attempt running
+    with pytest.raises(asyncio.CancelledError):
+        await crashed
+    clock.advance(300 + 300 + 30 + 1)  # its lease ends
+    first = asyncio.create_task(b.execute((await b.plan(0)).batches[0]))  # cycle 1: abandon
+    while not started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    clock.advance(61)  # cycle deadline: the orchestrator plans cycle 2 meanwhile
+    plan2 = await b.plan(0)
+    second = asyncio.create_task(b.execute(plan2.batches[0])) if plan2.batches else None
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    gate.set()
+    await first
+    if second is not None:
+        await second
+    assert (await scheduler.get(job.id)).status is JobStatus.FAILED
+    assert started == [job.id], f"compensation ran {len(started)} times without any crash"
+
+
+async def test_a_take_over_whose_executor_is_lost_is_taken_over_again() -> None:
+    """At-least-once: the executor compensating a lost attempt is lost too; once its own lease
+    has passed, another executor takes the job over (from it) and compensates again. That
+    duplicate has a cause: the crash."""
+    store, clock, rec = InMemoryStore(), Clock(), Recorder()
+    gate, started = asyncio.Event(), []
+
+    async def undo(ctx: JobContext) -> None:
+        started.append(ctx.job_id)
+        await gate.wait()
+
+    @rec.registry.handler("slow_undo", compensate=undo, timeout_seconds=300)
+    async def slow_undo(ctx: JobContext) -> None:
+        rec.runs[ctx.job_id] += 1
+        await rec.hang.wait()
+
+    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
+    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
+    _, c = make(store, rec, clock, owner="c", slots=1, claim_ttl_seconds=5)
+    job = (await scheduler.schedule(JobRequest("slow_undo", {}, retry=ONE))).job
+    for lost in (a, b):  # a dies running the attempt, b dies compensating it
+        task = asyncio.create_task(lost.execute((await lost.plan(0)).batches[0]))
+        while rec.runs[job.id] == 0 or (lost is b and not started):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        taken = await scheduler.get(job.id)
+        assert taken.status is JobStatus.RUNNING
+        clock.now = max(clock.now, taken.lease_until or clock.now) + timedelta(seconds=1)
+    gate.set()
+    await c.execute((await c.plan(0)).batches[0])
+    final = await scheduler.get(job.id)
+    assert final.status is JobStatus.FAILED and final.compensation is not None
+    assert started == [job.id, job.id]
