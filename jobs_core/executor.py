@@ -300,6 +300,7 @@ class Executor(SlotPlanner):
         if limited and not await self.permits.acquire(job.handler, token, lease):
             result.throttled += 1  # the handler is at its limit: abandoned next cycle
             return
+        lost = job.token  # (its overrunning threads, if it ran here, are under this token)
         try:
             if self._gives_up(job, error) and self._compensation_of(job) is not None:
                 taken = await self._take_over(batch, job, now, token, lease)
@@ -307,9 +308,12 @@ class Executor(SlotPlanner):
                     result.skipped += 1
                     return
                 job = taken
-            await self._record_abandoned(batch, job, now, error, result)
+                await self._record_abandoned(batch, job, now, error, result, taken_over=True)
+            else:
+                await self._record_abandoned(batch, job, now, error, result)
         finally:
-            threads = self.overrunning.pop(job.token, None) if job.token else None
+            threads = [*(self.overrunning.pop(lost, []) if lost else []),
+                       *self.overrunning.pop(token, [])] or None
             if limited:
                 await self._give_back(job.handler, token, threads, lease)
 
@@ -333,18 +337,24 @@ class Executor(SlotPlanner):
             else None
 
     async def _record_abandoned(self, batch: Batch, job: Job, now: datetime, error: ErrorInfo,
-                                result: BatchResult) -> None:
+                                result: BatchResult, *, taken_over: bool = False) -> None:
         events: list[JobEvent] = []
         probe = BatchResult()
         record = await self._failure(job, batch.epoch, now, error, probe, events)
-        rid = self._token()
-        record = replace(record, rid=rid)
-        try:
-            state = await self._write(batch.blob, [record])
-        except JobsError as exc:
-            log.warning("could not record abandoned job %s: %s", job.id, exc)
-            return
-        if state.rids.get(rid):  # (a stale view may abandon what already moved on)
+        if taken_over:  # its own execution now: the outcome is retried until its lease ends
+            # (a fail written once and lost would leave the job to be taken over, and
+            # compensated, again: from review of the take-over)
+            applied = await self._record_outcome(batch.blob, record, job)
+        else:
+            rid = self._token()
+            record = replace(record, rid=rid)
+            try:
+                state = await self._write(batch.blob, [record])
+            except JobsError as exc:
+                log.warning("could not record abandoned job %s: %s", job.id, exc)
+                return
+            applied = bool(state.rids.get(rid))
+        if applied:  # (a stale view may abandon what already moved on)
             probe.abandoned += 1
             result.add(probe)
             self._outbox.add(events)

@@ -175,7 +175,15 @@ class GroupCommitter:
     async def _find(self, blob: str, block: bytes, known: int | None) -> AppendResult | None:
         """Where ``block`` is in the blob after ``known`` (a size the blob had before the
         append: read, listed, or our own last append), or, with none, in the blob's last
-        bytes (one HEAD and one ranged read: never a whole 50,000-block blob)."""
+        bytes (one HEAD and one ranged read: never a whole 50,000-block blob). Not after
+        ``known``: in the last bytes too (a blob deleted and re-created since, smaller)."""
+        found = await self._find_after(blob, block, known)
+        if found is None and known:
+            found = await self._find_after(blob, block, None)
+        return found
+
+    async def _find_after(self, blob: str, block: bytes,
+                          known: int | None) -> AppendResult | None:
         try:
             if known is None:
                 size = (await self._store.stat(blob)).size

@@ -143,6 +143,9 @@ def take_over(job: Job, attempt: int, at: datetime, *, token: str, prev: str | N
     running on that attempt, under the new execution's token and lease. Only from the
     execution it names (``prev``): a second taker, or a late outcome, finds another token."""
     _require_attempt(job, "take over", JobStatus.RUNNING, attempt, prev)
+    if prev != job.token:  # (also a job started by a version-1 record: no token either way)
+        raise InvalidTransitionError("take over", job.status.value, JobStatus.RUNNING.value,
+                                     f"execution {prev} is not the job's ({job.token})")
     return replace(job, token=token, lease_until=lease, updated_at=at)
 
 

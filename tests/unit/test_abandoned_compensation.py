@@ -8,11 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy
+from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy, records
+from jobs_core.errors import TransientStoreError
 from jobs_core.memory_store import InMemoryStore
-from tests.jobs_helpers import Clock, Recorder, make
+from jobs_core.model import Job
+from jobs_core.shard_state import ShardState
+from jobs_core.store import AppendResult
+from tests.jobs_helpers import T0, Clock, Recorder, make
 
 ONE = RetryPolicy(max_attempts=1, base_delay=0, max_delay=0, jitter=0)
+BLOB = "shards/s000/20261122T1400-0000.jsonl"
+JOB_ID = "j20261122T1400-s000-0000-00000000000000aa"
 
 
 async def test_the_compensation_of_an_abandoned_attempt_runs_once() -> None:
@@ -97,3 +103,64 @@ async def test_a_take_over_whose_executor_is_lost_is_taken_over_again() -> None:
     final = await scheduler.get(job.id)
     assert final.status is JobStatus.FAILED and final.compensation is not None
     assert started == [job.id, job.id]
+
+
+class FailRecordRefusedOnce(InMemoryStore):
+    """The first append holding a ``fail`` record is refused (a 503: not written)."""
+
+    failed = False
+
+    async def append(self, name: str, data: bytes, *,
+                     create_metadata: dict[str, str]) -> AppendResult:
+        if not self.failed and b'"op":"fail"' in data:
+            self.failed = True
+            raise TransientStoreError(f"{name}: 503 ServerBusy (not written)")
+        return await super().append(name, data, create_metadata=create_metadata)
+
+
+async def test_a_failed_write_of_the_taken_over_outcome_is_retried_not_compensated_again(
+        ) -> None:
+    """From review of the take-over: its ``fail`` was written once; a 503 left the job running
+    on the take-over's lease, and the next executor took it over and compensated again, with
+    no crash. The outcome is now retried until that lease ends, as any execution's is."""
+    store, clock, rec = FailRecordRefusedOnce(), Clock(), Recorder()
+    compensations: list[str] = []
+
+    async def undo(ctx: JobContext) -> None:
+        compensations.append(ctx.job_id)
+
+    @rec.registry.handler("undoable", compensate=undo, timeout_seconds=300)
+    async def undoable(ctx: JobContext) -> None:
+        rec.runs[ctx.job_id] += 1
+        await rec.hang.wait()
+
+    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
+    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
+    job = (await scheduler.schedule(JobRequest("undoable", {}, retry=ONE))).job
+    task = asyncio.create_task(a.execute((await a.plan(0)).batches[0]))
+    while rec.runs[job.id] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    clock.advance(300 + 300 + 30 + 1)
+    await b.execute((await b.plan(0)).batches[0])  # takes over, compensates, retries the fail
+    assert store.failed and compensations == [job.id]
+    assert (await scheduler.get(job.id)).status is JobStatus.FAILED
+
+
+def test_a_job_started_by_a_version_1_record_is_taken_over_once() -> None:
+    """From review of the take-over: with no token on either side (a version-1 start), a
+    second executor's take-over applied too, and both compensated."""
+    t0, later = T0, T0 + timedelta(hours=1)
+    state = ShardState(BLOB)
+    state.apply(records.add(Job(id=JOB_ID, handler="h", payload={}, due_at=t0, created_at=t0)))
+    state.apply({"op": "start", "v": 1, "id": JOB_ID, "a": 1, "e": 1, "at": records.ts(t0)})
+    assert state.jobs[JOB_ID].token is None
+    for token, rid in (("T1", "r1"), ("T2", "r2")):
+        state.apply(records.take_over(JOB_ID, 1, later, token=token, prev=None,
+                                      lease=later + timedelta(hours=1), rid=rid))
+    state.apply(records.take_over(JOB_ID, 1, later, token="T3", prev="T1",
+                                  lease=later + timedelta(hours=1), rid="r3"))
+    assert [bool(state.rids[r]) for r in ("r1", "r2", "r3")] == [True, False, True]
+    assert state.jobs[JOB_ID].token == "T3"
