@@ -50,6 +50,8 @@ WORKLOADS = {
     2: "schedules, batches, reads, cancels, run-nows, reschedules, purges; recurring jobs",
     3: "+ pause, resume, update and retry; a limited handler; misfire grace and jitter",
     4: "+ the recurrence policies on odd seeds: catch-up with buffer_one, overlap allow",
+    5: "+ cycles end at a (scaled) deadline while their activities run on, as the "
+       "orchestrator's do: cycles of a slot overlap",
 }
 LATEST_WORKLOAD = max(WORKLOADS)
 
@@ -73,6 +75,14 @@ class SimConfig:
     @property
     def v3_controls(self) -> bool:
         return self.workload >= 3
+
+    @property
+    def cycle_deadline(self) -> float | None:
+        """Workload 5: the slot orchestrators' cycle deadline in seconds (drawn apart from
+        the config, so earlier workloads' worlds stay as they were); None before."""
+        if self.workload < 5:
+            return None
+        return random.Random(f"deadline-{self.seed}").choice([0.5, 1.5, 5.0, 60.0])
 
     def unscaled(self) -> SimConfig:
         """The same world with the service's real block limit (for a real store)."""
@@ -231,11 +241,25 @@ class World:
         errors = empty = 0
         api_min_sleep, api_error_sleep = 1.0, 5.0
         cap = self.config.settings.max_sleep_seconds
+        # workload 5: the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS, scaled down like the
+        # block limit: the handlers here take seconds, not minutes), after which the
+        # orchestrator plans again while the activities still out run on
+        deadline = self.config.cycle_deadline
         while self.running:
-            error = False
+            error = overdue = False
             plan = None
+            began = self.now()
             try:
-                plan = await self.activity(lambda p: p.executor(slot).plan(slot))
+                if deadline is None:
+                    plan = await self.activity(lambda p: p.executor(slot).plan(slot))
+                else:
+                    planning = self.spawn(self.activity(lambda p: p.executor(slot).plan(slot)))
+                    self._watch(planning, slot)
+                    done_plan, _ = await asyncio.wait([planning], timeout=deadline)
+                    if done_plan:
+                        plan = planning.result()
+                    else:
+                        overdue = True
             except ClaimHeldError:
                 error = True
             except JobsError:
@@ -252,7 +276,16 @@ class World:
                 if publish:  # beside the batches, as the orchestrator does
                     tasks.append(self.spawn(self.activity(
                         lambda p: p.publisher.publish(slot))))
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                if deadline is None:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                else:
+                    for task in tasks:
+                        self._watch(task, slot)
+                    left = max(0.0, deadline - (self.now() - began))
+                    done, pending = await asyncio.wait(tasks, timeout=left,
+                                                       return_when=asyncio.FIRST_EXCEPTION)
+                    overdue = overdue or (bool(pending) and not any(
+                        t.exception() is not None for t in done))
                 progress = any(made_progress(t.result()) for t in done if t.exception() is None)
                 failed = [t for t in done if t.exception() is not None]
                 if failed:  # task_all fails fast; the other batches keep running
@@ -265,7 +298,7 @@ class World:
             empty = 0 if progress else empty + 1
             if error:
                 sleep = min(cap, api_error_sleep * 2 ** min(10, errors - 1))
-            elif batches and progress:
+            elif (batches and progress) or overdue:  # (overdue: plan again at once)
                 sleep = 0.0
             else:
                 sleep = min(cap, api_min_sleep * 2 ** min(20, empty - 1))
@@ -275,6 +308,15 @@ class World:
                 self.wake[slot].clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake[slot].wait(), sleep)
+
+    def _watch(self, task: asyncio.Task[Any], slot: int) -> None:
+        """An activity the cycle may stop waiting for: an error other than the core's own
+        (``JobsError``) is a bug, as if the orchestrator had awaited it."""
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled() or t.exception() is None or isinstance(t.exception(), JobsError):
+                return
+            self.oracle.violate("I1", f"slot {slot}: an activity failed: {t.exception()!r}")
+        task.add_done_callback(done)
 
     def wake_for(self, job_id: str, due: datetime) -> None:
         if (due - self.clock()).total_seconds() <= 60:
