@@ -4,12 +4,14 @@ only with a cause)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
 
 from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy, records
 from jobs_core.errors import TransientStoreError
+from jobs_core.ids import parse_job_id
 from jobs_core.memory_store import InMemoryStore
 from jobs_core.model import Job
 from jobs_core.shard_state import ShardState
@@ -164,3 +166,38 @@ def test_a_job_started_by_a_version_1_record_is_taken_over_once() -> None:
                                   lease=later + timedelta(hours=1), rid="r3"))
     assert [bool(state.rids[r]) for r in ("r1", "r2", "r3")] == [True, False, True]
     assert state.jobs[JOB_ID].token == "T3"
+
+
+async def test_the_lost_executions_overrunning_thread_holds_the_take_overs_permit() -> None:
+    """From review: the take-over changes the job's token; the lost execution's sync thread
+    still running in this process (under its own token) keeps the handler's permit until it
+    returns, as before the take-over."""
+    store, clock, rec = InMemoryStore(), Clock(), Recorder()
+
+    async def undo(ctx: JobContext) -> None:
+        return None
+
+    @rec.registry.handler("lim", max_concurrency=1, timeout_seconds=0.5, compensate=undo)
+    async def lim(ctx: JobContext) -> None:
+        rec.runs[ctx.job_id] += 1
+
+    scheduler, ex = make(store, rec, clock, slots=1, abandon_grace_seconds=1)
+    lost = (await scheduler.schedule(JobRequest("lim", 0, retry=ONE))).job
+    await store.append(parse_job_id(lost.id).name, records.encode_block(
+        [records.start(lost.id, 1, 1, clock.now, token="lost0001", run=0,
+                       lease=clock.now + timedelta(seconds=5))]), create_metadata={})
+    ended = threading.Event()  # the lost execution's sync thread, still running here
+    ex.overrunning["lost0001"] = [ended]
+    clock.advance(60)
+    _, first = await ex.run_cycle(0)
+    assert first.abandoned == 1 and ex.overrunning == {}
+    other = (await scheduler.schedule(JobRequest("lim", 1))).job
+    _, second = await ex.run_cycle(0)
+    assert second.started == 0 and second.throttled == 1  # the permit waits for the thread
+    ended.set()
+    for _ in range(100):  # (the permit is given back by a task once the thread has returned)
+        await asyncio.sleep(0.01)
+        _, third = await ex.run_cycle(0)
+        if third.started:
+            break
+    assert rec.runs[other.id] == 1

@@ -7,6 +7,7 @@ import pytest
 
 from jobs_core import JobRequest
 from jobs_core.errors import TransientStoreError
+from jobs_core.group_commit import GroupCommitter
 from jobs_core.memory_store import InMemoryStore
 from tests.jobs_helpers import Clock, Recorder, make
 
@@ -57,3 +58,15 @@ async def test_an_add_whose_answer_was_lost_is_found_after_the_blob_grew_256_kib
     written = [j.id for j in page.jobs if j.payload == {"tag": "lost-answer-marker"}]
     assert written == [scheduled.job.id]
     assert scheduler.committer.verified_after_error == 1
+
+
+async def test_a_block_is_found_in_the_tail_when_the_blob_is_smaller_than_its_floor() -> None:
+    """From review: a floor from before the blob was deleted and re-created (a purged home
+    re-created by a retry's pointer) lies past its end; the block is looked for in the tail."""
+    store = InMemoryStore()
+    committer = GroupCommitter(store, linger=0, max_block_bytes=1 << 20)
+    await store.append("b", b"\nx" * 10, create_metadata={})
+    block = b'\n{"op":"full","at":"t"}'
+    await store.append("b", block, create_metadata={})
+    found = await committer._find("b", block, 10_000)
+    assert found is not None and found.size == 20 + len(block)
