@@ -4,6 +4,7 @@ what the oracle recorded and what the storage log holds. ``FinalChecks`` is the 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -325,12 +326,26 @@ class FinalChecks:
                     return
 
     def _check_compensations(self, finals: dict[str, Job]) -> None:
+        """I3: a run is compensated only when it did not succeed, and once, unless a crash or
+        an ambiguous write (between the two) explains the repeat (counted by its cause)."""
+        by_run: dict[tuple[str, int], list[float]] = defaultdict(list)
         for job_id, run, at in self.compensations:
+            by_run[(job_id, run)].append(at)
             succeeded = [i for i in self.by_job.get(job_id, []) if i.run == run and i.ok]
             if succeeded and self._explained(job_id, succeeded[0].start, at) is None:
                 self.violate("I3", f"{job_id} run {run} was compensated at {at:.3f} although "
                                    f"attempt {succeeded[0].attempt} succeeded at "
                                    f"{succeeded[0].end:.3f}")
+        for (job_id, run), ats in by_run.items():
+            ats.sort()
+            for earlier, later in itertools.pairwise(ats):
+                cause = self._explained(job_id, earlier, later)
+                if cause is None:
+                    self.violate("I3", f"{job_id} run {run} was compensated again at "
+                                       f"{later:.3f} (first at {earlier:.3f}) with no crash or "
+                                       "ambiguous write")
+                else:
+                    self.duplicates[f"compensated again: {cause.split(' of ')[0]}"] += 1
 
     def _purged_ok(self, job_id: str) -> bool:
         """404 is fine for a job a purge may legitimately have removed: final before the

@@ -82,7 +82,8 @@ def make_registry(world: World) -> HandlerRegistry:
         return "charged"
 
     async def refund(ctx: JobContext) -> Any:
-        oracle.compensated(ctx, world.now())
+        proc = CURRENT.get()
+        oracle.compensated(ctx, world.now(), proc.name if proc else "?")
 
     async def limited(ctx: JobContext) -> Any:  # one in seven fails for good: compensated
         value = await ok(ctx)
@@ -93,11 +94,13 @@ def make_registry(world: World) -> HandlerRegistry:
     async def undo_limited(ctx: JobContext) -> Any:  # handler code too: within the limits
         proc = CURRENT.get()
         run = oracle.compensation_began(ctx, proc.name if proc else "?", world.now())
+        # workload 5: half of them outlast a cycle's (scaled) deadline, within their timeout
+        slow = world.config.workload >= 5 and int((ctx.payload or {}).get("n", 1)) % 2 == 0
         try:
-            await _sleep(0.3)
+            await _sleep(1.8 if slow else 0.3)
         finally:
             oracle.returned(run, world.now(), ok=True)
-        oracle.compensated(ctx, world.now())
+        oracle.compensated(ctx, world.now(), proc.name if proc else "?")
 
     wrap("ok", ok)
     wrap("flaky", flaky)

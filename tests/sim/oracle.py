@@ -73,6 +73,7 @@ class Oracle(FinalChecks):
         self.seen: dict[tuple[str, str], list[tuple[float, tuple[int, int, int]]]] = {}
         self.purges: list[tuple[float, datetime, int]] = []
         self.compensations: list[tuple[str, int, float]] = []
+        self.compensated_on: list[tuple[str, str, float]] = []  # job, process, when
         self.compensating: list[Invocation] = []  # compensation runs of limited handlers
         self.violations: list[Violation] = []
         self.trace: list[str] = []
@@ -105,6 +106,9 @@ class Oracle(FinalChecks):
         for inv in self.invocations:
             if inv.proc == proc and (inv.end is None or inv.end >= at - 600):
                 self.taints[inv.job_id].append((at, f"crash of {proc}"))
+        for job_id, on, when in self.compensated_on:  # (its failure may not be recorded)
+            if on == proc and when >= at - 600:
+                self.taints[job_id].append((at, f"crash of {proc}"))
 
     def faults_ended(self, at: float) -> None:
         self.faults_end = at
@@ -121,8 +125,9 @@ class Oracle(FinalChecks):
     def returned(self, inv: Invocation, at: float, *, ok: bool, error: str | None = None) -> None:
         inv.end, inv.ok, inv.error = at, ok, error
 
-    def compensated(self, ctx: JobContext, at: float) -> None:
+    def compensated(self, ctx: JobContext, at: float, proc: str) -> None:
         self.compensations.append((ctx.job_id, ctx.run, at))
+        self.compensated_on.append((ctx.job_id, proc, at))
 
     def compensation_began(self, ctx: JobContext, proc: str, at: float) -> Invocation:
         """A limited handler's compensation runs from ``at`` (its end is ``returned``)."""

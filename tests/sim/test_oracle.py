@@ -42,3 +42,18 @@ def test_a_read_asked_the_instant_an_answer_was_given_may_not_go_back() -> None:
     oracle.observed("p0", replace(JOB, status=JobStatus.SCHEDULED), 397.433, 397.450)
     assert [v.invariant for v in oracle.violations] == ["I4"]
 
+
+
+def test_a_run_compensated_twice_needs_a_cause() -> None:
+    """From review of workload 5: the oracle checked that a compensated run had not
+    succeeded, never that it was compensated once; a double compensation went unnoticed."""
+    job = "j20260327T2200-s000-0000-7c9c1465b15321bd"
+    oracle = Oracle(SimConfig.draw(0))
+    oracle.compensations += [(job, 0, 100.0), (job, 0, 100.6)]  # no crash, no ambiguous write
+    oracle._check_compensations({})
+    assert [v.invariant for v in oracle.violations] == ["I3"]
+    explained = Oracle(SimConfig.draw(0))
+    explained.compensations += [(job, 0, 100.0), (job, 0, 160.0)]
+    explained.taints[job].append((130.0, "crash of p1"))
+    explained._check_compensations({})
+    assert explained.violations == [] and explained.duplicates == {"compensated again: crash": 1}

@@ -51,7 +51,7 @@ WORKLOADS = {
     3: "+ pause, resume, update and retry; a limited handler; misfire grace and jitter",
     4: "+ the recurrence policies on odd seeds: catch-up with buffer_one, overlap allow",
     5: "+ cycles end at a (scaled) deadline while their activities run on, as the "
-       "orchestrator's do: cycles of a slot overlap",
+       "orchestrator's do: cycles of a slot overlap; half the compensations outlast a cycle",
 }
 LATEST_WORKLOAD = max(WORKLOADS)
 
@@ -295,7 +295,7 @@ class World:
                         if not isinstance(t.exception(), JobsError):
                             raise t.exception()  # type: ignore[misc]
             errors = errors + 1 if error else 0
-            empty = 0 if progress else empty + 1
+            empty = 0 if progress or overdue else empty + 1  # (overdue: as the orchestrator)
             if error:
                 sleep = min(cap, api_error_sleep * 2 ** min(10, errors - 1))
             elif (batches and progress) or overdue:  # (overdue: plan again at once)
