@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobContext, JobRequest, JobStatus, RetryPolicy, records
+from jobs_core import (
+    Executor,
+    JobContext,
+    JobRequest,
+    JobScheduler,
+    JobStatus,
+    RetryPolicy,
+    records,
+)
 from jobs_core.errors import TransientStoreError
 from jobs_core.ids import parse_job_id
 from jobs_core.memory_store import InMemoryStore
@@ -21,6 +30,35 @@ from tests.jobs_helpers import T0, Clock, Recorder, make
 ONE = RetryPolicy(max_attempts=1, base_delay=0, max_delay=0, jitter=0)
 BLOB = "shards/s000/20261122T1400-0000.jsonl"
 JOB_ID = "j20261122T1400-s000-0000-00000000000000aa"
+
+
+async def crash_while(executor: Executor, busy: Callable[[], bool]) -> None:
+    """Run a cycle's batch on ``executor`` and kill its process once ``busy()`` holds."""
+    task = asyncio.create_task(executor.execute((await executor.plan(0)).batches[0]))
+    while not busy():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def a_lost_attempt(store: InMemoryStore, clock: Clock, rec: Recorder,
+                         undo: Callable[[JobContext], Awaitable[None]],
+                         owners: str = "ab") -> tuple[JobScheduler, list[Executor], Job]:
+    """A job of a handler with compensation ``undo`` and a single attempt, whose executor
+    (the first of ``owners``) died running it; the executors of the other owners, and the
+    job. The lost attempt's lease has not passed yet."""
+    @rec.registry.handler("undoable", compensate=undo, timeout_seconds=300)
+    async def undoable(ctx: JobContext) -> None:
+        rec.runs[ctx.job_id] += 1
+        await rec.hang.wait()
+
+    scheduler, first = make(store, rec, clock, owner=owners[0], slots=1, claim_ttl_seconds=5)
+    others = [make(store, rec, clock, owner=o, slots=1, claim_ttl_seconds=5)[1]
+              for o in owners[1:]]
+    job = (await scheduler.schedule(JobRequest("undoable", {}, retry=ONE))).job
+    await crash_while(first, lambda: rec.runs[job.id] > 0)
+    return scheduler, others, job
 
 
 async def test_the_compensation_of_an_abandoned_attempt_runs_once() -> None:
@@ -38,21 +76,7 @@ async def test_the_compensation_of_an_abandoned_attempt_runs_once() -> None:
         started.append(ctx.job_id)
         await gate.wait()  # a compensation that takes a while (within its timeout)
 
-    @rec.registry.handler("slow_undo", compensate=undo, timeout_seconds=300)
-    async def slow_undo(ctx: JobContext) -> None:
-        rec.runs[ctx.job_id] += 1
-        await rec.hang.wait()
-
-    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
-    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
-    job = (await scheduler.schedule(JobRequest("slow_undo", {}, retry=ONE))).job
-    plan = await a.plan(0)
-    crashed = asyncio.create_task(a.execute(plan.batches[0]))
-    while rec.runs[job.id] == 0:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    crashed.cancel()  # a's process dies with the attempt running
-    with pytest.raises(asyncio.CancelledError):
-        await crashed
+    scheduler, [b], job = await a_lost_attempt(store, clock, rec, undo)
     clock.advance(300 + 300 + 30 + 1)  # its lease ends
     first = asyncio.create_task(b.execute((await b.plan(0)).batches[0]))  # cycle 1: abandon
     while not started:  # noqa: ASYNC110
@@ -81,22 +105,10 @@ async def test_a_take_over_whose_executor_is_lost_is_taken_over_again() -> None:
         started.append(ctx.job_id)
         await gate.wait()
 
-    @rec.registry.handler("slow_undo", compensate=undo, timeout_seconds=300)
-    async def slow_undo(ctx: JobContext) -> None:
-        rec.runs[ctx.job_id] += 1
-        await rec.hang.wait()
-
-    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
-    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
-    _, c = make(store, rec, clock, owner="c", slots=1, claim_ttl_seconds=5)
-    job = (await scheduler.schedule(JobRequest("slow_undo", {}, retry=ONE))).job
-    for lost in (a, b):  # a dies running the attempt, b dies compensating it
-        task = asyncio.create_task(lost.execute((await lost.plan(0)).batches[0]))
-        while rec.runs[job.id] == 0 or (lost is b and not started):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    scheduler, [b, c], job = await a_lost_attempt(store, clock, rec, undo, "abc")
+    for lost in (None, b):  # a died running the attempt, b dies compensating it
+        if lost is not None:
+            await crash_while(lost, lambda: bool(started))
         taken = await scheduler.get(job.id)
         assert taken.status is JobStatus.RUNNING
         clock.now = max(clock.now, taken.lease_until or clock.now) + timedelta(seconds=1)
@@ -131,20 +143,7 @@ async def test_a_failed_write_of_the_taken_over_outcome_is_retried_not_compensat
     async def undo(ctx: JobContext) -> None:
         compensations.append(ctx.job_id)
 
-    @rec.registry.handler("undoable", compensate=undo, timeout_seconds=300)
-    async def undoable(ctx: JobContext) -> None:
-        rec.runs[ctx.job_id] += 1
-        await rec.hang.wait()
-
-    scheduler, a = make(store, rec, clock, owner="a", slots=1, claim_ttl_seconds=5)
-    _, b = make(store, rec, clock, owner="b", slots=1, claim_ttl_seconds=5)
-    job = (await scheduler.schedule(JobRequest("undoable", {}, retry=ONE))).job
-    task = asyncio.create_task(a.execute((await a.plan(0)).batches[0]))
-    while rec.runs[job.id] == 0:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    scheduler, [b], job = await a_lost_attempt(store, clock, rec, undo)
     clock.advance(300 + 300 + 30 + 1)
     await b.execute((await b.plan(0)).batches[0])  # takes over, compensates, retries the fail
     assert store.failed and compensations == [job.id]
