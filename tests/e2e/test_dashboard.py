@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests import azurite as azurite_helpers
 from tests.e2e.dashboard_page import Dashboard, chromium_context, find_chromium
-from tests.e2e.dashboard_views import api_jobs, api_view, cycles, iso, page_view
+from tests.e2e.dashboard_views import api_jobs, api_view, cycles, get_json, iso, page_view
 from tests.e2e.helpers import REPO_ROOT, Api, make_host, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
@@ -119,6 +119,10 @@ def test_the_page_is_self_contained_and_keeps_the_key_private(api: Api) -> None:
 @pytest.mark.browser
 def test_numbers_shown_match_the_api(api: Api, seeded: Seeded, dash: Dashboard,
                                      page_log: Callable[..., None]) -> None:
+    # a cycle's totals are published when the cycle ends, after its outcomes are in the log
+    # that wait_final reads: wait for the failed job's cycle (the race made this flaky)
+    poll(lambda: sum(int(((s["custom_status"] or {}).get("totals") or {}).get("failed", 0))
+                     for s in get_json(api, "/api/scheduler")["slots"]), lambda n: n >= 1)
     dash.wait_refreshed(dash.refreshes())  # auto-refresh runs on its own
     dash.pause()
     dash.filter_jobs()
