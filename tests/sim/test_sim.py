@@ -17,7 +17,9 @@ import pytest
 from .runner import run_many, run_seed
 from .world import LATEST_WORKLOAD, SimConfig
 
-CI_SEEDS = range(0, 500)
+# every seed of 0-499 that the closing notes name as having found a defect in the core is below
+# 300 (the highest: 262); 300 seeds keep CI under its 30 minutes on 2 cores beside the suite
+CI_SEEDS = range(0, 300)
 # seeds that found a defect outside CI_SEEDS, with their workload size (None: the default) and
 # the version of the workload they were found with (world.WORKLOADS). The closing notes of the
 # simulation, core and events issues name the defect each one found.
@@ -70,7 +72,7 @@ def test_every_invariant_holds_on_the_ci_seeds() -> None:
     totals, failed = run_many(list(CI_SEEDS), WORKERS)
     print(totals.summary())
     assert not failed, "\n\n".join(r.describe(12) for r in sorted(failed, key=lambda r: r.seed))
-    assert totals.seeds >= 500 and totals.operations >= 200_000, totals.summary()
+    assert totals.seeds >= len(CI_SEEDS) and totals.operations >= 200_000, totals.summary()
     assert sum(totals.faults.values()) > 0 and totals.faults["crash"] > 0
 
 
