@@ -155,28 +155,27 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         work = context.task_all(tasks)
         try:
             finished = yield context.task_any([work, deadline])
-            if finished is deadline:
-                overdue = True
-                pending = sum(1 for t in tasks if not t.is_completed)
-                if not context.is_replaying:
-                    log.warning("slot %s cycle %s: %s of %s activities still out after %g s: "
-                                "re-planning", slot, state["cycle"], pending, len(tasks),
-                                get_runtime().api.cycle_deadline_seconds)
-                results = [t.result if t.is_completed and not _failed(t) else None
-                           for t in tasks]
-            else:
-                results = work.result
-                if _failed(work):
-                    raise work.result if isinstance(work.result, Exception) else \
-                        RuntimeError(str(work.result))
-            if publish:
-                published = results.pop()
-            for result in results:
-                for name in COUNTS:
-                    totals[name] += int((result or {}).get(name, 0))
-                lateness.merge(Histogram.from_dict((result or {}).get("lateness")))
-        except Exception as exc:
+        except Exception as exc:  # (the SDK reports a failed task_all through task_any)
+            finished = work
             error = f"execute_batch failed: {exc}"[:MAX_ERROR_CHARS]
+        if finished is deadline:
+            overdue = True
+            pending = sum(1 for t in tasks if not t.is_completed)
+            if not context.is_replaying:
+                log.warning("slot %s cycle %s: %s of %s activities still out after %g s: "
+                            "re-planning", slot, state["cycle"], pending, len(tasks),
+                            get_runtime().api.cycle_deadline_seconds)
+        elif error is None and _failed(work):
+            error = f"execute_batch failed: {work.result}"[:MAX_ERROR_CHARS]
+        # what every activity that finished reported counts, also when another one failed or
+        # is still out (task_all fails on the first failure: its result holds no other's)
+        results = [t.result if t.is_completed and not _failed(t) else None for t in tasks]
+        if publish:
+            published = results.pop()
+        for result in results:
+            for name in COUNTS:
+                totals[name] += int((result or {}).get(name, 0))
+            lateness.merge(Histogram.from_dict((result or {}).get("lateness")))
     if error is not None:
         state["errors"] += 1
         if not context.is_replaying:

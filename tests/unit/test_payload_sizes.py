@@ -122,8 +122,9 @@ class _Context:
 
 
 def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
-             overdue: bool = False, plan_lost: bool = False) -> _Context:
-    """One episode; ``overdue``: the cycle's deadline fires before any batch reports."""
+             overdue: bool = False, plan_lost: bool = False, one_fails: bool = False) -> _Context:
+    """One episode; ``overdue``: the cycle's deadline fires before any batch reports;
+    ``one_fails``: the first batch fails, the others report (task_all fails as the SDK's)."""
     ctx = _Context(state, now)
     episode: Generator[Any, Any, None] = orchestrator.jobs_slot(ctx)  # type: ignore[arg-type]
     step = next(episode)
@@ -142,7 +143,14 @@ def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
                 else:
                     for child in work.children:
                         child.done(outputs[child.name])
-                    step = episode.send(work.done([c.result for c in work.children]))
+                    if one_fails:
+                        failure = RuntimeError("the batch's instance was lost")
+                        work.children[0].state, work.children[0].result = \
+                            TaskState.FAILED, failure
+                        work.state, work.result = TaskState.FAILED, failure
+                        step = episode.send(work)
+                    else:
+                        step = episode.send(work.done([c.result for c in work.children]))
             else:  # the sleep: the timer fires
                 step = episode.send(step.children[0].done(None))
     except StopIteration:
@@ -198,6 +206,19 @@ def test_a_cycle_whose_activities_are_overdue_replans_at_once() -> None:
     assert ctx.status["last_error"] is None and ctx.status["counts"]["started"] == 0
     assert ctx.status["next_wake"] == ctx.status["last_cycle"]  # no sleep: re-plan
     assert ctx.next_input["empty"] == 0
+
+
+def test_a_failed_batch_does_not_erase_what_the_others_report() -> None:
+    """task_all fails on its first failed task and its result holds no other's: the counts
+    the other batches reported still go into the cycle's counts and the slot's totals (a
+    failed job run beside a failed batch was once missing from ``totals.failed``)."""
+    plan = {"batches": [{"slot": 1, "blob": f"b{i}"} for i in range(3)], "publish": False}
+    outputs = {"plan_cycle": plan, "execute_batch": BatchResult(started=2, failed=1).to_dict()}
+    ctx = _episode({"slot": 1, "totals": {"failed": 5}}, T0, outputs, one_fails=True)
+    assert "execute_batch failed" in ctx.status["last_error"]
+    assert (ctx.status["counts"]["started"], ctx.status["counts"]["failed"]) == (4, 2)
+    assert ctx.status["totals"]["failed"] == 7 and ctx.next_input["totals"]["failed"] == 7
+    assert ctx.next_input["errors"] == 1
 
 
 def test_a_plan_lost_with_its_instance_does_not_hold_the_slot() -> None:
