@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests import azurite as azurite_helpers
 from tests.e2e.dashboard_page import Dashboard, chromium_context, find_chromium
-from tests.e2e.dashboard_views import api_jobs, api_view, cycles, get_json, iso, page_view
+from tests.e2e.dashboard_views import api_jobs, api_view, cycles, iso, page_view
 from tests.e2e.helpers import REPO_ROOT, Api, make_host, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
@@ -119,10 +119,6 @@ def test_the_page_is_self_contained_and_keeps_the_key_private(api: Api) -> None:
 @pytest.mark.browser
 def test_numbers_shown_match_the_api(api: Api, seeded: Seeded, dash: Dashboard,
                                      page_log: Callable[..., None]) -> None:
-    # a cycle's totals are published when the cycle ends, after its outcomes are in the log
-    # that wait_final reads: wait for the failed job's cycle (the race made this flaky)
-    poll(lambda: sum(int(((s["custom_status"] or {}).get("totals") or {}).get("failed", 0))
-                     for s in get_json(api, "/api/scheduler")["slots"]), lambda n: n >= 1)
     dash.wait_refreshed(dash.refreshes())  # auto-refresh runs on its own
     dash.pause()
     dash.filter_jobs()
@@ -147,7 +143,9 @@ def test_numbers_shown_match_the_api(api: Api, seeded: Seeded, dash: Dashboard,
     assert {listed[j] for j in seeded.done} == {"succeeded"}
     assert (listed[seeded.retried], listed[seeded.failed]) == ("succeeded", "failed")
     assert sum(int(row["scheduled"]) for row in view["shards"].values()) >= len(seeded.far)
-    assert sum(int(row["total-failed"].replace(",", "")) for row in view["slots"].values()) >= 1
+    # (the shards' counts come from the logs; a slot's totals add up what its activities
+    # reported to their cycles, which can miss one: README, Metrics for operators)
+    assert sum(int(row["failed"].replace(",", "")) for row in view["shards"].values()) >= 1
     assert int(view["chart"]["finished-total"] or 0) >= len(seeded.done) + 2
     page_log()
 
