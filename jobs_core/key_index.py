@@ -72,7 +72,6 @@ from .clock import utcnow
 from .errors import (
     BlobNotFoundError,
     BlockLimitError,
-    ConcurrencyConflictError,
     IdempotencyConflictError,
     StoreError,
 )
@@ -86,9 +85,9 @@ from .key_blobs import (
     parse_record,
     partition_of,
     seal_record,
-    summarize_blob,
 )
-from .store import AppendResult, BlobInfo, JobStore
+from .key_purge import KeyBlobPurge
+from .store import AppendResult, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ class KeyIndex:
         self.clock = clock
         self._parts: dict[int, _Partition] = {}
         self._pruned_at: datetime | None = None
-        self._purge_seen: dict[str, tuple[str, bool, datetime | None]] = {}
+        self._purge = KeyBlobPurge(store, window + skew, self._partition)
 
     # --- public ------------------------------------------------------------------------------
     def partition(self, key: str) -> int:
@@ -225,57 +224,9 @@ class KeyIndex:
 
     async def purge(self, now: datetime) -> int:
         """Delete sealed key blobs (never the highest of a partition) whose newest record is
-        older than ``window + skew`` at ``now``. Returns how many this call deleted."""
-        now = aware(now)
-        cutoff = now - self.window - self.skew
-        by_part: dict[int, list[tuple[int, BlobInfo]]] = {}
-        for info in await self.store.list(PREFIX):
-            parsed = parse_blob_name(info.name)
-            if parsed is not None:
-                by_part.setdefault(parsed[0], []).append((parsed[1], info))
-        listed = {info.name for blobs in by_part.values() for _, info in blobs}
-        for name in [n for n in self._purge_seen if n not in listed]:
-            del self._purge_seen[name]
-        deleted = 0
-        for part, blobs in by_part.items():
-            deleted += await self._purge_partition(part, blobs, cutoff)
-        return deleted
-
-    async def _purge_partition(self, part: int, blobs: list[tuple[int, BlobInfo]],
-                               cutoff: datetime) -> int:
-        deleted = 0
-        highest = max(index for index, _ in blobs)
-        for index, info in sorted(blobs, key=lambda b: b[0]):
-            if index == highest:
-                continue
-            seen = self._purge_seen.get(info.name)
-            if seen is None or seen[0] != info.etag:
-                try:
-                    result = await self.store.read(info.name)
-                except BlobNotFoundError:
-                    continue
-                if result.size != info.size:
-                    continue  # changed since the listing: the delete would fail anyway
-                sealed, newest = summarize_blob(result.data, info.name)
-                seen = (info.etag, sealed, newest)
-                self._purge_seen[info.name] = seen
-            _, sealed, newest = seen
-            if not sealed or (newest is not None and newest > cutoff):
-                continue
-            # the delete and the view's update under the partition's lock: a claim of this
-            # process (the purge timer shares the runtime's index with requests) reads the
-            # blobs of its view one by one under it (from review of stop 27: a KeyError)
-            view = self._partition(part)
-            async with view.lock:
-                try:
-                    if await self.store.delete(info.name, if_match=info.etag):
-                        deleted += 1
-                except (ConcurrencyConflictError, BlobNotFoundError):
-                    continue
-                self._purge_seen.pop(info.name, None)
-                if index < view.current:
-                    view.blobs.pop(index, None)  # its claims no longer count
-        return deleted
+        older than ``window + skew`` at ``now``. Returns how many this call deleted
+        (``key_purge.py``)."""
+        return await self._purge.run(now)
 
     # --- answering ---------------------------------------------------------------------------
     @staticmethod
