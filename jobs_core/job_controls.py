@@ -191,11 +191,7 @@ class JobControls:
                 # keep the blob's headroom for outcomes: its waiting jobs leave first
                 await self.mover.evacuate(blob, await self._read(blob))
                 continue
-            # the planner skips a blob whose bucket has not begun: a change that makes the job
-            # due before it needs the hint, written first so the change never lands without it
-            await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
-            if current.status.is_final:  # a retry: the job's home must lead to it, first too
-                await self._point_home(job_id, blob, at)
+            await self._before_change(current, changed, blob, at)
             rid = self._token()
             try:
                 state, made = await self.committer.write_made(blob, record(current, rid), rid,
@@ -214,6 +210,15 @@ class JobControls:
             if after is not None and after.moving_to is None:
                 change(after)  # raises the reason why it no longer fits
         raise JobConflictError(f"job {job_id} kept changing (it was moving); try again")
+
+    async def _before_change(self, current: Job, changed: Job, blob: str, at: datetime) -> None:
+        """What must land before a change's record, so that the change never lands without it:
+        the planner's hint when the change makes the job due before ``blob``'s bucket (the
+        planner skips a blob whose bucket has not begun), and, for a retry of a finished job,
+        a pointer from its home."""
+        await self._touch_if_earlier(changed, blob, revived=current.status.is_final)
+        if current.status.is_final:
+            await self._point_home(current.id, blob, at)
 
     async def _point_home(self, job_id: str, blob: str, at: datetime) -> None:
         """Before a finished job that moved out of its home runs again (a retry): a pointer
