@@ -154,10 +154,7 @@ class GroupCommitter:
 
     async def _append_verified(self, blob: str, block: bytes,
                                create_metadata: dict[str, str]) -> AppendResult:
-        known = self._cache.known_size(blob) if self._cache is not None else None
-        floor = self._floor.get(blob)
-        if floor is not None and (known is None or floor > known):
-            known = floor
+        known = self._size_before(blob)
         try:
             result = await self._store.append(blob, block, create_metadata=create_metadata)
         except (ConcurrencyConflictError, BlobNotFoundError):
@@ -171,6 +168,13 @@ class GroupCommitter:
             result = found
         self.note_size(blob, result.size)
         return result
+
+    def _size_before(self, blob: str) -> int | None:
+        """The largest size ``blob`` is known to have had before our next append: as far as
+        this process replayed it (the cache), or as noted (``note_size``); None: unknown."""
+        replayed = self._cache.known_size(blob) if self._cache is not None else None
+        sizes = [size for size in (replayed, self._floor.get(blob)) if size is not None]
+        return max(sizes, default=None)
 
     async def _find(self, blob: str, block: bytes, known: int | None) -> AppendResult | None:
         """Where ``block`` is in the blob after ``known`` (a size the blob had before the
