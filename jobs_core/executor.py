@@ -83,6 +83,7 @@ class Executor(SlotPlanner):
                                       clock)
         self.overrunning: dict[str, list[threading.Event]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._unknown_warned: set[str] = set()  # handlers this process found jobs for
 
     # --- execute -----------------------------------------------------------------------------
     async def execute(self, batch: Batch) -> BatchResult:
@@ -193,6 +194,10 @@ class Executor(SlotPlanner):
                     job.moving_to is not None:
                 result.skipped += 1  # changed while it waited for the gate
                 return
+            if not fires_occurrences(job) and self.registry.find(job.handler) is None:
+                self._unknown_handler(job)
+                result.throttled += 1  # it stays scheduled for an instance that knows it
+                return
             token = self._token()
             lease = now + timedelta(seconds=self._lease_seconds(job))
             # (an attempt that only creates an occurrence's job needs no permit: that job does)
@@ -206,6 +211,17 @@ class Executor(SlotPlanner):
                 threads = self.overrunning.pop(token, None)
                 if limited:
                     await self._give_back(job.handler, token, threads, lease)
+
+    def _unknown_handler(self, job: Job) -> None:
+        """A due job whose handler this process does not know is not started: during a
+        rolling deployment an instance of the release before the handler's may run the slot's
+        batch (jobs were accepted by one that knows it). Failing it for good would lose it
+        (from the hunt of stop 28). Logged once per handler and process."""
+        if job.handler not in self._unknown_warned:
+            self._unknown_warned.add(job.handler)
+            log.warning("job %s: handler %r is not registered in this process: the job stays "
+                        "scheduled for an instance that has it (a release without the handler "
+                        "leaves its jobs waiting: cancel them)", job.id, job.handler)
 
     async def _give_back(self, handler: str, token: str, threads: list[threading.Event] | None,
                          lease: datetime) -> None:

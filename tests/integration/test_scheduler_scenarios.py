@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import JobRequest, JobStatus
+from jobs_core import Executor, HandlerRegistry, JobRequest, JobsSettings, JobStatus
 from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
@@ -310,3 +310,25 @@ async def test_poison_job_fails_alone_without_blocking_its_shard(store: object) 
     assert (await scheduler.get(healthy.id)).status is JobStatus.SUCCEEDED
     dead = await scheduler.get(poison.id)
     assert dead.status is JobStatus.FAILED and dead.attempts == 3
+
+
+async def test_a_job_whose_handler_an_older_release_lacks_waits_for_one_that_has_it(
+        store: object) -> None:
+    """From the hunt of stop 28: during a rolling deployment an instance of the release
+    before a handler's ran the slot's batch and failed the job for good (UnknownHandlerError
+    is permanent), although an instance that knows the handler had accepted it with 201."""
+    clock, rec = Clock(), Recorder()
+    scheduler, new = make(store, rec, clock, slots=1, owner="new-release")
+    job = (await scheduler.schedule(JobRequest("echo", {"n": 1}))).job
+    old = Executor(store, HandlerRegistry(), JobsSettings(slots=1),  # type: ignore[arg-type]
+                   owner="old-release", clock=clock)
+    for _ in range(3):
+        _, result = await old.run_cycle(0)
+        assert (result.throttled, result.started) == (1, 0)
+        waiting = await scheduler.get(job.id)
+        assert (waiting.status, waiting.attempts) == (JobStatus.SCHEDULED, 0)
+        clock.advance(10)
+    clock.advance(LEASE + 120)  # the old release's claim on the slot has expired
+    await drain(new, 1)
+    done = await scheduler.get(job.id)
+    assert (done.status, done.attempts, rec.runs[job.id]) == (JobStatus.SUCCEEDED, 1, 1)
