@@ -21,6 +21,7 @@ from jobs_core.event_log import LogPublisher
 from jobs_core.events import EventPublisher
 from jobs_core.http_handler import HANDLER_NAME as HTTP_HANDLER
 from jobs_core.http_handler import HttpHandler, managed_identity_tokens
+from jobs_core.layout import check_layout
 from jobs_core.notify_targets import QUEUE_NAME
 from jobs_core.queue_sink import QueueEventSink
 from jobs_core.request_counter import RequestCounter
@@ -177,7 +178,13 @@ class Runtime:
                 if self._store is None:
                     storage = StorageSettings.from_env()
                     self.events = self._publisher(storage)
-                    self._store = await AzureBlobStore.open(storage, counter=self.counter)
+                    store = await AzureBlobStore.open(storage, counter=self.counter)
+                    try:  # settings that would misread the container's jobs: refuse them
+                        await check_layout(store, self.settings)
+                    except BaseException:
+                        await store.close()
+                        raise
+                    self._store = store
         return self._store
 
     def _publisher(self, storage: StorageSettings) -> EventPublisher | None:

@@ -6,11 +6,12 @@ import concurrent.futures
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests import azurite as azurite_helpers
-from tests.e2e.helpers import Api, poll, started_api
+from tests.e2e.helpers import Api, make_host, poll, started_api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 
@@ -185,3 +186,24 @@ def test_batch_of_1000(api: Api) -> None:
 
     wanted = set(ids)
     poll(succeeded, lambda n: n == 999, timeout=120, interval=0.5)
+
+
+def test_a_redeploy_with_fewer_slots_answers_503_and_keeps_the_jobs(
+        api: Api, azurite: azurite_helpers.Azurite, tmp_path: Path) -> None:
+    """From the hunt of stop 28: the app redeployed with fewer slots on the same container
+    left the jobs of the removed slots to orchestrators nothing kept alive. The container
+    records its layout; a deployment that would misread it answers every request 503, naming
+    the setting, and touches no job (jobs_core/layout.py)."""
+    job = api.schedule(handler="echo", payload={"n": 1}, delay=3600)
+    before = set(list_all(api))
+    fewer = make_host(azurite, tmp_path, JOBS_CONTAINER=api.host.env["JOBS_CONTAINER"],
+                      JOBS_SLOTS="1")
+    with fewer:
+        r = Api(fewer).request("GET", f"/api/jobs/{job['id']}")
+        body = problem_of(r)
+        assert (r.status_code, body["type"].rsplit("/", 1)[-1]) == (503, "misconfigured"), body
+        assert "JOBS_SLOTS is 1, but 2 slots are recorded" in body["detail"], body
+        r = Api(fewer).request("POST", "/api/jobs", json={"handler": "echo"})
+        assert r.status_code == 503 and problem_of(r)["type"].endswith("/misconfigured")
+    assert api.get(job["id"])["status"] == "scheduled"
+    assert set(list_all(api)) == before  # the refused POST wrote nothing

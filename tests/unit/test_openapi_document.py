@@ -176,6 +176,7 @@ def test_job_to_dict_is_a_job() -> None:
     e.IdempotencyConflictError("k", JOB_ID), e.ShardFullError("full"),
     e.TransientStoreError("down"), ApiProblem(415, "unsupported-media-type", "t", "d"),
     e.JobUnreachableError(JOB_ID, 32), e.JobConflictError("changing"),
+    e.SettingsError("JOBS_SLOTS is 4, but 8 slots are recorded in this container"),
 ])
 def test_every_problem_the_code_makes_is_a_problem(error: Exception) -> None:
     problem = problem_of(error)
@@ -184,6 +185,8 @@ def test_every_problem_the_code_makes_is_a_problem(error: Exception) -> None:
     assert response.mimetype == "application/problem+json"
     if isinstance(error, e.JobUnreachableError):  # it may live on: never a 404
         assert (problem["status"], problem["type"].rsplit("/", 1)[-1]) == (503, "job-unreachable")
+    if isinstance(error, e.SettingsError):  # the app's settings: never the caller's 400
+        assert (problem["status"], problem["detail"]) == (503, str(error))
     if problem["status"] == 503:  # the documented Retry-After header
         header = resolve(DEFAULTS, DEFAULTS["components"]["headers"]["RetryAfter"])
         validator(DEFAULTS, header["schema"]).validate(int(response.headers["Retry-After"]))
