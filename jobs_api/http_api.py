@@ -63,13 +63,21 @@ def read_json(req: func.HttpRequest, limit: int) -> Any:
         raise ApiProblem(415, "unsupported-media-type", "Unsupported media type",
                          f"send JSON with 'Content-Type: application/json' (got {ctype!r})")
     try:
-        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        # a lone surrogate escape ("\ud800") is valid JSON but no text: records could not be
+        # encoded, after a key claim or another batch item was written (hunt of stop 28: a 500)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiProblem(400, "invalid-json", "Invalid JSON",
+                         "the body holds a string that is not Unicode text (a lone surrogate "
+                         "escape such as \\ud800)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid-json", "Invalid JSON", f"the body is not JSON: {exc}") \
             from None
     except RecursionError:
         raise ApiProblem(400, "invalid-json", "Invalid JSON",
                          "the body nests arrays/objects too deeply") from None
+    return value
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -165,7 +173,13 @@ async def create_job(req: func.HttpRequest,
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            job = await scheduler.get(job.id)
+            try:
+                job = await scheduler.get(job.id)
+            except JobsError as exc:  # the job is written: never an error answer now (a 503
+                # said it was not, and a caller without a key scheduled it again: hunt of
+                # stop 28); 202 with the job as last seen, and where to ask again
+                log.warning("waiting for job %s: %s; answering 202", job.id, exc)
+                break
             if finished(job, 0):
                 break
         if not finished(job, 0):

@@ -1,0 +1,105 @@
+"""``jobs_api/http_api.py``'s answers tell the truth about what was written: the handlers
+called directly, on a runtime whose store is in memory (from the hunt of stop 28)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app  # noqa: F401  (the sample handlers: echo)
+from jobs_api import http_api
+from jobs_api import runtime as runtime_module
+from jobs_core.errors import TransientStoreError
+from jobs_core.memory_store import InMemoryStore
+
+
+class Client:
+    """The Durable client as far as waking slots needs it."""
+
+    async def get_status(self, instance_id: str) -> None:
+        return None
+
+    async def raise_event(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class ReadFailsAfterAdd(InMemoryStore):
+    """Once a shard blob was appended to, its next read fails (a storage blip)."""
+
+    armed = False
+
+    async def append(self, name: str, data: bytes, *,
+                     create_metadata: dict[str, str]) -> Any:
+        result = await super().append(name, data, create_metadata=create_metadata)
+        self.armed = self.armed or name.startswith("shards/")
+        return result
+
+    async def read(self, name: str, offset: int = 0) -> Any:
+        if self.armed and name.startswith("shards/"):
+            self.armed = False
+            raise TransientStoreError(f"read {name}: 503 ServerBusy")
+        return await super().read(name, offset)
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryStore]:
+    monkeypatch.setenv("JOBS_EVENTS_QUEUE", "off")
+    memory = ReadFailsAfterAdd()
+    runtime = runtime_module.Runtime()
+    runtime._store = memory  # type: ignore[assignment]
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+    yield memory
+
+
+def request(body: Any, *, params: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None, url: str = "/api/jobs") -> func.HttpRequest:
+    raw = body if isinstance(body, str) else json.dumps(body)
+    return func.HttpRequest(method="POST", url=f"http://localhost{url}",
+                            headers={"content-type": "application/json", **(headers or {})},
+                            params=params or {}, body=raw.encode())
+
+
+async def answer(handler: Any, req: func.HttpRequest) -> tuple[int, dict[str, str], Any]:
+    response = await http_api.guarded(handler)(req, Client())  # type: ignore[arg-type]
+    return response.status_code, dict(response.headers), json.loads(response.get_body())
+
+
+async def test_a_wait_whose_read_fails_answers_202_for_the_written_job(
+        store: ReadFailsAfterAdd) -> None:
+    """The job was durable; one read during ``?wait=`` failed, and the answer was 503 ("not
+    written"): a caller without a key would schedule it again."""
+    code, headers, body = await answer(http_api.create_job, request(
+        {"handler": "echo", "delay": 60}, params={"wait": "1"}))
+    assert code == 202, body
+    assert headers["Location"].endswith(body["id"]) and body["status"] == "scheduled"
+    page = await (await runtime_module.get_runtime().scheduler()).list()
+    assert [job.id for job in page.jobs] == [body["id"]]
+
+
+@pytest.mark.parametrize(("handler", "body", "headers"), [
+    (http_api.create_job, '{"handler": "echo", "labels": {"team": "\\ud800"}}',
+     {"idempotency-key": "k-1"}),
+    (http_api.create_job, '{"handler": "echo", "payload": {"\\udfff": 1}}', {}),
+    (http_api.create_batch, '{"jobs": [{"handler": "echo", "payload": {"n": 1}}, '
+                            '{"handler": "echo", "labels": {"team": "\\ud800"}}, '
+                            '{"handler": "echo", "payload": {"n": 3}}]}', {}),
+])
+async def test_a_lone_surrogate_is_a_400_and_nothing_is_written(
+        store: ReadFailsAfterAdd, handler: Any, body: str, headers: dict[str, str]) -> None:
+    """Valid JSON, but no text: it passed validation, and encoding the record failed after
+    the key claim (or the batch's other items) had been written: a 500."""
+    assert "\\ud800" in body or "\\udfff" in body
+    code, _, problem = await answer(handler, request(body, headers=headers))
+    assert (code, problem["type"].rsplit("/", 1)[-1]) == (400, "invalid-json"), problem
+    assert "surrogate" in problem["detail"]
+    assert await store.list("") == []
+
+
+async def test_a_paired_surrogate_escape_is_text(store: ReadFailsAfterAdd) -> None:
+    code, _, body = await answer(http_api.create_job, request(
+        '{"handler": "echo", "payload": {"smile": "\\ud83d\\ude00"}}'))
+    assert code == 201 and body["payload"] == {"smile": "\U0001f600"}
