@@ -64,7 +64,7 @@ def parse_options(req: func.HttpRequest, default_days: float) -> PurgeOptions:
                                  field="dry_run")
     days = body.get("retention_days", default_days)
     if isinstance(days, bool) or not isinstance(days, int | float) or \
-            not math.isfinite(days) or not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
+            not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS or not math.isfinite(days):
         raise JobValidationError(
             f"retention_days must be a number of days from 1/24 (one hour) to "
             f"{MAX_RETENTION_DAYS:g}, got {days!r}", field="retention_days")

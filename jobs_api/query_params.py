@@ -19,7 +19,10 @@ def parse_time(name: str, raw: str | None) -> datetime | None:
                                  field=name) from None
     if moment.tzinfo is None:
         raise JobValidationError(f"{name} needs a UTC offset", field=name)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise JobValidationError(f"{name} {raw!r} is out of range", field=name) from None
 
 
 def parse_int(name: str, raw: str | None, low: int, high: int) -> int | None:

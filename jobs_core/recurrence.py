@@ -212,7 +212,10 @@ def _parse_time(name: str, value: object) -> datetime | None:
                                      "date-time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidRecurrenceError(f"recurrence.{name} {value!r} needs a UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRecurrenceError(f"recurrence.{name} {value!r} is out of range") from None
 
 
 def _parse_max_runs(value: object) -> int | None:

@@ -162,7 +162,10 @@ def parse_due_at(value: str | datetime) -> datetime:
         raise InvalidDueTimeError(
             f"due_at {value!s} has no UTC offset, so it is ambiguous; add 'Z' for UTC or an "
             "offset such as '+01:00'")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # (0001-01-01 with a positive offset: a 500 before, hunt of stop 28)
+        raise InvalidDueTimeError(f"due_at {value!s} is out of range") from None
 
 
 def resolve_due(due_at: str | datetime | None, delay: float | None, settings: JobsSettings,
