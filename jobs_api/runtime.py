@@ -77,13 +77,13 @@ def timer_schedule(name: str, default: str) -> str:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if _TIMESPAN.match(raw):
+    if _TIMESPAN.fullmatch(raw):
         raise SettingsError(f"{name} must be an NCRONTAB schedule (six fields: sec min hour "
                             f"day month dow, e.g. {default!r}), got the TimeSpan {raw!r}: "
                             "TimeSpan schedules need an App Service plan, not Flex Consumption")
     fields = raw.split()
-    shaped = len(fields) == 6 and all(_NUMERIC_FIELD.match(f) for f in fields[:4]) and all(
-        _NAMED_FIELD.match(f) for f in fields[4:])
+    shaped = len(fields) == 6 and all(_NUMERIC_FIELD.fullmatch(f) for f in fields[:4]) and all(
+        _NAMED_FIELD.fullmatch(f) for f in fields[4:])
     try:
         if not shaped:
             raise CronSimError("not six fields")
@@ -115,7 +115,7 @@ class ApiSettings:
     events_queue: str | None = DEFAULT_EVENTS_QUEUE  # JOBS_EVENTS_QUEUE ("off": none)
 
     def __post_init__(self) -> None:
-        if self.events_queue is not None and not QUEUE_NAME.match(self.events_queue):
+        if self.events_queue is not None and not QUEUE_NAME.fullmatch(self.events_queue):
             raise SettingsError(
                 f"JOBS_EVENTS_QUEUE {self.events_queue!r} is not a storage queue name (3-63 "
                 f"lowercase letters, digits and single hyphens), or '{EVENTS_OFF}'")

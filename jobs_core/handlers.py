@@ -123,7 +123,7 @@ class HandlerRegistry:
 
 
 def validate_handler_name(name: object) -> str:
-    if not isinstance(name, str) or not HANDLER_NAME.match(name):
+    if not isinstance(name, str) or not HANDLER_NAME.fullmatch(name):
         raise InvalidHandlerNameError(
             f"handler name {name!r} is invalid: use 1-64 characters, a letter first, then "
             "letters, digits, '_', '.' or '-'")

@@ -104,7 +104,7 @@ class HttpHandler:
             raise InvalidPayloadError('"body" must be a string (use "json" for JSON)')
         headers = payload.get("headers", {})
         if not isinstance(headers, Mapping) or len(headers) > MAX_HEADERS or not all(
-                isinstance(k, str) and _HEADER_NAME.match(k) and isinstance(v, str)
+                isinstance(k, str) and _HEADER_NAME.fullmatch(k) and isinstance(v, str)
                 and "\n" not in v and "\r" not in v for k, v in headers.items()):
             raise InvalidPayloadError(f'"headers" must be an object of at most {MAX_HEADERS} '
                                       "header names and string values")

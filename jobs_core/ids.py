@@ -82,7 +82,7 @@ def with_index(job_id: str, index: int) -> str:
 
 
 def parse_job_id(job_id: str) -> ShardBlob:
-    match = JOB_ID_PATTERN.match(job_id) if isinstance(job_id, str) else None
+    match = JOB_ID_PATTERN.fullmatch(job_id) if isinstance(job_id, str) else None
     if match is None:
         raise InvalidJobIdError(str(job_id))
     bucket = _parse_bucket(match.group(1))
@@ -93,7 +93,7 @@ def parse_job_id(job_id: str) -> ShardBlob:
 
 @functools.lru_cache(maxsize=8192)
 def parse_shard_name(name: str) -> ShardBlob | None:
-    match = SHARD_NAME_PATTERN.match(name)
+    match = SHARD_NAME_PATTERN.fullmatch(name)
     if match is None:
         return None
     bucket = _parse_bucket(match.group(2))

@@ -54,7 +54,7 @@ def blob_name(part: int, index: int) -> str:
 
 def parse_blob_name(name: str) -> tuple[int, int] | None:
     """(part, index) of a key blob name, or None for anything else."""
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     return None if match is None else (int(match[1]), int(match[2]))
 
 

@@ -23,7 +23,7 @@ def check_notify_allow_list(allow_list: str) -> None:
     """JOBS_NOTIFY_QUEUES must hold queue names and prefixes ending in ``*``."""
     for entry in _allowed(allow_list):
         name = entry[:-1] if entry.endswith("*") else entry
-        if not (QUEUE_NAME.match(name) or (entry.endswith("*") and
+        if not (QUEUE_NAME.fullmatch(name) or (entry.endswith("*") and
                 re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*-?", name))):
             raise SettingsError(
                 f"JOBS_NOTIFY_QUEUES entry {entry!r} is neither a storage queue name (3-63 "
@@ -33,11 +33,11 @@ def check_notify_allow_list(allow_list: str) -> None:
 def parse_notify(value: object, allow_list: str = "") -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not QUEUE_NAME.match(value):
+    if not isinstance(value, str) or not QUEUE_NAME.fullmatch(value):
         raise InvalidNotifyTargetError(
             f"notify {value!r} is not a valid storage queue name (3-63 lowercase letters, "
             "digits and single hyphens)")
-    if TASK_HUB_QUEUE.match(value):
+    if TASK_HUB_QUEUE.fullmatch(value):
         raise InvalidNotifyTargetError(
             f"notify {value!r} names a Durable task hub queue (*-control-NN, *-workitems): "
             "those are never a target")

@@ -76,7 +76,7 @@ class StorageSettings:
                 f"{ENV_ACCOUNT_URL} must be a URL such as "
                 f"'https://<account>.blob.core.windows.net', got {self.account_url!r}"
             )
-        if not _CONTAINER_RE.match(self.container):
+        if not _CONTAINER_RE.fullmatch(self.container):
             raise ConfigurationError(
                 f"{self.container!r} is not a valid container name (3-63 characters: lowercase "
                 "letters, digits and single hyphens, starting and ending with a letter or digit)"

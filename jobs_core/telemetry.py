@@ -86,7 +86,7 @@ def current_traceparent(incoming: str | None = None) -> str | None:
     current span's; None when telemetry is off (nothing is stored)."""
     if _on is None:
         return None
-    if incoming and TRACEPARENT.match(incoming.strip()):
+    if incoming and TRACEPARENT.fullmatch(incoming.strip()):
         return incoming.strip()
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)

@@ -226,7 +226,7 @@ def parse_retry(value: RetryPolicy | dict[str, Any] | None, default: RetryPolicy
 def parse_idempotency_key(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not IDEMPOTENCY_KEY.match(value):
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
         raise InvalidIdempotencyKeyError(
             "idempotency key must be 1-200 printable ASCII characters without spaces")
     if value.startswith(OCCURRENCE_KEY_PREFIX):

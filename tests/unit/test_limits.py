@@ -19,6 +19,7 @@ from jobs_core import JobsSettings
 from jobs_core.errors import JobsError
 from jobs_core.handlers import validate_handler_name
 from jobs_core.ids import parse_job_id
+from jobs_core.labels import parse_label_filter, parse_labels
 from jobs_core.limits import (
     HANDLER_NAME_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
@@ -72,3 +73,20 @@ def test_the_served_document_uses_these_patterns() -> None:
     assert job_request["idempotency_key"]["pattern"] == IDEMPOTENCY_KEY_PATTERN
     assert job_request["notify"]["pattern"] == QUEUE_NAME_PATTERN
     assert schemas["Job"]["properties"]["id"]["pattern"] == JOB_ID_PATTERN
+
+
+@pytest.mark.parametrize(("what", "check", "value"), [
+    ("handler", validate_handler_name, "echo"),
+    ("idempotency_key", parse_idempotency_key, "order-42"),
+    ("notify", lambda name: parse_notify(name, "*"), "billing"),
+    ("job id", parse_job_id, OK_ID),
+    ("label key", lambda key: parse_labels({key: "v"}), "team"),
+    ("label filter", lambda key: parse_label_filter([f"{key}:v"]), "team"),
+])
+def test_a_trailing_newline_is_refused(what: str, check: Callable[[str], object],
+                                       value: str) -> None:
+    """Python's ``$`` also matches before a final newline (ECMA-262's, the document's, does
+    not): ``notify: "orders-eu\\n"`` was accepted, and its queue can never be created (hunt of
+    stop 28). The checks match the whole value."""
+    assert accepted_by(check, value), what
+    assert not accepted_by(check, value + "\n"), what
