@@ -80,7 +80,8 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
             query("handler", {"type": "string"}, "only jobs of this handler"),
             query("label", {"type": "string", "pattern": LABEL_FILTER_PATTERN},
                   "only jobs with these labels: key:value (that value) or key (any value), "
-                  "comma-separated, all must match (at most 8)"),
+                  "comma-separated, all must match (at most 8, each key once; a value cannot "
+                  "hold a comma)"),
             query("slot", {"type": "integer", "minimum": 0, "maximum": settings.slots - 1},
                   f"only this slot (0..{settings.slots - 1}, JOBS_SLOTS)"),
             query("due_from", {"type": "string", "format": "date-time"},

@@ -63,6 +63,9 @@ def parse_label_filter(values: Iterable[str]) -> LabelFilter:
             raise InvalidLabelsError(f"label filter {key!r}: a value is at most "
                                      f"{MAX_LABEL_VALUE_CHARS} characters, without control "
                                      "characters", field="label")
+        if key in out:  # (the last one won: every filter must match, so none could)
+            raise InvalidLabelsError(f"label filter {key!r} is given twice: a job has one "
+                                     "value per label", field="label")
         out[key] = text if sep else None
     if len(out) > MAX_LABEL_FILTERS:
         raise InvalidLabelsError(f"at most {MAX_LABEL_FILTERS} label filters", field="label")
@@ -78,7 +81,7 @@ def matches(labels: Mapping[str, str] | None, wanted: LabelFilter) -> bool:
 
 
 def _check_key(key: object, *, what: str = "label") -> None:
-    if not isinstance(key, str) or not LABEL_KEY.match(key):
+    if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
         raise InvalidLabelsError(
             f"{what} key {key!r} must be 1-63 letters, digits, '_', '-' or '.', starting with "
             "a letter or a digit", field="label" if what != "label" else "labels")

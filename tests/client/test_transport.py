@@ -254,6 +254,10 @@ def test_label_filters_and_labels() -> None:
                                                    "limit": "10"}
     client.update(UNKNOWN_ID, labels=None)  # removes them: sent as null
     assert json.loads(script.requests[1].content) == {"labels": None}
+    # the server splits filters on commas: such a value found nothing (hunt of stop 28)
+    with pytest.raises(ValueError, match="comma"):
+        list(client.iter_jobs(label={"team": "billing,eu"}))
+    assert len(script.requests) == 2
 
 
 def test_base_url_may_name_api_and_the_key_comes_from_the_environment(

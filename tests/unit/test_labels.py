@@ -79,3 +79,12 @@ def test_labels_are_version_4_records_and_replay_through_add_and_update() -> Non
     assert state.jobs[job.id].labels is None and state.jobs[job.id].status is JobStatus.SCHEDULED
     moved = records.carry(replace(state.jobs[job.id], labels={"x": "1"}), "from", T0).encode()
     assert records.decode(moved).job.labels == {"x": "1"}  # type: ignore[union-attr]
+
+
+def test_a_filter_key_given_twice_is_refused() -> None:
+    """``team:a,team:b`` kept the last one, so a job labelled ``team=b`` matched it and not
+    ``team:b,team:a`` (hunt of stop 28); every filter must match, and a job has one value."""
+    with pytest.raises(InvalidLabelsError, match="given twice"):
+        parse_label_filter(["team:a", "team:b"])
+    with pytest.raises(InvalidLabelsError, match="given twice"):
+        parse_label_filter(["team", "team:b"])

@@ -78,6 +78,10 @@ def label_filter(label: LabelFilter) -> str | None:
     ``None`` value: the key with any value); a string is sent as it is."""
     if label is None or isinstance(label, str):
         return label
+    for key, value in label.items():
+        if value is not None and "," in value:  # (the server splits the filters on commas)
+            raise ValueError(f"label filter {key!r}: a value with a comma cannot be filtered "
+                             f"on ({value!r})")
     return ",".join(key if value is None else f"{key}:{value}" for key, value in label.items())
 
 
