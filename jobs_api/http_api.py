@@ -19,7 +19,7 @@ from jobs_core import Job, JobRequest, JobStatus, Scheduled
 from jobs_core.errors import JobsError, JobValidationError
 from jobs_core.ids import parse_job_id
 from jobs_core.labels import parse_label_filter
-from jobs_core.limits import MAX_LIST_LIMIT
+from jobs_core.limits import MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
 from .query_params import parse_int, parse_time
@@ -236,8 +236,14 @@ async def get_job(req: func.HttpRequest,
 
 async def cancel_job(req: func.HttpRequest,
                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    reason = req.params.get("reason")
+    if reason is not None and (len(reason) > MAX_CANCEL_REASON_CHARS or
+                               any(ord(c) < 32 or ord(c) == 127 for c in reason)):
+        raise JobValidationError(  # (100 KB with a NUL was kept in the log: hunt of stop 28)
+            f"reason is at most {MAX_CANCEL_REASON_CHARS} characters, without control "
+            "characters", field="reason")
     scheduler = await get_runtime().scheduler()
-    job = await scheduler.cancel(req.route_params["id"], req.params.get("reason"))
+    job = await scheduler.cancel(req.route_params["id"], reason)
     return json_response(job.to_dict())
 
 

@@ -23,3 +23,4 @@ JOB_ID_PATTERN = (r"^j([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])T"
 MAX_RETRY_DELAY_SECONDS = SECONDS_PER_DAY  # retry.base_delay and retry.max_delay
 MAX_TIMEOUT_SECONDS = 3600  # timeout_seconds of one attempt
 MAX_LIST_LIMIT = 500  # a page of GET /api/jobs and GET /api/shards
+MAX_CANCEL_REASON_CHARS = 500  # DELETE /api/jobs/{id}?reason=, kept in the log

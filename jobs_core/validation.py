@@ -205,6 +205,11 @@ def parse_retry(value: RetryPolicy | dict[str, Any] | None, default: RetryPolicy
         unknown = set(value) - {"max_attempts", "base_delay", "max_delay", "jitter"}
         if unknown:
             raise InvalidRetryPolicyError(f"unknown retry fields: {sorted(unknown)}")
+        for name, raw in value.items():  # (a string "5" was taken, 2.9 attempts cut to 2)
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or \
+                    (name == "max_attempts" and isinstance(raw, float) and not raw.is_integer()):
+                kind = "a whole number" if name == "max_attempts" else "a number"
+                raise InvalidRetryPolicyError(f"retry.{name} must be {kind}, got {raw!r}")
         try:
             merged = {**default.to_dict(), **value}
             policy = RetryPolicy(int(merged["max_attempts"]), float(merged["base_delay"]),

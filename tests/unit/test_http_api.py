@@ -62,3 +62,15 @@ async def test_a_body_over_the_limit_is_a_413() -> None:
 async def test_a_batch_that_is_not_a_list_names_jobs() -> None:
     code, problem = await answer(http_api.create_batch, request('{"jobs": {"a": 1}}'))
     assert (code, problem["field"]) == (400, "jobs")
+
+
+@pytest.mark.parametrize("reason", ["x" * 501, "a\x00b", "line\nbreak"])
+async def test_a_cancel_reason_over_the_limit_or_with_control_characters_is_a_400(
+        reason: str) -> None:
+    """(hunt of stop 28: 100 KB with a NUL was kept in the log)"""
+    req = func.HttpRequest(method="DELETE", url="http://localhost/api/jobs/x", headers={},
+                           params={"reason": reason},
+                           route_params={"id": "j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"},
+                           body=b"")
+    code, problem = await answer(http_api.cancel_job, req)
+    assert (code, problem["field"]) == (400, "reason"), problem

@@ -42,6 +42,11 @@ def check(request: JobRequest) -> object:
      e.InvalidRecurrenceError, "IANA"),
     (JobRequest("echo", recurrence={"interval_seconds": 0}), e.InvalidRecurrenceError, ">= 1"),
     (JobRequest("echo", retry={"max_attempts": 0}), e.InvalidRetryPolicyError, "1..100"),
+    # (taken before, as 5 and 2 attempts: hunt of stop 28)
+    (JobRequest("echo", retry={"max_attempts": "5"}), e.InvalidRetryPolicyError, "whole number"),
+    (JobRequest("echo", retry={"max_attempts": 2.9}), e.InvalidRetryPolicyError, "whole number"),
+    (JobRequest("echo", retry={"base_delay": "1"}), e.InvalidRetryPolicyError, "a number"),
+    (JobRequest("echo", retry={"jitter": True}), e.InvalidRetryPolicyError, "a number"),
     (JobRequest("echo", idempotency_key="has space"), e.InvalidIdempotencyKeyError, "printable"),
     (JobRequest("echo", notify="Bad_Queue"), e.InvalidNotifyTargetError, "queue name"),
 ])
