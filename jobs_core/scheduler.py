@@ -27,6 +27,7 @@ from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
 from .handlers import HandlerRegistry
 from .ids import (
+    JOB_ID_PATTERN,
     ShardBlob,
     ShardKey,
     bucket_of,
@@ -281,31 +282,42 @@ class JobScheduler(JobControls):
                    due_from: datetime | None = None, due_to: datetime | None = None,
                    handler: str | None = None, limit: int = 100,
                    cursor: str | None = None, labels: LabelFilter | None = None) -> JobPage:
-        """Jobs in shard order (slot, bucket, blob), filtered; ``cursor`` continues a page.
-        ``labels``: each key must be present (with that value, unless None)."""
-        after_blob, after_pos = _decode_cursor(cursor) if cursor else ("", -1)
+        """Jobs in shard order (slot, bucket, blob; by id within a blob), filtered; ``cursor``
+        continues a page. ``labels``: each key must be present (with that value, unless None).
+        With ``due_to``: the blobs of buckets up to it, and the later blobs their ``touch``
+        records name (a job rescheduled or run earlier stays in its blob: from the hunt of
+        stop 28, it was left out). Ordered by id within a blob, a page never skips a job that
+        stays where it is when others move out of its blob (positions shifted: a job was
+        never listed, another twice)."""
+        after_blob, after_id = _decode_cursor(cursor) if cursor else ("", "")
         slots = [slot] if slot is not None else range(self.settings.slots)
         out: list[Job] = []
+
+        def wanted(job: Job) -> bool:
+            return not ((status and job.status != status) or
+                        (handler and job.handler != handler) or
+                        (due_from and job.due_at < due_from) or
+                        (due_to and job.due_at >= due_to) or
+                        (labels and not matches(job.labels, labels)))
+
         for s in slots:
+            touched: set[str] = set()
             for info in await self.store.list(slot_prefix(s)):
                 shard = parse_shard_name(info.name)
                 if shard is None or info.name < after_blob:
                     continue
-                if due_to is not None and shard.key.bucket > due_to:
-                    break
+                if due_to is not None and shard.key.bucket > due_to and \
+                        info.name not in touched:
+                    continue
                 state = await self.cache.refresh_listed(info.name, info.size)
                 if state is None:  # purged (retention) since the listing
                     continue
-                for pos, job in enumerate(state.jobs.values()):
-                    if info.name == after_blob and pos <= after_pos:
-                        continue
-                    if (status and job.status != status) or (handler and job.handler != handler) \
-                            or (due_from and job.due_at < due_from) \
-                            or (due_to and job.due_at >= due_to) \
-                            or (labels and not matches(job.labels, labels)):
+                touched |= state.touched
+                for job in sorted(filter(wanted, state.jobs.values()), key=lambda j: j.id):
+                    if info.name == after_blob and job.id < after_id:
                         continue
                     if len(out) == limit:
-                        return JobPage(out, _encode_cursor(info.name, pos - 1))
+                        return JobPage(out, _encode_cursor(info.name, job.id))
                     out.append(job)
         return JobPage(out, None)
 
@@ -328,16 +340,21 @@ def _item(outcome: object, k: int) -> Scheduled | JobsError:
     return _single(outcome)
 
 
-def _encode_cursor(blob: str, pos: int) -> str:
-    return base64.urlsafe_b64encode(f"{blob}|{pos}".encode()).decode()
+def _encode_cursor(blob: str, next_id: str) -> str:
+    """Where the next page starts: in ``blob``, at the job ``next_id`` (or the first after)."""
+    return base64.urlsafe_b64encode(f"{blob}|{next_id}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[str, int]:
+def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
-        blob, pos = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit("|", 1)
+        blob, at = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit("|", 1)
         if parse_shard_name(blob) is None:
             raise ValueError(blob)
-        return blob, int(pos)
+        if at.lstrip("-").isdigit():  # a position, from a release before: the blob again
+            return blob, ""
+        if not JOB_ID_PATTERN.fullmatch(at):
+            raise ValueError(at)
+        return blob, at
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursorError("the cursor is not one this API returned; start without it") \
             from None
