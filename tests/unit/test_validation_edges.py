@@ -27,7 +27,7 @@ def nested(levels: int) -> object:
 @pytest.mark.parametrize(("request_", "error", "phrase"), [
     (JobRequest("echo", delay=HUGE), e.HorizonExceededError, "beyond the horizon"),
     (JobRequest("echo", retry={"max_attempts": float("inf")}), e.InvalidRetryPolicyError,
-     "finite numbers"),
+     "whole number"),
     (JobRequest("echo", retry={"base_delay": HUGE}), e.InvalidRetryPolicyError,
      "finite numbers"),
     (JobRequest("echo", recurrence={"interval_seconds": HUGE}), e.InvalidRecurrenceError,
