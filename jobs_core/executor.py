@@ -194,7 +194,7 @@ class Executor(SlotPlanner):
                     job.moving_to is not None:
                 result.skipped += 1  # changed while it waited for the gate
                 return
-            if not fires_occurrences(job) and self.registry.find(job.handler) is None:
+            if self.registry.find(job.handler) is None:  # (an occurrence needs it too)
                 self._unknown_handler(job)
                 result.throttled += 1  # it stays scheduled for an instance that knows it
                 return
@@ -219,9 +219,9 @@ class Executor(SlotPlanner):
         (from the hunt of stop 28). Logged once per handler and process."""
         if job.handler not in self._unknown_warned:
             self._unknown_warned.add(job.handler)
-            log.warning("job %s: handler %r is not registered in this process: the job stays "
-                        "scheduled for an instance that has it (a release without the handler "
-                        "leaves its jobs waiting: cancel them)", job.id, job.handler)
+            log.warning("job %s: handler %r is not registered in this process: the job waits "
+                        "for an instance that has it (a release without the handler leaves "
+                        "its jobs waiting: cancel them)", job.id, job.handler)
 
     async def _give_back(self, handler: str, token: str, threads: list[threading.Event] | None,
                          lease: datetime) -> None:
@@ -309,6 +309,12 @@ class Executor(SlotPlanner):
         error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
                           f"{job.started_at} never reported back within its lease (executor "
                           "lost)", job.attempts)
+        if self._gives_up(job, error) and self.registry.find(job.handler) is None:
+            # its compensation is that handler's: an instance that has it records the failure
+            # (from review of stop 28: failed here with the compensation silently skipped)
+            self._unknown_handler(job)
+            result.throttled += 1
+            return
         limited = self._gives_up(job, error) and self.permits.limited(job.handler) and \
             self._compensation_of(job) is not None
         token = self._token()

@@ -11,18 +11,19 @@ So the first process that opens a container records them in the metadata of the 
 ``layout``, and every process checks its settings against it before it touches any job:
 
 - another ``JOBS_BUCKET_MINUTES``: ``SettingsError`` (it cannot change: use a new container);
-- fewer ``JOBS_SLOTS``: ``SettingsError`` (slots can be added, never removed);
-- more ``JOBS_SLOTS``: the record grows (conditional on its ETag).
+- fewer ``JOBS_SLOTS``: ``SettingsError`` when a slot it drops holds shard blobs; otherwise
+  (a rollback after a release that only added slots) the record follows;
+- more ``JOBS_SLOTS``: the record grows.
 
-A container written before the record existed gets one from the first process of this
-release, with its slots at least the highest slot that ever held a claim (``claims/sNNN``).
-Cost: one HEAD per process (and one list and one write, once per container).
+Every write is conditional on the record's ETag. A container written before the record existed
+gets one from the first process of this release, counting the slots that ever held a claim
+(``claims/sNNN``). Cost: one HEAD per process (and a list per dropped slot, once per change).
 """
 
 from __future__ import annotations
 
 from .errors import ConcurrencyConflictError
-from .ids import CLAIM_PREFIX
+from .ids import CLAIM_PREFIX, slot_prefix
 from .settings import JobsSettings, SettingsError
 from .store import JobStore
 
@@ -32,19 +33,27 @@ MAX_TRIES = 8  # conditional writes lost to other processes before giving up
 
 async def check_layout(store: JobStore, settings: JobsSettings) -> None:
     """Raise ``SettingsError`` when ``settings`` would misread the container's jobs; record
-    the container's layout (or its new slots) otherwise."""
+    the container's layout (or its new slot count) otherwise."""
     for _ in range(MAX_TRIES):
         found = await store.read_claim(LAYOUT_BLOB)
         if found is None:
-            slots = max(settings.slots, await _slots_claimed(store))
-            _check(settings, settings.bucket_minutes, slots, "held a claim")
-            etag = None
+            slots, etag = await _slots_claimed(store), None
         else:
-            meta = found.metadata
-            _check(settings, int(meta["bucket_minutes"]), int(meta["slots"]), "are recorded")
-            if settings.slots == int(meta["slots"]):
+            recorded = int(found.metadata["bucket_minutes"])
+            if settings.bucket_minutes != recorded:
+                raise SettingsError(
+                    f"JOBS_BUCKET_MINUTES is {settings.bucket_minutes}, but this container's "
+                    f"jobs were written with {recorded}: it is part of the storage format and "
+                    "cannot change (set it back, or use a new container: JOBS_CONTAINER)")
+            slots, etag = int(found.metadata["slots"]), found.etag
+            if settings.slots == slots:
                 return
-            etag = found.etag
+        for slot in range(slots - 1, settings.slots - 1, -1):  # the slots it would drop
+            if await store.list(slot_prefix(slot)):
+                raise SettingsError(
+                    f"JOBS_SLOTS is {settings.slots}, but slot {slot} holds jobs in this "
+                    "container: jobs live in their slot for good, so a slot that holds jobs "
+                    f"cannot be removed (set JOBS_SLOTS to {slot + 1} or more)")
         try:
             await store.write_claim(LAYOUT_BLOB, {"bucket_minutes": str(settings.bucket_minutes),
                                                   "slots": str(settings.slots)}, etag=etag)
@@ -53,19 +62,6 @@ async def check_layout(store: JobStore, settings: JobsSettings) -> None:
             continue  # another process recorded it first: check against theirs
     raise SettingsError(f"could not record the container's layout in {LAYOUT_BLOB!r}: "
                         f"{MAX_TRIES} conditional writes lost to other processes")
-
-
-def _check(settings: JobsSettings, bucket_minutes: int, slots: int, source: str) -> None:
-    if settings.bucket_minutes != bucket_minutes:
-        raise SettingsError(
-            f"JOBS_BUCKET_MINUTES is {settings.bucket_minutes}, but this container's jobs were "
-            f"written with {bucket_minutes}: it is part of the storage format and cannot "
-            "change (set it back, or use a new container: JOBS_CONTAINER)")
-    if settings.slots < slots:
-        raise SettingsError(
-            f"JOBS_SLOTS is {settings.slots}, but {slots} slots {source} in this container: "
-            "jobs live in their slot for good, so slots can be added, never removed (set "
-            f"JOBS_SLOTS to {slots} or more)")
 
 
 async def _slots_claimed(store: JobStore) -> int:

@@ -104,11 +104,15 @@ class JobScheduler(JobControls):
         whatever re-runs the attempt that asks for it. Its key (``occurrence_key``, a prefix
         clients may not use) is claimed with a fingerprint of the key alone, not of the
         payload: an attempt retried after the schedule was updated finds the occurrence's job
-        (or completes its lost add) instead of conflicting with it."""
+        (or completes its lost add) instead of conflicting with it. The schedule's labels and
+        notify queue are carried over as stored, not checked again: a rule tightened since
+        (stop 28: whole-value patterns) must not stop a schedule's occurrences for good."""
         key = occurrence_key(schedule_id, run)
+        valid = validate(replace(request, labels=None, notify=None), self.registry,
+                         self.settings, self.clock(), self._rng)
         return await self._schedule_one(replace(
-            validate(request, self.registry, self.settings, self.clock(), self._rng),
-            idempotency_key=key, claim_fingerprint=fingerprint(key, None)))
+            valid, labels=request.labels, notify=request.notify, idempotency_key=key,
+            claim_fingerprint=fingerprint(key, None)))
 
     async def _schedule_one(self, valid: ValidJob) -> Scheduled:
         outcome = (await self._schedule_valid([valid]))[0]
@@ -302,9 +306,12 @@ class JobScheduler(JobControls):
 
         for s in slots:
             touched: set[str] = set()
-            for info in await self.store.list(slot_prefix(s)):
+            prefix = slot_prefix(s)
+            for info in await self.store.list(prefix):
                 shard = parse_shard_name(info.name)
-                if shard is None or info.name < after_blob:
+                passed = info.name < after_blob  # a page before listed its jobs
+                if shard is None or (passed and (due_to is None or
+                                                 not after_blob.startswith(prefix))):
                     continue
                 if due_to is not None and shard.key.bucket > due_to and \
                         info.name not in touched:
@@ -313,6 +320,8 @@ class JobScheduler(JobControls):
                 if state is None:  # purged (retention) since the listing
                     continue
                 touched |= state.touched
+                if passed:  # read again for its touch hints only (from review of stop 28:
+                    continue  # a page after it skipped the later blob they name)
                 for job in sorted(filter(wanted, state.jobs.values()), key=lambda j: j.id):
                     if info.name == after_blob and job.id < after_id:
                         continue

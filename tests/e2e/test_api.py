@@ -195,6 +195,11 @@ def test_a_redeploy_with_fewer_slots_answers_503_and_keeps_the_jobs(
     records its layout; a deployment that would misread it answers every request 503, naming
     the setting, and touches no job (jobs_core/layout.py)."""
     job = api.schedule(handler="echo", payload={"n": 1}, delay=3600)
+    for n in range(40):  # a job in slot 1, the slot the redeploy drops
+        if job["id"].split("-")[1] == "s001":
+            break
+        job = api.schedule(handler="echo", payload={"n": n}, delay=3600)
+    assert job["id"].split("-")[1] == "s001"
     before = set(list_all(api))
     fewer = make_host(azurite, tmp_path, JOBS_CONTAINER=api.host.env["JOBS_CONTAINER"],
                       JOBS_SLOTS="1")
@@ -202,7 +207,7 @@ def test_a_redeploy_with_fewer_slots_answers_503_and_keeps_the_jobs(
         r = Api(fewer).request("GET", f"/api/jobs/{job['id']}")
         body = problem_of(r)
         assert (r.status_code, body["type"].rsplit("/", 1)[-1]) == (503, "misconfigured"), body
-        assert "JOBS_SLOTS is 1, but 2 slots are recorded" in body["detail"], body
+        assert "JOBS_SLOTS is 1, but slot 1 holds jobs" in body["detail"], body
         r = Api(fewer).request("POST", "/api/jobs", json={"handler": "echo"})
         assert r.status_code == 503 and problem_of(r)["type"].endswith("/misconfigured")
     assert api.get(job["id"])["status"] == "scheduled"

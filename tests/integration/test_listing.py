@@ -48,3 +48,28 @@ async def test_due_to_finds_a_job_rescheduled_earlier_in_a_later_blob(store: obj
     assert [j.id for j in page.jobs] == [job.id]
     later = await scheduler.list(due_from=clock.now + timedelta(hours=1))
     assert [j.id for j in later.jobs] == [other.id]
+
+
+async def test_due_to_paging_still_follows_the_hints_of_blobs_a_page_passed(
+        store: object) -> None:
+    """From review of the fix above: the touch hints were gathered afresh on each page, and
+    the blobs before the cursor were not read, so the blob a hint named was skipped once the
+    page holding the hint had passed."""
+    clock, rec = Clock(), Recorder()
+    scheduler, _ = make(store, rec, clock, slots=1)
+    far = (await scheduler.schedule(JobRequest("echo", {}, delay=2 * 86_400))).job
+    await scheduler.reschedule(far.id, clock.now + timedelta(minutes=10))
+    near = [(await scheduler.schedule(JobRequest("echo", {"n": n}, delay=60))).job
+            for n in range(2)]
+    due_to = clock.now + timedelta(hours=1)
+    whole = await scheduler.list(due_to=due_to)
+    assert {j.id for j in whole.jobs} == {far.id, *(j.id for j in near)}
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = await scheduler.list(due_to=due_to, limit=1, cursor=cursor)
+        seen += [j.id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(j.id for j in whole.jobs)

@@ -18,6 +18,7 @@ from jobs_core.errors import (
     InvalidIdempotencyKeyError,
     JobNotFoundError,
     TransientStoreError,
+    UnknownHandlerError,
 )
 from jobs_core.ids import ShardKey, bucket_of, parse_job_id
 from jobs_core.key_blobs import fingerprint
@@ -271,3 +272,21 @@ async def test_a_key_of_a_version_1_job_in_the_blob_answers_that_job(store: JobS
                        create_metadata={})
     again = await scheduler.schedule(request)
     assert again.job.id == old_id and again.created is False
+
+
+async def test_an_occurrence_carries_the_schedules_labels_and_queue_as_stored(
+        store: JobStore) -> None:
+    """From review of stop 28: each occurrence checked the schedule's stored labels and
+    notify queue again, so a schedule stored under an earlier rule (a label key or queue with
+    a trailing newline, accepted before whole-value patterns) lost every occurrence for good
+    (a permanent validation error). Handler and payload are still checked."""
+    clock, rec = Clock(), Recorder()
+    scheduler, _ = make(store, rec, clock, slots=1)
+    schedule = (await scheduler.schedule(JobRequest("echo", {}, recurrence={
+        "cron": "* * * * *", "overlap": "allow"}))).job
+    fired = await scheduler.schedule_occurrence(JobRequest(
+        "echo", {"v": 1}, labels={"team\n": "a"}, notify="orders-eu\n"), schedule.id, 1)
+    job = await scheduler.get(fired.job.id)
+    assert (job.labels, job.notify, job.payload) == ({"team\n": "a"}, "orders-eu\n", {"v": 1})
+    with pytest.raises(UnknownHandlerError):
+        await scheduler.schedule_occurrence(JobRequest("nope", {}), schedule.id, 2)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs_core import Executor, HandlerRegistry, JobRequest, JobsSettings, JobStatus
+from jobs_core import Executor, HandlerRegistry, JobRequest, JobsSettings, JobStatus, records
 from jobs_core.errors import (
     ClaimHeldError,
     IdempotencyConflictError,
@@ -332,3 +332,34 @@ async def test_a_job_whose_handler_an_older_release_lacks_waits_for_one_that_has
     await drain(new, 1)
     done = await scheduler.get(job.id)
     assert (done.status, done.attempts, rec.runs[job.id]) == (JobStatus.SUCCEEDED, 1, 1)
+
+
+async def test_an_older_release_neither_fires_nor_compensates_what_it_has_no_handler_for(
+        store: object) -> None:
+    """From review of the fix above: an overlap-``allow`` schedule's occurrence (created by
+    the attempt, through the handler's validation) still failed for good on the old release,
+    and a lost last attempt was failed there with its compensation silently skipped."""
+    clock, rec = Clock(), Recorder()
+    scheduler, new = make(store, rec, clock, slots=1, owner="new-release")
+    schedule = (await scheduler.schedule(JobRequest("echo", {}, due_at=clock.now, recurrence={
+        "interval_seconds": 3600, "interval_mode": "fixed_rate", "overlap": "allow",
+        "max_runs": 1}))).job
+    doomed = (await scheduler.schedule(JobRequest(
+        "always_fails", {}, retry={"max_attempts": 1}))).job
+    plan = await new.plan(0)
+    await new.committer.write(parse_job_id(doomed.id).name, [records.start(
+        doomed.id, 1, plan.epoch, clock.now, token="lost0001", run=0,
+        lease=clock.now + timedelta(seconds=60))])  # its instance is recycled mid-attempt
+    clock.advance(600)  # the lease and the new release's claim have passed
+    old = Executor(store, HandlerRegistry(), JobsSettings(slots=1),  # type: ignore[arg-type]
+                   owner="old-release", clock=clock)
+    _, result = await old.run_cycle(0)
+    assert (result.started, result.abandoned, result.throttled) == (0, 0, 2), result
+    waiting = await scheduler.get(schedule.id)
+    assert (waiting.status, waiting.runs, waiting.last_error) == (JobStatus.SCHEDULED, 0, None)
+    assert (await scheduler.get(doomed.id)).status is JobStatus.RUNNING
+    clock.advance(LEASE + 120)
+    await drain(new, 1)
+    failed = await scheduler.get(doomed.id)
+    assert (failed.status, rec.compensations) == (JobStatus.FAILED, [doomed.id])
+    assert (await scheduler.get(schedule.id)).runs == 1
