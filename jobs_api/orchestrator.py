@@ -98,6 +98,14 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
     cap = get_runtime().settings.max_sleep_seconds
     if failed:
         return backoff(min(11, int(state["errors"])), api.error_sleep_seconds, cap)
+    overdue = int(state.get("overdue") or 0)
+    if overdue >= 2:
+        # cycles keep ending at their deadline: the activities' instances are down or their
+        # queue is backed up, and every cycle would queue one more plan (and its batches)
+        # behind them. The first overdue cycle re-plans at once (an instance died); after
+        # that the cycles back off from the deadline, as empty ones do
+        return api.cycle_deadline_seconds + backoff(min(21, overdue - 1),
+                                                    api.min_sleep_seconds, cap)
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
         planned = sum(int(b.get("count") or len(b.get("job_ids") or ()))
@@ -119,6 +127,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     state.setdefault("cycle", 0)
     state.setdefault("empty", 0)
     state.setdefault("errors", 0)
+    state.setdefault("overdue", 0)
     state["cycle"] += 1
     now = context.current_utc_datetime
     owner = get_runtime().owner(slot)
@@ -189,6 +198,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     worked = error is None and (overdue or
                                 any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1
+    state["overdue"] = state["overdue"] + 1 if overdue else 0
     sleep = _sleep_seconds(state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)
     cumulative = dict.fromkeys(COUNTS, 0)
@@ -217,6 +227,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         "totals": cumulative, "metrics": metrics,
         "last_error": error or state.get("last_error"),
         "last_error_at": _iso(now) if error else state.get("last_error_at"),
+        "overdue": state["overdue"],
     }
     context.set_custom_status(status)
     if not context.is_replaying and (batches or error):

@@ -1,5 +1,6 @@
 """The simulation as a test: a fixed range of seeds (every seed that ever found a bug is in it,
-or in REGRESSION_SEEDS), checked against the invariants I1-I12 (tests/sim/oracle.py).
+or in REGRESSION_SEEDS), checked against the invariants I1-I13 (tests/sim/oracle.py; I13, that
+every world ends, in runner.py).
 
 Replay one: ``python -m tests.sim --seeds 1 --start SEED -v``. Soak: ``python -m tests.sim
 --seeds 20000 --start 1000 --workers 2``.
@@ -61,6 +62,12 @@ REGRESSION_SEEDS: tuple[tuple[int, int | None, int], ...] = (
     # 2e1df79, whose rule completed such adds that late; the add now writes the hint
     # (test_a_lost_add_completed_in_a_later_bucket_leaves_the_planners_a_hint)
     (33162, None, 4),
+    # not the core: the slot orchestrators re-planned at once after every overdue cycle. With
+    # one process dying often (p_crash) and a 0.5 s deadline, each deadline queued one more
+    # plan behind the dead process, and the world never ended (I13: thousands of activities
+    # out). Cycles overdue in a row now back off from the deadline, in the orchestrator too
+    # (test_cycles_that_stay_overdue_back_off_from_their_deadline)
+    (34542, None, 5),
 )
 WORKERS = min(2, os.cpu_count() or 1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +90,15 @@ def test_the_regression_seeds_hold(seed: int, ops: int | None, workload: int) ->
     """Each seed replays the workload it was found with, and runs with each later version."""
     result = run_seed(seed, ops, workload=workload)
     assert result.ok, result.describe(20)
+
+
+def test_a_world_that_does_not_end_in_its_real_time_fails_i13() -> None:
+    """A world whose work piles up would run for hours (seed 34542 did): past its real time
+    it stops, and the seed fails with what it had reached, instead of holding a soak."""
+    result = run_seed(5, ops=20, real_seconds=0.0)
+    assert not result.ok and [v.invariant for v in result.violations] == ["I13"]
+    assert "did not end in 0 s of real time: still running at simulated 0 s" in \
+        result.describe()
 
 
 def test_a_seed_replays_exactly() -> None:

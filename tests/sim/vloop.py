@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -25,9 +26,14 @@ class _JumpSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.loop: VirtualTimeLoop | None = None
+        self.give_up_at: float | None = None  # time.monotonic() past which the run stops
 
     def select(self, timeout: float | None = None) -> list[Any]:
         assert self.loop is not None
+        if self.give_up_at is not None and time.monotonic() > self.give_up_at:
+            self.give_up_at = None  # (the cancellation that follows runs on this loop)
+            raise Overtime(f"still running at simulated {self.loop.now:,.0f} s with "
+                           f"{len(asyncio.all_tasks(self.loop)):,} tasks")
         events = super().select(0)  # real sockets (Azurite runs) still report readiness
         if events:
             return events
@@ -48,6 +54,11 @@ class Deadlock(RuntimeError):
     pass
 
 
+class Overtime(RuntimeError):
+    """The run took more real time than it was given (a world that never ends: a livelock,
+    or work that piles up faster than it is done)."""
+
+
 REAL_IO_POLL = 0.05  # seconds of real time to wait for a real request before looking again
 
 
@@ -56,6 +67,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector = _JumpSelector()
         super().__init__(selector)
         selector.loop = self
+        self.jumps = selector
         self.now = 0.0
         self.io_busy: Callable[[], bool] | None = None  # real I/O in flight (Azurite runs)
         self._clock_resolution = 1e-6  # above the float spacing at 10 simulated years
@@ -64,10 +76,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self.now
 
 
-def run(main: Coroutine[Any, Any, T], io_busy: Callable[[], bool] | None = None) -> T:
-    """Run ``main`` to completion on a fresh virtual-time loop."""
+def run(main: Coroutine[Any, Any, T], io_busy: Callable[[], bool] | None = None,
+        real_seconds: float | None = None) -> T:
+    """Run ``main`` to completion on a fresh virtual-time loop; past ``real_seconds`` of real
+    time it stops with ``Overtime``."""
     loop = VirtualTimeLoop()
     loop.io_busy = io_busy
+    if real_seconds is not None:
+        loop.jumps.give_up_at = time.monotonic() + real_seconds
     try:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)

@@ -51,7 +51,8 @@ WORKLOADS = {
     3: "+ pause, resume, update and retry; a limited handler; misfire grace and jitter",
     4: "+ the recurrence policies on odd seeds: catch-up with buffer_one, overlap allow",
     5: "+ cycles end at a (scaled) deadline while their activities run on, as the "
-       "orchestrator's do: cycles of a slot overlap; half the compensations outlast a cycle",
+       "orchestrator's do: cycles of a slot overlap; half the compensations outlast a cycle "
+       "(overdue cycles in a row back off, as the orchestrator's have since stop 29)",
 }
 LATEST_WORKLOAD = max(WORKLOADS)
 
@@ -238,7 +239,7 @@ class World:
                                       f"{traceback.format_exc(limit=-3)}")
 
     async def _drive(self, slot: int) -> None:
-        errors = empty = 0
+        errors = empty = overdue_run = 0
         api_min_sleep, api_error_sleep = 1.0, 5.0
         cap = self.config.settings.max_sleep_seconds
         # workload 5: the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS, scaled down like the
@@ -295,10 +296,17 @@ class World:
                         if not isinstance(t.exception(), JobsError):
                             raise t.exception()  # type: ignore[misc]
             errors = errors + 1 if error else 0
+            overdue_run = overdue_run + 1 if overdue else 0
             empty = 0 if progress or overdue else empty + 1  # (overdue: as the orchestrator)
             if error:
                 sleep = min(cap, api_error_sleep * 2 ** min(10, errors - 1))
-            elif (batches and progress) or overdue:  # (overdue: plan again at once)
+            elif overdue:  # plan again at once; while cycles stay overdue, back off from
+                # the deadline as the orchestrator does (re-planning at once every time
+                # queued a plan per deadline behind dead processes: seed 34542 piled up
+                # thousands, and its world never ended)
+                sleep = 0.0 if overdue_run < 2 else min(
+                    cap, api_min_sleep * 2 ** min(20, overdue_run - 2))
+            elif batches and progress:
                 sleep = 0.0
             else:
                 sleep = min(cap, api_min_sleep * 2 ** min(20, empty - 1))

@@ -228,3 +228,25 @@ def test_a_plan_lost_with_its_instance_does_not_hold_the_slot() -> None:
     assert len(ctx.sent) == 1 and ctx.status["last_error"] is None
     assert ctx.next_input["empty"] == 0  # re-planned as soon as the deadline fired
     assert ctx.status["next_wake"] == "2026-12-02T12:00:00.500000Z"  # (0.5 s, long past)
+
+
+def test_cycles_that_stay_overdue_back_off_from_their_deadline() -> None:
+    """The first overdue cycle re-plans at once (an instance died); while cycles keep ending
+    at their deadline, the activities' instances are down or their queue is backed up, and
+    re-planning at once would queue one more plan per deadline behind them without end (the
+    simulation's seed 34542 piled up thousands). So the next cycles back off: the deadline
+    plus 1 s, 2 s, 4 s ... up to the longest sleep; a cycle that ends in time starts over."""
+    deadline = orchestrator.get_runtime().api.cycle_deadline_seconds
+    cap = orchestrator.get_runtime().settings.max_sleep_seconds
+    state: dict[str, Any] = {"slot": 1}
+    waits = []
+    for _ in range(9):
+        ctx = _episode(state, T0, {}, plan_lost=True)
+        state = ctx.next_input
+        waits.append((datetime.fromisoformat(ctx.status["next_wake"]) - T0).total_seconds())
+        assert ctx.status["overdue"] == state["overdue"] and ctx.status["last_error"] is None
+    assert state["overdue"] == 9
+    assert waits[0] == 0.5  # at once (JOBS_MIN_CYCLE_SECONDS, long past at the deadline)
+    assert waits[1:] == [deadline + min(cap, 2.0 ** k) for k in range(8)]
+    in_time = _episode(state, T0, {"plan_cycle": {"batches": [], "next_wake": None}})
+    assert in_time.next_input["overdue"] == 0 and in_time.status["overdue"] == 0
