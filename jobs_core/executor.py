@@ -194,9 +194,7 @@ class Executor(SlotPlanner):
                     job.moving_to is not None:
                 result.skipped += 1  # changed while it waited for the gate
                 return
-            if self.registry.find(job.handler) is None:  # (an occurrence needs it too)
-                self._unknown_handler(job)
-                result.throttled += 1  # it stays scheduled for an instance that knows it
+            if self._waits_for_handler(job, result):  # (an occurrence needs it too)
                 return
             token = self._token()
             lease = now + timedelta(seconds=self._lease_seconds(job))
@@ -212,16 +210,21 @@ class Executor(SlotPlanner):
                 if limited:
                     await self._give_back(job.handler, token, threads, lease)
 
-    def _unknown_handler(self, job: Job) -> None:
-        """A due job whose handler this process does not know is not started: during a
+    def _waits_for_handler(self, job: Job, result: BatchResult) -> bool:
+        """True (the job counted as throttled) if this process does not know the job's
+        handler: the job is left waiting, as it is, for an instance that has it. During a
         rolling deployment an instance of the release before the handler's may run the slot's
         batch (jobs were accepted by one that knows it). Failing it for good would lose it
         (from the hunt of stop 28). Logged once per handler and process."""
+        if self.registry.find(job.handler) is not None:
+            return False
+        result.throttled += 1
         if job.handler not in self._unknown_warned:
             self._unknown_warned.add(job.handler)
             log.warning("job %s: handler %r is not registered in this process: the job waits "
                         "for an instance that has it (a release without the handler leaves "
                         "its jobs waiting: cancel them)", job.id, job.handler)
+        return True
 
     async def _give_back(self, handler: str, token: str, threads: list[threading.Event] | None,
                          lease: datetime) -> None:
@@ -309,11 +312,9 @@ class Executor(SlotPlanner):
         error = ErrorInfo("ExecutorLost", f"attempt {job.attempts} started at "
                           f"{job.started_at} never reported back within its lease (executor "
                           "lost)", job.attempts)
-        if self._gives_up(job, error) and self.registry.find(job.handler) is None:
+        if self._gives_up(job, error) and self._waits_for_handler(job, result):
             # its compensation is that handler's: an instance that has it records the failure
             # (from review of stop 28: failed here with the compensation silently skipped)
-            self._unknown_handler(job)
-            result.throttled += 1
             return
         limited = self._gives_up(job, error) and self.permits.limited(job.handler) and \
             self._compensation_of(job) is not None
