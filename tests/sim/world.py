@@ -312,7 +312,9 @@ class World:
                 sleep = min(cap, api_min_sleep * 2 ** min(20, empty - 1))
                 if plan is not None:
                     sleep = min(sleep, max(0.0, (plan.next_wake - self.clock()).total_seconds()))
-            if sleep > 0:
+            if sleep > 0 and overdue_run >= 2:  # backing off: no wake-up cuts it short
+                await asyncio.sleep(sleep)
+            elif sleep > 0:
                 self.wake[slot].clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake[slot].wait(), sleep)

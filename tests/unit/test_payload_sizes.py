@@ -73,6 +73,7 @@ class _Task:
         self.kind, self.name, self.children = kind, name, children or []
         self.state: TaskState = TaskState.RUNNING
         self.result: Any = None
+        self.at: datetime | None = None  # a timer's
 
     @property
     def is_completed(self) -> bool:
@@ -94,6 +95,7 @@ class _Context:
         self.sent: list[Any] = []  # activity inputs
         self.status: Any = None
         self.next_input: Any = None
+        self.waited: list[str] = []  # the sleeps: "timer", or "timer or wake"
 
     def get_input(self) -> dict[str, Any]:
         return self.state
@@ -109,7 +111,9 @@ class _Context:
         return _Task("any", children=tasks)
 
     def create_timer(self, at: datetime) -> _Task:
-        return _Task("timer")
+        timer = _Task("timer")
+        timer.at = at
+        return timer
 
     def wait_for_external_event(self, name: str) -> _Task:
         return _Task("event", name)
@@ -134,11 +138,15 @@ def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
                 step = episode.send(outputs[step.name])
             elif step.kind == "any" and step.children[0].kind == "activity":  # the plan
                 planning, deadline = step.children
-                step = episode.send(deadline.done(None) if plan_lost else
-                                    planning.done(outputs[planning.name]))
+                if plan_lost:
+                    ctx.current_utc_datetime = deadline.at  # (replayed: the deadline fired)
+                    step = episode.send(deadline.done(None))
+                else:
+                    step = episode.send(planning.done(outputs[planning.name]))
             elif step.kind == "any" and step.children[0].kind == "all":
                 work, deadline = step.children
                 if overdue:
+                    ctx.current_utc_datetime = deadline.at
                     step = episode.send(deadline.done(None))
                 else:
                     for child in work.children:
@@ -151,7 +159,11 @@ def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
                         step = episode.send(work)
                     else:
                         step = episode.send(work.done([c.result for c in work.children]))
+            elif step.kind == "timer":  # the sleep of a back-off that takes no wake event
+                ctx.waited.append("timer")
+                step = episode.send(step.done(None))
             else:  # the sleep: the timer fires
+                ctx.waited.append("timer or wake")
                 step = episode.send(step.children[0].done(None))
     except StopIteration:
         pass
@@ -235,14 +247,16 @@ def test_cycles_that_stay_overdue_back_off_from_their_deadline() -> None:
     at their deadline, the activities' instances are down or their queue is backed up, and
     re-planning at once would queue one more plan per deadline behind them without end (the
     simulation's seed 34542 piled up thousands). So the next cycles back off: the deadline
-    plus 1 s, 2 s, 4 s ... up to the longest sleep; a cycle that ends in time starts over."""
+    plus 1 s, 2 s, 4 s ... up to the longest sleep, and no `wake` event cuts that short (under
+    steady POSTs one a second would); a cycle that ends in time starts over."""
     deadline = orchestrator.get_runtime().api.cycle_deadline_seconds
     cap = orchestrator.get_runtime().settings.max_sleep_seconds
     state: dict[str, Any] = {"slot": 1}
     waits = []
-    for _ in range(9):
+    for n in range(9):
         ctx = _episode(state, T0, {}, plan_lost=True)
         state = ctx.next_input
+        assert ctx.waited == ([] if n == 0 else ["timer"])
         waits.append((datetime.fromisoformat(ctx.status["next_wake"]) - T0).total_seconds())
         assert ctx.status["overdue"] == state["overdue"] and ctx.status["last_error"] is None
     assert state["overdue"] == 9
