@@ -78,9 +78,9 @@ def scheduler_schemas() -> dict[str, Schema]:
         "totals": {**ref("Counts"), "description": "since the slot started"},
         "metrics": slot_metrics,
         "last_error": nullable(TEXT), "last_error_at": nullable(TIMESTAMP),
-        "overdue": {**INT, "description": "cycles in a row that ended at their deadline "
-                    "(JOBS_CYCLE_DEADLINE_SECONDS) with activities still out; from the "
-                    "second on, the next cycle backs off"},
+        "plans_overdue": {**INT, "description": "cycles in a row whose plan_cycle was still "
+                          "out at the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS); from "
+                          "the second on, the next cycle backs off"},
     }, description="set by the slot's orchestrator after each cycle")
     return {
         "SlotCustomStatus": custom,

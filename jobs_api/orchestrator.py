@@ -98,13 +98,15 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
     cap = get_runtime().settings.max_sleep_seconds
     if failed:
         return backoff(min(11, int(state["errors"])), api.error_sleep_seconds, cap)
-    overdue = int(state.get("overdue") or 0)
-    if overdue >= 2:
-        # cycles keep ending at their deadline: the activities' instances are down or their
-        # queue is backed up, and every cycle would queue one more plan (and its batches)
-        # behind them. The first overdue cycle re-plans at once (an instance died); after
-        # that the cycles back off from the deadline, as empty ones do
-        return api.cycle_deadline_seconds + backoff(min(21, overdue - 1),
+    late = int(state.get("plans_overdue") or 0)
+    if late >= 2:
+        # plan_cycle (a few storage requests) keeps missing the deadline: the activities'
+        # instances are down or their queue is backed up, and every cycle would queue one
+        # more plan behind them. The first such cycle re-plans at once (an instance died);
+        # after that the cycles back off from the deadline. (Batches still out at the
+        # deadline do not count: handlers may run longer than it, and the other due jobs
+        # are planned at once)
+        return api.cycle_deadline_seconds + backoff(min(21, late - 1),
                                                     api.min_sleep_seconds, cap)
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
@@ -127,7 +129,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     state.setdefault("cycle", 0)
     state.setdefault("empty", 0)
     state.setdefault("errors", 0)
-    state.setdefault("overdue", 0)
+    state.setdefault("plans_overdue", 0)
     state["cycle"] += 1
     now = context.current_utc_datetime
     owner = get_runtime().owner(slot)
@@ -140,11 +142,11 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     # running there is not due, and its outcome is recorded in its blob anyway
     deadline = context.create_timer(
         now + timedelta(seconds=get_runtime().api.cycle_deadline_seconds))
-    overdue = False
+    overdue = plan_overdue = False
     planning = context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
     finished = yield context.task_any([planning, deadline])
     if finished is deadline:
-        overdue = True
+        overdue = plan_overdue = True
         if not context.is_replaying:
             log.warning("slot %s cycle %s: plan_cycle still out after %g s: re-planning", slot,
                         state["cycle"], get_runtime().api.cycle_deadline_seconds)
@@ -198,7 +200,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     worked = error is None and (overdue or
                                 any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1
-    state["overdue"] = state["overdue"] + 1 if overdue else 0
+    state["plans_overdue"] = state["plans_overdue"] + 1 if plan_overdue else 0
     sleep = _sleep_seconds(state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)
     cumulative = dict.fromkeys(COUNTS, 0)
@@ -227,7 +229,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         "totals": cumulative, "metrics": metrics,
         "last_error": error or state.get("last_error"),
         "last_error_at": _iso(now) if error else state.get("last_error_at"),
-        "overdue": state["overdue"],
+        "plans_overdue": state["plans_overdue"],
     }
     context.set_custom_status(status)
     if not context.is_replaying and (batches or error):
@@ -247,7 +249,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         state["published"] = published
     if wake_at > context.current_utc_datetime:  # (the cycle may have taken longer)
         timer = context.create_timer(wake_at)
-        if state["overdue"] >= 2:
+        if state["plans_overdue"] >= 2:
             # backing off: a `wake` (one a second per process under steady POSTs) would
             # start the cycle the back-off holds back; the new job waits for it like the rest
             yield timer

@@ -34,7 +34,7 @@ I12 limits          a limited handler's attempts (and its compensations, also it
                      never overlap more than its max_concurrency, nor do its attempts start
                      faster than its max_per_second allows
 I13 ends             the world ends within runner.REAL_SECONDS of real time: no work piles up
-                     without end (a slot queueing a plan per overdue cycle once did)
+                     without end (a slot queueing a plan per deadline behind a dead process did)
 """
 
 from __future__ import annotations

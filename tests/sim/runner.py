@@ -70,7 +70,7 @@ class SeedResult:
 
 
 # I13: a world must end. The slowest seeds of a soak take ~60 s on a loaded 2-core machine; a
-# world whose work piles up (seed 34542, before overdue cycles backed off) runs for hours
+# world whose work piles up (seed 34542, before overdue plans backed off) runs for hours
 REAL_SECONDS = 600.0
 
 

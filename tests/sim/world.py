@@ -52,7 +52,7 @@ WORKLOADS = {
     4: "+ the recurrence policies on odd seeds: catch-up with buffer_one, overlap allow",
     5: "+ cycles end at a (scaled) deadline while their activities run on, as the "
        "orchestrator's do: cycles of a slot overlap; half the compensations outlast a cycle "
-       "(overdue cycles in a row back off, as the orchestrator's have since stop 29)",
+       "(overdue plans in a row back off, as the orchestrator's have since stop 29)",
 }
 LATEST_WORKLOAD = max(WORKLOADS)
 
@@ -239,7 +239,7 @@ class World:
                                       f"{traceback.format_exc(limit=-3)}")
 
     async def _drive(self, slot: int) -> None:
-        errors = empty = overdue_run = 0
+        errors = empty = plans_overdue = 0
         api_min_sleep, api_error_sleep = 1.0, 5.0
         cap = self.config.settings.max_sleep_seconds
         # workload 5: the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS, scaled down like the
@@ -247,7 +247,7 @@ class World:
         # orchestrator plans again while the activities still out run on
         deadline = self.config.cycle_deadline
         while self.running:
-            error = overdue = False
+            error = overdue = plan_overdue = False
             plan = None
             began = self.now()
             try:
@@ -260,7 +260,7 @@ class World:
                     if done_plan:
                         plan = planning.result()
                     else:
-                        overdue = True
+                        overdue = plan_overdue = True
             except ClaimHeldError:
                 error = True
             except JobsError:
@@ -296,23 +296,22 @@ class World:
                         if not isinstance(t.exception(), JobsError):
                             raise t.exception()  # type: ignore[misc]
             errors = errors + 1 if error else 0
-            overdue_run = overdue_run + 1 if overdue else 0
+            plans_overdue = plans_overdue + 1 if plan_overdue else 0
             empty = 0 if progress or overdue else empty + 1  # (overdue: as the orchestrator)
             if error:
                 sleep = min(cap, api_error_sleep * 2 ** min(10, errors - 1))
-            elif overdue:  # plan again at once; while cycles stay overdue, back off from
-                # the deadline as the orchestrator does (re-planning at once every time
-                # queued a plan per deadline behind dead processes: seed 34542 piled up
-                # thousands, and its world never ended)
-                sleep = 0.0 if overdue_run < 2 else min(
-                    cap, api_min_sleep * 2 ** min(20, overdue_run - 2))
-            elif batches and progress:
+            elif plans_overdue >= 2:  # plans keep missing the deadline: back off from it
+                # as the orchestrator does (re-planning at once every time queued a plan per
+                # deadline behind dead processes: seed 34542 piled up thousands, and its
+                # world never ended)
+                sleep = min(cap, api_min_sleep * 2 ** min(20, plans_overdue - 2))
+            elif overdue or (batches and progress):  # (overdue: plan again at once)
                 sleep = 0.0
             else:
                 sleep = min(cap, api_min_sleep * 2 ** min(20, empty - 1))
                 if plan is not None:
                     sleep = min(sleep, max(0.0, (plan.next_wake - self.clock()).total_seconds()))
-            if sleep > 0 and overdue_run >= 2:  # backing off: no wake-up cuts it short
+            if sleep > 0 and plans_overdue >= 2:  # backing off: no wake-up cuts it short
                 await asyncio.sleep(sleep)
             elif sleep > 0:
                 self.wake[slot].clear()

@@ -242,13 +242,13 @@ def test_a_plan_lost_with_its_instance_does_not_hold_the_slot() -> None:
     assert ctx.status["next_wake"] == "2026-12-02T12:00:00.500000Z"  # (0.5 s, long past)
 
 
-def test_cycles_that_stay_overdue_back_off_from_their_deadline() -> None:
-    """The first overdue cycle re-plans at once (an instance died); while cycles keep ending
-    at their deadline, the activities' instances are down or their queue is backed up, and
-    re-planning at once would queue one more plan per deadline behind them without end (the
-    simulation's seed 34542 piled up thousands). So the next cycles back off: the deadline
-    plus 1 s, 2 s, 4 s ... up to the longest sleep, and no `wake` event cuts that short (under
-    steady POSTs one a second would); a cycle that ends in time starts over."""
+def test_plans_that_stay_overdue_back_off_from_the_deadline() -> None:
+    """The first cycle whose plan misses the deadline re-plans at once (an instance died);
+    while plans keep missing it, the activities' instances are down or their queue is backed
+    up, and re-planning at once would queue one more plan per deadline behind them without
+    end (the simulation's seed 34542 piled up thousands). So the next cycles back off: the
+    deadline plus 1 s, 2 s, 4 s ... up to the longest sleep, and no `wake` event cuts that
+    short (under steady POSTs one a second would); a plan in time starts over."""
     deadline = orchestrator.get_runtime().api.cycle_deadline_seconds
     cap = orchestrator.get_runtime().settings.max_sleep_seconds
     state: dict[str, Any] = {"slot": 1}
@@ -256,11 +256,27 @@ def test_cycles_that_stay_overdue_back_off_from_their_deadline() -> None:
     for n in range(9):
         ctx = _episode(state, T0, {}, plan_lost=True)
         state = ctx.next_input
-        assert ctx.waited == ([] if n == 0 else ["timer"])
         waits.append((datetime.fromisoformat(ctx.status["next_wake"]) - T0).total_seconds())
-        assert ctx.status["overdue"] == state["overdue"] and ctx.status["last_error"] is None
-    assert state["overdue"] == 9
+        assert ctx.status["plans_overdue"] == state["plans_overdue"] == n + 1
+        assert ctx.status["last_error"] is None
+        assert ctx.waited == ([] if n == 0 else ["timer"])  # (the first: long past)
     assert waits[0] == 0.5  # at once (JOBS_MIN_CYCLE_SECONDS, long past at the deadline)
     assert waits[1:] == [deadline + min(cap, 2.0 ** k) for k in range(8)]
     in_time = _episode(state, T0, {"plan_cycle": {"batches": [], "next_wake": None}})
-    assert in_time.next_input["overdue"] == 0 and in_time.status["overdue"] == 0
+    assert in_time.next_input["plans_overdue"] == 0 and in_time.status["plans_overdue"] == 0
+    assert in_time.waited == ["timer or wake"]
+
+
+def test_batches_that_outlast_the_deadline_do_not_hold_the_slot_back() -> None:
+    """Handlers may run longer than the cycle's deadline (JOBS_JOB_TIMEOUT_SECONDS may exceed
+    it): a slot whose batches are still out at every deadline, its plans in time, re-plans
+    at once each cycle for the other due jobs, as many cycles in a row as that lasts."""
+    outputs = {"plan_cycle": {"batches": [{"slot": 1, "blob": "b"}], "publish": False,
+                              "due": 1},
+               "execute_batch": BatchResult(started=1).to_dict()}
+    state: dict[str, Any] = {"slot": 1}
+    for _ in range(5):
+        ctx = _episode(state, T0, outputs, overdue=True)
+        state = ctx.next_input
+        assert state["plans_overdue"] == 0 and ctx.waited == []
+        assert ctx.status["next_wake"] == ctx.status["last_cycle"]  # re-planned at once

@@ -76,7 +76,7 @@ class SlotCustomStatus:
     metrics: SlotMetrics | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
-    overdue: int | None = None  # cycles in a row that ended at their deadline
+    plans_overdue: int | None = None  # cycles in a row whose plan missed the deadline
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
 
