@@ -79,8 +79,9 @@ def scheduler_schemas() -> dict[str, Schema]:
         "metrics": slot_metrics,
         "last_error": nullable(TEXT), "last_error_at": nullable(TIMESTAMP),
         "plans_overdue": {**INT, "description": "cycles in a row whose plan_cycle was still "
-                          "out at the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS); from "
-                          "the second on, the next cycle backs off"},
+                          "out at the cycle's deadline (JOBS_CYCLE_DEADLINE_SECONDS); each "
+                          "next cycle waits longer for its plan (1 s, 2 s ... up to "
+                          "JOBS_MAX_SLEEP_SECONDS more)"},
     }, description="set by the slot's orchestrator after each cycle")
     return {
         "SlotCustomStatus": custom,

@@ -98,16 +98,6 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
     cap = get_runtime().settings.max_sleep_seconds
     if failed:
         return backoff(min(11, int(state["errors"])), api.error_sleep_seconds, cap)
-    late = int(state.get("plans_overdue") or 0)
-    if late >= 2:
-        # plan_cycle (a few storage requests) keeps missing the deadline: the activities'
-        # instances are down or their queue is backed up, and every cycle would queue one
-        # more plan behind them. The first such cycle re-plans at once (an instance died);
-        # after that the cycles back off from the deadline. (Batches still out at the
-        # deadline do not count: handlers may run longer than it, and the other due jobs
-        # are planned at once)
-        return api.cycle_deadline_seconds + backoff(min(21, late - 1),
-                                                    api.min_sleep_seconds, cap)
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
         planned = sum(int(b.get("count") or len(b.get("job_ids") or ()))
@@ -121,6 +111,21 @@ def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: date
                  - now).total_seconds()
         sleep = min(sleep, max(0.0, until))
     return float(max(sleep, api.min_cycle_seconds))
+
+
+def _cycle_wait_seconds(state: dict[str, Any]) -> float:
+    """How long a cycle waits for its activities: JOBS_CYCLE_DEADLINE_SECONDS, and longer
+    after plans that missed it. The first such cycle re-plans at once (an instance died).
+    While plans keep missing the deadline, the activities' instances are down or their queue
+    is backed up: re-planning after every deadline queued one more plan behind them without
+    end (the simulation's seed 34542 piled up thousands), so each next cycle waits for its
+    own plan 1 s, 2 s, 4 s ... (up to JOBS_MAX_SLEEP_SECONDS) longer, and uses it if it comes.
+    Batches still out at the deadline do not count: handlers may run longer than it, and the
+    slot plans its other due jobs at once."""
+    late = int(state.get("plans_overdue") or 0)
+    extra = backoff(min(21, late), get_runtime().api.min_sleep_seconds,
+                    get_runtime().settings.max_sleep_seconds) if late else 0.0
+    return get_runtime().api.cycle_deadline_seconds + extra
 
 
 def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:
@@ -140,8 +145,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     # the cycle's deadline: an activity whose instance died comes back only after its
     # message's visibility timeout (5 min); re-planning sooner is safe, because a job still
     # running there is not due, and its outcome is recorded in its blob anyway
-    deadline = context.create_timer(
-        now + timedelta(seconds=get_runtime().api.cycle_deadline_seconds))
+    wait = _cycle_wait_seconds(state)
+    deadline = context.create_timer(now + timedelta(seconds=wait))
     overdue = plan_overdue = False
     planning = context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
     finished = yield context.task_any([planning, deadline])
@@ -149,7 +154,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         overdue = plan_overdue = True
         if not context.is_replaying:
             log.warning("slot %s cycle %s: plan_cycle still out after %g s: re-planning", slot,
-                        state["cycle"], get_runtime().api.cycle_deadline_seconds)
+                        state["cycle"], wait)
     elif _failed(planning):
         error = f"plan_cycle failed: {planning.result}"[:MAX_ERROR_CHARS]
     else:
@@ -174,8 +179,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
             pending = sum(1 for t in tasks if not t.is_completed)
             if not context.is_replaying:
                 log.warning("slot %s cycle %s: %s of %s activities still out after %g s: "
-                            "re-planning", slot, state["cycle"], pending, len(tasks),
-                            get_runtime().api.cycle_deadline_seconds)
+                            "re-planning", slot, state["cycle"], pending, len(tasks), wait)
         elif error is None and _failed(work):
             error = f"execute_batch failed: {work.result}"[:MAX_ERROR_CHARS]
         # what every activity that finished reported counts, also when another one failed or
@@ -249,11 +253,6 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         state["published"] = published
     if wake_at > context.current_utc_datetime:  # (the cycle may have taken longer)
         timer = context.create_timer(wake_at)
-        if state["plans_overdue"] >= 2:
-            # backing off: a `wake` (one a second per process under steady POSTs) would
-            # start the cycle the back-off holds back; the new job waits for it like the rest
-            yield timer
-        else:
-            wake = context.wait_for_external_event("wake")
-            yield context.task_any([timer, wake])
+        wake = context.wait_for_external_event("wake")
+        yield context.task_any([timer, wake])
     context.continue_as_new(state)

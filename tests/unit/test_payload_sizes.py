@@ -95,7 +95,8 @@ class _Context:
         self.sent: list[Any] = []  # activity inputs
         self.status: Any = None
         self.next_input: Any = None
-        self.waited: list[str] = []  # the sleeps: "timer", or "timer or wake"
+        self.waited: list[str] = []  # the sleeps ("timer or wake")
+        self.timers: list[datetime] = []  # when each timer created fires
 
     def get_input(self) -> dict[str, Any]:
         return self.state
@@ -113,6 +114,7 @@ class _Context:
     def create_timer(self, at: datetime) -> _Task:
         timer = _Task("timer")
         timer.at = at
+        self.timers.append(at)
         return timer
 
     def wait_for_external_event(self, name: str) -> _Task:
@@ -159,9 +161,6 @@ def _episode(state: dict[str, Any], now: datetime, outputs: dict[str, Any], *,
                         step = episode.send(work)
                     else:
                         step = episode.send(work.done([c.result for c in work.children]))
-            elif step.kind == "timer":  # the sleep of a back-off that takes no wake event
-                ctx.waited.append("timer")
-                step = episode.send(step.done(None))
             else:  # the sleep: the timer fires
                 ctx.waited.append("timer or wake")
                 step = episode.send(step.children[0].done(None))
@@ -242,13 +241,13 @@ def test_a_plan_lost_with_its_instance_does_not_hold_the_slot() -> None:
     assert ctx.status["next_wake"] == "2026-12-02T12:00:00.500000Z"  # (0.5 s, long past)
 
 
-def test_plans_that_stay_overdue_back_off_from_the_deadline() -> None:
-    """The first cycle whose plan misses the deadline re-plans at once (an instance died);
-    while plans keep missing it, the activities' instances are down or their queue is backed
-    up, and re-planning at once would queue one more plan per deadline behind them without
-    end (the simulation's seed 34542 piled up thousands). So the next cycles back off: the
-    deadline plus 1 s, 2 s, 4 s ... up to the longest sleep, and no `wake` event cuts that
-    short (under steady POSTs one a second would); a plan in time starts over."""
+def test_after_plans_that_missed_the_deadline_a_cycle_waits_longer_for_its_own() -> None:
+    """The first cycle whose plan misses the deadline re-plans at once (an instance died).
+    While plans keep missing it, the activities' instances are down or their queue is backed
+    up, and re-planning after every deadline would queue one more plan behind them without
+    end (the simulation's seed 34542 piled up thousands). So each next cycle waits for its
+    own plan the deadline plus 1 s, 2 s, 4 s ... up to the longest sleep, and uses it if it
+    comes then; a plan in time starts over."""
     deadline = orchestrator.get_runtime().api.cycle_deadline_seconds
     cap = orchestrator.get_runtime().settings.max_sleep_seconds
     state: dict[str, Any] = {"slot": 1}
@@ -256,15 +255,19 @@ def test_plans_that_stay_overdue_back_off_from_the_deadline() -> None:
     for n in range(9):
         ctx = _episode(state, T0, {}, plan_lost=True)
         state = ctx.next_input
-        waits.append((datetime.fromisoformat(ctx.status["next_wake"]) - T0).total_seconds())
+        waits.append((ctx.timers[0] - T0).total_seconds())  # the cycle's deadline
         assert ctx.status["plans_overdue"] == state["plans_overdue"] == n + 1
-        assert ctx.status["last_error"] is None
-        assert ctx.waited == ([] if n == 0 else ["timer"])  # (the first: long past)
-    assert waits[0] == 0.5  # at once (JOBS_MIN_CYCLE_SECONDS, long past at the deadline)
-    assert waits[1:] == [deadline + min(cap, 2.0 ** k) for k in range(8)]
-    in_time = _episode(state, T0, {"plan_cycle": {"batches": [], "next_wake": None}})
-    assert in_time.next_input["plans_overdue"] == 0 and in_time.status["plans_overdue"] == 0
-    assert in_time.waited == ["timer or wake"]
+        assert ctx.status["last_error"] is None and len(ctx.sent) == 1
+        assert ctx.waited == []  # re-planned at once
+    assert waits == [deadline] + [deadline + min(cap, 2.0 ** k) for k in range(8)]
+    outputs = {"plan_cycle": {"batches": [{"slot": 1, "blob": "b"}], "publish": False},
+               "execute_batch": BatchResult(started=1).to_dict()}
+    late_plan = _episode(state, T0, outputs)  # it came within the cycle's longer wait
+    assert (late_plan.timers[0] - T0).total_seconds() == deadline + cap
+    assert late_plan.status["counts"]["started"] == 1 and len(late_plan.sent) == 2
+    assert late_plan.next_input["plans_overdue"] == 0 and late_plan.status["plans_overdue"] == 0
+    after = _episode(late_plan.next_input, T0, outputs)
+    assert (after.timers[0] - T0).total_seconds() == deadline
 
 
 def test_batches_that_outlast_the_deadline_do_not_hold_the_slot_back() -> None:
