@@ -153,6 +153,8 @@ def wait_seconds(req: func.HttpRequest) -> float:
 
 
 def finished(job: Job, runs_before: int) -> bool:
+    """Final, or (a recurring job, or one retried after it ended) a run done since the job
+    had ``runs_before``."""
     return job.status.is_final or job.runs > runs_before
 
 
@@ -169,7 +171,12 @@ async def create_job(req: func.HttpRequest,
     job = scheduled.job
     headers = {"Location": job_location(job.id)}
     status = 201 if scheduled.created else 200
-    if wait > 0 and not finished(job, 0):
+    # a replayed key may find runs already done (a recurring job, or one retried after its
+    # end waiting again): the wait is for the next one (it once answered 200 at once)
+    runs_before = job.runs
+    if wait > 0:  # (RFC 7240: tells a client that a 200 came after the wait)
+        headers["Preference-Applied"] = "wait"
+    if wait > 0 and not finished(job, runs_before):
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
@@ -180,9 +187,9 @@ async def create_job(req: func.HttpRequest,
                 # stop 28); 202 with the job as last seen, and where to ask again
                 log.warning("waiting for job %s: %s; answering 202", job.id, exc)
                 break
-            if finished(job, 0):
+            if finished(job, runs_before):
                 break
-        if not finished(job, 0):
+        if not finished(job, runs_before):
             retry_after = max(1, int(runtime.settings.max_sleep_seconds // 4) or 1)
             return json_response(job.to_dict(), 202,
                                  {**headers, "Retry-After": str(retry_after)})

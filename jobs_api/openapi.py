@@ -53,9 +53,12 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
         {"201": json_body(job, "Scheduled (written to storage before this answer)",
                           headers=located),
          "200": json_body(job, "An idempotent replay (same key, same request), or with wait: "
-                               "the job finished in time", headers=located),
+                               "the job finished in time (final, or a run done since it was "
+                               "answered: a replayed key waits for the next run)",
+                          headers={**located, "Preference-Applied": header("PreferenceApplied")}),
          "202": json_body(job, "With wait: the job has not finished yet; poll Location",
-                          headers={**located, "Retry-After": header("RetryAfter")}),
+                          headers={**located, "Retry-After": header("RetryAfter"),
+                                   "Preference-Applied": header("PreferenceApplied")}),
          "409": problem("The idempotency key was used for another handler or payload"),
          **errors(400, 413, 415, 503)},
         parameters=[
@@ -202,6 +205,12 @@ def build_document(settings: JobsSettings, api: ApiSettings,
                 "Location": {"description": "the job's URL", "required": True,
                              "schema": {"type": "string", "examples": [
                                  "/api/jobs/j20261122T1400-s003-0000-1a2b3c4d5e6f7a8b"]}},
+                "PreferenceApplied": {
+                    "description": "wait: the answer came after waiting for the job (RFC "
+                                   "7240), so a 200 means it finished; without it a 200 or "
+                                   "201 came at once (no wait asked, or JOBS_MAX_WAIT_SECONDS "
+                                   "is 0)",
+                    "schema": {"type": "string", "enum": ["wait"]}},
                 "RetryAfter": {"description": "seconds to wait before asking again",
                                "required": True,
                                "schema": {"type": "integer", "minimum": 1,

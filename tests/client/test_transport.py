@@ -152,6 +152,32 @@ def test_an_immediate_200_needs_no_polling(sleeps: list[float]) -> None:
     assert job.result == 7 and len(script.requests) == 1 and sleeps == []
 
 
+def test_a_202_is_not_finished_whatever_runs_the_job_shows(sleeps: list[float]) -> None:
+    """A replayed key may find a job that ran once and waits again (cancelled and retried, or
+    recurring): the API's 202 says its next run has not finished; the client once returned
+    it at once, and ``jobsctl schedule --wait`` exited 0 (hunt of stop 29)."""
+    script = Script(ok(job_json(status="scheduled", runs=1), 202,
+                       **{"Retry-After": "1", "Location": "/api/jobs/x",
+                          "Preference-Applied": "wait"}),
+                    ok(job_json(status="running", runs=1)),
+                    ok(job_json(status="scheduled", runs=2, result=5)))
+    job = sync_client(script).schedule_and_wait("echo", 5, idempotency_key="k", timeout=60)
+    assert job.runs == 2 and job.result == 5 and len(script.requests) == 3
+
+
+def test_a_200_after_the_apis_wait_is_finished_one_at_once_is_not(sleeps: list[float]) -> None:
+    """``Preference-Applied: wait`` says the API waited: a recurring job's 200 with a run
+    done is finished. Without it (no wait: ``JOBS_MAX_WAIT_SECONDS`` 0) the client waits."""
+    waited = Script(ok(job_json(status="scheduled", runs=1), 200,
+                       **{"Preference-Applied": "wait"}))
+    assert sync_client(waited).schedule_and_wait("echo", 1, timeout=10).runs == 1
+    assert len(waited.requests) == 1
+    at_once = Script(ok(job_json(status="scheduled", runs=1), 200),
+                     ok(job_json(status="succeeded", runs=1)))
+    assert sync_client(at_once).schedule_and_wait("echo", 1, timeout=10).status == "succeeded"
+    assert len(at_once.requests) == 2
+
+
 def test_wait_gives_up_with_the_last_known_job(sleeps: list[float]) -> None:
     script = Script(*[ok(job_json(status="running"))] * 50)
     client = sync_client(script, poll=PollConfig(initial=0.01, max=0.01))

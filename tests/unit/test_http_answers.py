@@ -160,3 +160,27 @@ async def test_a_huge_integer_retention_is_a_400(store: ReadFailsAfterAdd) -> No
     code, _, problem = await answer(maintenance.purge_now, request(
         '{"retention_days": 1' + "0" * 400 + "}", url="/api/maintenance/purge"))
     assert (code, problem["field"]) == (400, "retention_days"), problem
+
+
+async def test_a_replayed_key_waits_for_a_run_after_the_answer_not_one_before(
+        store: ReadFailsAfterAdd) -> None:
+    """A keyed job cancelled and retried waits again with ``runs`` 1. Its replayed POST with
+    ``?wait=`` answered 200 at once ("finished") for a job that never ran (hunt of stop 29):
+    finished is final, or a run done since the answer."""
+    body = {"handler": "echo", "payload": 1, "idempotency_key": "order-7", "delay": 3600}
+    code, _, job = await answer(http_api.create_job, request(body))
+    assert code == 201
+    ids = {"id": job["id"]}
+    assert (await answer(http_api.cancel_job, route("DELETE", "/api/jobs", route_params=ids)))[0] \
+        == 200
+    code, _, retried = await answer(http_api.retry_job, route("POST", "/api/jobs",
+                                                              route_params=ids))
+    assert code == 200 and retried["status"] == "scheduled" and retried["runs"] == 1
+    code, headers, replay = await answer(http_api.create_job,
+                                         request(body, params={"wait": "0.3"}))
+    assert code == 202, replay
+    assert replay["status"] == "scheduled" and replay["started_at"] is None
+    assert headers["Preference-Applied"] == "wait" and int(headers["Retry-After"]) >= 1
+    code, headers, again = await answer(http_api.create_job, request(body))
+    assert code == 200 and again["id"] == job["id"]
+    assert "Preference-Applied" not in headers  # (no wait asked)

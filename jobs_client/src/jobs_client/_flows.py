@@ -90,15 +90,22 @@ class Flows:
     # --- jobs ---
     def schedule(self, job: NewJob, wait: float | None = None) -> Flow[tuple[Job, float | None]]:
         """``POST /api/jobs``; with ``wait``, ``Prefer: wait=N``. Returns the job and, if the
-        answer was 202 (not finished yet), its ``Retry-After``. Without an idempotency key a
-        503 is not retried: the job might have been written (README, I1)."""
+        answer was 202 (not finished yet), its ``Retry-After`` (0 without one; None: not a
+        202). Without an idempotency key a 503 is not retried: the job might have been written
+        (README, I1)."""
+        answer, hint, _ = yield from self._post_job(job, wait)
+        return answer, hint
+
+    def _post_job(self, job: NewJob, wait: float | None) -> Flow[tuple[Job, float | None, bool]]:
+        """As ``schedule``, and whether the API waited (``Preference-Applied: wait``)."""
         headers = {"Prefer": f"wait={_seconds(wait)}"} if wait else {}
         request = Request("POST", "/jobs", json=encode(job), headers=headers,
                           extra_read_seconds=wait or 0.0,
                           retry_unavailable=job.idempotency_key is not None)
         response = yield from send(request, self.retry)
-        hint = retry_after(response) if response.status_code == 202 else None
-        return parse(Job, response), hint
+        hint = (retry_after(response) or 0.0) if response.status_code == 202 else None
+        waited = response.headers.get("preference-applied", "").strip().lower() == "wait"
+        return parse(Job, response), hint, waited
 
     def schedule_many(self, jobs: list[NewJob]) -> Flow[list[BatchResult]]:
         safe = all(j.idempotency_key is not None for j in jobs)
@@ -108,11 +115,14 @@ class Flows:
 
     def schedule_and_wait(self, job: NewJob, timeout: float) -> Flow[Job]:
         deadline = time.monotonic() + timeout
-        scheduled, hint = yield from self.schedule(job, wait=timeout)
-        if finished(scheduled, 0):
-            return scheduled
+        scheduled, hint, waited = yield from self._post_job(job, wait=timeout)
+        if scheduled.is_final or (hint is None and waited):
+            return scheduled  # (200 after the API's wait: finished)
+        # 202, or an answer that came at once: not finished, whatever runs the job shows (a
+        # replayed key may find some done: the API waits for the next one, and so do we;
+        # this once returned at once)
         return (yield from self.wait(scheduled.id, deadline - time.monotonic(), job=scheduled,
-                                     runs_before=0, retry_after=hint))
+                                     runs_before=scheduled.runs, retry_after=hint or None))
 
     def get(self, job_id: str) -> Flow[Job]:
         return self._job("GET", job_path(job_id))
