@@ -15,7 +15,6 @@ Every route needs a function key, whatever ``http_auth_level`` the registering a
 
 from __future__ import annotations
 
-import json
 import logging
 
 import azure.durable_functions as df
@@ -112,16 +111,14 @@ async def jobs_resume(req: func.HttpRequest,
 @bp.durable_client_input(client_name="client")
 async def scheduler_start(req: func.HttpRequest,
                           client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    slots = await starter.ensure_all(client)
-    return func.HttpResponse(json.dumps({"slots": slots}), mimetype="application/json")
+    return await http_api.guarded(starter.start_route)(req, client)
 
 
 @bp.route(route="scheduler", auth_level=KEY, methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def scheduler_status(req: func.HttpRequest,
                            client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(await starter.report(client)),
-                             mimetype="application/json")
+    return await http_api.guarded(starter.report_route)(req, client)
 
 
 @bp.route(route="jobs/{id}/history", auth_level=KEY, methods=["GET"])

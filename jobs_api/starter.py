@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import azure.durable_functions as df
+import azure.functions as func
 
 from jobs_core.clock import utcnow
-from jobs_core.errors import JobsError
+from jobs_core.errors import JobsError, TransientStoreError
 from jobs_core.handler_limits import HandlerPermits
 from jobs_core.metrics import Histogram, retry_rate
 
+from .http_api import json_response
 from .orchestrator import COUNTS, ORCHESTRATOR
 from .registry import handlers as registry
 from .runtime import get_runtime, instance_id
@@ -111,16 +114,35 @@ async def report(client: df.DurableOrchestrationClient) -> dict[str, Any]:
             "handler_limits": await handler_limits()}
 
 
+async def start_route(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``POST /api/scheduler/start`` (through ``http_api.guarded``, as every route)."""
+    return json_response({"slots": await ensure_all(client)})
+
+
+async def report_route(req: func.HttpRequest,
+                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """``GET /api/scheduler``: storage down or a misconfigured app is a 503 problem, not a
+    500 (hunt of stop 29); handler permits that cannot be read are ``in_use: null``."""
+    return json_response(await report(client))
+
+
 async def handler_limits() -> dict[str, Any]:
     """Each limited handler's limits and the permits in use now (one HEAD request each)."""
     runtime = get_runtime()
     limits = registry.limits(runtime.settings.handler_limits)
-    permits = HandlerPermits(await runtime.store(), limits, utcnow)
+    if not limits:
+        return {}
+    try:  # (storage down on a cold process: the slots' status still answers, see README)
+        permits: HandlerPermits | None = HandlerPermits(await runtime.store(), limits, utcnow)
+    except TransientStoreError as exc:
+        log.warning("handler limits: storage unavailable: %s", exc)
+        permits = None
     out: dict[str, Any] = {}
-    for name, limit in sorted(permits.limits.items()):
-        try:
-            in_use: int | None = await permits.in_use(name)
-        except JobsError:
-            in_use = None
+    for name, limit in sorted(limits.items()):
+        in_use: int | None = None
+        if permits is not None:
+            with contextlib.suppress(JobsError):
+                in_use = await permits.in_use(name)
         out[name] = {**limit.to_dict(), "in_use": in_use}
     return out

@@ -11,9 +11,9 @@ import azure.functions as func
 import pytest
 
 import function_app  # noqa: F401  (the sample handlers: echo)
-from jobs_api import http_api
+from jobs_api import http_api, starter
 from jobs_api import runtime as runtime_module
-from jobs_core.errors import TransientStoreError
+from jobs_core.errors import SettingsError, TransientStoreError
 from jobs_core.memory_store import InMemoryStore
 
 
@@ -184,3 +184,33 @@ async def test_a_replayed_key_waits_for_a_run_after_the_answer_not_one_before(
     code, headers, again = await answer(http_api.create_job, request(body))
     assert code == 200 and again["id"] == job["id"]
     assert "Preference-Applied" not in headers  # (no wait asked)
+
+
+@pytest.mark.parametrize(("failure", "code"), [
+    (TransientStoreError("blob service: 503 ServerBusy"), 200),
+    (SettingsError("JOBS_BUCKET_MINUTES is 5, the container's jobs were written with 15"), 503),
+])
+async def test_the_scheduler_status_without_storage_is_no_500(
+        monkeypatch: pytest.MonkeyPatch, failure: Exception, code: int) -> None:
+    """``GET /api/scheduler`` on a cold process whose storage is down (or whose settings
+    contradict the container) raised, and the host answered 500 (hunt of stop 29). Storage
+    down: the slots' status still answers, the permits in use are unknown (null); a
+    misconfigured app is a 503 problem, as on every other route."""
+    monkeypatch.setenv("JOBS_HANDLER_LIMITS", '{"echo": {"max_concurrency": 2}}')
+    runtime = runtime_module.Runtime()
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+
+    async def unavailable() -> InMemoryStore:
+        raise failure
+
+    monkeypatch.setattr(runtime, "store", unavailable)
+    response = await http_api.guarded(starter.report_route)(  # type: ignore[arg-type]
+        route("GET", "/api/scheduler"), Client())
+    body = json.loads(response.get_body())
+    assert response.status_code == code, body
+    if code == 200:
+        assert body["handler_limits"]["echo"]["in_use"] is None
+        assert len(body["slots"]) == runtime.settings.slots
+    else:
+        assert response.mimetype == "application/problem+json"
+        assert body["type"].endswith("misconfigured")
