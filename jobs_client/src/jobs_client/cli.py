@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
+
+import httpx
 
 from . import _cli_output as show
 from . import errors
@@ -58,6 +61,35 @@ class UsageError(Exception):
     pass
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds >= 0 (a negative or infinite one was a traceback, or silently
+    nothing: hunt of stop 29)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def _some_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give more than 0 seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Options every command takes, before or after its name."""
     default = argparse.SUPPRESS if suppress else None
@@ -70,7 +102,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("--json", action="store_true",
                        default=argparse.SUPPRESS if suppress else False,
                        help="print JSON (one object; one per line for list and watch)")
-    group.add_argument("--http-timeout", type=float, metavar="S",
+    group.add_argument("--http-timeout", type=_some_seconds, metavar="S",
                        default=argparse.SUPPRESS if suppress else 30.0,
                        help="seconds for one HTTP request (default 30)")
 
@@ -110,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-seconds", type=float, metavar="S", help="per-attempt timeout")
     p.add_argument("--label", action="append", metavar="KEY:VALUE",
                    help="a label (repeat for more)")
-    p.add_argument("--wait", type=float, metavar="S",
+    p.add_argument("--wait", type=_seconds, metavar="S",
                    help="wait up to S seconds for the job to finish (exit 0/1/6)")
 
     _job_id(command("get", "show a job"))
@@ -122,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slot", type=int)
     p.add_argument("--from", dest="due_from", metavar="TIME", help="due at or after")
     p.add_argument("--to", dest="due_to", metavar="TIME", help="due before")
-    p.add_argument("--limit", type=int, default=50, metavar="N",
+    p.add_argument("--limit", type=_count, default=50, metavar="N",
                    help="show at most N jobs (default 50; 0: all)")
     p.add_argument("--page-size", type=int, metavar="N", help="jobs per request (1-500)")
     p = command("cancel", "cancel a waiting or paused job")
@@ -140,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     due.add_argument("--delay", type=float, metavar="S")
     p = command("wait", "wait until a job is final (a recurring one: its next run finished)")
     _job_id(p)
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="default 60")
+    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S", help="default 60")
     p = command("watch", "print a job's changes until it is final")
     _job_id(p)
-    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="default 1")
-    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    p.add_argument("--interval", type=_some_seconds, default=1.0, metavar="S",
+                   help="default 1")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
     command("status", "the scheduler's slots and figures")
     command("start", "make sure every slot's orchestrator runs")
     return parser
@@ -152,8 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _payload(args: argparse.Namespace) -> Any:
     if args.payload_file is not None:
-        with (sys.stdin if args.payload_file == "-" else open(args.payload_file)) as f:
-            text = f.read()
+        try:
+            with (sys.stdin if args.payload_file == "-"
+                  else open(args.payload_file, encoding="utf-8")) as f:
+                text = f.read()
+        except UnicodeError as exc:
+            raise UsageError(f"the payload file is not UTF-8 text: {exc}") from None
     elif args.payload is not None:
         text = args.payload
     else:
@@ -182,7 +219,9 @@ def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO,
     recurrence = (Recurrence(cron=args.cron, timezone=args.tz) if args.cron
                   else Recurrence(interval_seconds=args.every) if args.every is not None
                   else None)
-    retry = RetryPolicy(max_attempts=args.max_attempts) if args.max_attempts else None
+    # (0 goes to the API, which refuses it: it was dropped, and the job got the default)
+    retry = RetryPolicy(max_attempts=args.max_attempts) if args.max_attempts is not None \
+        else None
     labels = dict(_label(text) for text in args.label or [])
     options: dict[str, Any] = dict(
         due_at=args.at, delay=args.delay, idempotency_key=args.idempotency_key, retry=retry,
@@ -306,6 +345,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except errors.JobsClientError as exc:
         err.write(f"jobsctl {args.command}: {exc}\n")
         return exit_code(exc)
+    except httpx.InvalidURL as exc:
+        err.write(f"jobsctl {args.command}: the app's URL (--url, $JOBS_URL) is not valid: "
+                  f"{exc}\n")
+        return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
     except OSError as exc:  # a payload file that cannot be read

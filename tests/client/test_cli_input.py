@@ -1,0 +1,81 @@
+"""``jobsctl`` input that never reaches the API, or reaches it as given: on an
+``httpx.MockTransport`` (no server). Bad numbers, files and URLs are exit 2 with a message, not a
+traceback with exit 1 (which means "the awaited job failed"); ``--max-attempts 0`` goes to the
+API as given instead of being dropped (hunt of stop 29)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jobs_client import cli
+from jobs_client.client import JobsClient
+from tests.client.helpers import problem_response
+
+URL = ["--url", "http://jobs.test", "--key", "k3y"]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
+    """The requests the CLI sends; the API refuses each as invalid (400)."""
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return problem_response(400, "Invalid job", "max_attempts must be 1-100",
+                                field="retry.max_attempts")
+
+    def client(url: str | None, key: str | None, **options: object) -> JobsClient:
+        return JobsClient(url, key, transport=httpx.MockTransport(answer),
+                          **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "JobsClient", client)
+    return requests
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    return cli.main([*URL, *argv], stdout=out, stderr=err), out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["watch", "j1", "--interval", "-1"], "--interval: '-1' is not a number of seconds >= 0"),
+    (["watch", "j1", "--interval", "0"], "--interval: '0': give more than 0 seconds"),
+    (["watch", "j1", "--timeout", "inf"], "--timeout: 'inf' is not a number of seconds"),
+    (["wait", "j1", "--timeout", "-5"], "--timeout: '-5' is not a number of seconds"),
+    (["list", "--limit", "-1"], "--limit: '-1' is not a whole number >= 0"),
+    (["list", "--limit", "x"], "--limit: 'x' is not a whole number >= 0"),
+    (["schedule", "echo", "--wait", "nan"], "--wait: 'nan' is not a number of seconds"),
+    (["--http-timeout", "0", "status"], "--http-timeout: '0': give more than 0 seconds"),
+    (["get", "j1", "--http-timeout", "-1"], "--http-timeout: '-1' is not a number"),
+])
+def test_bad_numbers_are_usage_errors_before_any_request(
+        sent: list[httpx.Request], argv: list[str], says: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run(*argv)
+    assert code == cli.USAGE and sent == []
+    assert says in capsys.readouterr().err  # (argparse writes to sys.stderr)
+
+
+def test_a_payload_file_that_is_not_utf8_is_a_usage_error(
+        sent: list[httpx.Request], tmp_path: Path) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(b'{"name": "M\xfcller"}')  # Latin-1
+    code, text = run("schedule", "echo", "--payload-file", str(payload))
+    assert code == cli.USAGE and "not UTF-8" in text and sent == []
+
+
+def test_an_invalid_url_is_a_usage_error() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["--url", "http://[::1", "--key", "k", "status"], stdout=out, stderr=err)
+    assert code == cli.USAGE and "URL" in err.getvalue()
+
+
+def test_max_attempts_0_goes_to_the_api_which_refuses_it(sent: list[httpx.Request]) -> None:
+    code, text = run("schedule", "echo", "--max-attempts", "0")
+    assert code == cli.USAGE and "max_attempts" in text
+    assert json.loads(sent[0].content)["retry"] == {"max_attempts": 0}
