@@ -122,6 +122,40 @@ def test_schedule_without_idempotency_key_is_never_repeated(sleeps: list[float])
     assert json.loads(keyed.requests[1].content)["idempotency_key"] == "order-7"
 
 
+def test_a_cancel_whose_answer_was_lost_is_not_reported_as_a_conflict(
+        sleeps: list[float]) -> None:
+    """The cancel took effect, its read-back failed (503); the repeat met 409 "job is
+    cancelled", and the client raised Conflict: "nothing changed" (hunt of stop 29). The
+    job is read: cancelled, as asked, is the answer; another state lets the 409 stand."""
+    conflict = problem_response(409, "Conflict", "cannot cancel: job is cancelled")
+    script = Script(problem_response(503, headers=UNAVAILABLE), conflict,
+                    ok(job_json(status="cancelled")))
+    assert sync_client(script).cancel(UNKNOWN_ID).status == "cancelled"
+    assert [r.method for r in script.requests] == ["DELETE", "DELETE", "GET"]
+    other = Script(problem_response(503, headers=UNAVAILABLE), conflict,
+                   ok(job_json(status="succeeded")))
+    with pytest.raises(Conflict) as raised:
+        sync_client(other).pause(UNKNOWN_ID)
+    assert raised.value.repeated and len(other.requests) == 3
+    first = Script(conflict)  # a 409 to the first try: nothing to look up
+    with pytest.raises(Conflict):
+        sync_client(first).cancel(UNKNOWN_ID)
+    assert len(first.requests) == 1
+
+
+@pytest.mark.parametrize("action", ["run_now", "retry"])
+def test_run_now_and_retry_are_not_repeated_after_a_503(sleeps: list[float],
+                                                        action: str) -> None:
+    """A 503 may hide a run-now or retry that took effect; repeated after the job's new run
+    ended, a retry would apply again and run it once more."""
+    script = Script(problem_response(503, headers=UNAVAILABLE))
+    with pytest.raises(ServiceUnavailable):
+        getattr(sync_client(script), action)(UNKNOWN_ID)
+    assert len(script.requests) == 1 and sleeps == []
+    refused = Script(httpx.ConnectError("refused"), ok(job_json()))  # never sent: repeated
+    assert getattr(sync_client(refused), action)(UNKNOWN_ID).id == UNKNOWN_ID
+
+
 def test_refused_connections_are_retried_broken_ones_are_not(sleeps: list[float]) -> None:
     refused = httpx.ConnectError("refused")
     script = Script(refused, refused, ok(job_json()))

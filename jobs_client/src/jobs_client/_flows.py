@@ -22,7 +22,7 @@ from ._protocol import (
     parse,
     send,
 )
-from .errors import WaitTimeout, retry_after
+from .errors import Conflict, WaitTimeout, retry_after
 from .models import (
     BatchRequest,
     BatchResponse,
@@ -30,6 +30,7 @@ from .models import (
     Job,
     JobHistory,
     JobPage,
+    JobStatus,
     JobUpdate,
     NewJob,
     Reschedule,
@@ -42,6 +43,10 @@ from .operator_models import (
     ShardPage,
     Timeline,
 )
+
+# the states a control leaves a job in: after a lost answer, its repeat's 409 is no conflict
+# if the job is in one of them (``Flows._settled``)
+SETTLES = {"pause": {JobStatus.PAUSED}, "resume": {JobStatus.SCHEDULED, JobStatus.RETRYING}}
 
 
 def job_path(job_id: str, suffix: str = "") -> str:
@@ -128,14 +133,37 @@ class Flows:
         return self._job("GET", job_path(job_id))
 
     def cancel(self, job_id: str, reason: str | None = None) -> Flow[Job]:
-        return self._job("DELETE", job_path(job_id), params=query(reason=reason))
+        return self._settled(Request("DELETE", job_path(job_id), query(reason=reason)),
+                             job_id, {JobStatus.CANCELLED})
 
     def update(self, job_id: str, update: JobUpdate) -> Flow[Job]:
         return self._job("PATCH", job_path(job_id), json=encode(update))
 
     def control(self, job_id: str, action: str) -> Flow[Job]:
-        """``POST /api/jobs/{id}/<action>``: run, retry, pause, resume."""
-        return self._job("POST", job_path(job_id, f"/{action}"))
+        """``POST /api/jobs/{id}/<action>``: run, retry, pause, resume. A 503 may hide a
+        change that took effect (its answer was lost): pause and resume are repeated (see
+        ``_settled``); run and retry are not (a repeat could run the job again: once its
+        new run ended, a second retry would apply too), so their 503 is raised."""
+        request = Request("POST", job_path(job_id, f"/{action}"),
+                          retry_unavailable=action not in ("run", "retry"))
+        if action in SETTLES:
+            return self._settled(request, job_id, SETTLES[action])
+        return call(request, Job, self.retry)
+
+    def _settled(self, request: Request, job_id: str, wanted: set[JobStatus]) -> Flow[Job]:
+        """A control repeated after a 503 whose repeat met a 409: the first try may have
+        taken effect before its answer was lost. If the job is now in the state asked for,
+        that is the answer; otherwise the 409 stands (it said "nothing changed" of a cancel
+        that had: hunt of stop 29)."""
+        try:
+            return (yield from call(request, Job, self.retry))
+        except Conflict as conflict:
+            if not conflict.repeated:
+                raise
+            job = yield from self.get(job_id)
+            if job.status in wanted:
+                return job
+            raise
 
     def reschedule(self, job_id: str, when: Reschedule) -> Flow[Job]:
         return self._job("POST", job_path(job_id, "/reschedule"), json=encode(when))

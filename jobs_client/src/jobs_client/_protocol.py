@@ -41,7 +41,8 @@ class Request:
     json: Any = None  # None: no body
     headers: dict[str, str] = field(default_factory=dict)
     extra_read_seconds: float = 0.0  # the server may hold the answer this long (Prefer: wait)
-    retry_unavailable: bool = True  # safe to send again after a 503 / a refused connection
+    retry_unavailable: bool = True  # safe to send again after a 503 (a refused connection
+    # sent nothing: any request goes again)
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ class PollConfig:
 
 def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
     """Send ``request``; a 2xx answer is returned, any other raised as its typed error.
-    ``503`` and refused connections are retried as ``retry`` says when the request is safe
-    to repeat (``retry_unavailable``)."""
+    Refused connections (nothing sent) are retried as ``retry`` says, and ``503`` when the
+    request is safe to repeat (``retry_unavailable``)."""
     slept = 0.0
     attempt = 0
     while True:
@@ -117,15 +118,16 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
             error = JobsConnectionError(
                 f"{request.method} {request.path}: no answer: {failure.error!r}")
             error.__cause__ = failure.error
-            repeatable = not failure.sent
+            repeatable = not failure.sent  # (never sent: any request may go again)
         else:
             if response.is_success:
                 return response
             error = error_from_response(response)
-            repeatable = isinstance(error, ServiceUnavailable)
+            repeatable = isinstance(error, ServiceUnavailable) and request.retry_unavailable
             hint = error.retry_after if isinstance(error, ServiceUnavailable) else None
+        error.repeated = attempt > 0
         attempt += 1
-        if not (repeatable and request.retry_unavailable) or attempt >= retry.attempts:
+        if not repeatable or attempt >= retry.attempts:
             raise error
         delay = retry.delay(attempt - 1, hint)
         if delay > retry.max_delay or slept + delay > retry.budget:

@@ -41,6 +41,7 @@ class JobsClientError(Exception):
         super().__init__(message)
         self.status = status
         self.problem = problem
+        self.repeated = False  # the answer to a repeat, after a 503 or a refused connection
 
     @property
     def title(self) -> str | None:
