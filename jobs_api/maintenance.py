@@ -99,8 +99,9 @@ async def run_purge(client: df.DurableOrchestrationClient, options: PurgeOptions
                                 events=runtime.events is not None)
     # idempotency-key blobs whose every claim is past the key window (the configured one,
     # not this run's retention: it is what deduplicates requests); a dry run deletes none
+    # and does not count them: null, not a 0 that a real run contradicts (hunt of stop 29)
     keys = (await runtime.scheduler()).keys
-    key_blobs_deleted = 0 if options.dry_run else await keys.purge(now)
+    key_blobs_deleted = None if options.dry_run else await keys.purge(now)
     return {
         "dry_run": options.dry_run,
         "retention_days": options.retention_days,

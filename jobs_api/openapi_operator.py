@@ -198,10 +198,11 @@ def purge_schemas(settings: JobsSettings) -> dict[str, Schema]:
         "PurgeReport": obj({
             "dry_run": {"type": "boolean"}, "retention_days": {"type": "number"},
             "cutoff": TIMESTAMP, "shards": ref("ShardPurge"),
-            "keys": obj({"blobs_deleted": COUNT, "window_days": {"type": "number"}},
+            "keys": obj({"blobs_deleted": nullable(COUNT), "window_days": {"type": "number"}},
                         required=["blobs_deleted", "window_days"],
                         description="idempotency-key blobs whose every claim is older than "
-                                    "the key window (a dry run deletes none)"),
+                                    "the key window (a dry run deletes none and counts none: "
+                                    "null)"),
             "orchestrations": obj({"instances_deleted": COUNT, "error": TEXT},
                                   required=["instances_deleted"],
                                   description="finished Durable instances created before "

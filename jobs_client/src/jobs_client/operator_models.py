@@ -247,7 +247,7 @@ class OrchestrationPurge:
 
 @dataclass(frozen=True)
 class KeyPurge:
-    blobs_deleted: int = 0
+    blobs_deleted: int | None = None  # None: a dry run (key blobs are not counted)
     window_days: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False,
                                   metadata=EXTRA)
