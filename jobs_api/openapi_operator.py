@@ -254,11 +254,11 @@ def operator_paths(settings: JobsSettings) -> dict[str, Doc]:
                               "how many minutes back from now")])},
         "/scheduler/start": {"post": operation(
             "scheduler_start", "Make sure every slot's orchestrator runs",
-            {"200": json_body(ref("SchedulerStart"), "Each slot's action"), **errors()})},
+            {"200": json_body(ref("SchedulerStart"), "Each slot's action"), **errors(503)})},
         "/scheduler": {"get": operation(
             "scheduler_status", "Each slot's runtime and custom status, and the figures over "
                                 "all slots",
-            {"200": json_body(ref("SchedulerStatus"), "One entry per slot"), **errors()})},
+            {"200": json_body(ref("SchedulerStatus"), "One entry per slot"), **errors(503)})},
         "/maintenance/purge": {"post": operation(
             "purge_now", "Delete shard blobs whose jobs all finished before the retention",
             {"200": json_body(ref("PurgeReport"), "What was (or, dry run: would be) deleted"),

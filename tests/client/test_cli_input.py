@@ -52,6 +52,10 @@ def run(*argv: str) -> tuple[int, str]:
     (["schedule", "echo", "--wait", "nan"], "--wait: 'nan' is not a number of seconds"),
     (["--http-timeout", "0", "status"], "--http-timeout: '0': give more than 0 seconds"),
     (["get", "j1", "--http-timeout", "-1"], "--http-timeout: '-1' is not a number"),
+    (["schedule", "echo", "--delay", "inf"], "--delay: 'inf' is not a finite number"),
+    (["schedule", "echo", "--every", "nan"], "--every: 'nan' is not a finite number"),
+    (["schedule", "echo", "--timeout-seconds", "inf"], "--timeout-seconds: 'inf' is not a"),
+    (["reschedule", "j1", "--delay", "nan"], "--delay: 'nan' is not a finite number"),
 ])
 def test_bad_numbers_are_usage_errors_before_any_request(
         sent: list[httpx.Request], argv: list[str], says: str,

@@ -116,6 +116,9 @@ def test_schedule_without_idempotency_key_is_never_repeated(sleeps: list[float])
     with pytest.raises(ServiceUnavailable):
         sync_client(script).schedule("echo", 1)
     assert len(script.requests) == 1 and sleeps == []
+    refused = Script(httpx.ConnectError("refused"), ok(job_json(), 201))  # nothing was sent
+    assert sync_client(refused).schedule("echo", 1).id == UNKNOWN_ID
+    assert len(refused.requests) == 2
     keyed = Script(problem_response(503, headers=UNAVAILABLE), ok(job_json(), 201))
     job = sync_client(keyed).schedule("echo", 1, idempotency_key="order-7")
     assert job.id == UNKNOWN_ID and len(keyed.requests) == 2
@@ -126,21 +129,23 @@ def test_a_cancel_whose_answer_was_lost_is_not_reported_as_a_conflict(
         sleeps: list[float]) -> None:
     """The cancel took effect, its read-back failed (503); the repeat met 409 "job is
     cancelled", and the client raised Conflict: "nothing changed" (hunt of stop 29). The
-    job is read: cancelled, as asked, is the answer; another state lets the 409 stand."""
+    job is read: cancelled, as asked, is the answer; in another state the outcome is unknown
+    (a resume that took effect, then the job started): 503, never a Conflict."""
     conflict = problem_response(409, "Conflict", "cannot cancel: job is cancelled")
     script = Script(problem_response(503, headers=UNAVAILABLE), conflict,
                     ok(job_json(status="cancelled")))
     assert sync_client(script).cancel(UNKNOWN_ID).status == "cancelled"
     assert [r.method for r in script.requests] == ["DELETE", "DELETE", "GET"]
     other = Script(problem_response(503, headers=UNAVAILABLE), conflict,
-                   ok(job_json(status="succeeded")))
-    with pytest.raises(Conflict) as raised:
-        sync_client(other).pause(UNKNOWN_ID)
-    assert raised.value.repeated and len(other.requests) == 3
-    first = Script(conflict)  # a 409 to the first try: nothing to look up
-    with pytest.raises(Conflict):
-        sync_client(first).cancel(UNKNOWN_ID)
-    assert len(first.requests) == 1
+                   ok(job_json(status="running")))
+    with pytest.raises(ServiceUnavailable, match="unknown") as raised:
+        sync_client(other).resume(UNKNOWN_ID)
+    assert isinstance(raised.value.__cause__, Conflict) and len(other.requests) == 3
+    for first in ([], [httpx.ConnectError("refused")]):  # nothing sent before: a true 409
+        script = Script(*first, conflict)
+        with pytest.raises(Conflict):
+            sync_client(script).cancel(UNKNOWN_ID)
+        assert len(script.requests) == len(first) + 1
 
 
 @pytest.mark.parametrize("action", ["run_now", "retry"])
@@ -199,14 +204,15 @@ def test_a_202_is_not_finished_whatever_runs_the_job_shows(sleeps: list[float]) 
     assert job.runs == 2 and job.result == 5 and len(script.requests) == 3
 
 
-def test_a_200_after_the_apis_wait_is_finished_one_at_once_is_not(sleeps: list[float]) -> None:
+def test_a_200_after_the_apis_wait_is_finished(sleeps: list[float]) -> None:
     """``Preference-Applied: wait`` says the API waited: a recurring job's 200 with a run
-    done is finished. Without it (no wait: ``JOBS_MAX_WAIT_SECONDS`` 0) the client waits."""
-    waited = Script(ok(job_json(status="scheduled", runs=1), 200,
-                       **{"Preference-Applied": "wait"}))
-    assert sync_client(waited).schedule_and_wait("echo", 1, timeout=10).runs == 1
-    assert len(waited.requests) == 1
-    at_once = Script(ok(job_json(status="scheduled", runs=1), 200),
+    done is finished. Without it (an API from before the header) the rule of before holds:
+    a run done is finished, and a job with none is waited for."""
+    for headers in ({"Preference-Applied": "wait"}, {}):
+        script = Script(ok(job_json(status="scheduled", runs=1), 200, **headers))
+        assert sync_client(script).schedule_and_wait("echo", 1, timeout=10).runs == 1
+        assert len(script.requests) == 1
+    at_once = Script(ok(job_json(status="scheduled", runs=0), 201),
                      ok(job_json(status="succeeded", runs=1)))
     assert sync_client(at_once).schedule_and_wait("echo", 1, timeout=10).status == "succeeded"
     assert len(at_once.requests) == 2

@@ -22,7 +22,7 @@ from ._protocol import (
     parse,
     send,
 )
-from .errors import Conflict, WaitTimeout, retry_after
+from .errors import Conflict, ServiceUnavailable, WaitTimeout, retry_after
 from .models import (
     BatchRequest,
     BatchResponse,
@@ -121,11 +121,13 @@ class Flows:
     def schedule_and_wait(self, job: NewJob, timeout: float) -> Flow[Job]:
         deadline = time.monotonic() + timeout
         scheduled, hint, waited = yield from self._post_job(job, wait=timeout)
-        if scheduled.is_final or (hint is None and waited):
-            return scheduled  # (200 after the API's wait: finished)
-        # 202, or an answer that came at once: not finished, whatever runs the job shows (a
-        # replayed key may find some done: the API waits for the next one, and so do we;
-        # this once returned at once)
+        if scheduled.is_final or (hint is None and (waited or finished(scheduled, 0))):
+            # 200 after the API's wait (Preference-Applied): finished. Without the header (an
+            # API from before it, or one that did not wait): the rule of before, which takes a
+            # replayed job with runs done for finished
+            return scheduled
+        # 202: not finished, whatever runs the job shows (a replayed key may find some done:
+        # the API waits for the next one, and so do we; this once returned at once)
         return (yield from self.wait(scheduled.id, deadline - time.monotonic(), job=scheduled,
                                      runs_before=scheduled.runs, retry_after=hint or None))
 
@@ -152,18 +154,23 @@ class Flows:
 
     def _settled(self, request: Request, job_id: str, wanted: set[JobStatus]) -> Flow[Job]:
         """A control repeated after a 503 whose repeat met a 409: the first try may have
-        taken effect before its answer was lost. If the job is now in the state asked for,
-        that is the answer; otherwise the 409 stands (it said "nothing changed" of a cancel
-        that had: hunt of stop 29)."""
+        taken effect before its answer was lost, so the 409 is no "nothing changed" (it was
+        said of a cancel that had: hunt of stop 29). If the job is now in the state asked
+        for, that is the answer; otherwise the outcome is unknown (``ServiceUnavailable``,
+        as the first try's answer said)."""
         try:
             return (yield from call(request, Job, self.retry))
         except Conflict as conflict:
-            if not conflict.repeated:
+            if not conflict.maybe_applied:
                 raise
             job = yield from self.get(job_id)
             if job.status in wanted:
                 return job
-            raise
+            raise ServiceUnavailable(
+                f"{request.method} {request.path}: the first try's answer was lost (503) and "
+                f"the repeat was refused ({conflict}); the job is {job.status} now, so whether "
+                "the first try took effect is unknown: read its history", status=503) \
+                from conflict
 
     def reschedule(self, job_id: str, when: Reschedule) -> Flow[Job]:
         return self._job("POST", job_path(job_id, "/reschedule"), json=encode(when))

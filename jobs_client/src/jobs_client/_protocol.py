@@ -109,6 +109,7 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
     request is safe to repeat (``retry_unavailable``)."""
     slept = 0.0
     attempt = 0
+    maybe_applied = False  # an earlier try got a 503 (a refused one sent nothing)
     while True:
         error: JobsClientError
         hint: float | None = None
@@ -125,7 +126,8 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
             error = error_from_response(response)
             repeatable = isinstance(error, ServiceUnavailable) and request.retry_unavailable
             hint = error.retry_after if isinstance(error, ServiceUnavailable) else None
-        error.repeated = attempt > 0
+        error.maybe_applied = maybe_applied
+        maybe_applied = maybe_applied or isinstance(error, ServiceUnavailable)
         attempt += 1
         if not repeatable or attempt >= retry.attempts:
             raise error

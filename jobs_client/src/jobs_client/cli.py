@@ -73,6 +73,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _finite(text: str) -> float:
+    """A finite number (the API judges its range; inf and nan cannot even be sent)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _some_seconds(text: str) -> float:
     value = _seconds(text)
     if value == 0:
@@ -131,15 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "from a file, - for stdin")
     due = p.add_mutually_exclusive_group()
     due.add_argument("--at", metavar="TIME", help="due time, ISO-8601 with an offset")
-    due.add_argument("--delay", type=float, metavar="S", help="due in S seconds")
+    due.add_argument("--delay", type=_finite, metavar="S", help="due in S seconds")
     every = p.add_mutually_exclusive_group()
     every.add_argument("--cron", metavar="EXPR", help="recur on a 5-field cron expression")
-    every.add_argument("--every", type=float, metavar="S", help="recur every S seconds")
+    every.add_argument("--every", type=_finite, metavar="S", help="recur every S seconds")
     p.add_argument("--tz", metavar="ZONE", help="time zone of --cron (default UTC)")
     p.add_argument("--idempotency-key", metavar="KEY")
     p.add_argument("--max-attempts", type=int, metavar="N")
     p.add_argument("--notify", metavar="QUEUE", help="queue for this job's events")
-    p.add_argument("--timeout-seconds", type=float, metavar="S", help="per-attempt timeout")
+    p.add_argument("--timeout-seconds", type=_finite, metavar="S", help="per-attempt timeout")
     p.add_argument("--label", action="append", metavar="KEY:VALUE",
                    help="a label (repeat for more)")
     p.add_argument("--wait", type=_seconds, metavar="S",
@@ -169,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _job_id(p)
     due = p.add_mutually_exclusive_group(required=True)
     due.add_argument("--at", metavar="TIME", help="ISO-8601 with an offset")
-    due.add_argument("--delay", type=float, metavar="S")
+    due.add_argument("--delay", type=_finite, metavar="S")
     p = command("wait", "wait until a job is final (a recurring one: its next run finished)")
     _job_id(p)
     p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S", help="default 60")
@@ -346,8 +357,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         err.write(f"jobsctl {args.command}: {exc}\n")
         return exit_code(exc)
     except httpx.InvalidURL as exc:
-        err.write(f"jobsctl {args.command}: the app's URL (--url, $JOBS_URL) is not valid: "
-                  f"{exc}\n")
+        err.write(f"jobsctl {args.command}: the request's URL is not valid (--url, $JOBS_URL, "
+                  f"or filters too long): {exc}\n")
         return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED

@@ -41,7 +41,8 @@ class JobsClientError(Exception):
         super().__init__(message)
         self.status = status
         self.problem = problem
-        self.repeated = False  # the answer to a repeat, after a 503 or a refused connection
+        # an answer to a repeat after a 503: the first try may have taken effect
+        self.maybe_applied = False
 
     @property
     def title(self) -> str | None:
