@@ -65,8 +65,9 @@ REGRESSION_SEEDS: tuple[tuple[int, int | None, int], ...] = (
     # not the core: the slot orchestrators re-planned at once after every overdue cycle. With
     # one process dying often (p_crash) and a 0.5 s deadline, each deadline queued one more
     # plan behind the dead process, and the world never ended (I13: thousands of activities
-    # out). Plans overdue in a row now back off from the deadline, in the orchestrator too
-    # (test_plans_that_stay_overdue_back_off_from_the_deadline)
+    # out). After plans that missed the deadline a cycle now waits longer for its own plan,
+    # in the orchestrator too
+    # (test_after_plans_that_missed_the_deadline_a_cycle_waits_longer_for_its_own)
     (34542, None, 5),
 )
 WORKERS = min(2, os.cpu_count() or 1)
