@@ -23,7 +23,7 @@ param alwaysReadyDurable int = 1
 @description('Always-ready instances of the http group: POST /api/jobs answers without a cold start')
 param alwaysReadyHttp int = 1
 
-// Every app setting the code reads (tests/deploy/test_settings_consistency.py checks this list
+// Every app setting the code reads (tests/deploy/test_infra.py checks this list
 // against the code and local.settings.sample.json). Flex Consumption rejects
 // FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION: the runtime is in functionAppConfig.
 var appSettings = {
@@ -34,6 +34,9 @@ var appSettings = {
   AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // DefaultAzureCredential (the http handler's `audience` tokens) would ask for a
+  // system-assigned identity, which this app has not: name the user-assigned one
+  AZURE_CLIENT_ID: identityClientId
   JOBS_STORAGE__blobServiceUri: storageBlobEndpoint
   JOBS_STORAGE__clientId: identityClientId
   JOBS_STORAGE__queueServiceUri: storageQueueEndpoint

@@ -147,3 +147,15 @@ def test_modules_and_abbreviations_resolve() -> None:
 def test_bicep_parses(path: str) -> None:
     pycep = pytest.importorskip("pycep", reason="pycep-parser not installed (Bicep syntax)")
     pycep.BicepParser().parse(text=(INFRA / path).read_text())
+
+
+def test_default_credential_uses_the_user_assigned_identity() -> None:
+    """The app has a user-assigned identity only. ``DefaultAzureCredential`` (the built-in
+    ``http`` handler's ``audience`` tokens, jobs_core/http_handler.py) asks for the
+    system-assigned identity unless ``AZURE_CLIENT_ID`` names one: without it every such job
+    fails in Azure."""
+    api = (INFRA / "app" / "api.bicep").read_text()
+    identity = re.search(r"identity: \{\s+type: '(\w+)'", api)
+    assert identity and identity.group(1) == "UserAssigned"
+    assert bicep_app_settings().get("AZURE_CLIENT_ID") == "identityClientId"
+
