@@ -159,3 +159,25 @@ def test_default_credential_uses_the_user_assigned_identity() -> None:
     assert identity and identity.group(1) == "UserAssigned"
     assert bicep_app_settings().get("AZURE_CLIENT_ID") == "identityClientId"
 
+
+def _timespan_seconds(value: str) -> float:
+    if value.strip() == "-1":
+        return float("inf")
+    m = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})", value.strip())
+    assert m, f"not a TimeSpan: {value!r}"
+    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+@pytest.mark.parametrize("host_json", ["host.json", "examples/own_app/host.json"])
+def test_function_timeout_fits_the_longest_attempt(host_json: str) -> None:
+    """``execute_batch`` awaits its jobs: one attempt may take ``timeout_seconds`` (up to
+    MAX_TIMEOUT_SECONDS) plus as long again for its compensation. A ``functionTimeout`` below
+    that makes the host restart the Python worker mid-batch, killing every invocation in it
+    (and the job is retried into the same wall)."""
+    from jobs_core.limits import MAX_TIMEOUT_SECONDS
+
+    timeout = json.loads((ROOT / host_json).read_text()).get("functionTimeout", "00:30:00")
+    longest_attempt = 2 * MAX_TIMEOUT_SECONDS + JobsSettings().abandon_grace_seconds
+    assert _timespan_seconds(timeout) >= longest_attempt, (host_json, timeout)
+
