@@ -1,6 +1,6 @@
 // Durable jobs on Azure Functions: `azd up`, or
 //   az deployment sub create -l <location> -f infra/main.bicep -p infra/main.parameters.json \
-//     -p environmentName=<name> location=<location> principalId=<your object id>
+//     -p environmentName=<name> location=<location> principalId=<your object id> principalType=User
 // then `func azure functionapp publish <app>` (see README "Deploy").
 targetScope = 'subscription'
 
@@ -16,7 +16,7 @@ param location string
 @description('Object id of the deploying user or principal. When set, it gets data roles on the storage account (for debugging with your own identity). Empty: no roles for it.')
 param principalId string = ''
 
-@description('Type of principalId: User (interactive `azd up`) or ServicePrincipal (CI).')
+@description('Type of principalId: User (interactive `azd up`) or ServicePrincipal (CI: `azd env set AZURE_PRINCIPAL_TYPE ServicePrincipal`).')
 @allowed(['User', 'ServicePrincipal'])
 param principalType string = 'User'
 

@@ -181,3 +181,17 @@ def test_function_timeout_fits_the_longest_attempt(host_json: str) -> None:
     longest_attempt = 2 * MAX_TIMEOUT_SECONDS + JobsSettings().abandon_grace_seconds
     assert _timespan_seconds(timeout) >= longest_attempt, (host_json, timeout)
 
+
+def test_principal_type_reaches_the_template() -> None:
+    """azd fills parameters only from main.parameters.json: without a principalType entry a
+    service principal's `azd up` (CI) assigns its roles as 'User' and fails
+    (UnmatchedPrincipalType). The README's `az deployment` command overrides every azd
+    placeholder, or the literal `${...}` text reaches the template."""
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params.get("principalType", {}).get("value") == "${AZURE_PRINCIPAL_TYPE=User}"
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"az deployment sub create(?:[^\n]*\\\n)*[^\n]*", readme)
+    assert command, "README has no `az deployment sub create` command"
+    placeholders = {name for name, p in params.items() if "${" in str(p.get("value"))}
+    overridden = set(re.findall(r"\b(\w+)=", command.group(0)))
+    assert placeholders <= overridden, placeholders - overridden
