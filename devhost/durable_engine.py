@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import Counter
 from typing import Any
 
 from . import history as h
@@ -36,6 +37,7 @@ from .orchestration_runner import (
     call_orchestrator,
     check_determinism,
     interpret,
+    shim_progress,
 )
 from .timers import TimerService
 
@@ -308,33 +310,40 @@ class DurableEngine:
             result = interpret(state)
         except UnsupportedAction as exc:
             result = EpisodeResult(is_done=False, error=str(exc))
+        size_error = None
         if "customStatus" in state:
             record.custom_status = result.custom_status
-            if self.model.enabled and result.error is None:
-                result.error = self.model.custom_status_error(result.custom_status)
-        if result.error is not None:
-            self._fail(record, f"Orchestrator function '{record.name}' failed: {result.error}")
+            if self.model.enabled:
+                size_error = self.model.custom_status_error(result.custom_status)
+        # the extension sets the custom status first, then replays the actions and awaits each
+        # in turn: what follows the first one still running waits for a later episode
+        progress = shim_progress(state, lambda i, a: self._leaf_done(record, i, a),
+                                 self._raised(record))
+        error = size_error or (result.error if progress.finished else None)
+        if error is not None:
+            self._fail(record, f"Orchestrator function '{record.name}' failed: {error}")
             return
         violation = check_determinism(record.actions_seen, result.planned, self.strict)
         if violation is not None:
             self._fail(record, violation)
             return
-        for planned in result.planned[len(record.actions_seen):]:
+        for planned in result.planned[len(record.actions_seen):progress.scheduled]:
             actions.planned(planned)
         record.history.extend(actions.out)
         record.history.append(h.event(h.ORCHESTRATOR_COMPLETED, ts))
         record.last_updated_time = h.format_ts(h.utc_now())
-        continued = result.is_done and result.continue_as_new
+        done = result.is_done and progress.finished
+        continued = done and result.continue_as_new
         if self.model.enabled:
             self.model.episode(len(batch), len(actions.out), bool(continued),
                                len(record.timers) if continued else 0)
             for ev in batch:
                 self.model.history_property(ev["EventType"], ev.get("Result"))
-        if result.is_done and result.continue_as_new:
+        if continued:
             self._continue_as_new(record, result.continue_as_new_input)
             self.store.save(record)
             return
-        if result.is_done:
+        if done:
             completed = h.event(h.EXECUTION_COMPLETED, ts, OrchestrationStatus="Completed",
                                 Result=json.dumps(result.output))
             record.history.append(completed)
@@ -347,6 +356,33 @@ class DurableEngine:
         self.store.save(record)
         for effect in actions.effects:
             effect()
+
+    @staticmethod
+    def _leaf_done(record: InstanceRecord, index: int, action: dict[str, Any]) -> bool:
+        """Whether the ``index``-th planned action's task has completed (for the shim)."""
+        if action.get("isCanceled"):
+            return True
+        if index >= len(record.actions_seen):
+            return False  # scheduled in this very episode
+        seq = record.actions_seen[index]["seq"]
+        group = record.retry_groups.get(str(seq))
+        attempts = [int(a) for a, g in record.retry_attempts.items() if g == str(seq)] \
+            if group is not None else [seq]
+        for ev in record.history:
+            kind = ev["EventType"]
+            if kind == h.TIMER_FIRED and ev.get("TimerId") == seq:
+                return True
+            if kind == h.TASK_COMPLETED and ev.get("TaskScheduledId") in attempts:
+                return True
+            if kind == h.TASK_FAILED and ev.get("TaskScheduledId") in attempts and \
+                    group is None:
+                return True
+        return bool(group and group.get("exhausted"))
+
+    @staticmethod
+    def _raised(record: InstanceRecord) -> Counter[str]:
+        return Counter(str(ev.get("Name")) for ev in record.history
+                       if ev["EventType"] == h.EVENT_RAISED)
 
     def _continue_as_new(self, record: InstanceRecord, new_input: Any) -> None:
         """New execution with a fresh history; undelivered inbox events carry over."""

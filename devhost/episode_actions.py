@@ -92,7 +92,9 @@ class EpisodeActions:
         else:
             key = record.retry_timers[str(ev["TimerId"])]
             group = record.retry_groups[key]
-            if group["attempts"] < group["max_attempts"]:
+            if group["attempts"] >= group["max_attempts"]:
+                group["exhausted"] = True  # the task fails: its last attempt's failure
+            else:
                 group["attempts"] += 1
                 seq = self.alloc()
                 record.retry_attempts[str(seq)] = key

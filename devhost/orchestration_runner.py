@@ -9,6 +9,7 @@ exception whose message carries the state after ``$OutOfProcData$:``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +158,60 @@ def interpret(state: dict[str, Any]) -> EpisodeResult:
         else:
             raise UnsupportedAction(f"unknown action type {kind!r}")
     return result
+
+
+@dataclass
+class ShimProgress:
+    """How far the extension gets through the SDK's actions in one episode."""
+
+    scheduled: int  # planned actions (activities, timers) it schedules, in depth-first order
+    finished: bool  # every top-level action's task completed: is_done, continue-as-new and an
+    # orchestrator error take effect only then
+
+
+def shim_progress(state: dict[str, Any], leaf_done: Callable[[int, dict[str, Any]], bool],
+                  raised: Counter[str]) -> ShimProgress:
+    """Replay the SDK's actions as the extension's out-of-proc shim does.
+
+    ``OutOfProcOrchestrationShim.ProcessAsyncActionsV2`` (azure-functions-durable-extension)
+    takes the top-level actions in order, schedules each one's tasks and *awaits* it before it
+    looks at the next; ``ScheduleDurableTaskEvents`` acts on ``isDone`` and ``error`` only once
+    every action's task completed. A WhenAny completes when one child's task did, a WhenAll when
+    all did (also after a failure: .NET ``Task.WhenAll``), a canceled timer at once. The SDK
+    leaves a task that was already yielded out of a later compound action, so
+    ``task_any([work, timer])`` with a timer yielded before is, for the extension, a wait for
+    ``work`` alone. Schema V1 (a list of action sets): each set is awaited as a WhenAny.
+
+    ``leaf_done(index, action)``: whether the ``index``-th planned action (depth-first over all
+    actions) has completed; ``raised``: the events raised in this execution, by name.
+    """
+    count = 0
+    waits: Counter[str] = Counter()
+
+    def done(action: dict[str, Any]) -> bool:
+        nonlocal count
+        kind = action.get("actionType")
+        if kind in (WHEN_ALL, WHEN_ANY):
+            children = [done(child) for child in action.get("compoundActions") or []]
+            return all(children) if kind == WHEN_ALL else any(children)
+        if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER):
+            count += 1
+            return leaf_done(count - 1, action)
+        if kind == WAIT_FOR_EXTERNAL_EVENT:
+            name = str(action.get("externalEventName") or "")
+            waits[name] += 1
+            return raised[name] >= waits[name]
+        return True  # continue-as-new: fire and forget
+
+    groups = state.get("actions") or []
+    if len(groups) == 1 and isinstance(groups[0], list):  # schema V2/V3: one action per yield
+        steps: list[list[dict[str, Any]]] = [[action] for action in groups[0]]
+    else:
+        steps = [group if isinstance(group, list) else [group] for group in groups]
+    for step in steps:
+        if step and not any([done(action) for action in step]):
+            return ShimProgress(count, False)
+    return ShimProgress(count, True)
 
 
 def check_determinism(

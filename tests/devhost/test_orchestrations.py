@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -188,3 +189,17 @@ def test_durable_timer_fires_promptly(host: DevHostProcess) -> None:
     fired = next(e for e in events if e["EventType"] == "TimerFired")
     lateness = parse_ts(fired["Timestamp"]) - parse_ts(fired["FireAt"])
     assert 0 <= lateness.total_seconds() < 0.1
+
+
+def test_the_extension_awaits_each_yielded_task_in_turn(host: DevHostProcess,
+                                                        tmp_path: Path) -> None:
+    """OutOfProcOrchestrationShim.ProcessAsyncActionsV2 awaits each top-level action before the
+    next one, and acts on isDone only after the last: the orchestrator returned at its timer,
+    but the instance completes only when the activity it no longer waits for returns."""
+    gate = tmp_path / "reused-timer-gate"
+    instance_id = start(host, "reused_timer", str(gate)).json()["id"]
+    time.sleep(1.5)  # the timer fired after 0.3 s
+    assert status(host, instance_id).json()["runtimeStatus"] == "Running"
+    gate.write_text("opened")
+    final = wait_done(host, instance_id)
+    assert (final["runtimeStatus"], final["output"]) == ("Completed", "deadline")

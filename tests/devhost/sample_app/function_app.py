@@ -249,3 +249,14 @@ def big_status(context: df.DurableOrchestrationContext):
     context.set_custom_status("s" * int(context.get_input()))
     yield context.call_activity("double", 1)
     return "done"
+
+
+@app.orchestration_trigger(context_name="context")
+def reused_timer(context: df.DurableOrchestrationContext):
+    """A timer yielded a second time in a task_any: the SDK leaves it out of that WhenAny action,
+    so the extension awaits the activity alone before it acts on the orchestrator's return."""
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(milliseconds=300))
+    yield context.task_any([context.call_activity("double", 1), deadline])
+    work = context.task_all([context.call_activity("wait_for_file", context.get_input())])
+    finished = yield context.task_any([work, deadline])
+    return "deadline" if finished is deadline else "work"
