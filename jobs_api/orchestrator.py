@@ -146,7 +146,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     # message's visibility timeout (5 min); re-planning sooner is safe, because a job still
     # running there is not due, and its outcome is recorded in its blob anyway
     wait = _cycle_wait_seconds(state)
-    deadline = context.create_timer(now + timedelta(seconds=wait))
+    deadline_at = now + timedelta(seconds=wait)
+    deadline = context.create_timer(deadline_at)
     overdue = plan_overdue = False
     planning = context.call_activity("plan_cycle", {"slot": slot, "owner": owner})
     finished = yield context.task_any([planning, deadline])
@@ -164,17 +165,22 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     batches = (plan or {}).get("batches") or []
     publish = bool((plan or {}).get("publish")) and error is None
     published: dict[str, Any] | None = None
+    work_deadline: Any = None
     if batches or publish:
         tasks = [context.call_activity("execute_batch", b) for b in batches]
         if publish:
             tasks.append(context.call_activity("publish_events", {"slot": slot}))
         work = context.task_all(tasks)
+        # A timer of its own, at the same time: the SDK leaves a task yielded before out of a
+        # later task_any, and the extension awaits each yielded task in turn, so with `deadline`
+        # here the real host waited for every batch, however long (devhost's shim_progress)
+        work_deadline = context.create_timer(deadline_at)
         try:
-            finished = yield context.task_any([work, deadline])
+            finished = yield context.task_any([work, work_deadline])
         except Exception as exc:  # (the SDK reports a failed task_all through task_any)
             finished = work
             error = f"execute_batch failed: {exc}"[:MAX_ERROR_CHARS]
-        if finished is deadline:
+        if finished is work_deadline:
             overdue = True
             pending = sum(1 for t in tasks if not t.is_completed)
             if not context.is_replaying:
@@ -199,8 +205,9 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
         state["errors"] = 0
     # worked: a job started, was abandoned or moved. Batches that did nothing (every job
     # changed or moved by someone else first) back off like an empty cycle instead of spinning
-    if not deadline.is_completed:
-        deadline.cancel()
+    for cycle_timer in (deadline, work_deadline):
+        if cycle_timer is not None and not cycle_timer.is_completed:
+            cycle_timer.cancel()
     worked = error is None and (overdue or
                                 any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1
