@@ -83,3 +83,24 @@ def test_max_attempts_0_goes_to_the_api_which_refuses_it(sent: list[httpx.Reques
     code, text = run("schedule", "echo", "--max-attempts", "0")
     assert code == cli.USAGE and "max_attempts" in text
     assert json.loads(sent[0].content)["retry"] == {"max_attempts": 0}
+
+
+@pytest.mark.parametrize(("payload", "says"), [
+    ("NaN", "NaN is not JSON"),
+    ('{"a": -Infinity}', "-Infinity is not JSON"),
+    ("[Infinity]", "Infinity is not JSON"),
+    ("1e400", "a number too large"),
+    ('"\\ud800"', "not Unicode text"),
+    ("[" * 500 + "]" * 500, "nests arrays/objects too deeply"),  # (the client's encoder)
+    ("[" * 100_000 + "]" * 100_000, "nests arrays/objects too deeply"),  # (json.loads)
+])
+def test_a_payload_that_is_not_strict_json_is_a_usage_error(
+        sent: list[httpx.Request], tmp_path: Path, payload: str, says: str) -> None:
+    """Python's json reads NaN, Infinity, 1e400 (inf) and lone surrogates, which the request
+    cannot carry: a traceback with exit 1 ("the job failed") before this."""
+    code, text = run("schedule", "echo", "--payload", payload)
+    assert code == cli.USAGE and says in text and sent == [], text
+    path = tmp_path / "payload.json"
+    path.write_text(payload, encoding="utf-8")
+    code, text = run("schedule", "echo", "--payload-file", str(path))
+    assert code == cli.USAGE and says in text and sent == [], text

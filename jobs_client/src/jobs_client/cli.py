@@ -207,9 +207,22 @@ def _payload(args: argparse.Namespace) -> Any:
     else:
         return None
     try:
-        return json.loads(text)
+        payload = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         raise UsageError(f"the payload is not JSON: {exc}") from None
+    try:  # what the request can carry (json.loads reads 1e400 as inf, and lone surrogates)
+        json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # (a ValueError too: first)
+        raise UsageError("the payload is not Unicode text: it holds a lone surrogate escape "
+                         "such as \\ud800") from None
+    except ValueError:
+        raise UsageError("the payload is not JSON: it holds a number too large for JSON "
+                         "(such as 1e400)") from None
+    return payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (only finite numbers are)")
 
 
 def _label(text: str) -> tuple[str, str]:
@@ -362,6 +375,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
+    except RecursionError:  # a payload nested too deeply to read or encode (a traceback before)
+        err.write(f"jobsctl {args.command}: the payload nests arrays/objects too deeply\n")
+        return USAGE
     except OSError as exc:  # a payload file that cannot be read
         err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
