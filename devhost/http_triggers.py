@@ -113,7 +113,7 @@ class HttpTriggerHandler:
             method=request.method.upper(),
             url=str(request.url),
             headers=dict(request.headers),
-            params=dict(request.query),
+            params=query_params(request),
             route_params=params,
             body=body,
         )
@@ -123,6 +123,12 @@ class HttpTriggerHandler:
             log.exception("Function '%s' raised", route.function.name)
             return web.Response(status=500)
         return to_web_response(result)
+
+
+def query_params(request: web.Request) -> dict[str, str]:
+    """The query as the Functions host hands it to the worker: a repeated parameter's values
+    joined with commas (``StringValues.ToString()``), not only its first one."""
+    return {key: ",".join(request.query.getall(key)) for key in request.query}
 
 
 def to_web_response(result: Any) -> web.Response:

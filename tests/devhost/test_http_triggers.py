@@ -27,6 +27,15 @@ def test_route_params_query_headers_body_and_response(host: DevHostProcess) -> N
                         "query": {"q": "1", "r": "two"}, "header": "hdr", "body": "payload"}
 
 
+def test_a_repeated_query_parameter_arrives_joined_with_commas(host: DevHostProcess) -> None:
+    """As the Functions host hands it to the worker (its query's StringValues.ToString():
+    ``label=a&label=b`` is ``"a,b"``); devhost kept the first value only, so a repeated
+    ``GET /api/jobs?label=`` filter was dropped without a word on devhost alone."""
+    r = requests.post(host.url("api/echo/abc/42?q=1&r=two&q=3"), data=b"", timeout=5)
+    assert r.status_code == 201
+    assert r.json()["query"] == {"q": "1,3", "r": "two"}
+
+
 def test_route_constraint_and_method_mismatch(host: DevHostProcess) -> None:
     assert requests.get(host.url("api/echo/abc/notint"), timeout=5).status_code == 404
     assert requests.delete(host.url("api/echo/abc/1"), timeout=5).status_code == 405
