@@ -114,7 +114,25 @@ def convert(tp: Any, value: Any) -> Any:
     return value
 
 
+class TooDeepError(ValueError):
+    """A value nested too deeply to encode (Python's recursion limit, ~450 levels); the API
+    itself takes JSON of at most 100 levels."""
+
+
+def to_json(value: Any) -> Any:
+    """A request's value (a payload, say) as JSON data; ``TooDeepError`` if it cannot be."""
+    return _to_json(value, full=False)
+
+
 def _to_json(value: Any, *, full: bool) -> Any:
+    try:
+        return _json_of(value, full=full)
+    except RecursionError:
+        raise TooDeepError("the value nests arrays/objects too deeply to encode (the API "
+                           "takes JSON of at most 100 levels)") from None
+
+
+def _json_of(value: Any, *, full: bool) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return as_json(value) if full else encode(value)
     if isinstance(value, datetime):
@@ -122,9 +140,9 @@ def _to_json(value: Any, *, full: bool) -> Any:
             raise ValueError(f"{value!r} has no time zone: the API needs an offset")
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, list | tuple):
-        return [_to_json(v, full=full) for v in value]
+        return [_json_of(v, full=full) for v in value]
     if isinstance(value, dict):
-        return {k: _to_json(v, full=full) for k, v in value.items()}
+        return {k: _json_of(v, full=full) for k, v in value.items()}
     return value
 
 

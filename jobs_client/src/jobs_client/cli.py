@@ -36,6 +36,7 @@ import httpx
 
 from . import _cli_output as show
 from . import errors
+from ._codec import TooDeepError, to_json
 from .client import JobsClient
 from .models import Job, JobStatus, Recurrence, RetryPolicy
 
@@ -206,18 +207,28 @@ def _payload(args: argparse.Namespace) -> Any:
         text = args.payload
     else:
         return None
+    too_deep = UsageError("the payload nests arrays/objects too deeply (the API takes at most "
+                          "100 levels)")
     try:
         payload = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise too_deep from None
     except ValueError as exc:
         raise UsageError(f"the payload is not JSON: {exc}") from None
     try:  # what the request can carry (json.loads reads 1e400 as inf, and lone surrogates)
         json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise too_deep from None
     except UnicodeEncodeError:  # (a ValueError too: first)
         raise UsageError("the payload is not Unicode text: it holds a lone surrogate escape "
                          "such as \\ud800") from None
     except ValueError:
         raise UsageError("the payload is not JSON: it holds a number too large for JSON "
                          "(such as 1e400)") from None
+    try:  # (the client's encoder recurses: ~450 levels)
+        to_json(payload)
+    except TooDeepError:
+        raise too_deep from None
     return payload
 
 
@@ -375,9 +386,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
-    except RecursionError:  # a payload nested too deeply to read or encode (a traceback before)
-        err.write(f"jobsctl {args.command}: the payload nests arrays/objects too deeply\n")
-        return USAGE
     except OSError as exc:  # a payload file that cannot be read
         err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
