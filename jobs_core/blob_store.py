@@ -38,6 +38,17 @@ RETRY_TOTAL = 3
 RETRY_INITIAL_BACKOFF_S = 1
 RETRY_INCREMENT_BASE_S = 3
 RETRY_JITTER_S = 1
+# A storage account that stops answering (a network partition, a stalled front end): the SDK's
+# defaults wait 20 s to connect and 60 s for each read, per try, so one request hung for up to
+# ~4 minutes (past Azure's 230 s HTTP limit) before it could answer 503. With these, a request
+# gives up after 4 tries of at most 5 s + 10 s and their back-off: WORST_CASE_REQUEST_S. The
+# read timeout is between socket reads (a 4 MiB GET that keeps flowing is not cut); an append
+# cut by it is an ambiguous write, which the core resolves by reading back (I1).
+CONNECTION_TIMEOUT_S = 5
+READ_TIMEOUT_S = 10
+WORST_CASE_REQUEST_S = (RETRY_TOTAL + 1) * (CONNECTION_TIMEOUT_S + READ_TIMEOUT_S) + sum(
+    RETRY_INITIAL_BACKOFF_S + (RETRY_INCREMENT_BASE_S ** n if n else 0) + RETRY_JITTER_S
+    for n in range(RETRY_TOTAL))
 
 def _quoted(etag: str | None) -> str:
     """ETags in the header form (``"0x..."``): listings give them without quotes."""
@@ -70,8 +81,10 @@ class AzureBlobStore:
     def client_options(
         settings: StorageSettings, counter: RequestCounter | None = None
     ) -> dict[str, Any]:
-        """Keyword arguments for the SDK client (retry policy, GET sizes, API version)."""
+        """Keyword arguments for the SDK client (retry policy, timeouts, GET sizes, API version)."""
         options: dict[str, Any] = {
+            "connection_timeout": CONNECTION_TIMEOUT_S,
+            "read_timeout": READ_TIMEOUT_S,
             "max_single_get_size": MAX_GET_SIZE,
             "max_chunk_get_size": MAX_GET_SIZE,
             "retry_policy": ExponentialRetry(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
@@ -152,6 +154,52 @@ async def test_connection_errors_are_retried_then_transient(
         with pytest.raises(TransientStoreError):
             await store.read_claim("c/1")
     assert counter.snapshot() == {"get_properties": 1 + blob_store.RETRY_TOTAL}
+
+
+async def test_a_storage_account_that_stops_answering_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that accepts the connection and never answers (a stalled account): each try
+    ends at READ_TIMEOUT_S, and the request fails as transient (503) after RETRY_TOTAL retries.
+    (With the SDK's defaults it waited 60 s a try: a GET hung for minutes.) Scaled down here."""
+    for name in ("RETRY_INITIAL_BACKOFF_S", "RETRY_INCREMENT_BASE_S", "RETRY_JITTER_S"):
+        monkeypatch.setattr(blob_store, name, 0)
+    monkeypatch.setattr(blob_store, "READ_TIMEOUT_S", 0.3)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # kept open, never written to
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}/{azurite_helpers.ACCOUNT_NAME}"
+    settings = StorageSettings(
+        container="jobs", connection_string=azurite_helpers.connection_string(endpoint)
+    )
+    counter = RequestCounter()
+    try:
+        async with AzureBlobStore.from_settings(settings, counter=counter) as store:
+            started = time.monotonic()
+            with pytest.raises(TransientStoreError):
+                await store.read_claim("c/1")
+            took = time.monotonic() - started
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert counter.snapshot() == {"get_properties": 1 + blob_store.RETRY_TOTAL}
+    assert took < 30  # 4 tries of 0.3 s; unbounded, each would have waited 60 s
+
+
+def test_a_stalled_storage_request_ends_well_within_the_http_limit() -> None:
+    """The defaults bound one storage request (4 tries of 5 s to connect + 10 s to read, and
+    the back-off between them) far below Azure's 230 s HTTP limit."""
+    options = AzureBlobStore.client_options(
+        StorageSettings(container="jobs", account_url="https://a.blob.core.windows.net"))
+    assert (options["connection_timeout"], options["read_timeout"]) == \
+        (blob_store.CONNECTION_TIMEOUT_S, blob_store.READ_TIMEOUT_S)
+    assert blob_store.WORST_CASE_REQUEST_S <= 90
 
 
 def _http_error(status: int, code: str) -> HttpResponseError:
