@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections import Counter
 from typing import Any
 
 from . import history as h
@@ -32,6 +31,7 @@ from .instance_store import (
 from .invoker import FunctionInvoker
 from .orchestration_runner import (
     EpisodeResult,
+    LeafDone,
     UnsupportedAction,
     build_context,
     call_orchestrator,
@@ -306,10 +306,11 @@ class DurableEngine:
         if current is not record or record.execution_id != execution_id:
             return  # purged or replaced meanwhile
         record.history.extend(new_events)
+        unsupported = None
         try:
             result = interpret(state)
         except UnsupportedAction as exc:
-            result = EpisodeResult(is_done=False, error=str(exc))
+            result, unsupported = EpisodeResult(is_done=False), str(exc)
         size_error = None
         if "customStatus" in state:
             record.custom_status = result.custom_status
@@ -317,9 +318,9 @@ class DurableEngine:
                 size_error = self.model.custom_status_error(result.custom_status)
         # the extension sets the custom status first, then replays the actions and awaits each
         # in turn: what follows the first one still running waits for a later episode
-        progress = shim_progress(state, lambda i, a: self._leaf_done(record, i, a),
-                                 self._raised(record))
-        error = size_error or (result.error if progress.finished else None)
+        progress = shim_progress(state, self._completions(record), record.history)
+        # an API devhost does not emulate fails the instance at once (nothing of it would run)
+        error = size_error or unsupported or (result.error if progress.finished else None)
         if error is not None:
             self._fail(record, f"Orchestrator function '{record.name}' failed: {error}")
             return
@@ -358,31 +359,38 @@ class DurableEngine:
             effect()
 
     @staticmethod
-    def _leaf_done(record: InstanceRecord, index: int, action: dict[str, Any]) -> bool:
-        """Whether the ``index``-th planned action's task has completed (for the shim)."""
-        if action.get("isCanceled"):
-            return True
-        if index >= len(record.actions_seen):
-            return False  # scheduled in this very episode
-        seq = record.actions_seen[index]["seq"]
-        group = record.retry_groups.get(str(seq))
-        attempts = [int(a) for a, g in record.retry_attempts.items() if g == str(seq)] \
-            if group is not None else [seq]
-        for ev in record.history:
+    def _completions(record: InstanceRecord) -> LeafDone:
+        """For the shim: where in the history the ``index``-th planned action's task completed.
+        One pass over the history per episode (not one per action)."""
+        first: dict[tuple[int, int], int] = {}
+        for pos, ev in enumerate(record.history):
             kind = ev["EventType"]
-            if kind == h.TIMER_FIRED and ev.get("TimerId") == seq:
-                return True
-            if kind == h.TASK_COMPLETED and ev.get("TaskScheduledId") in attempts:
-                return True
-            if kind == h.TASK_FAILED and ev.get("TaskScheduledId") in attempts and \
-                    group is None:
-                return True
-        return bool(group and group.get("exhausted"))
+            if kind in (h.TASK_COMPLETED, h.TASK_FAILED):
+                first.setdefault((kind, ev.get("TaskScheduledId")), pos)
+            elif kind == h.TIMER_FIRED:
+                first.setdefault((kind, ev.get("TimerId")), pos)
+        attempts: dict[str, list[int]] = {}
+        for attempt, key in record.retry_attempts.items():
+            attempts.setdefault(key, []).append(int(attempt))
+        retry_timers: dict[str, list[int]] = {}
+        for timer, key in record.retry_timers.items():
+            retry_timers.setdefault(key, []).append(int(timer))
 
-    @staticmethod
-    def _raised(record: InstanceRecord) -> Counter[str]:
-        return Counter(str(ev.get("Name")) for ev in record.history
-                       if ev["EventType"] == h.EVENT_RAISED)
+        def done_at(index: int, action: dict[str, Any]) -> int | None:
+            if index >= len(record.actions_seen):
+                return None  # scheduled in this very episode
+            seq = record.actions_seen[index]["seq"]
+            group = record.retry_groups.get(str(seq))
+            if group is None:
+                found = [first.get((h.TASK_COMPLETED, seq)), first.get((h.TASK_FAILED, seq)),
+                         first.get((h.TIMER_FIRED, seq))]
+            else:  # an attempt succeeded, or the timer after the last failure fired
+                found = [first.get((h.TASK_COMPLETED, a)) for a in attempts.get(str(seq), [])]
+                if group.get("exhausted") and retry_timers.get(str(seq)):
+                    found.append(first.get((h.TIMER_FIRED, max(retry_timers[str(seq)]))))
+            return min((p for p in found if p is not None), default=None)
+
+        return done_at
 
     def _continue_as_new(self, record: InstanceRecord, new_input: Any) -> None:
         """New execution with a fresh history; undelivered inbox events carry over."""

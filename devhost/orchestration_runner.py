@@ -16,6 +16,7 @@ from typing import Any
 
 import azure.functions as func
 
+from . import history as h
 from .errors import DevhostError
 
 SCHEMA_V1 = 1
@@ -169,8 +170,12 @@ class ShimProgress:
     # orchestrator error take effect only then
 
 
-def shim_progress(state: dict[str, Any], leaf_done: Callable[[int, dict[str, Any]], bool],
-                  raised: Counter[str]) -> ShimProgress:
+LeafDone = Callable[[int, dict[str, Any]], "int | None"]
+Node = tuple[Any, Any]  # (action type, a cell [position or None] or the children's nodes)
+
+
+def shim_progress(state: dict[str, Any], leaf_done: LeafDone,
+                  history: list[dict[str, Any]]) -> ShimProgress:
     """Replay the SDK's actions as the extension's out-of-proc shim does.
 
     ``OutOfProcOrchestrationShim.ProcessAsyncActionsV2`` (azure-functions-durable-extension)
@@ -182,26 +187,58 @@ def shim_progress(state: dict[str, Any], leaf_done: Callable[[int, dict[str, Any
     ``task_any([work, timer])`` with a timer yielded before is, for the extension, a wait for
     ``work`` alone. Schema V1 (a list of action sets): each set is awaited as a WhenAny.
 
-    ``leaf_done(index, action)``: whether the ``index``-th planned action (depth-first over all
-    actions) has completed; ``raised``: the events raised in this execution, by name.
+    The shim runs as DTFx replays ``history`` (this execution's events, in order): it reaches
+    an action once the one before completed, at that event. A raised event completes the
+    *latest* wait for its name still pending (``DurableOrchestrationContext`` keeps them in a
+    stack, as the SDK's ``open_tasks`` list pops the last one), or is buffered for the next wait.
+
+    ``leaf_done(index, action)``: the position in ``history`` of the event that completed the
+    ``index``-th planned action (depth-first over all actions), or None.
     """
     count = 0
-    waits: Counter[str] = Counter()
+    pos = next((i for i, ev in enumerate(history)
+                if ev.get("EventType") == h.EXECUTION_STARTED), 0)
+    raised = [(i, str(ev.get("Name"))) for i, ev in enumerate(history)
+              if ev.get("EventType") == h.EVENT_RAISED]
+    upcoming = 0  # next raised event the replay has not reached
+    waits: dict[str, list[list[int | None]]] = {}  # per name, a stack of pending waits' cells
+    buffered: Counter[str] = Counter()
 
-    def done(action: dict[str, Any]) -> bool:
+    def deliver(name: str, at: int) -> None:
+        stack = waits.get(name)
+        if stack:
+            stack.pop()[0] = at
+        else:
+            buffered[name] += 1
+
+    def invoke(action: dict[str, Any]) -> Node:
         nonlocal count
         kind = action.get("actionType")
         if kind in (WHEN_ALL, WHEN_ANY):
-            children = [done(child) for child in action.get("compoundActions") or []]
-            return all(children) if kind == WHEN_ALL else any(children)
+            return kind, [invoke(child) for child in action.get("compoundActions") or []]
+        cell: list[int | None] = [pos]  # fire and forget (continue-as-new): done at once
         if kind in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER):
             count += 1
-            return leaf_done(count - 1, action)
-        if kind == WAIT_FOR_EXTERNAL_EVENT:
+            done_at = leaf_done(count - 1, action)
+            cell = [pos if kind == CREATE_TIMER and action.get("isCanceled") else done_at]
+        elif kind == WAIT_FOR_EXTERNAL_EVENT:
             name = str(action.get("externalEventName") or "")
-            waits[name] += 1
-            return raised[name] >= waits[name]
-        return True  # continue-as-new: fire and forget
+            if buffered[name]:
+                buffered[name] -= 1
+            else:
+                cell = [None]
+                waits.setdefault(name, []).append(cell)
+        return kind, cell
+
+    def completed_at(node: Node) -> int | None:
+        kind, body = node
+        if kind not in (WHEN_ALL, WHEN_ANY):
+            return body[0]  # type: ignore[no-any-return]
+        times = [completed_at(child) for child in body]
+        known = [t for t in times if t is not None]
+        if kind == WHEN_ALL:
+            return max(known, default=pos) if len(known) == len(times) else None
+        return min(known, default=None)
 
     groups = state.get("actions") or []
     if len(groups) == 1 and isinstance(groups[0], list):  # schema V2/V3: one action per yield
@@ -209,8 +246,18 @@ def shim_progress(state: dict[str, Any], leaf_done: Callable[[int, dict[str, Any
     else:
         steps = [group if isinstance(group, list) else [group] for group in groups]
     for step in steps:
-        if step and not any([done(action) for action in step]):
-            return ShimProgress(count, False)
+        nodes = [invoke(action) for action in step]
+        while nodes:
+            at = min((t for t in map(completed_at, nodes) if t is not None), default=None)
+            if at is not None and (upcoming >= len(raised) or at < raised[upcoming][0]):
+                pos = max(pos, at)
+                break
+            if upcoming >= len(raised):
+                return ShimProgress(count, False)
+            at, name = raised[upcoming]
+            upcoming += 1
+            pos = max(pos, at)
+            deliver(name, at)
     return ShimProgress(count, True)
 
 

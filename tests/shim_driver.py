@@ -6,7 +6,6 @@ yet, or a ``continue_as_new`` it would not reach yet, does not happen here eithe
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,8 +44,7 @@ class ShimDriver:
         self.state = json.loads(out)
         self.history += new
         planned = interpret(self.state).planned
-        progress = shim_progress(self.state, self._done, Counter(
-            e["Name"] for e in self.history if e["EventType"] == h.EVENT_RAISED))
+        progress = shim_progress(self.state, self._done, self.history)
         for action in planned[len(self.scheduled):progress.scheduled]:
             seq = len(self.scheduled)
             kind = h.TIMER_CREATED if action.kind == "timer" else h.TASK_SCHEDULED
@@ -56,16 +54,15 @@ class ShimDriver:
         self.history.append(h.event(h.ORCHESTRATOR_COMPLETED, ts))
         self.finished = bool(self.state.get("isDone")) and progress.finished
 
-    def _done(self, index: int, action: dict[str, Any]) -> bool:
-        if action.get("isCanceled"):
-            return True
+    def _done(self, index: int, action: dict[str, Any]) -> int | None:
+        """Where the ``index``-th scheduled action (its seq) completed in the history."""
         if index >= len(self.scheduled):
-            return False
+            return None
         seq = self.scheduled[index]["seq"]
-        return any(e.get("TaskScheduledId") == seq or (e["EventType"] == h.TIMER_FIRED and
-                                                       e.get("TimerId") == seq)
-                   for e in self.history if e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED,
-                                                               h.TIMER_FIRED))
+        return next((pos for pos, e in enumerate(self.history)
+                     if (e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)
+                         and e.get("TaskScheduledId") == seq)
+                     or (e["EventType"] == h.TIMER_FIRED and e.get("TimerId") == seq)), None)
 
     def outstanding(self, name: str) -> list[dict[str, Any]]:
         done = {e.get("TaskScheduledId") for e in self.history + self._pending

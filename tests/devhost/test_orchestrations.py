@@ -203,3 +203,25 @@ def test_the_extension_awaits_each_yielded_task_in_turn(host: DevHostProcess,
     gate.write_text("opened")
     final = wait_done(host, instance_id)
     assert (final["runtimeStatus"], final["output"]) == ("Completed", "deadline")
+
+
+def test_an_event_goes_to_the_latest_wait_for_it(host: DevHostProcess) -> None:
+    """DurableOrchestrationContext.WaitForExternalEvent keeps its waits for a name in a stack
+    (``Next``) and RaiseEvent completes the top one, as the SDK's open_tasks list pops the last:
+    the wait that lost its task_any does not take the event from the one now awaited."""
+    instance_id = start(host, "event_after_lost_wait").json()["id"]
+    poll(lambda: status(host, instance_id, showHistory="true").json(),
+         lambda s: any(e["EventType"] == "TaskCompleted" for e in s.get("historyEvents") or []))
+    r = requests.post(host.url(f"api/instances/{instance_id}/events/go"), json="payload",
+                      headers=host.headers, timeout=5)
+    assert r.status_code < 300, r.text
+    final = wait_done(host, instance_id, timeout=5)
+    assert (final["runtimeStatus"], json.loads(final["output"])) == ("Completed", "payload")
+
+
+def test_an_unsupported_api_fails_the_instance_beside_a_pending_activity(
+        host: DevHostProcess) -> None:
+    instance_id = start(host, "unsupported_beside_activity").json()["id"]
+    final = wait_done(host, instance_id, timeout=5)
+    assert final["runtimeStatus"] == "Failed"
+    assert "call_sub_orchestrator is not supported by devhost" in final["output"]

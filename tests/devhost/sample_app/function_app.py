@@ -260,3 +260,21 @@ def reused_timer(context: df.DurableOrchestrationContext):
     work = context.task_all([context.call_activity("wait_for_file", context.get_input())])
     finished = yield context.task_any([work, deadline])
     return "deadline" if finished is deadline else "work"
+
+
+@app.orchestration_trigger(context_name="context")
+def event_after_lost_wait(context: df.DurableOrchestrationContext):
+    """A wait for an event that lost its task_any, then another wait for the same event: the
+    extension (and the SDK) hand a raised event to the latest wait (a stack), not the oldest."""
+    first = context.wait_for_external_event("go")
+    yield context.task_any([first, context.call_activity("double", 1)])
+    second = yield context.wait_for_external_event("go")
+    return second
+
+
+@app.orchestration_trigger(context_name="context")
+def unsupported_beside_activity(context: df.DurableOrchestrationContext):
+    """An API devhost does not emulate, beside an activity in one task_all."""
+    yield context.task_all([context.call_activity("double", 1),
+                            context.call_sub_orchestrator("fan_out", 1)])
+    return "unreachable"
