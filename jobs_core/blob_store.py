@@ -46,9 +46,11 @@ RETRY_JITTER_S = 1
 # cut by it is an ambiguous write, which the core resolves by reading back (I1).
 CONNECTION_TIMEOUT_S = 5
 READ_TIMEOUT_S = 10
+# (ExponentialRetry counts the retry before it sleeps: initial + base**1 + jitter first, so
+# 5 s, 11 s and 29 s at most: ~105 s in all)
 WORST_CASE_REQUEST_S = (RETRY_TOTAL + 1) * (CONNECTION_TIMEOUT_S + READ_TIMEOUT_S) + sum(
-    RETRY_INITIAL_BACKOFF_S + (RETRY_INCREMENT_BASE_S ** n if n else 0) + RETRY_JITTER_S
-    for n in range(RETRY_TOTAL))
+    RETRY_INITIAL_BACKOFF_S + RETRY_INCREMENT_BASE_S ** n + RETRY_JITTER_S
+    for n in range(1, RETRY_TOTAL + 1))
 
 def _quoted(etag: str | None) -> str:
     """ETags in the header form (``"0x..."``): listings give them without quotes."""

@@ -192,6 +192,51 @@ async def test_a_storage_account_that_stops_answering_is_given_up_on(
     assert took < 30  # 4 tries of 0.3 s; unbounded, each would have waited 60 s
 
 
+async def test_worst_case_request_counts_the_back_off_the_sdk_sleeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WORST_CASE_REQUEST_S against the SDK's own ExponentialRetry: its retry count is 1 at the
+    first sleep (initial + base**1 + jitter = 5 s, then 11 s, then 29 s: 45 s in all), not 0.
+    The sleeps are recorded at their longest (jitter at its top), not slept."""
+    import random
+
+    from azure.storage.blob._shared.policies_async import AsyncStorageRetryPolicy
+
+    slept: list[float] = []
+
+    async def record(self: AsyncStorageRetryPolicy, settings: dict, transport: object) -> None:
+        slept.append(self.get_backoff_time(settings))
+
+    monkeypatch.setattr(AsyncStorageRetryPolicy, "sleep", record)
+    monkeypatch.setattr(random.Random, "uniform", lambda self, low, high: high)
+    tries = (blob_store.RETRY_TOTAL + 1) * (blob_store.CONNECTION_TIMEOUT_S
+                                            + blob_store.READ_TIMEOUT_S)
+    worst = blob_store.WORST_CASE_REQUEST_S
+    monkeypatch.setattr(blob_store, "READ_TIMEOUT_S", 0.2)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/" \
+        f"{azurite_helpers.ACCOUNT_NAME}"
+    settings = StorageSettings(
+        container="jobs", connection_string=azurite_helpers.connection_string(endpoint)
+    )
+    try:
+        async with AzureBlobStore.from_settings(settings) as store:
+            with pytest.raises(TransientStoreError):
+                await store.read_claim("c/1")
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert len(slept) == blob_store.RETRY_TOTAL
+    assert tries + sum(slept) <= worst
+
+
 def test_a_stalled_storage_request_ends_well_within_the_http_limit() -> None:
     """The defaults bound one storage request (4 tries of 5 s to connect + 10 s to read, and
     the back-off between them) far below Azure's 230 s HTTP limit."""
@@ -199,7 +244,7 @@ def test_a_stalled_storage_request_ends_well_within_the_http_limit() -> None:
         StorageSettings(container="jobs", account_url="https://a.blob.core.windows.net"))
     assert (options["connection_timeout"], options["read_timeout"]) == \
         (blob_store.CONNECTION_TIMEOUT_S, blob_store.READ_TIMEOUT_S)
-    assert blob_store.WORST_CASE_REQUEST_S <= 90
+    assert blob_store.WORST_CASE_REQUEST_S <= 120
 
 
 def _http_error(status: int, code: str) -> HttpResponseError:
