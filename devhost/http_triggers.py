@@ -127,8 +127,10 @@ class HttpTriggerHandler:
 
 def query_params(request: web.Request) -> dict[str, str]:
     """The query as the Functions host hands it to the worker: a repeated parameter's values
-    joined with commas (``StringValues.ToString()``), not only its first one."""
-    return {key: ",".join(request.query.getall(key)) for key in request.query}
+    joined with commas (``StringValues.ToString()``), not only its first one, and a parameter
+    whose value is empty (``?wait=``) left out (``ToRpcHttp`` skips ``IsNullOrEmpty``)."""
+    joined = {key: ",".join(request.query.getall(key)) for key in request.query}
+    return {key: value for key, value in joined.items() if value}
 
 
 def to_web_response(result: Any) -> web.Response:

@@ -36,6 +36,14 @@ def test_a_repeated_query_parameter_arrives_joined_with_commas(host: DevHostProc
     assert r.json()["query"] == {"q": "1,3", "r": "two"}
 
 
+def test_a_query_parameter_without_a_value_does_not_reach_the_function(
+        host: DevHostProcess) -> None:
+    """The host's ToRpcHttp leaves out a parameter whose value is empty (``?wait=``)."""
+    r = requests.post(host.url("api/echo/abc/42?q=1&empty=&r"), data=b"", timeout=5)
+    assert r.status_code == 201
+    assert r.json()["query"] == {"q": "1"}
+
+
 def test_route_constraint_and_method_mismatch(host: DevHostProcess) -> None:
     assert requests.get(host.url("api/echo/abc/notint"), timeout=5).status_code == 404
     assert requests.delete(host.url("api/echo/abc/1"), timeout=5).status_code == 405
