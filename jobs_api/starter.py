@@ -107,16 +107,35 @@ def aggregate_metrics(slots: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def check_settings(storage_down_ok: bool) -> bool:
+    """Open the job store, which checks this deployment's settings against the container's
+    layout (``jobs_core/layout.py``): a misconfigured app raises ``SettingsError`` (a 503
+    ``misconfigured``). Storage that cannot be reached raises too, unless ``storage_down_ok``
+    (the slots' status still answers then): the answer says whether the store is open."""
+    try:
+        await get_runtime().store()
+    except TransientStoreError as exc:
+        if not storage_down_ok:
+            raise
+        log.warning("scheduler status: storage unavailable: %s", exc)
+        return False
+    return True
+
+
 async def report(client: df.DurableOrchestrationClient) -> dict[str, Any]:
     """``GET /api/scheduler``: every slot's orchestrator status plus the aggregate figures."""
+    store_open = await check_settings(storage_down_ok=True)
     slots = await describe_all(client)
     return {"slots": slots, "metrics": aggregate_metrics(slots),
-            "handler_limits": await handler_limits()}
+            "handler_limits": await handler_limits(store_open)}
 
 
 async def start_route(req: func.HttpRequest,
                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """``POST /api/scheduler/start`` (through ``http_api.guarded``, as every route)."""
+    """``POST /api/scheduler/start`` (through ``http_api.guarded``, as every route): a
+    misconfigured app, or one whose job store cannot be reached, is a 503 problem; it used
+    to answer 200 and start slots whose every cycle then failed."""
+    await check_settings(storage_down_ok=False)
     return json_response({"slots": await ensure_all(client)})
 
 
@@ -127,17 +146,19 @@ async def report_route(req: func.HttpRequest,
     return json_response(await report(client))
 
 
-async def handler_limits() -> dict[str, Any]:
-    """Each limited handler's limits and the permits in use now (one HEAD request each)."""
+async def handler_limits(store_open: bool = True) -> dict[str, Any]:
+    """Each limited handler's limits and the permits in use now (one HEAD request each; none
+    when the store could not be opened: ``in_use`` is null then)."""
     runtime = get_runtime()
     limits = registry.limits(runtime.settings.handler_limits)
     if not limits:
         return {}
-    try:  # (storage down on a cold process: the slots' status still answers, see README)
-        permits: HandlerPermits | None = HandlerPermits(await runtime.store(), limits, utcnow)
-    except TransientStoreError as exc:
-        log.warning("handler limits: storage unavailable: %s", exc)
-        permits = None
+    permits: HandlerPermits | None = None
+    if store_open:
+        try:  # (storage down on a cold process: the slots' status still answers, see README)
+            permits = HandlerPermits(await runtime.store(), limits, utcnow)
+        except TransientStoreError as exc:
+            log.warning("handler limits: storage unavailable: %s", exc)
     out: dict[str, Any] = {}
     for name, limit in sorted(limits.items()):
         in_use: int | None = None

@@ -214,3 +214,52 @@ async def test_the_scheduler_status_without_storage_is_no_500(
     else:
         assert response.mimetype == "application/problem+json"
         assert body["type"].endswith("misconfigured")
+
+
+@pytest.mark.parametrize(("handler", "method", "url"), [
+    (starter.start_route, "POST", "/api/scheduler/start"),
+    (starter.report_route, "GET", "/api/scheduler"),
+])
+async def test_the_scheduler_routes_of_a_misconfigured_app_answer_503(
+        monkeypatch: pytest.MonkeyPatch, handler: Any, method: str, url: str) -> None:
+    """README, HTTP API: ``POST /api/scheduler/start`` and ``GET /api/scheduler`` answer 503 if
+    the app is misconfigured. Without handler limits neither touched the store, so neither
+    checked the container's layout: devhost with JOBS_BUCKET_MINUTES=30 on a container
+    written with 60 answered both with 200 (the start "already running") while every cycle
+    failed and every job route answered 503."""
+    monkeypatch.delenv("JOBS_HANDLER_LIMITS", raising=False)
+    runtime = runtime_module.Runtime()
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+    started: list[str] = []
+
+    class Starter(Client):
+        async def start_new(self, name: str, instance_id: str, payload: Any) -> str:
+            started.append(instance_id)
+            return instance_id
+
+    async def misconfigured() -> InMemoryStore:
+        raise SettingsError("JOBS_BUCKET_MINUTES is 30, but this container's jobs were "
+                            "written with 60")
+
+    monkeypatch.setattr(runtime, "store", misconfigured)
+    response = await http_api.guarded(handler)(route(method, url), Starter())  # type: ignore[arg-type]
+    body = json.loads(response.get_body())
+    assert response.status_code == 503, body
+    assert body["type"].endswith("/misconfigured") and "JOBS_BUCKET_MINUTES" in body["detail"]
+    assert started == []  # no slot was started on a container it would misread
+
+
+async def test_starting_the_scheduler_while_the_store_is_down_answers_503(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: ``POST /api/scheduler/start`` answers 503 if its storage fails."""
+    runtime = runtime_module.Runtime()
+    monkeypatch.setattr(runtime_module, "_runtime", runtime)
+
+    async def down() -> InMemoryStore:
+        raise TransientStoreError("blob service: 503 ServerBusy")
+
+    monkeypatch.setattr(runtime, "store", down)
+    response = await http_api.guarded(starter.start_route)(  # type: ignore[arg-type]
+        route("POST", "/api/scheduler/start"), Client())
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["type"].endswith("/storage-unavailable")
