@@ -362,7 +362,7 @@ class DurableEngine:
     def _completions(record: InstanceRecord) -> LeafDone:
         """For the shim: where in the history the ``index``-th planned action's task completed.
         One pass over the history per episode (not one per action)."""
-        first: dict[tuple[int, int], int] = {}
+        first: dict[tuple[Any, Any], int] = {}  # (event type, its task or timer id)
         for pos, ev in enumerate(record.history):
             kind = ev["EventType"]
             if kind in (h.TASK_COMPLETED, h.TASK_FAILED):
