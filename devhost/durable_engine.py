@@ -31,11 +31,11 @@ from .instance_store import (
 from .invoker import FunctionInvoker
 from .orchestration_runner import (
     EpisodeResult,
-    LeafDone,
     UnsupportedAction,
     build_context,
     call_orchestrator,
     check_determinism,
+    completions,
     interpret,
     shim_progress,
 )
@@ -318,7 +318,9 @@ class DurableEngine:
                 size_error = self.model.custom_status_error(result.custom_status)
         # the extension sets the custom status first, then replays the actions and awaits each
         # in turn: what follows the first one still running waits for a later episode
-        progress = shim_progress(state, self._completions(record), record.history)
+        progress = shim_progress(state, completions(
+            record.history, [a["seq"] for a in record.actions_seen],
+            record.retry_groups, record.retry_attempts, record.retry_timers), record.history)
         # an API devhost does not emulate fails the instance at once (nothing of it would run)
         error = size_error or unsupported or (result.error if progress.finished else None)
         if error is not None:
@@ -357,40 +359,6 @@ class DurableEngine:
         self.store.save(record)
         for effect in actions.effects:
             effect()
-
-    @staticmethod
-    def _completions(record: InstanceRecord) -> LeafDone:
-        """For the shim: where in the history the ``index``-th planned action's task completed.
-        One pass over the history per episode (not one per action)."""
-        first: dict[tuple[Any, Any], int] = {}  # (event type, its task or timer id)
-        for pos, ev in enumerate(record.history):
-            kind = ev["EventType"]
-            if kind in (h.TASK_COMPLETED, h.TASK_FAILED):
-                first.setdefault((kind, ev.get("TaskScheduledId")), pos)
-            elif kind == h.TIMER_FIRED:
-                first.setdefault((kind, ev.get("TimerId")), pos)
-        attempts: dict[str, list[int]] = {}
-        for attempt, key in record.retry_attempts.items():
-            attempts.setdefault(key, []).append(int(attempt))
-        retry_timers: dict[str, list[int]] = {}
-        for timer, key in record.retry_timers.items():
-            retry_timers.setdefault(key, []).append(int(timer))
-
-        def done_at(index: int, action: dict[str, Any]) -> int | None:
-            if index >= len(record.actions_seen):
-                return None  # scheduled in this very episode
-            seq = record.actions_seen[index]["seq"]
-            group = record.retry_groups.get(str(seq))
-            if group is None:
-                found = [first.get((h.TASK_COMPLETED, seq)), first.get((h.TASK_FAILED, seq)),
-                         first.get((h.TIMER_FIRED, seq))]
-            else:  # an attempt succeeded, or the timer after the last failure fired
-                found = [first.get((h.TASK_COMPLETED, a)) for a in attempts.get(str(seq), [])]
-                if group.get("exhausted") and retry_timers.get(str(seq)):
-                    found.append(first.get((h.TIMER_FIRED, max(retry_timers[str(seq)]))))
-            return min((p for p in found if p is not None), default=None)
-
-        return done_at
 
     def _continue_as_new(self, record: InstanceRecord, new_input: Any) -> None:
         """New execution with a fresh history; undelivered inbox events carry over."""

@@ -261,6 +261,47 @@ def shim_progress(state: dict[str, Any], leaf_done: LeafDone,
     return ShimProgress(count, True)
 
 
+def completions(history: list[dict[str, Any]], seqs: list[int],
+                retry_groups: dict[str, dict[str, Any]] | None = None,
+                retry_attempts: dict[str, str] | None = None,
+                retry_timers: dict[str, str] | None = None) -> LeafDone:
+    """For ``shim_progress``: where in ``history`` the ``index``-th planned action's task
+    completed; ``seqs[index]`` is its task or timer id (actions past ``seqs`` were planned in
+    this very episode). An action with a retry group completes when an attempt succeeded, or
+    when the timer after its last failed attempt fired (the ``retry_*`` maps of devhost's
+    instance record). One pass over the history per episode, not one per action."""
+    groups, by_attempt, by_timer = retry_groups or {}, retry_attempts or {}, retry_timers or {}
+    first: dict[tuple[Any, Any], int] = {}  # (event type, its task or timer id)
+    for pos, ev in enumerate(history):
+        kind = ev["EventType"]
+        if kind in (h.TASK_COMPLETED, h.TASK_FAILED):
+            first.setdefault((kind, ev.get("TaskScheduledId")), pos)
+        elif kind == h.TIMER_FIRED:
+            first.setdefault((kind, ev.get("TimerId")), pos)
+    attempts: dict[str, list[int]] = {}
+    for attempt, key in by_attempt.items():
+        attempts.setdefault(key, []).append(int(attempt))
+    timers: dict[str, list[int]] = {}
+    for timer, key in by_timer.items():
+        timers.setdefault(key, []).append(int(timer))
+
+    def done_at(index: int, action: dict[str, Any]) -> int | None:
+        if index >= len(seqs):
+            return None
+        seq = seqs[index]
+        group = groups.get(str(seq))
+        if group is None:
+            found = [first.get((h.TASK_COMPLETED, seq)), first.get((h.TASK_FAILED, seq)),
+                     first.get((h.TIMER_FIRED, seq))]
+        else:
+            found = [first.get((h.TASK_COMPLETED, a)) for a in attempts.get(str(seq), [])]
+            if group.get("exhausted") and timers.get(str(seq)):
+                found.append(first.get((h.TIMER_FIRED, max(timers[str(seq)]))))
+        return min((p for p in found if p is not None), default=None)
+
+    return done_at
+
+
 def check_determinism(
     recorded: list[dict[str, Any]], planned: list[PlannedAction], strict: bool
 ) -> str | None:

@@ -153,12 +153,9 @@ async def handler_limits(store_open: bool = True) -> dict[str, Any]:
     limits = registry.limits(runtime.settings.handler_limits)
     if not limits:
         return {}
-    permits: HandlerPermits | None = None
-    if store_open:
-        try:  # (storage down on a cold process: the slots' status still answers, see README)
-            permits = HandlerPermits(await runtime.store(), limits, utcnow)
-        except TransientStoreError as exc:
-            log.warning("handler limits: storage unavailable: %s", exc)
+    # the store is open (and cached) when ``check_settings`` said so; storage down on a cold
+    # process leaves it closed, and the slots' status still answers (see README)
+    permits = HandlerPermits(await runtime.store(), limits, utcnow) if store_open else None
     out: dict[str, Any] = {}
     for name, limit in sorted(limits.items()):
         in_use: int | None = None

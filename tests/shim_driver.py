@@ -14,7 +14,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from devhost import history as h
-from devhost.orchestration_runner import build_context, interpret, shim_progress
+from devhost.orchestration_runner import (
+    build_context,
+    completions,
+    interpret,
+    shim_progress,
+)
 
 
 class ShimDriver:
@@ -44,7 +49,8 @@ class ShimDriver:
         self.state = json.loads(out)
         self.history += new
         planned = interpret(self.state).planned
-        progress = shim_progress(self.state, self._done, self.history)
+        done = completions(self.history, [a["seq"] for a in self.scheduled])
+        progress = shim_progress(self.state, done, self.history)
         for action in planned[len(self.scheduled):progress.scheduled]:
             seq = len(self.scheduled)
             kind = h.TIMER_CREATED if action.kind == "timer" else h.TASK_SCHEDULED
@@ -53,16 +59,6 @@ class ShimDriver:
                                    "fire_at": action.fire_at, "input": action.input})
         self.history.append(h.event(h.ORCHESTRATOR_COMPLETED, ts))
         self.finished = bool(self.state.get("isDone")) and progress.finished
-
-    def _done(self, index: int, action: dict[str, Any]) -> int | None:
-        """Where the ``index``-th scheduled action (its seq) completed in the history."""
-        if index >= len(self.scheduled):
-            return None
-        seq = self.scheduled[index]["seq"]
-        return next((pos for pos, e in enumerate(self.history)
-                     if (e["EventType"] in (h.TASK_COMPLETED, h.TASK_FAILED)
-                         and e.get("TaskScheduledId") == seq)
-                     or (e["EventType"] == h.TIMER_FIRED and e.get("TimerId") == seq)), None)
 
     def outstanding(self, name: str) -> list[dict[str, Any]]:
         done = {e.get("TaskScheduledId") for e in self.history + self._pending

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from devhost import history as h
-from devhost.durable_engine import DurableEngine
-from devhost.instance_store import InstanceRecord
-from devhost.orchestration_runner import shim_progress
+from devhost.orchestration_runner import completions, shim_progress
 
 WAIT_GO = {"actionType": 6, "externalEventName": "go"}
 ACTIVITY = {"actionType": 0, "functionName": "double", "input": "1"}
@@ -62,16 +60,11 @@ def test_an_episode_reads_the_history_a_fixed_number_of_times() -> None:
     """Not once per action: a fan-out of n activities over a history of ~2n events was
     quadratic per episode (devhost runs the shim model on its event loop)."""
     n = 300
-    record = InstanceRecord(instance_id="i", name="fan", execution_id="e", created_time="",
-                            last_updated_time="", status="Running", input=None)
     events = [h.event(h.ORCHESTRATOR_STARTED, "t"), h.event(h.EXECUTION_STARTED, "t")]
-    for seq in range(n):
-        events.append(h.event(h.TASK_SCHEDULED, "t", seq, Name="double"))
-        record.actions_seen.append({"seq": seq, "kind": "activity", "name": "double",
-                                    "input": None, "fire_at": None})
+    events += [h.event(h.TASK_SCHEDULED, "t", seq, Name="double") for seq in range(n)]
     events += [h.event(h.TASK_COMPLETED, "t", TaskScheduledId=s, Result="1") for s in range(n - 1)]
-    record.history = _CountingList(events)
+    history = _CountingList(events)
     state = {"actions": [[{"actionType": 12, "compoundActions": [ACTIVITY] * n}]]}
-    progress = shim_progress(state, DurableEngine._completions(record), record.history)
+    progress = shim_progress(state, completions(history, list(range(n))), history)
     assert (progress.scheduled, progress.finished) == (n, False)  # the last one is still out
-    assert record.history.passes <= 3
+    assert history.passes <= 3
