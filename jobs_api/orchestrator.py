@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Generator
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +36,51 @@ MAX_LAGGING_REPORTED = 10
 MAX_ERROR_CHARS = 500  # an error as reported in custom status and the orchestrator's state
 
 
+@dataclass(frozen=True)
+class CycleTiming:
+    """The settings a cycle's actions depend on (its deadline, its sleep). They reach an
+    execution through its input and each plan's result, both in the history, and are never
+    read from the environment while the orchestrator replays: an app settings change restarts
+    the host, and an execution replayed with other values could add or drop its sleep timer,
+    which the Durable backend fails as non-deterministic. A change takes effect from the next
+    plan."""
+
+    cycle_deadline_seconds: float
+    min_sleep_seconds: float
+    error_sleep_seconds: float
+    min_cycle_seconds: float
+    max_sleep_seconds: float
+
+    @classmethod
+    def current(cls) -> CycleTiming:
+        """This process's settings: for the starter and the activities."""
+        runtime = get_runtime()
+        api = runtime.api
+        return cls(api.cycle_deadline_seconds, api.min_sleep_seconds, api.error_sleep_seconds,
+                   api.min_cycle_seconds, runtime.settings.max_sleep_seconds)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> CycleTiming | None:
+        """None unless ``raw`` has every field as a finite number."""
+        if not isinstance(raw, dict):
+            return None
+        values: list[float] = []
+        for f in fields(cls):
+            v = raw.get(f.name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+                return None
+            values.append(float(v))
+        return cls(*values)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def slot_input(slot: int) -> dict[str, Any]:
+    """A slot's first execution's input (``starter.ensure_slot``)."""
+    return {"slot": slot, "timing": CycleTiming.current().to_dict()}
+
+
 # --- activities ---------------------------------------------------------------------------
 async def plan_cycle(request: dict[str, Any]) -> dict[str, Any]:
     """Claim the slot and plan its due work; a held claim is reported, not raised."""
@@ -46,6 +93,7 @@ async def plan_cycle(request: dict[str, Any]) -> dict[str, Any]:
         out = {"claim_held": str(exc)[:MAX_ERROR_CHARS], "batches": []}
     # figures of this process (activities of a slot may run in several processes in Azure)
     out["storage_requests_per_minute"] = runtime.counter.recent(60)
+    out["timing"] = CycleTiming.current().to_dict()  # for the next cycle (see CycleTiming)
     out["events"] = None if runtime.events is None else \
         {**runtime.events.stats.to_dict(), "pending": runtime.events.pending}
     return out
@@ -89,31 +137,30 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _sleep_seconds(state: dict[str, Any], plan: dict[str, Any] | None, now: datetime,
-                   worked: bool, failed: bool) -> float:
+def _sleep_seconds(timing: CycleTiming, state: dict[str, Any], plan: dict[str, Any] | None,
+                   now: datetime, worked: bool, failed: bool) -> float:
     """How long after ``now`` (this cycle's start) the next cycle starts. A cycle costs the
     Durable backend ~20 storage requests, so cycles start at most every
     JOBS_MIN_CYCLE_SECONDS, unless more was due than one cycle takes."""
-    api = get_runtime().api
-    cap = get_runtime().settings.max_sleep_seconds
+    cap = timing.max_sleep_seconds
     if failed:
-        return backoff(min(11, int(state["errors"])), api.error_sleep_seconds, cap)
+        return backoff(min(11, int(state["errors"])), timing.error_sleep_seconds, cap)
     if worked:
         # outcomes may have made new work due (retries, recurrences): re-plan soon
         planned = sum(int(b.get("count") or len(b.get("job_ids") or ()))
                       for b in (plan or {}).get("batches") or [])
         if plan and int(plan.get("due") or 0) > planned:
             return 0.0
-        return api.min_cycle_seconds
-    sleep = backoff(min(21, int(state["empty"])), api.min_sleep_seconds, cap)
+        return timing.min_cycle_seconds
+    sleep = backoff(min(21, int(state["empty"])), timing.min_sleep_seconds, cap)
     if plan and plan.get("next_wake"):
         until = (datetime.fromisoformat(plan["next_wake"].replace("Z", "+00:00"))
                  - now).total_seconds()
         sleep = min(sleep, max(0.0, until))
-    return float(max(sleep, api.min_cycle_seconds))
+    return float(max(sleep, timing.min_cycle_seconds))
 
 
-def _cycle_wait_seconds(state: dict[str, Any]) -> float:
+def _cycle_wait_seconds(timing: CycleTiming, state: dict[str, Any]) -> float:
     """How long a cycle waits for its activities: JOBS_CYCLE_DEADLINE_SECONDS, and longer
     after plans that missed it. The first such cycle re-plans at once (an instance died).
     While plans keep missing the deadline, the activities' instances are down or their queue
@@ -123,9 +170,9 @@ def _cycle_wait_seconds(state: dict[str, Any]) -> float:
     Batches still out at the deadline do not count: handlers may run longer than it, and the
     slot plans its other due jobs at once."""
     late = int(state.get("plans_overdue") or 0)
-    extra = backoff(min(21, late), get_runtime().api.min_sleep_seconds,
-                    get_runtime().settings.max_sleep_seconds) if late else 0.0
-    return get_runtime().api.cycle_deadline_seconds + extra
+    extra = backoff(min(21, late), timing.min_sleep_seconds,
+                    timing.max_sleep_seconds) if late else 0.0
+    return timing.cycle_deadline_seconds + extra
 
 
 def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, None]:
@@ -137,6 +184,8 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     state.setdefault("plans_overdue", 0)
     state["cycle"] += 1
     now = context.current_utc_datetime
+    # (an execution started without timings, by an older starter, reads them this once)
+    timing = CycleTiming.from_dict(state.get("timing")) or CycleTiming.current()
     owner = get_runtime().owner(slot)
     error: str | None = None
     plan: dict[str, Any] | None = None
@@ -145,7 +194,7 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
     # the cycle's deadline: an activity whose instance died comes back only after its
     # message's visibility timeout (5 min); re-planning sooner is safe, because a job still
     # running there is not due, and its outcome is recorded in its blob anyway
-    wait = _cycle_wait_seconds(state)
+    wait = _cycle_wait_seconds(timing, state)
     deadline_at = now + timedelta(seconds=wait)
     deadline = context.create_timer(deadline_at)
     overdue = plan_overdue = False
@@ -212,7 +261,9 @@ def jobs_slot(context: df.DurableOrchestrationContext) -> Generator[Any, Any, No
                                 any(totals[k] for k in ("started", "abandoned", "moved")))
     state["empty"] = 0 if worked else state["empty"] + 1
     state["plans_overdue"] = state["plans_overdue"] + 1 if plan_overdue else 0
-    sleep = _sleep_seconds(state, plan, now, worked, error is not None)
+    timing = CycleTiming.from_dict((plan or {}).get("timing")) or timing
+    state["timing"] = timing.to_dict()
+    sleep = _sleep_seconds(timing, state, plan, now, worked, error is not None)
     wake_at = now + timedelta(seconds=sleep)
     cumulative = dict.fromkeys(COUNTS, 0)
     cumulative.update(state.get("totals") or {})

@@ -16,7 +16,7 @@ from jobs_core.handler_limits import HandlerPermits
 from jobs_core.metrics import Histogram, retry_rate
 
 from .http_api import json_response
-from .orchestrator import COUNTS, ORCHESTRATOR
+from .orchestrator import COUNTS, ORCHESTRATOR, slot_input
 from .registry import handlers as registry
 from .runtime import get_runtime, instance_id
 
@@ -38,7 +38,7 @@ async def ensure_slot(client: df.DurableOrchestrationClient, slot: int) -> dict[
     if state is not None and state not in RESTARTABLE:
         return {"slot": slot, "instance_id": iid, "action": "already running", "status": state}
     try:
-        await client.start_new(ORCHESTRATOR, iid, {"slot": slot})
+        await client.start_new(ORCHESTRATOR, iid, slot_input(slot))
     except Exception as exc:  # 409: a concurrent start won; it runs now
         if "409" in str(exc) or "already" in str(exc).lower():
             return {"slot": slot, "instance_id": iid, "action": "already running",

@@ -4,8 +4,12 @@ of the extension's out-of-proc shim (it awaits each yielded task in turn)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from jobs_api import orchestrator
+from jobs_api import runtime as runtime_module
 from tests.shim_driver import ShimDriver
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -14,7 +18,7 @@ RESULT = {"started": 1, "succeeded": 1}
 
 
 def _cycle_with_one_batch() -> ShimDriver:
-    run = ShimDriver(orchestrator.jobs_slot, {"slot": 0}, T0)
+    run = ShimDriver(orchestrator.jobs_slot, orchestrator.slot_input(0), T0)
     run.episode()
     assert [a["name"] for a in run.outstanding("plan_cycle")] == ["plan_cycle"]
     run.complete("plan_cycle", PLAN)
@@ -47,3 +51,56 @@ def test_a_batch_outlasting_the_deadline_does_not_hold_the_cycle_on_the_real_hos
     assert run.outstanding("execute_batch")  # the handler still runs
     assert run.finished, "the extension is still awaiting the batch past the cycle's deadline"
     assert run.state["customStatus"]["plans_overdue"] == 0
+
+
+def _timers(state: dict[str, Any]) -> list[str]:
+    """Every timer's fire time in the episode's actions, depth-first."""
+    out: list[str] = []
+
+    def walk(action: dict[str, Any]) -> None:
+        if action["actionType"] == 5:
+            out.append(action["fireAt"])
+        for child in action.get("compoundActions") or ():
+            walk(child)
+
+    for group in state["actions"]:
+        for action in group:
+            walk(action)
+    return out
+
+
+def test_a_settings_change_does_not_change_an_execution_on_replay(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app settings change restarts the host, and the running execution is replayed by the
+    new process. It read the sleep settings from the environment on each replay: with
+    JOBS_MIN_CYCLE_SECONDS 0.5 -> 0 the replayed cycle no longer made its sleep timer and
+    went straight to continue-as-new, which the Durable backend fails as non-deterministic
+    (the keeper restarted the slot minutes later). The timings now come with the input."""
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    run = _cycle_with_one_batch()
+    run.complete("execute_batch", RESULT)
+    run.episode(T0 + timedelta(seconds=0.2))
+    before = run.state["actions"]
+    assert not run.finished and len(_timers(run.state)) == 3  # deadline x2, the sleep
+    monkeypatch.setenv("JOBS_MIN_CYCLE_SECONDS", "0")
+    monkeypatch.setenv("JOBS_CYCLE_DEADLINE_SECONDS", "5")
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    run.episode()  # the new process replays the same history
+    assert run.state["actions"] == before and not run.finished
+
+
+def test_a_settings_change_takes_effect_from_the_next_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    monkeypatch.setenv("JOBS_MIN_CYCLE_SECONDS", "2")
+    run = ShimDriver(orchestrator.jobs_slot, orchestrator.slot_input(0), T0)
+    monkeypatch.setenv("JOBS_MIN_CYCLE_SECONDS", "7")
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    run.episode()
+    run.complete("plan_cycle", {**PLAN, "timing": orchestrator.CycleTiming.current().to_dict()})
+    run.episode(T0 + timedelta(seconds=0.1))
+    run.complete("execute_batch", RESULT)
+    run.episode(T0 + timedelta(seconds=0.2))
+    assert _timers(run.state)[-1] == "2026-01-01T00:00:07.000000Z"  # the plan's, not the input's
+    assert run.fire_timers(T0 + timedelta(seconds=7)) == 1
+    run.episode()
+    assert run.finished
