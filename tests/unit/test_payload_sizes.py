@@ -52,6 +52,7 @@ def _largest_plan() -> dict[str, Any]:
     out["storage_requests_per_minute"] = BIG
     out["events"] = {"events": BIG, "messages_sent": BIG, "send_failures": BIG,
                      "retried": BIG, "dropped": BIG, "pending": BIG}
+    out["timing"] = orchestrator.CycleTiming(*[3599.999999999] * 5).to_dict()
     return out
 
 
