@@ -18,7 +18,7 @@ from .http_triggers import ROUTE_PREFIX, HttpTriggerHandler, build_routes, key_o
 from .indexer import IndexedFunction, index_app, load_local_settings
 from .instance_store import InstanceStore
 from .invoker import FunctionInvoker, Invoker
-from .management_api import RPC_PREFIX, WEBHOOK_PREFIX, ManagementApi, client_binding
+from .management_api import WEBHOOK_PREFIX, ManagementApi, client_binding, rpc_prefix
 from .timer_triggers import TimerTriggerRunner, resolve_schedule
 from .workers import WorkerPool
 
@@ -101,7 +101,7 @@ class DevHost:
         app.router.add_get("/admin/host/status", self._host_status)
         app.router.add_get("/admin/backend", self._backend)
         api = ManagementApi(self.engine, self.base_url, hub, cfg.key)
-        api.add_routes(app, RPC_PREFIX)
+        api.add_routes(app, rpc_prefix(cfg.key))
         webhooks = web.Application()
         api.add_routes(webhooks, "/")
         webhooks.middlewares.append(self._require_key)

@@ -1,12 +1,19 @@
 """The Durable Functions HTTP management API, as the real ``DurableOrchestrationClient`` calls it.
 
-Served twice: under ``/durabletask/`` (the client's ``rpcBaseUrl``; loopback, no key, like the
+Served twice: under ``/durabletask/<token>/`` (the client's ``rpcBaseUrl``, no key, like the
 extension's local RPC endpoint) and under ``/runtime/webhooks/durabletask/`` (the public webhook
 URLs of ``create_check_status_response``; these require the key as ``code`` or header).
+
+The extension's RPC endpoint listens on a loopback port of its own; devhost serves it on the
+app's port, which ``--host`` may open to the network and any web page can POST to. So its path
+carries a token derived from the key (``rpc_prefix``): only the app (its binding JSON) and the
+key's holders know it, and without it ``/durabletask/...`` is a 404 (before, anyone reaching
+the port could terminate, purge or raise events on the slot orchestrators without the key).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -25,6 +32,12 @@ from .instance_store import COMPLETED, FAILED, TERMINATED, InstanceRecord
 RPC_PREFIX = "/durabletask/"
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask/"
 TASK_HUB_QUERY = "taskHub={hub}&connection=Storage&code={key}"
+
+
+def rpc_prefix(key: str) -> str:
+    """The RPC API's path prefix: ``/durabletask/`` and a token only the key's holders know."""
+    token = hashlib.sha256(f"devhost-rpc:{key}".encode()).hexdigest()[:32]
+    return f"{RPC_PREFIX}{token}/"
 
 
 def client_binding(base: str, hub: str, key: str) -> dict[str, Any]:
@@ -54,7 +67,7 @@ def client_binding(base: str, hub: str, key: str) -> dict[str, Any]:
         },
         "baseUrl": webhook.rstrip("/"),
         "requiredQueryStringParameters": f"code={key}",
-        "rpcBaseUrl": f"{base}{RPC_PREFIX}",
+        "rpcBaseUrl": f"{base}{rpc_prefix(key)}",
         "httpBaseUrl": "",
     }
 

@@ -65,6 +65,13 @@ class DevHostProcess:
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
+    def rpc_url(self, path: str) -> str:
+        """A URL of the Durable RPC API (the client's ``rpcBaseUrl``: its path holds a token
+        derived from the key)."""
+        from .management_api import rpc_prefix
+
+        return self.url(rpc_prefix(self.key) + path.lstrip("/"))
+
     def start(self) -> DevHostProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env}

@@ -34,7 +34,7 @@ def start(host: DevHostProcess, name: str, payload: Any = None,
 
 
 def status(host: DevHostProcess, instance_id: str, **query: str) -> requests.Response:
-    return requests.get(host.url(f"durabletask/instances/{instance_id}"), params=query,
+    return requests.get(host.rpc_url(f"instances/{instance_id}"), params=query,
                         timeout=10)
 
 

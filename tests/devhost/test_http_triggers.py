@@ -70,6 +70,32 @@ def test_public_webhooks_need_key(host: DevHostProcess) -> None:
     assert requests.get(url, params={"code": host.key}, timeout=5).status_code == 404
 
 
+def test_the_rpc_api_cannot_be_reached_without_the_key(host: DevHostProcess) -> None:
+    """The Durable client's RPC API takes no key (like the extension's loopback endpoint), but
+    devhost serves it on the app's port: at ``/durabletask/`` anyone who reached the port (a
+    ``--host`` open to the network, or any web page POSTing to 127.0.0.1) could list, start,
+    terminate or purge orchestrations, and raise their events, without the key. Its path now
+    holds a token derived from the key."""
+    instance_id = requests.post(host.url("api/orchestrators/wait_event/rpc-guard"),
+                                headers=host.headers, timeout=10).json()["id"]
+    webhook = host.url(f"runtime/webhooks/durabletask/instances/{instance_id}")
+    poll(lambda: requests.get(webhook, headers=host.headers, timeout=5).json(),
+         lambda s: s["runtimeStatus"] == "Running")
+    for method, path in [("GET", "durabletask/instances"),
+                         ("GET", f"durabletask/instances/{instance_id}"),
+                         ("POST", f"durabletask/instances/{instance_id}/terminate?reason=x"),
+                         ("POST", f"durabletask/instances/{instance_id}/raiseEvent/go"),
+                         ("POST", "durabletask/orchestrators/wait_event/rpc-guard-2"),
+                         ("DELETE", "durabletask/instances")]:
+        r = requests.request(method, host.url(path), json="x", timeout=5)
+        assert r.status_code == 404, (method, path, r.status_code, r.text[:200])
+    status = requests.get(webhook, headers=host.headers, timeout=5).json()
+    assert status["runtimeStatus"] == "Running"  # (the app's own calls still work)
+    terminate = requests.post(host.rpc_url(f"instances/{instance_id}/terminate?reason=done"),
+                              timeout=5)
+    assert terminate.status_code == 202
+
+
 def test_timer_trigger_run_on_startup(host: DevHostProcess) -> None:
     marker = host.timer_marker  # type: ignore[attr-defined]
     text = poll(lambda: marker.read_text() if marker.exists() else "",

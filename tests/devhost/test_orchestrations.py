@@ -94,7 +94,7 @@ def test_custom_status_while_waiting_and_raise_after_completion(host: DevHostPro
                    lambda s: s["customStatus"] == "waiting")
     assert waiting["runtimeStatus"] == "Running"
     assert status(host, instance_id).status_code == 202
-    rpc = host.url(f"durabletask/instances/{instance_id}/raiseEvent/go")
+    rpc = host.rpc_url(f"instances/{instance_id}/raiseEvent/go")
     assert requests.post(rpc, json='"a"', timeout=5).status_code == 202
     assert requests.post(rpc.replace("/go", "/go2"), json='"b"', timeout=5).status_code == 202
     wait_done(host, instance_id)
@@ -102,7 +102,7 @@ def test_custom_status_while_waiting_and_raise_after_completion(host: DevHostPro
     gone = requests.post(host.url(f"api/instances/{instance_id}/events/go"), json=1,
                          headers=host.headers, timeout=5)
     assert gone.status_code == 410 and "either completed or failed" in gone.text
-    unknown = host.url("durabletask/instances/nope/raiseEvent/go")
+    unknown = host.rpc_url("instances/nope/raiseEvent/go")
     assert requests.post(unknown, json="1", timeout=5).status_code == 404
 
 
@@ -117,7 +117,7 @@ def test_terminate_and_purge(host: DevHostProcess) -> None:
     assert r.status_code == 202
     final = wait_done(host, instance_id)
     assert (final["runtimeStatus"], final["output"]) == ("Terminated", "enough")
-    again = requests.post(host.url(f"durabletask/instances/{instance_id}/terminate?reason=x"),
+    again = requests.post(host.rpc_url(f"instances/{instance_id}/terminate?reason=x"),
                           timeout=5)
     assert again.status_code == 410
     purged = requests.delete(host.url(f"api/instances/{instance_id}"), headers=host.headers,
@@ -175,7 +175,7 @@ def test_parallel_starts_of_same_id_make_one_instance(host: DevHostProcess) -> N
     assert sorted(codes) == [202] + [409] * 9
     history = status(host, "singleton-1", showHistory="true").json()["historyEvents"]
     assert [e["EventType"] for e in history].count("ExecutionStarted") == 1
-    requests.post(host.url("durabletask/instances/singleton-1/terminate?reason=done"), timeout=5)
+    requests.post(host.rpc_url("instances/singleton-1/terminate?reason=done"), timeout=5)
     wait_done(host, "singleton-1")
     # A finished instance may be replaced.
     assert start(host, "wait_event", None, "singleton-1").status_code == 202
