@@ -78,8 +78,9 @@ class DevHostProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env["DEVHOST_KEY"] = self.key  # (not --key: a command line is readable by every user)
         cmd = [sys.executable, "-m", "devhost", "--app-dir", str(self.app_dir),
-               "--port", str(self.port), f"--key={self.key}", "--data-dir", str(self.data_dir),
+               "--port", str(self.port), "--data-dir", str(self.data_dir),
                *self.extra_args]
         log = self.log_file.open("ab")
         log.write(f"\n=== starting: {' '.join(cmd)}\n".encode())

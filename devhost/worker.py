@@ -5,7 +5,11 @@ are this process's), serves invocations from the host on a Unix socket (``POST /
 exits when the host goes away: the host holds the write end of the worker's stdin, so EOF on it
 means the host died (even by SIGKILL) or stopped.
 
-    python -m devhost.worker --app-dir . --app function_app --socket PATH --binding JSON --name w1
+    DEVHOST_BINDING=JSON python -m devhost.worker --app-dir . --app function_app --socket PATH \
+        --name w1
+
+The binding JSON holds the function key (``code=``), so it comes from the environment
+(``DEVHOST_BINDING``): a command line is readable by every user of the machine.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .indexer import index_app, load_local_settings
 from .invoker import Invoker
 
 log = logging.getLogger("devhost.worker")
+BINDING_ENV = "DEVHOST_BINDING"  # the durable client binding JSON (it holds the key)
 
 
 def _exit_when_the_host_is_gone() -> None:
@@ -80,11 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--app-dir", required=True)
     p.add_argument("--app", default="function_app")
     p.add_argument("--socket", required=True)
-    p.add_argument("--binding", required=True, help="the durable client binding JSON")
+    p.add_argument("--binding", default=os.environ.get(BINDING_ENV),
+                   help=f"the durable client binding JSON (default: ${BINDING_ENV})")
     p.add_argument("--name", default="w1")
     p.add_argument("--threads", type=int, default=16, help="thread pool for sync functions")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
+    if not args.binding:
+        p.error(f"give the binding JSON in ${BINDING_ENV} (or --binding)")
     logging.basicConfig(level=args.log_level.upper(),
                         format=f"[%(asctime)s] %(levelname)s [{args.name}] %(name)s: "
                                "%(message)s")

@@ -32,6 +32,7 @@ import aiohttp
 from . import invocation_wire as wire
 from .indexer import IndexedFunction
 from .invoker import Invoker
+from .worker import BINDING_ENV
 
 log = logging.getLogger("devhost.workers")
 STARTUP_SECONDS = 60.0
@@ -104,11 +105,13 @@ class WorkerPool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(worker.socket)
         cmd = [sys.executable, "-m", "devhost.worker", "--app-dir", self.app_dir,
-               "--app", self.app_module, "--socket", worker.socket, "--binding", self.binding,
+               "--app", self.app_module, "--socket", worker.socket,
                "--name", worker.name, "--log-level", self.log_level]
+        # the binding holds the key (code=): in the environment, not the process list
+        env = {**os.environ, BINDING_ENV: self.binding}
         # stdin stays open in the host: its EOF tells the worker that the host is gone
         worker.process = await asyncio.to_thread(subprocess.Popen, cmd, stdin=subprocess.PIPE,
-                                                 cwd=self.app_dir)
+                                                 cwd=self.app_dir, env=env)
         worker.starts += 1
         worker.session = aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=worker.socket, limit=0),

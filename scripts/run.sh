@@ -71,7 +71,8 @@ if [ "$AZURITE_PORT" != 10000 ]; then
   export JOBS_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:${AZURITE_PORT}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$((AZURITE_PORT + 1))/devstoreaccount1;"
 fi
 
-.venv/bin/python -m devhost --app-dir "$APP_DIR" --port "$PORT" --key="$KEY" \
+# the key in the environment, not --key: a command line is readable by every user
+DEVHOST_KEY="$KEY" .venv/bin/python -m devhost --app-dir "$APP_DIR" --port "$PORT" \
   --data-dir "$DEVHOST_DATA_DIR" &
 pids+=($!)
 for _ in $(seq 1 300); do

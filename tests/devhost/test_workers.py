@@ -82,3 +82,15 @@ def test_the_workers_end_with_the_host_even_when_it_is_killed(tmp_path: Path) ->
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_the_key_is_in_no_command_line(host: DevHostProcess) -> None:
+    """A process's command line is readable by every user of the machine (``ps``,
+    ``/proc/<pid>/cmdline``): the host took the key as ``--key=`` and each worker the binding
+    JSON, which holds it (``code=``), as ``--binding``. Both come from the environment now."""
+    assert host.process is not None
+    pids = [host.process.pid, *(int(str(w["pid"])) for w in workers(host))]
+    assert len(pids) == 3
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        assert host.key not in cmdline, (pid, cmdline.replace("\0", " ")[:300])
