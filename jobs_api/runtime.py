@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -229,10 +230,16 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+# get_runtime() is called from several threads: the slot orchestrator is a plain def that the
+# worker runs on its thread pool, beside the event loop's thread. Without the lock, callers of
+# a cold process each built a Runtime (two stores; telemetry reading a dropped one's counter)
+_runtime_lock = threading.Lock()
 
 
 def get_runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        _runtime = Runtime()
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = Runtime()
     return _runtime
