@@ -10,7 +10,10 @@ job store does.
 - the new job is due before the slot's known next wake-up (``next_wake`` in its custom status,
   read at most once per ``STATUS_TTL_SECONDS`` per slot and process). A slot that works
   back-to-back reports ``next_wake`` = its last cycle, so under sustained load no event is
-  raised at all;
+  raised at all. A ``next_wake`` that has passed after a cycle that did no work is no such
+  promise: that slot is planning now (its status is the previous cycle's until the cycle
+  ends), may have read the job's blob before the job was written, and then sleeps its
+  back-off (up to ``JOBS_MAX_SLEEP_SECONDS``): it gets the event, which ends that sleep;
 - at most one event per slot per ``MIN_INTERVAL_SECONDS`` in this process (the orchestrator
   drains every event of the episode at once: more would only cost). A job that arrives within
   that second is not forgotten: one trailing check runs when the second is over (the cycle the
@@ -28,12 +31,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
 MIN_INTERVAL_SECONDS = 1.0
 STATUS_TTL_SECONDS = 2.0
+WORK = ("started", "abandoned", "moved")  # the counts that make a cycle one that worked
+
+
+@dataclass(frozen=True)
+class SlotWake:
+    """What a slot's custom status says about its next plan."""
+
+    next_wake: datetime
+    idle: bool = False  # its last cycle did no work: it backs off (not a back-to-back slot)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -51,17 +67,18 @@ class WakeStats:
 @dataclass
 class WakeGate:
     """Decides and sends wake events (see the module doc). ``status(client, slot)`` reads a
-    slot's ``next_wake`` (None when unknown); ``raise_event(client, slot)`` sends the event
+    slot's ``SlotWake`` (None when unknown); ``raise_event(client, slot)`` sends the event
     (``client``: the Durable client of the request that asks)."""
 
-    status: Callable[[Any, int], Awaitable[datetime | None]]
+    status: Callable[[Any, int], Awaitable[SlotWake | None]]
     raise_event: Callable[[Any, int], Awaitable[Any]]
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = _utcnow  # (next_wake is a wall-clock time)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     stats: WakeStats = field(default_factory=WakeStats)
     _trailing: dict[int, datetime] = field(default_factory=dict)  # slot -> earliest due
     _sent: dict[int, float] = field(default_factory=dict)
-    _known: dict[int, tuple[float, datetime | None]] = field(default_factory=dict)
+    _known: dict[int, tuple[float, SlotWake | None]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def wake(self, client: Any, due: dict[int, datetime]) -> None:
@@ -94,8 +111,9 @@ class WakeGate:
 
     async def _maybe_raise(self, client: Any, slot: int, due_at: datetime) -> None:
         try:
-            next_wake = await self._next_wake(client, slot)
-            if next_wake is not None and due_at >= next_wake:
+            known = await self._next_wake(client, slot)
+            if known is not None and due_at >= known.next_wake and \
+                    not (known.idle and known.next_wake <= self.wall()):
                 self.stats.skipped_not_earlier += 1
                 self._sent.pop(slot, None)  # nothing sent: the next job may still need one
                 return
@@ -105,7 +123,7 @@ class WakeGate:
             self.stats.failed += 1
             log.debug("wake of slot %s not delivered: %s", slot, exc)
 
-    async def _next_wake(self, client: Any, slot: int) -> datetime | None:
+    async def _next_wake(self, client: Any, slot: int) -> SlotWake | None:
         now = self.clock()
         known = self._known.get(slot)
         if known is not None and now - known[0] < STATUS_TTL_SECONDS:
@@ -120,9 +138,11 @@ class WakeGate:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-async def slot_next_wake(client: Any, slot: int) -> datetime | None:
-    """``next_wake`` from the slot orchestrator's custom status (None: not running, or no
-    cycle finished yet)."""
+async def slot_next_wake(client: Any, slot: int) -> SlotWake | None:
+    """``next_wake`` from the slot orchestrator's custom status, and whether that cycle did no
+    work as the orchestrator judges it for its sleep (nothing started, abandoned or moved, or
+    an error; a plan past its deadline counts as work). None: not running, or no cycle
+    finished yet."""
     from .runtime import instance_id
 
     status = await client.get_status(instance_id(slot))
@@ -136,11 +156,21 @@ async def slot_next_wake(client: Any, slot: int) -> datetime | None:
             custom = json.loads(custom)
         except ValueError:
             return None
-    raw = custom.get("next_wake") if isinstance(custom, dict) else None
+    if not isinstance(custom, dict):
+        return None
+    raw = custom.get("next_wake")
     try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+        next_wake = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
     except (AttributeError, ValueError):
         return None
+    if next_wake is None:
+        return None
+    counts = custom.get("counts")
+    worked = (isinstance(counts, dict) and any(counts.get(k) for k in WORK)) or \
+        bool(custom.get("plans_overdue"))
+    failed = bool(custom.get("last_error_at")) and \
+        custom.get("last_error_at") == custom.get("last_cycle")
+    return SlotWake(next_wake, idle=failed or not worked)
 
 
 async def raise_wake(client: Any, slot: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from jobs_api.wake import WakeGate
+from jobs_api.wake import SlotWake, WakeGate
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
@@ -18,9 +18,10 @@ class FakeDurable:
         self.status_reads = 0
         self.raised: list[int] = []
 
-    async def status(self, client: object, slot: int) -> datetime | None:
+    async def status(self, client: object, slot: int) -> SlotWake | None:
         self.status_reads += 1
-        return self.next_wake.get(slot)
+        next_wake = self.next_wake.get(slot)
+        return None if next_wake is None else SlotWake(next_wake)  # (a slot that worked)
 
     async def raise_event(self, client: object, slot: int) -> None:
         self.raised.append(slot)
