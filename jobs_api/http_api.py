@@ -123,12 +123,13 @@ def job_location(job_id: str) -> str:
 async def wake_slots(client: df.DurableOrchestrationClient, done: Iterable[Scheduled]) -> None:
     """Wake the slots of new jobs due within the slot's longest sleep, when that can matter
     and in the background (``wake.py``: at most one event per slot per second, none for a
-    job due after the slot's known next wake-up)."""
+    job due after the slot's known next wake-up). New: created, or added by this request for
+    a key claimed by one whose add never landed (a ``200``, often in another process)."""
     runtime = get_runtime()
     horizon = datetime.now(UTC) + timedelta(seconds=runtime.settings.max_sleep_seconds)
     due: dict[int, datetime] = {}
     for s in done:
-        if s.created and s.job.due_at <= horizon:
+        if (s.created or s.added is not None) and s.job.due_at <= horizon:
             due[s.slot] = min(due.get(s.slot, s.job.due_at), s.job.due_at)
     if due:
         runtime.wake_gate().wake(client, due)
