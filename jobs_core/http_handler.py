@@ -7,27 +7,35 @@ Payload (checked when the job is scheduled or updated; a 400 names ``payload``):
      "headers": {"Content-Type": "application/json"},       # optional, strings
      "json": {...} | "body": "text",                        # optional, not both
      "timeout_seconds": 30,                                 # per request, default 30, max 300
-     "audience": "api://my-api"}                            # optional: a managed-identity token
+     "audience": "api://my-api"}                            # optional: a managed-identity token,
+                                                            # for an audience its base names
 
 Outcome: a 2xx answer is success, and the job's result is ``{"status", "content_type",
-"body", "truncated"}`` (the body as text, cut at ``MAX_BODY_CHARS``). 429 and 5xx are retried,
+"body", "truncated"}`` (the body as text, cut at ``MAX_BODY_CHARS``; at most ``MAX_READ_BYTES``
+of the (decoded) answer is read, the rest is never downloaded). 429 and 5xx are retried,
 no sooner than their ``Retry-After`` (``RetryLaterError``); a connection error or a timeout is
 retried like any failure; any other answer (3xx: redirects are never followed, and 4xx) fails
 the job for good (``PermanentJobError``).
 
 Security: only URLs under a base named by the ``JOBS_HTTP_ALLOWED_BASES`` setting
 (comma-separated, e.g. ``https://api.example.com/v1/``), compared on scheme, host, port and
-whole path segments; no user info, no dot segments, no fragment. With no base allowed, no job
-may use the handler. Hop-by-hop and ``Host`` headers are refused; with ``audience`` the
-``Authorization`` header is the app's managed-identity token (``DefaultAzureCredential``), never
-one stored in the payload.
+whole path segments; no user info, no dot segments (also encoded, or with an encoded
+backslash), no fragment. With no base allowed, no job may use the handler. Hop-by-hop and
+``Host`` headers are refused. With ``audience`` the ``Authorization`` header is the app's
+managed-identity token (``DefaultAzureCredential``), never one stored in the payload, and only
+for an audience that the URL's base names after it (``https://api.example.com/v1/
+api://orders``; an ``http://`` base may name none unless its host is a loopback address): a
+caller must not be able to send the app's token for another resource (its storage account)
+to an allowed API that could echo it back.
 """
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -43,6 +51,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 300.0
 MAX_BODY_CHARS = 4000
+MAX_READ_BYTES = 4 * MAX_BODY_CHARS + 4  # enough for MAX_BODY_CHARS characters of UTF-8, and one
 MAX_HEADERS = 32
 FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
                                "keep-alive", "upgrade", "te", "trailer",
@@ -51,21 +60,46 @@ PAYLOAD_KEYS = frozenset({"url", "method", "headers", "json", "body", "timeout_s
                           "audience"})
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 TokenSource = Callable[[str], Awaitable[str]]  # audience -> bearer token
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
-def parse_allowed_bases(text: str) -> list[tuple[str, str, str]]:
-    """``JOBS_HTTP_ALLOWED_BASES`` as (scheme, host:port, path prefix ending in '/')."""
+@dataclass(frozen=True)
+class AllowedBase:
+    """One entry of ``JOBS_HTTP_ALLOWED_BASES``: ``URL [AUDIENCE ...]``."""
+
+    scheme: str
+    netloc: str  # host:port, the host in lower case
+    prefix: str  # the path, ending in '/'
+    audiences: frozenset[str]  # the token audiences its URLs may get (without /.default)
+
+    def covers(self, scheme: str, netloc: str, path: str) -> bool:
+        return scheme == self.scheme and netloc == self.netloc and \
+            (path + "/").startswith(self.prefix)
+
+
+def _audience(raw: str) -> str:
+    return raw.removesuffix("/.default")
+
+
+def parse_allowed_bases(text: str) -> list[AllowedBase]:
+    """``JOBS_HTTP_ALLOWED_BASES``: comma-separated entries, each a base URL followed by the
+    token audiences (space-separated) that jobs calling URLs under it may ask for."""
     bases = []
-    for raw in (part.strip() for part in text.split(",")):
-        if not raw:
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
             continue
+        raw, *audiences = entry.split()
         parts = urlsplit(raw)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
                 or parts.password or parts.query or parts.fragment:
             raise SettingsError(f"JOBS_HTTP_ALLOWED_BASES: {raw!r} is not an http(s) base URL "
                                 "like https://api.example.com/v1/")
+        if audiences and parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+            raise SettingsError(f"JOBS_HTTP_ALLOWED_BASES: {raw!r} names token audiences but "
+                                "is not https: the token would cross the network in clear")
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
-        bases.append((parts.scheme, _netloc(parts), path))
+        bases.append(AllowedBase(parts.scheme, _netloc(parts), path,
+                                 frozenset(_audience(a) for a in audiences)))
     return bases
 
 
@@ -94,7 +128,7 @@ class HttpHandler:
         if unknown:
             raise InvalidPayloadError(f"unknown http payload keys {unknown}; allowed: "
                                       f"{sorted(PAYLOAD_KEYS)}")
-        self._check_url(payload.get("url"))
+        base = self._check_url(payload.get("url"))
         method = payload.get("method", "POST")
         if method not in METHODS:
             raise InvalidPayloadError(f"http method must be one of {list(METHODS)}")
@@ -119,8 +153,14 @@ class HttpHandler:
         audience = payload.get("audience")
         if audience is not None and (not isinstance(audience, str) or not audience.strip()):
             raise InvalidPayloadError('"audience" must be a non-empty string')
+        if audience is not None and _audience(audience) not in base.audiences:
+            raise InvalidPayloadError(
+                f"audience {audience!r} is not allowed for "
+                f"{base.scheme}://{base.netloc}{base.prefix}: JOBS_HTTP_ALLOWED_BASES names the "
+                "audiences a base may get the app's token for, after it (e.g. "
+                "'https://api.example.com/v1/ api://orders')")
 
-    def _check_url(self, url: object) -> None:
+    def _check_url(self, url: object) -> AllowedBase:
         if not isinstance(url, str) or len(url) > 2048:
             raise InvalidPayloadError('"url" must be a string of at most 2048 characters')
         if not self.bases:
@@ -131,15 +171,15 @@ class HttpHandler:
             netloc = _netloc(parts) if parts.hostname else ""
         except ValueError:
             raise InvalidPayloadError(f"{url!r} is not a valid URL") from None
-        segments = unquote(parts.path).split("/")
+        path = unquote(parts.path)
+        segments = path.split("/")
         if parts.username or parts.password or parts.fragment or "." in segments or \
-                ".." in segments or "\\" in parts.path:
+                ".." in segments or "\\" in path:
             raise InvalidPayloadError("the url may not have user info, a fragment or dot "
                                       "segments")
-        for scheme, host, prefix in self.bases:
-            if parts.scheme == scheme and netloc == host and \
-                    (parts.path + "/").startswith(prefix):
-                return
+        for base in self.bases:
+            if base.covers(parts.scheme, netloc, parts.path):
+                return base
         raise InvalidPayloadError(f"{url!r} is not under a base allowed by "
                                   "JOBS_HTTP_ALLOWED_BASES")
 
@@ -165,18 +205,37 @@ class HttpHandler:
         async with aiohttp.ClientSession(timeout=timeout) as session, \
                 session.request(payload.get("method", "POST"), payload["url"],
                                 **kwargs) as response:
-            text = await response.text(errors="replace")
+            text, more = await _read_text(response)
             status = response.status
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             content_type = response.headers.get("Content-Type")
         if 200 <= status < 300:
             return {"status": status, "content_type": content_type,
-                    "body": text[:MAX_BODY_CHARS], "truncated": len(text) > MAX_BODY_CHARS}
+                    "body": text[:MAX_BODY_CHARS],
+                    "truncated": more or len(text) > MAX_BODY_CHARS}
         summary = f"HTTP {status} from {payload['url']}: {text[:300]}"
         if status == 429 or status >= 500:
             raise RetryLaterError(summary, retry_after)
         raise PermanentJobError(summary + (" (redirects are not followed)"
                                            if 300 <= status < 400 else ""))
+
+
+async def _read_text(response: aiohttp.ClientResponse) -> tuple[str, bool]:
+    """At most ``MAX_READ_BYTES`` of the answer as text, and whether more was left unread
+    (never downloaded: a huge or highly compressed answer must not fill the worker's
+    memory)."""
+    data = bytearray()
+    while len(data) < MAX_READ_BYTES:
+        chunk = await response.content.read(MAX_READ_BYTES - len(data))
+        if not chunk:
+            break
+        data += chunk
+    more = not response.content.at_eof() and bool(await response.content.read(1))
+    try:
+        decoder = codecs.getincrementaldecoder(response.charset or "utf-8")(errors="replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(bytes(data), final=not more), more
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

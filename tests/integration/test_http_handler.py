@@ -3,6 +3,7 @@ and the executor on the in-memory store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,17 +12,24 @@ from aiohttp import web
 
 from jobs_core import Executor, InMemoryStore, JobRequest, JobScheduler, JobStatus, RetryPolicy
 from jobs_core.errors import InvalidPayloadError
-from jobs_core.http_handler import HttpHandler, parse_retry_after
+from jobs_core.http_handler import (
+    MAX_BODY_CHARS,
+    HttpHandler,
+    parse_allowed_bases,
+    parse_retry_after,
+)
 from jobs_core.settings import JobsSettings, SettingsError
 from tests.jobs_helpers import Clock, Recorder, drain, make
 
 RETRY = RetryPolicy(max_attempts=3, base_delay=1, max_delay=1, jitter=0)
+CHUNK, HUGE_CHUNKS = 1 << 20, 16
 
 
 class Server:
     def __init__(self) -> None:
         self.hits: list[tuple[str, str, dict[str, str], bytes]] = []
         self.base = ""
+        self.sent = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.hits.append((request.method, request.path,
@@ -40,6 +48,18 @@ class Server:
             raise web.HTTPFound("http://example.invalid/elsewhere")
         if name == "auth":
             return web.json_response({"authorization": request.headers.get("Authorization")})
+        if name == "huge":  # 16 MiB, streamed: the handler keeps 4,000 characters of it
+            response = web.StreamResponse()
+            response.content_type = "text/plain"
+            await response.prepare(request)
+            try:
+                for _ in range(HUGE_CHUNKS):
+                    await response.write(b"x" * CHUNK)
+                    self.sent += CHUNK
+                await response.write_eof()
+            except (ConnectionError, RuntimeError):
+                pass  # the client went away
+            return response
         return web.Response(status=404, text="no such thing")
 
 
@@ -64,9 +84,10 @@ async def tokens(audience: str) -> str:
     return f"tok-for-{audience}"
 
 
-def setup(server: Server) -> tuple[Clock, Recorder, JobScheduler, Executor]:
+def setup(server: Server, audiences: str = " api://orders"
+          ) -> tuple[Clock, Recorder, JobScheduler, Executor]:
     clock, rec = Clock(), Recorder()
-    HttpHandler(server.base, tokens).register(rec.registry)
+    HttpHandler(server.base + audiences, tokens).register(rec.registry)
     scheduler, executor = make(InMemoryStore(), rec, clock, slots=1)
     return clock, rec, scheduler, executor
 
@@ -154,3 +175,62 @@ def test_the_allow_list_setting_is_checked_and_retry_after_is_read_both_ways() -
     assert parse_retry_after("30") == 30.0
     assert parse_retry_after("Wed, 02 Dec 2026 12:01:00 GMT", now) == 60.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+async def test_a_token_only_for_an_audience_its_base_names(server: Server) -> None:
+    """A caller with the function key asked for the app's token for any audience, e.g.
+    ``https://storage.azure.com`` (the identity owns the job store's account), and sent it to
+    an allowed API that may echo it back into the job's result. Now a base names the
+    audiences its URLs may get, and any other is a 400; a job stored before the allow-list
+    changed fails at its run without a token sent."""
+    _, _, scheduler, executor = setup(server)
+    for audience in ("https://storage.azure.com", "https://management.azure.com/.default",
+                     "api://orders-admin"):
+        with pytest.raises(InvalidPayloadError, match="not allowed for"):
+            await scheduler.schedule(JobRequest("http", {"url": server.base + "auth",
+                                                         "audience": audience}))
+    job = (await scheduler.schedule(JobRequest("http", {
+        "url": server.base + "auth", "audience": "api://orders/.default"}))).job
+    clock, rec = Clock(), Recorder()  # the same store, after the allow-list lost the audience
+    HttpHandler(server.base, tokens).register(rec.registry)
+    _, narrower = make(executor.store, rec, clock, slots=1)
+    await drain(narrower, 1)
+    done = await scheduler.get(job.id)
+    assert done.status == JobStatus.FAILED and "not allowed for" in str(done.last_error)
+    assert server.hits == []
+
+
+def test_a_base_names_audiences_only_over_https_or_on_this_machine() -> None:
+    with pytest.raises(SettingsError, match="not https"):
+        JobsSettings(http_allowed_bases="http://api.example.com/v1/ api://orders")
+    (base,) = parse_allowed_bases("https://API.example.com/v1 api://orders api://x/.default")
+    assert (base.netloc, base.prefix, base.audiences) == (
+        "api.example.com:443", "/v1/", frozenset({"api://orders", "api://x"}))
+    assert parse_allowed_bases("http://localhost:7071/api/ api://orders")[0].audiences
+
+
+def test_an_encoded_backslash_is_refused_like_a_raw_one() -> None:
+    """Servers that read a backslash as ``/`` would resolve ``..%5Cadmin`` upward."""
+    handler = HttpHandler("https://api.example.com/v1/")
+    for url in ("https://api.example.com/v1/..\\admin", "https://api.example.com/v1/..%5Cadmin",
+                "https://api.example.com/v1/a%5c..%5c..%5cadmin"):
+        with pytest.raises(InvalidPayloadError, match="dot segments"):
+            handler.check({"url": url})
+
+
+async def test_a_huge_answer_is_not_downloaded_past_what_is_kept(server: Server) -> None:
+    """The result keeps 4,000 characters, but the whole answer was read into memory first
+    (and aiohttp inflates gzip: a small compressed answer can be gigabytes)."""
+    _, _, scheduler, executor = setup(server)
+    job = (await scheduler.schedule(JobRequest("http", {
+        "url": server.base + "huge", "method": "GET"}))).job
+    await drain(executor, 1)
+    done = await scheduler.get(job.id)
+    assert done.status == JobStatus.SUCCEEDED
+    assert done.result["truncated"] is True and len(done.result["body"]) == MAX_BODY_CHARS
+    for _ in range(50):  # the server notices the closed connection
+        if server.sent < HUGE_CHUNKS * CHUNK:
+            break
+        await asyncio.sleep(0.02)
+    assert server.sent < HUGE_CHUNKS * CHUNK // 2, server.sent
+
