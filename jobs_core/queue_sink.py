@@ -8,6 +8,8 @@ Reaching the queue service, like the blob store (see ``storage_settings.py``):
 
 Messages are base64-encoded UTF-8 JSON: what an Azure Functions queue trigger expects by
 default (``messageEncoding: base64``). A queue that does not exist yet is created on first use.
+Messages never expire (``time_to_live=-1``): the service's default of 7 days would drop the
+events of a consumer that is down longer, and an event once sent is not sent again.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ RETRY_TOTAL = 1
 RETRY_BACKOFF_S = 0.5
 CONNECTION_TIMEOUT_S = 5
 READ_TIMEOUT_S = 10
+NEVER_EXPIRES = -1  # a message's time to live: the service keeps it until it is deleted
 
 
 def connection_has_queue(connection_string: str) -> bool:
@@ -91,7 +94,7 @@ class QueueEventSink:
 
         async def put(text: str) -> None:
             async with self._gate:
-                await client.send_message(text)
+                await client.send_message(text, time_to_live=NEVER_EXPIRES)
 
         try:
             await asyncio.gather(*(put(m) for m in messages))

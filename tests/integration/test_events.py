@@ -179,6 +179,20 @@ async def test_events_reach_azurite_queues_as_base64_json(
 
 
 @pytest.mark.azurite
+async def test_event_messages_never_expire(azurite: azurite_helpers.Azurite) -> None:
+    """The queue service drops a message after 7 days unless told otherwise: the events of a
+    consumer down for longer were lost, and the publisher never sends an event twice."""
+    sink = QueueEventSink.from_settings(azurite_helpers.settings(azurite, "jobs"))
+    assert sink is not None
+    queue = f"ttl-{azurite_helpers.unique_container()}"
+    await sink.send(queue, ['{"events": []}'])
+    await sink.close()
+    async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+        (message,) = await service.get_queue_client(queue).peek_messages()
+        assert message.expires_on.year == 9999, message.expires_on
+
+
+@pytest.mark.azurite
 async def test_an_unreachable_queue_service_is_retried_and_counted(
         azurite: azurite_helpers.Azurite) -> None:
     dead = azurite_helpers.Azurite(azurite.blob_endpoint, "http://127.0.0.1:9/devstoreaccount1",
