@@ -104,3 +104,12 @@ def test_a_payload_that_is_not_strict_json_is_a_usage_error(
     path.write_text(payload, encoding="utf-8")
     code, text = run("schedule", "echo", "--payload-file", str(path))
     assert code == cli.USAGE and says in text and sent == [], text
+
+
+def test_a_key_a_header_cannot_carry_is_a_usage_error_never_printed(
+        sent: list[httpx.Request]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["--url", "http://jobs.test", "--key", "s3cret-key\r", "get", "j1"],
+                    stdout=out, stderr=err)
+    assert code == cli.USAGE and sent == [] and "function key" in err.getvalue()
+    assert "s3cret" not in out.getvalue() + err.getvalue()

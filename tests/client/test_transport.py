@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -333,3 +334,22 @@ def test_base_url_may_name_api_and_the_key_comes_from_the_environment(
     JobsClient("http://jobs.test/api/", transport=httpx.MockTransport(script)).start()
     assert script.requests[0].url == "http://jobs.test/api/scheduler/start"
     assert script.requests[0].headers["x-functions-key"] == "from-env"
+
+
+@pytest.mark.parametrize("key", ["s3cret-key\r", "s3cret-key\n", "s3cret-kéy"])
+def test_a_key_a_header_cannot_carry_is_refused_without_showing_it(key: str) -> None:
+    """A key read with its line end (``JOBS_KEY=$(cat key.txt)`` of a CRLF file): the HTTP
+    layer refused the header with the key in its message, which became the
+    ``JobsConnectionError`` jobsctl printed (exit 5); a non-ASCII one was a
+    ``UnicodeEncodeError`` traceback."""
+    with socket.socket() as listener:  # something to connect to (never answers)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(ValueError, match="function key") as refused, \
+                JobsClient(url, key, timeout=2) as jobs:
+            jobs.get(UNKNOWN_ID)
+        assert "s3cret" not in str(refused.value)
+    with pytest.raises(ValueError, match="function key") as refused:
+        AsyncJobsClient(url, key)
+    assert "s3cret" not in str(refused.value)

@@ -4,6 +4,7 @@ building the request models from keyword arguments."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,11 @@ DEFAULT_URL = "http://127.0.0.1:7071"
 LabelFilter = str | Mapping[str, str | None] | None
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "jobs-client/0.1"
+KEY_TEXT = re.compile(r"[!-~]+")  # what a header value can carry (function keys are ASCII)
+
+
+class InvalidKey(ValueError):
+    """A function key a header cannot carry (its text is never put in the message)."""
 
 
 def api_base(url: str) -> str:
@@ -39,6 +45,11 @@ def http_options(url: str, key: str | None, timeout: float | httpx.Timeout,
     all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json",
                    **(headers or {})}
     if key:
+        if not KEY_TEXT.fullmatch(key):
+            # (the HTTP layer refused it with the key in its message, which jobsctl printed)
+            raise InvalidKey("the function key holds a character a header cannot carry "
+                             "(whitespace, a line end, a control or non-ASCII character): "
+                             "check --key / $JOBS_KEY (the key is not shown)")
         all_headers["x-functions-key"] = key
     return {"base_url": api_base(url), "headers": all_headers, "timeout": timeout}
 

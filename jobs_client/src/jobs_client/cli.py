@@ -37,6 +37,7 @@ import httpx
 from . import _cli_output as show
 from . import errors
 from ._codec import TooDeepError, to_json
+from ._common import InvalidKey
 from .client import JobsClient
 from .models import Job, JobStatus, Recurrence, RetryPolicy
 
@@ -374,7 +375,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     try:
         with JobsClient(args.url, args.key, timeout=args.http_timeout) as client:
             return COMMANDS[args.command](client, args, out, err)
-    except UsageError as exc:
+    except (UsageError, InvalidKey) as exc:
         err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
     except errors.JobsClientError as exc:
