@@ -353,3 +353,26 @@ def test_a_key_a_header_cannot_carry_is_refused_without_showing_it(key: str) -> 
     with pytest.raises(ValueError, match="function key") as refused:
         AsyncJobsClient(url, key)
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("action", ["update", "reschedule"])
+def test_an_update_or_reschedule_whose_answer_was_lost_is_not_reported_as_a_conflict(
+        sleeps: list[float], action: str) -> None:
+    """A reschedule to now took effect, its answer was lost (503), the job started: the
+    repeat met 409 "job is running" and the client raised Conflict, which says nothing
+    changed. No state tells whether the first try applied: the outcome is unknown (503)."""
+    conflict = problem_response(409, "Conflict", "cannot reschedule: job is running")
+    script = Script(problem_response(503, headers=UNAVAILABLE), conflict,
+                    ok(job_json(status="running")))
+    client = sync_client(script)
+    with pytest.raises(ServiceUnavailable, match="unknown") as raised:
+        if action == "update":
+            client.update(UNKNOWN_ID, payload={"v": 2})
+        else:
+            client.reschedule(UNKNOWN_ID, delay=0)
+    assert isinstance(raised.value.__cause__, Conflict)
+    assert [r.method for r in script.requests][-1] == "GET"
+    first = Script(conflict)  # nothing sent before: a true 409
+    with pytest.raises(Conflict):
+        sync_client(first).reschedule(UNKNOWN_ID, delay=0)
+    assert len(first.requests) == 1

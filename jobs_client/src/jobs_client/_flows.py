@@ -139,7 +139,9 @@ class Flows:
                              job_id, {JobStatus.CANCELLED})
 
     def update(self, job_id: str, update: JobUpdate) -> Flow[Job]:
-        return self._job("PATCH", job_path(job_id), json=encode(update))
+        # repeated after a 503 like any control: a 409 then is no "nothing changed"
+        return self._settled(Request("PATCH", job_path(job_id), json=encode(update)), job_id,
+                             set())
 
     def control(self, job_id: str, action: str) -> Flow[Job]:
         """``POST /api/jobs/{id}/<action>``: run, retry, pause, resume. A 503 may hide a
@@ -157,7 +159,9 @@ class Flows:
         taken effect before its answer was lost, so the 409 is no "nothing changed" (it was
         said of a cancel that had: hunt of stop 29). If the job is now in the state asked
         for, that is the answer; otherwise the outcome is unknown (``ServiceUnavailable``,
-        as the first try's answer said)."""
+        as the first try's answer said). An update or a reschedule names no such state
+        (``wanted`` empty): a reschedule to now that applied, then the job started, met 409
+        and was reported as a ``Conflict``."""
         try:
             return (yield from call(request, Job, self.retry))
         except Conflict as conflict:
@@ -173,7 +177,9 @@ class Flows:
                 from conflict
 
     def reschedule(self, job_id: str, when: Reschedule) -> Flow[Job]:
-        return self._job("POST", job_path(job_id, "/reschedule"), json=encode(when))
+        # (a state cannot tell whether the first try applied: its 409 after a 503 is unknown)
+        return self._settled(Request("POST", job_path(job_id, "/reschedule"),
+                                     json=encode(when)), job_id, set())
 
     def history(self, job_id: str) -> Flow[JobHistory]:
         return call(Request("GET", job_path(job_id, "/history")), JobHistory, self.retry)
