@@ -26,6 +26,7 @@ from jobs_client import (
     RetryConfig,
     ServerError,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
     UnexpectedResponse,
     WaitTimeout,
@@ -376,3 +377,22 @@ def test_an_update_or_reschedule_whose_answer_was_lost_is_not_reported_as_a_conf
     with pytest.raises(Conflict):
         sync_client(first).reschedule(UNKNOWN_ID, delay=0)
     assert len(first.requests) == 1
+
+
+def test_429_was_refused_before_it_ran_and_is_retried_after_retry_after(
+        sleeps: list[float]) -> None:
+    """The Functions platform (or a gateway in front) answers 429 with Retry-After when it
+    sheds load: the request never ran. It was a plain ``JobsClientError`` at once, even for a
+    read; any request can go again, a schedule without a key included."""
+    busy = httpx.Response(429, text="Too many requests", headers={"Retry-After": "2"})
+    script = Script(busy, ok(job_json(), 201))
+    assert sync_client(script).schedule("echo", 1).id == UNKNOWN_ID
+    assert len(script.requests) == 2 and len(sleeps) == 1 and sleeps[0] >= 2.0
+    refused = Script(busy, problem_response(409, "Conflict", "job is running"))
+    with pytest.raises(Conflict):  # nothing ran before: a true "nothing changed"
+        sync_client(refused).cancel(UNKNOWN_ID)
+    always = Script(*[busy] * 4)
+    with pytest.raises(TooManyRequests) as caught:
+        sync_client(always).get(UNKNOWN_ID)
+    assert len(always.requests) == 4
+    assert caught.value.status == 429 and caught.value.retry_after == 2.0

@@ -26,6 +26,7 @@ from .errors import (
     JobsClientError,
     JobsConnectionError,
     ServiceUnavailable,
+    TooManyRequests,
     UnexpectedResponse,
     error_from_response,
 )
@@ -74,7 +75,8 @@ Flow = Generator[Step, Any, T]
 
 @dataclass(frozen=True)
 class RetryConfig:
-    """Retries of one request after ``503`` (with ``Retry-After``) or a refused connection:
+    """Retries of one request after ``503`` or ``429`` (with ``Retry-After``) or a refused
+    connection:
     at most ``attempts`` tries in all; each wait is the exponential backoff (``backoff``
     doubling, +0-25 % jitter) or the server's ``Retry-After``, whichever is longer. The client
     gives up (raising the last error) rather than wait longer than ``max_delay`` once or
@@ -105,8 +107,8 @@ class PollConfig:
 
 def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
     """Send ``request``; a 2xx answer is returned, any other raised as its typed error.
-    Refused connections (nothing sent) are retried as ``retry`` says, and ``503`` when the
-    request is safe to repeat (``retry_unavailable``)."""
+    Refused connections and ``429`` (nothing done) are retried as ``retry`` says, and ``503``
+    when the request is safe to repeat (``retry_unavailable``)."""
     slept = 0.0
     attempt = 0
     maybe_applied = False  # an earlier try got a 503 (a refused one sent nothing)
@@ -124,8 +126,12 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
             if response.is_success:
                 return response
             error = error_from_response(response)
-            repeatable = isinstance(error, ServiceUnavailable) and request.retry_unavailable
-            hint = error.retry_after if isinstance(error, ServiceUnavailable) else None
+            # a 429 was refused before it ran (the app itself never answers one): any request
+            # goes again, like a refused connection; it was an error at once before
+            repeatable = isinstance(error, TooManyRequests) or (
+                isinstance(error, ServiceUnavailable) and request.retry_unavailable)
+            hint = error.retry_after if isinstance(error, ServiceUnavailable | TooManyRequests) \
+                else None
         error.maybe_applied = maybe_applied
         maybe_applied = maybe_applied or isinstance(error, ServiceUnavailable)
         attempt += 1

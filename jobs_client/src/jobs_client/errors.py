@@ -12,6 +12,7 @@ An error answer of the API is an RFC 9457 problem; its ``status``, ``title``, ``
     ├── Conflict              409 (the job's state does not allow it; nothing changed)
     ├── ServerError           5xx
     │   └── ServiceUnavailable 503 (after the client's retries; ``retry_after`` seconds)
+    ├── TooManyRequests       429 from the platform or a gateway in front (after the retries)
     ├── JobsConnectionError   the server could not be reached
     ├── UnexpectedResponse    a 2xx whose body is not what the API documents
     └── WaitTimeout           ``wait`` ran out of time (``job``: the job as last seen)
@@ -98,6 +99,16 @@ class ServiceUnavailable(ServerError):
         self.retry_after = retry_after
 
 
+class TooManyRequests(JobsClientError):
+    """429: the Functions platform (or a gateway in front of the app) refused the request
+    before it ran, still after the client's retries; ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 problem: Problem | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status, problem=problem)
+        self.retry_after = retry_after
+
+
 class JobsConnectionError(JobsClientError):
     """The server could not be reached (or the connection broke)."""
 
@@ -116,7 +127,7 @@ class WaitTimeout(JobsClientError):
 
 BY_STATUS: dict[int, type[JobsClientError]] = {
     400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,
-    415: UnsupportedMediaType, 503: ServiceUnavailable,
+    415: UnsupportedMediaType, 429: TooManyRequests, 503: ServiceUnavailable,
 }
 
 
@@ -164,7 +175,7 @@ def error_from_response(response: httpx.Response) -> JobsClientError:
     else:
         message = f"{status} {response.reason_phrase}: {response.text[:200]}".rstrip(": ")
     message = f"{message} [{where}]"
-    if cls is ServiceUnavailable:
-        return ServiceUnavailable(message, status=status, problem=problem,
+    if cls is ServiceUnavailable or cls is TooManyRequests:
+        return cls(message, status=status, problem=problem,
                                   retry_after=retry_after(response))
     return cls(message, status=status, problem=problem)
