@@ -396,3 +396,14 @@ def test_429_was_refused_before_it_ran_and_is_retried_after_retry_after(
         sync_client(always).get(UNKNOWN_ID)
     assert len(always.requests) == 4
     assert caught.value.status == 429 and caught.value.retry_after == 2.0
+
+
+def test_a_json_error_that_is_no_problem_keeps_its_text(sleeps: list[float]) -> None:
+    """A gateway in front of the app (API Management, a proxy) answers its own JSON, not a
+    problem: it was read as an empty problem, and the error said only "502 : "."""
+    gateway = httpx.Response(502, json={"statusCode": 502, "message": "upstream unreachable"})
+    with pytest.raises(ServerError) as caught:
+        sync_client(Script(gateway)).get(UNKNOWN_ID)
+    assert caught.value.status == 502 and caught.value.problem is None
+    assert "upstream unreachable" in str(caught.value)
+    assert str(caught.value).startswith("502 Bad Gateway")

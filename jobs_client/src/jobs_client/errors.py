@@ -155,6 +155,10 @@ def _problem(response: httpx.Response) -> Problem | None:
         return None
     try:
         body: Any = json.loads(response.content)
+        if not (isinstance(body, dict) and ("title" in body or "detail" in body)):
+            # JSON of a gateway, not a problem: its text is the message (every member of a
+            # Problem has a default, so it was read as one and the message was "502 : ")
+            return None
         return decode(Problem, body)
     except (ValueError, TypeError):
         return None
