@@ -113,3 +113,10 @@ def test_a_key_a_header_cannot_carry_is_a_usage_error_never_printed(
                     stdout=out, stderr=err)
     assert code == cli.USAGE and sent == [] and "function key" in err.getvalue()
     assert "s3cret" not in out.getvalue() + err.getvalue()
+
+
+def test_a_label_filter_with_a_comma_is_a_usage_error(sent: list[httpx.Request]) -> None:
+    """``--label team:billing,eu`` went out as two filters (``team:billing`` and a key
+    ``eu``) and listed other jobs than asked, or none, with exit 0."""
+    code, text = run("list", "--label", "team:billing,eu")
+    assert code == cli.USAGE and "comma" in text and sent == []

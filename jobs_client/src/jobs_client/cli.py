@@ -279,6 +279,10 @@ def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO,
 
 def cmd_list(client: JobsClient, args: argparse.Namespace, out: TextIO,
              err: TextIO) -> int:
+    for text in args.label or []:  # (joined with commas below, as the API wants them)
+        if "," in text:
+            raise UsageError(f"--label {text!r}: a label filter cannot hold a comma (the API "
+                             "splits filters at commas); repeat --label for more")
     jobs = client.iter_jobs(status=args.status, handler=args.handler, slot=args.slot,
                             due_from=args.due_from, due_to=args.due_to,
                             page_size=args.page_size,
