@@ -54,7 +54,7 @@ def test_schedule_wait_get_and_json(jobs: Jobs) -> None:
 
 
 def test_exit_codes(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 130}
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 5, 6, 7, 130, 141}
     code, _, err = jobs("get", UNKNOWN_ID)
     assert code == 3 and "404 Job not found" in err
     code, _, err = jobs("schedule", "nope")

@@ -14,7 +14,7 @@ import pytest
 
 from jobs_client import cli
 from jobs_client.client import JobsClient
-from tests.client.helpers import problem_response
+from tests.client.helpers import job_json, problem_response
 
 URL = ["--url", "http://jobs.test", "--key", "k3y"]
 
@@ -120,3 +120,28 @@ def test_a_label_filter_with_a_comma_is_a_usage_error(sent: list[httpx.Request])
     ``eu``) and listed other jobs than asked, or none, with exit 0."""
     code, text = run("list", "--label", "team:billing,eu")
     assert code == cli.USAGE and "comma" in text and sent == []
+
+
+class ClosedPipe(io.StringIO):
+    """Standard output read by ``head -1``: gone after the first line."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_reader_that_went_away_is_not_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``jobsctl --json list | head -1``: exit 2 ("bad arguments") with "[Errno 32] Broken
+    pipe" on stderr, a failure for a script under ``set -o pipefail``."""
+    page = {"jobs": [job_json(id=f"j{i}") for i in range(3)], "next_cursor": None}
+
+    def client(url: str | None, key: str | None, **options: object) -> JobsClient:
+        return JobsClient(url, key, transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, json=page)), **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "JobsClient", client)
+    out, err = ClosedPipe(), io.StringIO()
+    code = cli.main([*URL, "--json", "list"], stdout=out, stderr=err)
+    assert (code, err.getvalue()) == (141, "")
+    assert json.loads(out.getvalue())["id"] == "j0"

@@ -21,13 +21,16 @@ Exit codes (``EXIT_CODES``):
   6  timed out waiting (``wait``, ``watch --timeout``, ``schedule --wait``): not finished yet
   7  unauthorized (401): no key or a wrong one
   130 interrupted (Ctrl-C)
+  141 the output's reader went away (``jobsctl --json list | head -1``)
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -43,13 +46,14 @@ from .models import Job, JobStatus, Recurrence, RetryPolicy
 
 OK, JOB_FAILED, USAGE, NOT_FOUND, CONFLICT, SERVER, TIMED_OUT, UNAUTHORIZED = range(8)
 INTERRUPTED = 130
+PIPE_CLOSED = 141  # 128 + SIGPIPE, what a shell reports for a command its reader left
 EXIT_CODES = {
     OK: "done (the awaited job succeeded)", JOB_FAILED: "the awaited job failed or was cancelled",
     USAGE: "bad arguments, or the request was refused as invalid (400, 413, 415)",
     NOT_FOUND: "not found (404)", CONFLICT: "conflict (409): nothing changed",
     SERVER: "server error or unavailable (5xx, no connection)",
     TIMED_OUT: "timed out waiting: the job has not finished", UNAUTHORIZED: "unauthorized (401)",
-    INTERRUPTED: "interrupted",
+    INTERRUPTED: "interrupted", PIPE_CLOSED: "the output's reader went away (| head)",
 }
 ERROR_EXIT: list[tuple[type[errors.JobsClientError], int]] = [
     (errors.BadRequest, USAGE), (errors.NotFound, NOT_FOUND), (errors.Conflict, CONFLICT),
@@ -391,9 +395,23 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return USAGE
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:  # (an OSError: it was exit 2, "usage", with "[Errno 32] Broken
+        # pipe" on stderr, and Python's own complaint when it flushed stdout at exit)
+        _drop_output(out)
+        return PIPE_CLOSED
     except OSError as exc:  # a payload file that cannot be read
         err.write(f"jobsctl {args.command}: {exc}\n")
         return USAGE
+
+
+def _drop_output(out: TextIO) -> None:
+    """Point the closed pipe at /dev/null, so the interpreter's last flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a file (a test's buffer)
+        pass
 
 
 def run() -> None:
