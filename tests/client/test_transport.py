@@ -174,6 +174,25 @@ def test_refused_connections_are_retried_broken_ones_are_not(sleeps: list[float]
     assert len(broken.requests) == 1
 
 
+def test_a_read_is_repeated_after_any_failed_connection(sleeps: list[float]) -> None:
+    """A read changes nothing: a reset, a server that closed a pooled keep-alive connection or
+    a read timeout is tried again (a long wait() ended on one stale connection), within the
+    same bounds; a write that may have reached the server is not."""
+    stale = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    script = Script(stale, httpx.ReadError("reset"), ok(job_json()))
+    assert sync_client(script).get(UNKNOWN_ID).id == UNKNOWN_ID
+    assert len(script.requests) == 3 and len(sleeps) == 2
+    gone = Script(*[httpx.ReadTimeout("slow")] * 6)
+    with pytest.raises(JobsConnectionError):
+        sync_client(gone).get(UNKNOWN_ID)
+    assert len(gone.requests) == 4  # RetryConfig's tries in all
+    for write in ("cancel", "pause"):
+        broken = Script(stale)
+        with pytest.raises(JobsConnectionError):
+            getattr(sync_client(broken), write)(UNKNOWN_ID)
+        assert len(broken.requests) == 1
+
+
 def test_schedule_and_wait_sends_prefer_wait_then_polls_honouring_retry_after(
         sleeps: list[float]) -> None:
     script = Script(ok(job_json(), 202, **{"Retry-After": "3", "Location": "/api/jobs/x"}),

@@ -56,6 +56,9 @@ class Emit:
     value: Any
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})  # requests that change nothing on the server
+
+
 class TransportFailure(Exception):
     """Thrown into a flow when a request got no answer."""
 
@@ -107,8 +110,9 @@ class PollConfig:
 
 def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
     """Send ``request``; a 2xx answer is returned, any other raised as its typed error.
-    Refused connections and ``429`` (nothing done) are retried as ``retry`` says, and ``503``
-    when the request is safe to repeat (``retry_unavailable``)."""
+    Refused connections and ``429`` (nothing done) are retried as ``retry`` says, any failed
+    connection for a read (GET), and ``503`` when the request is safe to repeat
+    (``retry_unavailable``)."""
     slept = 0.0
     attempt = 0
     maybe_applied = False  # an earlier try got a 503 (a refused one sent nothing)
@@ -121,7 +125,10 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
             error = JobsConnectionError(
                 f"{request.method} {request.path}: no answer: {failure.error!r}")
             error.__cause__ = failure.error
-            repeatable = not failure.sent  # (never sent: any request may go again)
+            # never sent: any request may go again; a read changes nothing, so a reset, a
+            # closed keep-alive connection or a read timeout does not end it either (a long
+            # wait() ended on one stale pooled connection)
+            repeatable = not failure.sent or request.method in SAFE_METHODS
         else:
             if response.is_success:
                 return response
