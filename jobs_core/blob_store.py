@@ -28,6 +28,7 @@ from .errors import (
     BlobNotFoundError,
     ConcurrencyConflictError,
     StoreError,
+    TransientStoreError,
 )
 from .request_counter import RequestCounter
 from .storage_settings import StorageSettings
@@ -207,14 +208,23 @@ class AzureBlobStore:
         For ``offset > 0`` the GET starts one byte early and drops that byte, so reading at
         ``offset == size`` is an ordinary 1-byte read (Azure may answer a range starting at the
         end with 416 ``InvalidRange``, Azurite with an empty 206). A range past the end falls
-        back to a HEAD for the size and metadata."""
+        back to a HEAD for the size and metadata.
+
+        The data, size, metadata and block count are the blob's as of the first GET: each
+        further 4 MiB is a GET of its own, up to that size, without ``If-Match``. (The SDK's
+        chunked download sends the first response's ETag with every later chunk, so a blob
+        over 4 MiB that took an append meanwhile, as a live shard does every few
+        milliseconds, failed the read with 412 ``ConditionNotMet``: a
+        ``ConcurrencyConflictError`` from a read. An append blob only grows, so the bytes
+        before that size never change; a blob deleted and created again meanwhile is told
+        by its creation time and fails as transient.)"""
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         blob = self._blob(name)
         start = offset - 1 if offset > 0 else 0
         try:
-            downloader = await blob.download_blob(offset=start if offset > 0 else None)
-            body = await downloader.readall()
+            first = await blob.download_blob(offset=start, length=MAX_GET_SIZE)
+            body = bytearray(await first.readall())
         except HttpResponseError as err:
             if status_of(err) != 416:
                 raise translate_error(err, "read", name) from err
@@ -223,11 +233,23 @@ class AzureBlobStore:
             raise translate_error(err, "read", name) from err
         if offset > 0 and not body:
             return await self._read_past_end(blob, name)
+        size = _total_size(first.properties, start + len(body))
+        created = first.properties.creation_time
+        while start + len(body) < size:
+            at = start + len(body)
+            with translated("read", name):
+                part = await blob.download_blob(offset=at, length=min(MAX_GET_SIZE, size - at))
+                chunk = await part.readall()
+            if not chunk or part.properties.creation_time != created:
+                raise TransientStoreError(
+                    f"read {name!r}: the blob was replaced while it was read (at {at} of "
+                    f"{size} bytes)")
+            body += chunk
         return ReadResult(
             data=bytes(body[1:] if offset > 0 else body),
-            size=start + len(body),
-            metadata=_meta(downloader.properties.metadata),
-            block_count=_blocks(downloader.properties),
+            size=size,
+            metadata=_meta(first.properties.metadata),
+            block_count=_blocks(first.properties),
         )
 
     async def _read_past_end(self, blob: BlobClient, name: str) -> ReadResult:
@@ -344,6 +366,12 @@ class AzureBlobStore:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _total_size(props: Any, default: int) -> int:
+    """The blob's whole size from a ranged GET (``Content-Range: bytes a-b/size``)."""
+    total = str(getattr(props, "content_range", None) or "").rpartition("/")[2]
+    return int(total) if total.isdigit() else default
 
 
 def _blocks(props: Any) -> int | None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.pipeline.policies import AsyncHTTPPolicy
+from azure.storage.blob.aio import ContainerClient
 
 from jobs_core import blob_store
 from jobs_core.blob_errors import TRANSIENT_STATUS, translate_error
@@ -107,6 +110,54 @@ async def test_blobs_over_4_mib_read_back_intact(azurite_store: AzureBlobStore) 
     tail = await store.read("s/big", offset)
     assert tail.data == b"".join(blocks)[offset:]
     assert counter.snapshot() == {"read": 1}
+
+
+class _AppendBeforeSecondGet(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """A pipeline policy: before the reader's second GET of a blob, another process appends
+    to it (what a live shard meets while a cold reader fetches it in 4 MiB pieces)."""
+
+    def __init__(self, writer: AzureBlobStore, blob: str) -> None:
+        super().__init__()
+        self.writer, self.blob, self.gets = writer, blob, 0
+
+    async def send(self, request: Any) -> Any:
+        http = request.http_request
+        if operation_name(http.method, http.url, http.headers) == "read" \
+                and http.url.split("?")[0].endswith("/" + self.blob):
+            self.gets += 1
+            if self.gets == 2:
+                await self.writer.append(self.blob, b"late", create_metadata={})
+        return await self.next.send(request)
+
+
+@pytest.mark.azurite
+async def test_a_read_over_4_mib_is_not_failed_by_an_append_meanwhile(
+    azurite: azurite_helpers.Azurite, azurite_store: AzureBlobStore,
+) -> None:
+    """A blob over 4 MiB is read in several GETs. The SDK's chunked download sent the first
+    answer's ETag with the later ones (If-Match), so an append in between (a live shard takes
+    one every few milliseconds) failed the read with 412: a ConcurrencyConflictError from a
+    read, which the in-memory store never raises, and a cold GET or planner could not read a
+    busy blob. The read answers the blob as of its first GET."""
+    writer = azurite_store
+    blocks = [bytes([i]) * (2 * MiB + 5) for i in range(1, 4)]
+    for block in blocks:
+        await writer.append("s/busy", block, create_metadata={"k": "v"})
+    hook = _AppendBeforeSecondGet(writer, "s/busy")
+    settings = azurite_helpers.settings(azurite, writer.container_name)
+    options = AzureBlobStore.client_options(settings)
+    options["_additional_pipeline_policies"] = [hook]
+    assert settings.connection_string is not None
+    async with AzureBlobStore(ContainerClient.from_connection_string(
+            settings.connection_string, settings.container, **options)) as reader:
+        whole = await reader.read("s/busy")
+        assert hook.gets == 2
+        assert (whole.data, whole.size) == (b"".join(blocks), sum(map(len, blocks)))
+        assert (whole.metadata, whole.block_count) == ({"k": "v"}, 3)
+        tail = await reader.read("s/busy", 7)  # from an offset, over 4 MiB too
+        assert tail.data == b"".join(blocks)[7:] + b"late"
+        assert tail.size == sum(map(len, blocks)) + 4
+    assert (await writer.read("s/busy", whole.size)).data == b"late"
 
 
 @pytest.mark.azurite
