@@ -8,6 +8,7 @@ Reaching the queue service, like the blob store (see ``storage_settings.py``):
 
 Messages are base64-encoded UTF-8 JSON: what an Azure Functions queue trigger expects by
 default (``messageEncoding: base64``). A queue that does not exist yet is created on first use.
+``JOBS_STORAGE_API_VERSION`` pins the queue requests' service version as it does the blobs'.
 Messages never expire (``time_to_live=-1``): the service's default of 7 days would drop the
 events of a consumer that is down longer, and an event once sent is not sent again.
 """
@@ -66,6 +67,8 @@ class QueueEventSink:
         }
         if counter is not None:
             options["_additional_pipeline_policies"] = [counter]
+        if settings.api_version:  # JOBS_STORAGE_API_VERSION: the queues' requests too
+            options["api_version"] = settings.api_version
         if settings.connection_string:
             if not connection_has_queue(settings.connection_string):
                 return None

@@ -192,6 +192,37 @@ async def test_event_messages_never_expire(azurite: azurite_helpers.Azurite) -> 
         assert message.expires_on.year == 9999, message.expires_on
 
 
+class _Versions(RequestCounter):
+    """Counts requests, and keeps the service version each was sent with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: set[str] = set()
+
+    def on_request(self, request: Any) -> None:
+        super().on_request(request)
+        self.versions.add(request.http_request.headers.get("x-ms-version", ""))
+
+
+@pytest.mark.azurite
+async def test_queue_requests_use_the_pinned_service_version(
+        azurite: azurite_helpers.Azurite) -> None:
+    """JOBS_STORAGE_API_VERSION pins the version of every storage request, the queues' too.
+    The sink sent the SDK's newest version whatever the setting: with an Azurite that checks
+    versions (run without --skipApiVersionCheck, what the setting is documented for) the blob
+    store worked and every queue was refused, so no event was ever delivered (measured:
+    'The API version 2026-10-06 is not supported by Azurite')."""
+    settings = azurite_helpers.settings(azurite, "jobs")
+    assert settings.api_version == azurite_helpers.API_VERSION
+    versions = _Versions()
+    sink = QueueEventSink.from_settings(settings, versions)
+    assert sink is not None
+    await sink.send(f"ver-{azurite_helpers.unique_container()}", ['{"events": []}'])
+    await sink.close()
+    assert versions.snapshot() == {"create_queue": 1, "enqueue": 1}
+    assert versions.versions == {settings.api_version}
+
+
 @pytest.mark.azurite
 async def test_an_unreachable_queue_service_is_retried_and_counted(
         azurite: azurite_helpers.Azurite) -> None:
