@@ -216,7 +216,7 @@ class AttemptRunner:
             if isinstance(exc, TimeoutError):
                 self._overran(job, ended)
             log.warning("compensation of job %s failed: %r", job.id, exc)
-            return f"failed: {type(exc).__name__}: {exc}"[:500]
+            return _utf8(f"failed: {type(exc).__name__}: {exc}"[:500])
         result.compensated += 1
         return "succeeded"
 
@@ -284,5 +284,13 @@ def _error_info(exc: BaseException, attempt: int, timeout: float) -> ErrorInfo:
     # a JobsError raised by a handler is permanent (PermanentJobError, UnknownHandlerError,
     # a validation error), except RetryLaterError, which asks for a later attempt
     permanent = isinstance(exc, JobsError) and not isinstance(exc, RetryLaterError)
-    return ErrorInfo(type(exc).__name__, str(exc)[:2000] or repr(exc), attempt, permanent)
+    return ErrorInfo(type(exc).__name__, _utf8(str(exc)[:2000] or repr(exc)), attempt, permanent)
+
+
+def _utf8(text: str) -> str:
+    """``text`` with any lone surrogate spelled out (``\\udcff``): a handler's message may hold
+    one (a file name decoded with ``surrogateescape``), and UTF-8, which the record is written
+    in, cannot carry it; the cycle that recorded the failure raised, and the attempt ended as
+    ``ExecutorLost`` with its real error lost."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

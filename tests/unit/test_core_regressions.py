@@ -247,3 +247,30 @@ async def test_a_hint_whose_change_failed_costs_reads_not_runs() -> None:
     await drain(executor, 1)  # the planner reads the hinted blob and finds nothing due
     assert recorder.runs[later.id] == 0
     assert (await scheduler.get(later.id)).status is JobStatus.SCHEDULED
+
+
+async def test_an_error_message_utf8_cannot_carry_is_recorded_not_lost() -> None:
+    """A handler's error naming a file decoded with ``surrogateescape`` holds a lone
+    surrogate: writing its ``fail`` record raised, so every cycle where the job failed raised
+    (its batch with it) and the attempt ended as ``ExecutorLost``, the real error lost
+    (review of stop 31, Azure adapters)."""
+    clock, recorder = Clock(), Recorder()
+    scheduler, executor = make(InMemoryStore(), recorder, clock, slots=1)
+
+    name = b"r\xe9sum\xe9.txt".decode("utf-8", "surrogateescape")
+
+    async def remove_it(ctx: object) -> None:
+        raise PermissionError(f"cannot remove {name}")
+
+    @recorder.registry.handler("reads_a_file", compensate=remove_it)
+    async def reads_a_file(ctx: object) -> None:
+        raise FileNotFoundError(f"no such file: {name}")
+
+    job = (await scheduler.schedule(JobRequest("reads_a_file",
+                                               retry={"max_attempts": 1}))).job
+    await executor.run_cycle(0)  # it raised UnicodeEncodeError
+    done = await scheduler.get(job.id)
+    assert done.status is JobStatus.FAILED and done.last_error is not None
+    assert done.last_error.type == "FileNotFoundError"
+    assert done.last_error.message == "no such file: r\\udce9sum\\udce9.txt"
+    assert done.compensation == "failed: PermissionError: cannot remove r\\udce9sum\\udce9.txt"
