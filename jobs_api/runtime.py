@@ -178,13 +178,14 @@ class Runtime:
             async with self._lock:
                 if self._store is None:
                     storage = StorageSettings.from_env()
-                    self.events = self._publisher(storage)
                     store = await AzureBlobStore.open(storage, counter=self.counter)
                     try:  # settings that would misread the container's jobs: refuse them
                         await check_layout(store, self.settings)
                     except BaseException:
                         await store.close()
                         raise
+                    # (only now: each failed open left a queue client unclosed behind)
+                    self.events = self._publisher(storage)
                     self._store = store
         return self._store
 

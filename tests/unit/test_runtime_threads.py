@@ -14,6 +14,11 @@ import pytest
 from jobs_api import runtime as runtime_module
 from jobs_api import telemetry_setup
 from jobs_core import HandlerRegistry
+from jobs_core.errors import TransientStoreError
+
+AZURITE_LIKE = ("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+                "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;")
 
 
 def test_concurrent_first_calls_share_one_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,3 +59,29 @@ def test_concurrent_first_calls_share_one_runtime(monkeypatch: pytest.MonkeyPatc
     assert errors == []
     assert len(built) == 1, f"{len(built)} runtimes built"
     assert len({id(r) for r in got}) == 1 and got[0] is runtime_module._runtime
+
+
+async def test_a_failed_store_open_leaves_no_queue_client_behind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Storage down: every request tries to open the store again. The events' queue client
+    was built before each try and dropped unclosed when it failed (a socket pool each)."""
+    monkeypatch.setattr(runtime_module, "registry", HandlerRegistry())
+    monkeypatch.setenv("JOBS_STORAGE_CONNECTION_STRING", AZURITE_LIKE)
+    sinks: list[object] = []
+    real = runtime_module.QueueEventSink.from_settings
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sink = real(*args, **kwargs)
+        sinks.append(sink)
+        return sink
+
+    async def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise TransientStoreError("storage unavailable")
+
+    monkeypatch.setattr(runtime_module.QueueEventSink, "from_settings", counted)
+    monkeypatch.setattr(runtime_module.AzureBlobStore, "open", unavailable)
+    runtime = runtime_module.Runtime()
+    for _ in range(3):
+        with pytest.raises(TransientStoreError):
+            await runtime.store()
+    assert sinks == [] and runtime.events is None
