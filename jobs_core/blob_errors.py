@@ -1,9 +1,10 @@
 """Errors of the Azure SDK as the store's errors (``errors.py``):
 
-- Transient: connection errors, timeouts, and HTTP 408, 429, 500, 502, 503, 504
-  (``TRANSIENT_STATUS``). The SDK's ``ExponentialRetry`` retries connection errors, timeouts,
-  408 and every 5xx but 501/505 (``blob_store.RETRY_TOTAL`` times, about 1 s, 4 s, 10 s
-  apart); once it gives up, the adapter raises ``TransientStoreError``. The SDK does not
+- Transient: connection errors, timeouts, an answer that broke off (also wrapped by the SDK's
+  download), and HTTP 408, 429, 500, 502, 503, 504 (``TRANSIENT_STATUS``). The SDK's
+  ``ExponentialRetry`` retries connection errors, timeouts, 408 and every 5xx but 501/505
+  (``blob_store.RETRY_TOTAL`` times, about 1 s, 4 s, 10 s apart); once it gives up, the
+  adapter raises ``TransientStoreError``. The SDK does not
   retry 429 (Azure Storage throttles with 503 ``ServerBusy`` / 500 ``OperationTimedOut``); a
   429 is raised as ``TransientStoreError`` at once.
   Caution: the SDK also retries ``append_block`` after a 5xx or a lost response, so a block
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 
 from azure.core.exceptions import (
     AzureError,
+    DecodeError,
     HttpResponseError,
     IncompleteReadError,
     ServiceRequestError,
@@ -63,7 +65,7 @@ def translate_error(err: AzureError, op: str, name: str) -> StoreError:
     code = error_code(err)
     first_line = (str(err.message or err).strip().splitlines() or [""])[0]
     text = f"{op} {name!r}: {status or type(err).__name__} {code}".rstrip() + f": {first_line}"
-    if isinstance(err, ServiceRequestError | ServiceResponseError | IncompleteReadError):
+    if _broke_off(err):
         return TransientStoreError(text)
     if status == 404 and code != "ContainerNotFound":
         return BlobNotFoundError(text)
@@ -74,6 +76,22 @@ def translate_error(err: AzureError, op: str, name: str) -> StoreError:
     if status in TRANSIENT_STATUS:
         return TransientStoreError(text)
     return StoreError(text)
+
+
+def _broke_off(err: BaseException | None, depth: int = 0) -> bool:
+    """A connection that failed or broke off mid-answer, also as the SDK wraps it: after its
+    own retries of a download, it raises ``HttpResponseError(error)`` with no status around
+    the read error (or around "Download stream interrupted.", an error with the answer's 2xx
+    status), which read as a permanent ``StoreError``."""
+    if err is None or depth > 3:
+        return False
+    if isinstance(err, ServiceRequestError | ServiceResponseError | IncompleteReadError |
+                  DecodeError):
+        return True
+    status = status_of(err) if isinstance(err, AzureError) else None
+    if isinstance(err, HttpResponseError) and status is not None and 200 <= status < 300:
+        return True
+    return _broke_off(getattr(err, "inner_exception", None) or err.__cause__, depth + 1)
 
 
 @contextmanager

@@ -8,7 +8,12 @@ import time
 from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (
+    DecodeError,
+    HttpResponseError,
+    IncompleteReadError,
+    ServiceRequestError,
+)
 from azure.core.pipeline.policies import AsyncHTTPPolicy
 from azure.storage.blob.aio import ContainerClient
 
@@ -330,6 +335,19 @@ def test_connection_failures_are_transient() -> None:
     assert type(translate_error(ServiceRequestError("refused"), "read", "x")) is (
         TransientStoreError
     )
+
+
+def test_a_download_that_broke_off_is_transient_also_as_the_sdk_wraps_it() -> None:
+    """After its own retries of a chunk, the SDK raises ``HttpResponseError(error)``: no
+    status, the read error inside (or "Download stream interrupted.", an error carrying the
+    answer's 2xx status). Both read as a permanent ``StoreError``."""
+    reset = IncompleteReadError("Connection reset by peer")
+    wrapped = HttpResponseError(reset, error=reset)
+    interrupted = HttpResponseError(message="Download stream interrupted.")
+    interrupted.status_code = 206
+    for err in (wrapped, interrupted, HttpResponseError(DecodeError("x"), error=DecodeError("x"))):
+        assert type(translate_error(err, "read", "x")) is TransientStoreError, err
+    assert type(translate_error(HttpResponseError("odd"), "read", "x")) is StoreError
 
 
 @pytest.mark.parametrize(
