@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -37,9 +35,10 @@ from typing import Any, TextIO
 
 import httpx
 
+from . import _cli_input as read
 from . import _cli_output as show
 from . import errors
-from ._codec import TooDeepError, to_json
+from ._cli_input import UsageError
 from ._common import InvalidKey
 from .client import JobsClient
 from .models import Job, JobStatus, Recurrence, RetryPolicy
@@ -63,50 +62,6 @@ STATUSES = [s.value for s in JobStatus]
 Command = Callable[[JobsClient, argparse.Namespace, TextIO, TextIO], int]  # client, args, out, err
 
 
-class UsageError(Exception):
-    pass
-
-
-def _seconds(text: str) -> float:
-    """A number of seconds >= 0 (a negative or infinite one was a traceback, or silently
-    nothing: hunt of stop 29)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
-
-
-def _finite(text: str) -> float:
-    """A finite number (the API judges its range; inf and nan cannot even be sent)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def _some_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give more than 0 seconds")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
-
-
 def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Options every command takes, before or after its name."""
     default = argparse.SUPPRESS if suppress else None
@@ -119,7 +74,7 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     group.add_argument("--json", action="store_true",
                        default=argparse.SUPPRESS if suppress else False,
                        help="print JSON (one object; one per line for list and watch)")
-    group.add_argument("--http-timeout", type=_some_seconds, metavar="S",
+    group.add_argument("--http-timeout", type=read.some_seconds, metavar="S",
                        default=argparse.SUPPRESS if suppress else 30.0,
                        help="seconds for one HTTP request (default 30)")
 
@@ -148,18 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "from a file, - for stdin")
     due = p.add_mutually_exclusive_group()
     due.add_argument("--at", metavar="TIME", help="due time, ISO-8601 with an offset")
-    due.add_argument("--delay", type=_finite, metavar="S", help="due in S seconds")
+    due.add_argument("--delay", type=read.finite, metavar="S", help="due in S seconds")
     every = p.add_mutually_exclusive_group()
     every.add_argument("--cron", metavar="EXPR", help="recur on a 5-field cron expression")
-    every.add_argument("--every", type=_finite, metavar="S", help="recur every S seconds")
+    every.add_argument("--every", type=read.finite, metavar="S", help="recur every S seconds")
     p.add_argument("--tz", metavar="ZONE", help="time zone of --cron (default UTC)")
     p.add_argument("--idempotency-key", metavar="KEY")
     p.add_argument("--max-attempts", type=int, metavar="N")
     p.add_argument("--notify", metavar="QUEUE", help="queue for this job's events")
-    p.add_argument("--timeout-seconds", type=_finite, metavar="S", help="per-attempt timeout")
+    p.add_argument("--timeout-seconds", type=read.finite, metavar="S", help="per-attempt timeout")
     p.add_argument("--label", action="append", metavar="KEY:VALUE",
                    help="a label (repeat for more)")
-    p.add_argument("--wait", type=_seconds, metavar="S",
+    p.add_argument("--wait", type=read.seconds, metavar="S",
                    help="wait up to S seconds for the job to finish (exit 0/1/6)")
 
     _job_id(command("get", "show a job"))
@@ -171,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slot", type=int)
     p.add_argument("--from", dest="due_from", metavar="TIME", help="due at or after")
     p.add_argument("--to", dest="due_to", metavar="TIME", help="due before")
-    p.add_argument("--limit", type=_count, default=50, metavar="N",
+    p.add_argument("--limit", type=read.count, default=50, metavar="N",
                    help="show at most N jobs (default 50; 0: all)")
     p.add_argument("--page-size", type=int, metavar="N", help="jobs per request (1-500)")
     p = command("cancel", "cancel a waiting or paused job")
@@ -186,66 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     _job_id(p)
     due = p.add_mutually_exclusive_group(required=True)
     due.add_argument("--at", metavar="TIME", help="ISO-8601 with an offset")
-    due.add_argument("--delay", type=_finite, metavar="S")
+    due.add_argument("--delay", type=read.finite, metavar="S")
     p = command("wait", "wait until a job is final (a recurring one: its next run finished)")
     _job_id(p)
-    p.add_argument("--timeout", type=_seconds, default=60.0, metavar="S", help="default 60")
+    p.add_argument("--timeout", type=read.seconds, default=60.0, metavar="S", help="default 60")
     p = command("watch", "print a job's changes until it is final")
     _job_id(p)
-    p.add_argument("--interval", type=_some_seconds, default=1.0, metavar="S",
+    p.add_argument("--interval", type=read.some_seconds, default=1.0, metavar="S",
                    help="default 1")
-    p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds")
+    p.add_argument("--timeout", type=read.seconds, metavar="S", help="give up after S seconds")
     command("status", "the scheduler's slots and figures")
     command("start", "make sure every slot's orchestrator runs")
     return parser
-
-
-def _payload(args: argparse.Namespace) -> Any:
-    if args.payload_file is not None:
-        try:
-            with (sys.stdin if args.payload_file == "-"
-                  else open(args.payload_file, encoding="utf-8")) as f:
-                text = f.read()
-        except UnicodeError as exc:
-            raise UsageError(f"the payload file is not UTF-8 text: {exc}") from None
-    elif args.payload is not None:
-        text = args.payload
-    else:
-        return None
-    too_deep = UsageError("the payload nests arrays/objects too deeply (the API takes at most "
-                          "100 levels)")
-    try:
-        payload = json.loads(text, parse_constant=_no_constant)
-    except RecursionError:
-        raise too_deep from None
-    except ValueError as exc:
-        raise UsageError(f"the payload is not JSON: {exc}") from None
-    try:  # what the request can carry (json.loads reads 1e400 as inf, and lone surrogates)
-        json.dumps(payload, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
-        raise too_deep from None
-    except UnicodeEncodeError:  # (a ValueError too: first)
-        raise UsageError("the payload is not Unicode text: it holds a lone surrogate escape "
-                         "such as \\ud800") from None
-    except ValueError:
-        raise UsageError("the payload is not JSON: it holds a number too large for JSON "
-                         "(such as 1e400)") from None
-    try:  # (the client's encoder recurses: ~450 levels)
-        to_json(payload)
-    except TooDeepError:
-        raise too_deep from None
-    return payload
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (only finite numbers are)")
-
-
-def _label(text: str) -> tuple[str, str]:
-    key, colon, value = text.partition(":")
-    if not colon:
-        raise UsageError(f"--label {text!r}: write KEY:VALUE")
-    return key, value
 
 
 def _outcome(job: Job) -> int:
@@ -262,17 +169,17 @@ def cmd_schedule(client: JobsClient, args: argparse.Namespace, out: TextIO,
     # (0 goes to the API, which refuses it: it was dropped, and the job got the default)
     retry = RetryPolicy(max_attempts=args.max_attempts) if args.max_attempts is not None \
         else None
-    labels = dict(_label(text) for text in args.label or [])
+    labels = dict(read.label(text) for text in args.label or [])
     options: dict[str, Any] = dict(
         due_at=args.at, delay=args.delay, idempotency_key=args.idempotency_key, retry=retry,
         recurrence=recurrence, notify=args.notify, timeout_seconds=args.timeout_seconds,
         labels=labels or None)
     if args.wait is None:
-        job = client.schedule(args.handler, _payload(args), **options)
+        job = client.schedule(args.handler, read.payload(args), **options)
         _print(out, args, job)
         return OK
     try:
-        job = client.schedule_and_wait(args.handler, _payload(args), timeout=args.wait,
+        job = client.schedule_and_wait(args.handler, read.payload(args), timeout=args.wait,
                                        **options)
     except errors.WaitTimeout as exc:
         _print(out, args, exc.job)  # scheduled all the same: the id is in the output
