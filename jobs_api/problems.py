@@ -4,9 +4,12 @@ Mapping (documented choice): every ``JobValidationError`` - including ``UnknownH
 and a malformed job id - is **400**, except ``PayloadTooLargeError`` (**413**).
 ``JobNotFoundError`` 404; ``InvalidTransitionError``, ``IdempotencyConflictError``,
 ``ShardFullError`` and ``JobConflictError`` 409; ``StoreError`` (transient or not) 503 with
-``Retry-After``, and so ``JobUnreachableError`` (a job whose path of moves is too long to follow:
-it may live on, so it is not a 404) and ``SettingsError`` (the app's settings would misread its
-container: ``jobs_core/layout.py``; never a 400, the request is not at fault).
+``Retry-After``, and so ``UnsupportedRecordVersionError`` (a blob holds a record of a newer
+release: this process cannot read it until it is replaced; the request may have been written
+before the replay met it, so never a 400), ``JobUnreachableError`` (a job whose path of moves
+is too long to follow: it may live on, so it is not a 404) and ``SettingsError`` (the app's
+settings would misread its container: ``jobs_core/layout.py``; never a 400, the request is not
+at fault).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from jobs_core.errors import (
     ShardFullError,
     StoreError,
     UnknownHandlerError,
+    UnsupportedRecordVersionError,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,11 @@ def problem_of(exc: Exception) -> dict[str, Any]:
         return problem_dict(409, "job-changing", "The job changed during the request", detail)
     if isinstance(exc, JobUnreachableError):  # (the job may live on: never a 404)
         return problem_dict(503, "job-unreachable", "Job unreachable", detail)
+    if isinstance(exc, UnsupportedRecordVersionError):  # a rolling upgrade: not the request's
+        # fault, and a keyed add may have landed before its replay met the record (a 400 said
+        # "nothing written" for a job that runs)
+        return problem_dict(503, "unsupported-record-version",
+                            "Storage written by a newer release", detail)
     if isinstance(exc, SettingsError):  # the app's settings, not the request (jobs_core/layout)
         return problem_dict(503, "misconfigured", "The app is misconfigured", detail)
     if isinstance(exc, StoreError):
@@ -103,6 +112,8 @@ def problem_response(problem: dict[str, Any]) -> func.HttpResponse:
 def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, SettingsError):
         log.error("answered with 503, the app is misconfigured: %s", exc)
+    if isinstance(exc, UnsupportedRecordVersionError):
+        log.error("answered with 503: %s", exc)
     if isinstance(exc, StoreError):
         log.warning("store error answered with 503: %r", exc)
     return problem_response(problem_of(exc))

@@ -263,3 +263,43 @@ async def test_starting_the_scheduler_while_the_store_is_down_answers_503(
         route("POST", "/api/scheduler/start"), Client())
     assert response.status_code == 503
     assert json.loads(response.get_body())["type"].endswith("/storage-unavailable")
+
+
+async def test_a_blob_written_by_a_newer_release_is_a_503_never_a_400(
+        store: ReadFailsAfterAdd) -> None:
+    """README, Known limits: during a rolling upgrade an old process refuses a blob holding a
+    record of a newer format version, and its routes answer 503. The error fell through to
+    ``problem_of``'s last branch, a 400 "Invalid request" (the caller's fault, nothing
+    written): on history, cancel and list, and on a keyed POST whose job *was* added (the
+    replay after its add raised), so a caller dropped a job that runs."""
+    import zlib
+
+    from jobs_api import insights
+    from jobs_core.ids import parse_job_id
+    from jobs_core.records import FORMAT_VERSION
+
+    code, _, job = await answer(http_api.create_job, request({"handler": "echo", "delay": 600}))
+    assert code == 201
+    home = parse_job_id(job["id"])
+    newer = {"v": FORMAT_VERSION + 1, "op": "later", "id": job["id"], "at": job["created_at"]}
+    await store.append(home.name, b"\n" + json.dumps(newer).encode(), create_metadata={})
+    ids = {"id": job["id"]}
+    slots = runtime_module.get_runtime().settings.slots
+    key = next(f"k-{i}" for i in range(1000) if zlib.crc32(f"k-{i}".encode()) % slots ==
+               home.key.slot)  # its job goes to the same blob
+    cases: list[tuple[Any, func.HttpRequest]] = [
+        (insights.job_history, route("GET", "/api/jobs/x/history", route_params=ids)),
+        (http_api.cancel_job, route("DELETE", "/api/jobs/x", route_params=ids)),
+        (http_api.list_jobs, route("GET", "/api/jobs", params={"slot": str(home.key.slot)})),
+        (http_api.create_job, request({"handler": "echo", "due_at": job["due_at"],
+                                       "idempotency_key": key})),
+    ]
+    for handler, req in cases:
+        response = await http_api.guarded(handler)(req, Client())  # type: ignore[arg-type]
+        problem = json.loads(response.get_body())
+        assert response.status_code == 503, (handler.__name__, problem)
+        assert problem["type"].endswith("/unsupported-record-version"), problem
+        assert "upgrade" in problem["detail"] and response.headers["Retry-After"]
+    claimed = [blob for blob in await store.list("shards/")
+               if f'"{key}"'.encode() in (await store.read(blob.name)).data]
+    assert [blob.name for blob in claimed] == [home.name]  # (the 503 was for a written job)
