@@ -303,3 +303,29 @@ async def test_a_blob_written_by_a_newer_release_is_a_503_never_a_400(
     claimed = [blob for blob in await store.list("shards/")
                if f'"{key}"'.encode() in (await store.read(blob.name)).data]
     assert [blob.name for blob in claimed] == [home.name]  # (the 503 was for a written job)
+
+
+@pytest.mark.parametrize("zone", ["America", "Europe", "America/Argentina", "a" * 300])
+async def test_a_time_zone_that_is_a_folder_of_the_zone_database_is_a_400(
+        store: ReadFailsAfterAdd, zone: str) -> None:
+    """``ZoneInfo('America')`` opens a directory and ``ZoneInfo('a' * 300)`` a name too long
+    for the file system: an ``OSError``, which the recurrence's check (unknown zone: 400)
+    did not catch. POST and PATCH answered 500, and a batch with one such item lost every
+    other item with it."""
+    recurrence = {"cron": "0 2 * * *", "timezone": zone}
+    code, _, problem = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": recurrence}))
+    assert (code, problem["field"]) == (400, "recurrence"), problem
+    assert "IANA" in problem["detail"]
+    assert await store.list("shards/") == []
+    code, _, body = await answer(http_api.create_batch, request({"jobs": [
+        {"handler": "echo", "payload": 1}, {"handler": "echo", "recurrence": recurrence}]}))
+    assert code == 200 and [r["status"] for r in body["results"]] == [201, 400], body
+    _, _, job = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": {"cron": "0 2 * * *", "timezone": "UTC"}}))
+    code, _, problem = await answer(http_api.update_job, route(
+        "PATCH", "/api/jobs/x", {"recurrence": recurrence}, route_params={"id": job["id"]}))
+    assert (code, problem["field"]) == (400, "recurrence"), problem
+    _, _, now = await answer(http_api.get_job, route("GET", "/api/jobs/x",
+                                                     route_params={"id": job["id"]}))
+    assert now["recurrence"]["timezone"] == "UTC"
