@@ -15,6 +15,7 @@ import azure.functions as func
 from jobs_core import JobsSettings, JobStatus
 from jobs_core.labels import LABEL_FILTER_PATTERN
 from jobs_core.limits import JOB_ID_PATTERN, MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
+from jobs_core.settings import SettingsError
 
 from .openapi_operator import operator_paths, operator_schemas
 from .openapi_parts import (
@@ -30,7 +31,7 @@ from .openapi_parts import (
     shared_responses,
 )
 from .openapi_schemas import component_schemas
-from .problems import PROBLEM_TYPE, RETRY_AFTER_SECONDS
+from .problems import PROBLEM_TYPE, RETRY_AFTER_SECONDS, error_response
 from .registry import handlers as registry
 from .runtime import ApiSettings, get_runtime
 
@@ -229,5 +230,9 @@ def document_json() -> bytes:
 
 
 def document_response(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(document_json(), status_code=200, mimetype=JSON, charset="utf-8",
+    try:
+        document = document_json()
+    except SettingsError as exc:  # like every other route: 503 misconfigured, never a 500
+        return error_response(exc)
+    return func.HttpResponse(document, status_code=200, mimetype=JSON, charset="utf-8",
                              headers={"Cache-Control": CACHE_CONTROL})

@@ -242,3 +242,25 @@ def test_the_document_is_served_as_json_and_cacheable() -> None:
     assert "max-age" in response.headers["Cache-Control"]
     served = json.loads(response.get_body())
     assert served["paths"].keys() == DEFAULTS["paths"].keys()
+
+
+def test_the_document_of_a_misconfigured_app_is_a_503_problem(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other route answers a bad setting with ``503 misconfigured`` naming it (README,
+    Settings); the document's route is not wrapped like them, so the ``SettingsError`` of
+    building the runtime escaped, and the host answered 500 without a word."""
+    from jobs_api import runtime as runtime_module
+
+    monkeypatch.setenv("JOBS_SLOTS", "0")
+    monkeypatch.setattr(runtime_module, "_runtime", None)
+    openapi.document_json.cache_clear()
+    try:
+        response = openapi.document_response(None)  # type: ignore[arg-type]
+        problem = json.loads(response.get_body())
+        assert response.status_code == 503 and response.mimetype == "application/problem+json"
+        assert problem["type"].endswith("/misconfigured") and "JOBS_SLOTS" in problem["detail"]
+        assert response.headers["Retry-After"]
+    finally:
+        monkeypatch.undo()
+        openapi.document_json.cache_clear()
+    assert openapi.document_response(None).status_code == 200  # type: ignore[arg-type]
