@@ -18,6 +18,7 @@ import azure.functions as func
 
 from jobs_core import Job, JobRequest, JobStatus, Scheduled
 from jobs_core.errors import InvalidRecurrenceError, JobsError, JobValidationError
+from jobs_core.handlers import validate_handler_name
 from jobs_core.ids import parse_job_id
 from jobs_core.labels import parse_label_filter
 from jobs_core.limits import MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
@@ -363,10 +364,13 @@ async def list_jobs(req: func.HttpRequest,
             raise JobValidationError(
                 f"status must be one of {[s.value for s in JobStatus]}", field="status") \
                 from None
+    handler = p.get("handler") or None
+    if handler is not None:  # (a repeated ?handler= reaches us joined with commas: it matched
+        validate_handler_name(handler)  # nothing, silently)
     scheduler = await runtime.scheduler()
     page = await scheduler.list(
         slot=parse_int("slot", p.get("slot"), 0, runtime.settings.slots - 1),
-        status=status, handler=p.get("handler") or None,
+        status=status, handler=handler,
         due_from=parse_time("due_from", p.get("due_from")),
         due_to=parse_time("due_to", p.get("due_to")),
         limit=parse_int("limit", p.get("limit"), 1, MAX_LIST_LIMIT) or 100,

@@ -329,3 +329,17 @@ async def test_a_time_zone_that_is_a_folder_of_the_zone_database_is_a_400(
     _, _, now = await answer(http_api.get_job, route("GET", "/api/jobs/x",
                                                      route_params={"id": job["id"]}))
     assert now["recurrence"]["timezone"] == "UTC"
+
+
+async def test_a_handler_filter_that_names_no_handler_is_a_400(store: ReadFailsAfterAdd) -> None:
+    """``?handler=a&handler=b`` reaches the app joined with commas (Azure's host does that to a
+    repeated parameter): it matched nothing, and the answer was an empty 200."""
+    code, _, made = await answer(http_api.create_job, request({"handler": "echo"}))
+    assert code == 201, made
+    for value in ("echo,other", "echo other", "../echo"):
+        code, _, problem = await answer(http_api.list_jobs, route(
+            "GET", "/api/jobs", params={"handler": value}))
+        assert code == 400 and problem["field"] == "handler", (value, problem)
+    code, _, page = await answer(http_api.list_jobs, route(
+        "GET", "/api/jobs", params={"handler": "echo"}))
+    assert code == 200 and [j["id"] for j in page["jobs"]] == [made["id"]]
