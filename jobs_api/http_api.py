@@ -20,7 +20,7 @@ from jobs_core import Job, JobRequest, JobStatus, Scheduled
 from jobs_core.errors import InvalidRecurrenceError, JobsError, JobValidationError
 from jobs_core.handlers import validate_handler_name
 from jobs_core.ids import parse_job_id
-from jobs_core.labels import parse_label_filter
+from jobs_core.labels import has_control, parse_label_filter
 from jobs_core.limits import MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
@@ -268,7 +268,7 @@ async def cancel_job(req: func.HttpRequest,
                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
     reason = req.params.get("reason")
     if reason is not None and (len(reason) > MAX_CANCEL_REASON_CHARS or
-                               any(ord(c) < 32 or ord(c) == 127 for c in reason)):
+                               has_control(reason)):
         raise JobValidationError(  # (100 KB with a NUL was kept in the log: hunt of stop 28)
             f"reason is at most {MAX_CANCEL_REASON_CHARS} characters, without control "
             "characters", field="reason")

@@ -13,7 +13,7 @@ import json
 import azure.functions as func
 
 from jobs_core import JobsSettings, JobStatus
-from jobs_core.labels import LABEL_FILTER_PATTERN
+from jobs_core.labels import LABEL_FILTER_PATTERN, NO_CONTROL_PATTERN
 from jobs_core.limits import JOB_ID_PATTERN, MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
 from jobs_core.settings import SettingsError
 
@@ -114,7 +114,7 @@ def job_paths(settings: JobsSettings, api: ApiSettings) -> dict[str, Doc]:
                 "jobs_cancel", "Cancel a job (only while scheduled, retrying or paused)",
                 {"200": json_body(job, "Cancelled"), **errors(400, 404, 409, 503)},
                 parameters=[query("reason", {"type": "string", "maxLength": MAX_CANCEL_REASON_CHARS,
-                                                "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
+                                                "pattern": NO_CONTROL_PATTERN},
                                       "kept as cancel_reason")]),
             "patch": operation(
                 "jobs_update", "Change a waiting or paused job (payload, retry, recurrence, "

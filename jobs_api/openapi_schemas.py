@@ -9,7 +9,12 @@ jobs_api/problems.py.
 from __future__ import annotations
 
 from jobs_core import JobsSettings, JobStatus
-from jobs_core.labels import LABEL_KEY_PATTERN, MAX_LABEL_VALUE_CHARS, MAX_LABELS
+from jobs_core.labels import (
+    LABEL_KEY_PATTERN,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
+    NO_CONTROL_PATTERN,
+)
 from jobs_core.limits import (
     HANDLER_NAME_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
@@ -133,7 +138,7 @@ def labels_schema() -> Schema:
     return {"type": "object", "maxProperties": MAX_LABELS,
             "propertyNames": {"pattern": LABEL_KEY_PATTERN},
             "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE_CHARS,
-                                     "pattern": "^[^\\u0000-\\u001f\\u007f]*$"},
+                                     "pattern": NO_CONTROL_PATTERN},
             "description": f"at most {MAX_LABELS} labels: keys of 1-63 letters, digits, '_', "
                            f"'-', '.'; string values of at most {MAX_LABEL_VALUE_CHARS} "
                            "characters. Filter with GET /api/jobs?label=key:value"}

@@ -4,8 +4,8 @@
 - at most ``MAX_LABELS`` labels;
 - a key is 1-63 characters of letters, digits, ``_``, ``-`` and ``.``, starting with a letter
   or a digit (``LABEL_KEY``);
-- a value is a string of at most ``MAX_LABEL_VALUE_CHARS`` printable characters (no control
-  characters), possibly empty.
+- a value is a string of at most ``MAX_LABEL_VALUE_CHARS`` characters without control
+  characters (``CONTROL_CLASS``: C0, DEL, C1, U+2028, U+2029), possibly empty.
 
 A filter is ``key:value`` (that value) or ``key`` (any value); several filters must all match.
 """
@@ -22,10 +22,21 @@ MAX_LABEL_VALUE_CHARS = 128
 MAX_LABEL_FILTERS = 8
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
-_FILTER_ITEM = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}(:[^,\u0000-\u001f\u007f]{0,128})?"
+# control characters: C0, DEL, C1 (U+0085 is a line end to many readers) and the line and
+# paragraph separators U+2028/U+2029 (line ends to JavaScript before ES2019, and to
+# str.splitlines); as regular-expression text for both Python and JSON Schema
+CONTROL_CLASS = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+NO_CONTROL_PATTERN = f"^[^{CONTROL_CLASS}]*$"
+_FILTER_ITEM = rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,62}}(:[^,{CONTROL_CLASS}]{{0,128}})?"
 # GET /api/jobs?label=...: comma-separated filters (what parse_label_filter accepts)
 LABEL_FILTER_PATTERN = f"^{_FILTER_ITEM}(,{_FILTER_ITEM}){{0,{MAX_LABEL_FILTERS - 1}}}$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(f"[{CONTROL_CLASS}]")
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (``CONTROL_CLASS``)."""
+    return _CONTROL.search(text) is not None
+
 
 Labels = dict[str, str]
 LabelFilter = dict[str, str | None]  # key -> the value it must have (None: any value)

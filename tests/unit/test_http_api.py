@@ -64,7 +64,8 @@ async def test_a_batch_that_is_not_a_list_names_jobs() -> None:
     assert (code, problem["field"]) == (400, "jobs")
 
 
-@pytest.mark.parametrize("reason", ["x" * 501, "a\x00b", "line\nbreak"])
+@pytest.mark.parametrize("reason", ["x" * 501, "a\x00b", "line\nbreak", "next\x85line",
+                                    "line\u2028sep"])
 async def test_a_cancel_reason_over_the_limit_or_with_control_characters_is_a_400(
         reason: str) -> None:
     """(hunt of stop 28: 100 KB with a NUL was kept in the log)"""

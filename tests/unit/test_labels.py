@@ -32,6 +32,9 @@ def test_labels_within_the_limits_are_kept_and_empty_means_none() -> None:
     ["team"], "team=billing", {f"k{i}": "v" for i in range(MAX_LABELS + 1)},
     {"": "x"}, {"-lead": "x"}, {"has space": "x"}, {"k" * 64: "x"}, {"ok": 1},
     {"ok": None}, {"ok": "x" * (MAX_LABEL_VALUE_CHARS + 1)}, {"ok": "line\nbreak"},
+    # C1 controls and the Unicode line ends: a line end to str.splitlines, log readers and
+    # older JavaScript (they passed: only C0 and DEL were refused)
+    {"ok": "next\x85line"}, {"ok": "line\u2028sep"}, {"ok": "para\u2029sep"}, {"ok": "\x9b2J"},
 ])
 def test_labels_beyond_the_limits_are_a_400_naming_labels(bad: object) -> None:
     with pytest.raises(InvalidLabelsError) as caught:
@@ -52,6 +55,7 @@ def test_a_filter_matches_a_key_with_a_value_or_any_value() -> None:
 @pytest.mark.parametrize("text", [
     "team:billing", "a", "a:b,c", "a:,b:x y", "k:" + "v" * 128, ",".join(f"k{i}" for i in range(8)),
     "bad key", "a:b,", ",a", "k:" + "v" * 129, ",".join(f"k{i}" for i in range(9)), ":v", "a:\x01",
+    "a:\x85", "a:\u2028", "a:\u2029", "a:\x9f", "a:\xa0", "a:caf\xe9", "a:\u2027",
 ])
 def test_the_documented_filter_pattern_accepts_exactly_what_the_api_does(text: str) -> None:
     documented = re.fullmatch(LABEL_FILTER_PATTERN, text) is not None
