@@ -15,7 +15,13 @@ that finds the blobs returns it):
                   went out the old way) and starts at its size when first seen.
     events_lag    queues that refused their messages, each with its own offset
                   (``queue=offset;...``): a dead queue holds back its own cursor, not the
-                  others'. At most ``MAX_LAGGING_QUEUES`` per blob.
+                  others'. At most ``MAX_LAGGING_QUEUES`` per blob (the metadata is small);
+    events_held   set when more queues than that are behind (a queue-service outage with
+                  many notify queues): then ``events_at`` itself is held back, to the
+                  offset that leaves at most ``MAX_LAGGING_QUEUES`` with an older one of their
+                  own, and the blob is published again only when its retry is due. The
+                  queues that were sent the held-back events get them again (duplicates, by
+                  id); no queue is given up.
     events_retry  when the lagging queues are tried again (exponential back-off, 1 s doubling
     events_fails  to 30 s), and how many tries in a row failed.
 
@@ -55,7 +61,8 @@ EVENTS_AT = "events_at"
 EVENTS_LAG = "events_lag"
 EVENTS_RETRY = "events_retry"
 EVENTS_FAILS = "events_fails"
-EVENT_KEYS = (EVENTS_AT, EVENTS_LAG, EVENTS_RETRY, EVENTS_FAILS)
+EVENTS_HELD = "events_held"
+EVENT_KEYS = (EVENTS_AT, EVENTS_LAG, EVENTS_RETRY, EVENTS_FAILS, EVENTS_HELD)
 MAX_LAGGING_QUEUES = 16  # per blob; 16 x (63-char name + offset) stays far below 8 KiB
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0  # a dead queue costs a blob one send and one metadata write per 30 s
@@ -127,7 +134,11 @@ def retry_due(meta: dict[str, str], now: datetime) -> bool:
 
 
 def needs_publishing(meta: dict[str, str], size: int, now: datetime) -> bool:
-    """Whether a blob has events not yet sent to some queue that may be tried now."""
+    """Whether a blob has events not yet sent to some queue that may be tried now (a held
+    cursor waits for its retry: sending again from it repeats events to the healthy
+    queues)."""
+    if meta.get(EVENTS_HELD):
+        return retry_due(meta, now)
     return published_at(meta, size) < size or (bool(lagging(meta)) and retry_due(meta, now))
 
 
@@ -289,13 +300,18 @@ class LogPublisher:
                     now: datetime, failed: set[str]) -> dict[str, int]:
         # (the service lists an empty value as None: write it back as the empty string)
         new = {k: v or "" for k, v in meta.items() if k not in EVENT_KEYS}
+        behind = dict(lag)
+        held = len(lag) > MAX_LAGGING_QUEUES
+        if held:  # hold the cursor where at most MAX_LAGGING_QUEUES start before it
+            cut = sorted(lag.values())[MAX_LAGGING_QUEUES]
+            lag = {q: off for q, off in lag.items() if off < cut}
+            end = min(end, cut)
+            new[EVENTS_HELD] = "1"
+            log.warning("events: %d queues are behind in %s, more than its metadata names: "
+                        "its cursor is held at %d (the queues sent later events get them "
+                        "again)", len(behind), blob, end)
         new[EVENTS_AT] = str(end)
-        if len(lag) > MAX_LAGGING_QUEUES:
-            for queue in sorted(lag, key=lag.__getitem__)[:len(lag) - MAX_LAGGING_QUEUES]:
-                log.error("events: queue %r gave up on %s: more than %d queues are behind in "
-                          "it (its events from offset %d are not sent)", queue, blob,
-                          MAX_LAGGING_QUEUES, lag.pop(queue))
-        if lag:
+        if lag or held:
             fails = int(meta.get(EVENTS_FAILS, "0") or 0) + 1 if failed else 0
             delay = backoff(fails, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS)
             new[EVENTS_LAG] = ";".join(f"{q}={off}" for q, off in sorted(lag.items()))
@@ -303,7 +319,7 @@ class LogPublisher:
             new[EVENTS_FAILS] = str(fails)
         if new != meta:
             await self._store.set_metadata(blob, new)
-        return lag
+        return behind
 
     def _keep(self, blob: str, offset: int, state: ShardState) -> None:
         self._states[blob] = (offset, state)

@@ -211,3 +211,49 @@ async def test_a_keyed_job_that_started_before_its_post_answered_is_announced_as
     sent = [e for e in eager.events("job-events") if e["state"] == "scheduled"]
     assert len(sent) == 1 and sent[0]["attempt"] == 0
     assert set(_ids(eager)) <= set(_ids(from_log))
+
+
+async def test_more_queues_behind_than_the_metadata_names_hold_the_cursor_not_lose_events(
+        ) -> None:
+    """A queue-service outage with many notify queues routed in one blob: past
+    ``MAX_LAGGING_QUEUES`` behind, the publisher gave up on the queues with the oldest
+    offsets ("events ... are not sent"): lost events, against I10. Now the blob's cursor is
+    held back, so every queue gets its events once the service is back, and the queues that
+    had them get them again (duplicates by id), no sooner than the blob's retry."""
+    from jobs_core.event_log import EVENTS_HELD, MAX_LAGGING_QUEUES, needs_publishing
+
+    settings = JobsSettings(slots=1, retry=RetryPolicy(jitter=0), notify_queues="t-*")
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    scheduler = JobScheduler(store, recorder.registry, settings, clock=clock)
+    tenants = [f"t-{i:02d}" for i in range(MAX_LAGGING_QUEUES + 4)]
+    jobs = {}
+    for queue in tenants:  # one blob, each tenant's job announced to its own queue
+        jobs[queue] = (await scheduler.schedule(JobRequest("echo", {}, delay=3600,
+                                                           notify=queue))).job.id
+        clock.advance(0.001)
+    sink = FailingQueue(down=set(tenants))
+    publisher = LogPublisher(store, sink, "job-events", clock=clock)
+    first = await publisher.publish(0)
+    (blob,) = await store.list("shards/")
+
+    assert set(first.lagging) == set(tenants)  # every one reported behind
+    assert blob.metadata[EVENTS_HELD] == "1" and int(blob.metadata[EVENTS_AT]) < blob.size
+    assert len(blob.metadata.get(EVENTS_LAG, "").split(";")) <= MAX_LAGGING_QUEUES
+    assert sum(_ids(sink).values()) == len(tenants)  # the healthy queue had them all
+    await scheduler.schedule(JobRequest("echo", {}, delay=3600))  # the blob grows meanwhile
+    (blob,) = await store.list("shards/")
+    assert not needs_publishing(blob.metadata, blob.size, clock.now)  # its retry paces it
+
+    sink.down.clear()
+    clock.advance(600)
+    publisher._dead.clear()  # (another process, or after this one's short memory)
+    await publisher.publish(0)
+    (blob,) = await store.list("shards/")
+
+    for queue, job_id in jobs.items():  # nothing given up
+        assert [(e["job_id"], e["state"]) for e in sink.events(queue)] == [
+            (job_id, "scheduled")], queue
+    counts = _ids(sink)
+    assert len(counts) == len(tenants) + 1 and set(counts.values()) <= {1, 2}
+    assert EVENTS_HELD not in blob.metadata and EVENTS_LAG not in blob.metadata
+    assert blob.metadata[EVENTS_AT] == str(blob.size)
