@@ -23,7 +23,8 @@ from .ids import parse_shard_name
 from .model import JobStatus
 
 CREATION_KEYS = ("format", "slot", "bucket", "index")
-KEPT_KEYS = ("events_at", "events_lag", "events_retry", "events_fails")  # event_log.py's
+KEPT_KEYS = ("events_at", "events_lag", "events_retry", "events_fails",  # event_log.py's
+             "events_held")
 MAX_TOUCH_NAMES = 20  # more than this and the blob is simply never skipped
 
 

@@ -257,3 +257,12 @@ async def test_more_queues_behind_than_the_metadata_names_hold_the_cursor_not_lo
     assert len(counts) == len(tenants) + 1 and set(counts.values()) <= {1, 2}
     assert EVENTS_HELD not in blob.metadata and EVENTS_LAG not in blob.metadata
     assert blob.metadata[EVENTS_AT] == str(blob.size)
+
+
+def test_a_summary_write_keeps_every_key_the_publisher_writes() -> None:
+    """The planner rewrites a blob's metadata with its summary; a publisher key it dropped
+    (``events_held`` at first) would make a held blob publish every cycle again."""
+    from jobs_core.event_log import EVENT_KEYS
+    from jobs_core.shard_summary import KEPT_KEYS
+
+    assert set(EVENT_KEYS) <= set(KEPT_KEYS)
