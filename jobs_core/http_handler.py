@@ -23,7 +23,7 @@ whole path segments; no user info, no dot segments (also encoded, or with an enc
 backslash), no fragment. With no base allowed, no job may use the handler. Hop-by-hop and
 ``Host`` headers are refused. With ``audience`` the ``Authorization`` header is the app's
 managed-identity token (``DefaultAzureCredential``), never one stored in the payload, and only
-for an audience that the URL's base names after it (``https://api.example.com/v1/
+for an audience that a base covering the URL names after it (``https://api.example.com/v1/
 api://orders``; an ``http://`` base may name none unless its host is a loopback address): a
 caller must not be able to send the app's token for another resource (its storage account)
 to an allowed API that could echo it back.
@@ -128,7 +128,7 @@ class HttpHandler:
         if unknown:
             raise InvalidPayloadError(f"unknown http payload keys {unknown}; allowed: "
                                       f"{sorted(PAYLOAD_KEYS)}")
-        base = self._check_url(payload.get("url"))
+        bases = self._check_url(payload.get("url"))
         method = payload.get("method", "POST")
         if method not in METHODS:
             raise InvalidPayloadError(f"http method must be one of {list(METHODS)}")
@@ -153,14 +153,18 @@ class HttpHandler:
         audience = payload.get("audience")
         if audience is not None and (not isinstance(audience, str) or not audience.strip()):
             raise InvalidPayloadError('"audience" must be a non-empty string')
-        if audience is not None and _audience(audience) not in base.audiences:
+        # any entry covering the URL may name it (a host-wide base may precede a path of it
+        # that names audiences: the order of the entries does not matter)
+        if audience is not None and not any(_audience(audience) in b.audiences for b in bases):
+            base = bases[-1]  # (the most specific: the longest prefix)
             raise InvalidPayloadError(
                 f"audience {audience!r} is not allowed for "
                 f"{base.scheme}://{base.netloc}{base.prefix}: JOBS_HTTP_ALLOWED_BASES names the "
                 "audiences a base may get the app's token for, after it (e.g. "
                 "'https://api.example.com/v1/ api://orders')")
 
-    def _check_url(self, url: object) -> AllowedBase:
+    def _check_url(self, url: object) -> list[AllowedBase]:
+        """The entries covering ``url``, the longest prefix last (at least one)."""
         if not isinstance(url, str) or len(url) > 2048:
             raise InvalidPayloadError('"url" must be a string of at most 2048 characters')
         if not self.bases:
@@ -177,9 +181,9 @@ class HttpHandler:
                 ".." in segments or "\\" in path:
             raise InvalidPayloadError("the url may not have user info, a fragment or dot "
                                       "segments")
-        for base in self.bases:
-            if base.covers(parts.scheme, netloc, parts.path):
-                return base
+        covering = [b for b in self.bases if b.covers(parts.scheme, netloc, parts.path)]
+        if covering:
+            return sorted(covering, key=lambda b: len(b.prefix))
         raise InvalidPayloadError(f"{url!r} is not under a base allowed by "
                                   "JOBS_HTTP_ALLOWED_BASES")
 

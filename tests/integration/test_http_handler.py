@@ -234,3 +234,15 @@ async def test_a_huge_answer_is_not_downloaded_past_what_is_kept(server: Server)
         await asyncio.sleep(0.02)
     assert server.sent < HUGE_CHUNKS * CHUNK // 2, server.sent
 
+
+
+def test_an_audience_is_allowed_whichever_covering_base_names_it() -> None:
+    """Two entries may cover one URL (a host-wide base, and a path under it that names an
+    audience). The audience was checked against the first entry that covered the URL only, so
+    whether ``/v1/`` URLs got their token depended on the order of the entries."""
+    for setting in ("https://api.example.com/v1/ api://orders, https://api.example.com/",
+                    "https://api.example.com/, https://api.example.com/v1/ api://orders"):
+        handler = HttpHandler(setting)
+        handler.check({"url": "https://api.example.com/v1/ship", "audience": "api://orders"})
+        with pytest.raises(InvalidPayloadError, match="not allowed for"):  # outside /v1/
+            handler.check({"url": "https://api.example.com/ship", "audience": "api://orders"})
