@@ -236,9 +236,12 @@ async def _read_text(response: aiohttp.ClientResponse) -> tuple[str, bool]:
         data += chunk
     more = not response.content.at_eof() and bool(await response.content.read(1))
     try:
-        decoder = codecs.getincrementaldecoder(response.charset or "utf-8")(errors="replace")
+        codec = codecs.lookup(response.charset or "utf-8")
     except LookupError:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        codec = codecs.lookup("utf-8")
+    if not codec._is_text_encoding:  # base64, hex, zlib, rot13: their decoder fails on this
+        codec = codecs.lookup("utf-8")
+    decoder = codec.incrementaldecoder(errors="replace")
     return decoder.decode(bytes(data), final=not more), more
 
 

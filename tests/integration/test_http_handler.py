@@ -46,6 +46,9 @@ class Server:
             return web.Response(status=503, text="maintenance")
         if name == "redirect":
             raise web.HTTPFound("http://example.invalid/elsewhere")
+        if name == "charset":  # a charset that names a codec of bytes, not a text encoding
+            return web.Response(body="café".encode(), headers={
+                "Content-Type": f"text/plain; charset={request.query['cs']}"})
         if name == "auth":
             return web.json_response({"authorization": request.headers.get("Authorization")})
         if name == "huge":  # 16 MiB, streamed: the handler keeps 4,000 characters of it
@@ -246,3 +249,21 @@ def test_an_audience_is_allowed_whichever_covering_base_names_it() -> None:
         handler.check({"url": "https://api.example.com/v1/ship", "audience": "api://orders"})
         with pytest.raises(InvalidPayloadError, match="not allowed for"):  # outside /v1/
             handler.check({"url": "https://api.example.com/ship", "audience": "api://orders"})
+
+
+async def test_a_charset_that_is_no_text_encoding_reads_as_utf8(server: Server) -> None:
+    """``charset=base64`` (or hex, zlib, rot13) names a codec Python has, but not a text
+    encoding: its incremental decoder refused ``errors="replace"`` (AssertionError) or bytes
+    (TypeError), so a 2xx answer failed the job, attempt after attempt. An unknown charset was
+    already read as UTF-8; these are read so too."""
+    _, _, scheduler, executor = setup(server)
+    ids = [(await scheduler.schedule(JobRequest("http", {
+        "url": f"{server.base}charset?cs={cs}", "method": "GET"}))).job.id
+        for cs in ("base64", "hex", "zlib", "rot13", "no-such-charset", "latin-1")]
+    await drain(executor, 1)
+    bodies = []
+    for job_id in ids:
+        done = await scheduler.get(job_id)
+        assert done.status == JobStatus.SUCCEEDED, done.last_error
+        bodies.append(done.result["body"])
+    assert bodies == ["café"] * 5 + ["cafÃ©"]
