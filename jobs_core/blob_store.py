@@ -237,9 +237,15 @@ class AzureBlobStore:
         created = first.properties.creation_time
         while start + len(body) < size:
             at = start + len(body)
-            with translated("read", name):
+            try:
                 part = await blob.download_blob(offset=at, length=min(MAX_GET_SIZE, size - at))
                 chunk = await part.readall()
+            except HttpResponseError as err:
+                if status_of(err) != 416:  # (416: created again smaller than ``at``, on Azure)
+                    raise translate_error(err, "read", name) from err
+                chunk = b""
+            except AzureError as err:
+                raise translate_error(err, "read", name) from err
             if not chunk or part.properties.creation_time != created:
                 raise TransientStoreError(
                     f"read {name!r}: the blob was replaced while it was read (at {at} of "
