@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -145,3 +151,47 @@ def test_a_reader_that_went_away_is_not_a_usage_error(monkeypatch: pytest.Monkey
     code = cli.main([*URL, "--json", "list"], stdout=out, stderr=err)
     assert (code, err.getvalue()) == (141, "")
     assert json.loads(out.getvalue())["id"] == "j0"
+
+
+@pytest.fixture
+def one_job_server() -> Iterator[str]:
+    """A server answering every GET with one job (for a jobsctl of its own process)."""
+    body = json.dumps(job_json()).encode()
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_reader_gone_before_the_last_flush_is_exit_141_too(one_job_server: str) -> None:
+    """``jobsctl get ID | true``: the output sat in stdout's buffer (a pipe is block-buffered)
+    until the interpreter flushed it at exit, after main() returned 0; that flush met the
+    closed pipe, Python printed 'Exception ignored ... BrokenPipeError' and exited 120."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before jobsctl writes
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from jobs_client.cli import run; run()",
+             "--url", one_job_server, "--key", "k3y", "get", "j1"],
+            stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, b"")

@@ -287,6 +287,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    code = _command(args, out, err)
+    try:  # here, not at the interpreter's exit: a pipe's output waits in the buffer until then
+        out.flush()
+    except BrokenPipeError:
+        _drop_output(out)
+        return PIPE_CLOSED
+    return code
+
+
+def _command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         with JobsClient(args.url, args.key, timeout=args.http_timeout) as client:
             return COMMANDS[args.command](client, args, out, err)
