@@ -193,6 +193,19 @@ def test_a_read_is_repeated_after_any_failed_connection(sleeps: list[float]) -> 
         assert len(broken.requests) == 1
 
 
+def test_a_request_the_client_cannot_send_is_not_repeated(sleeps: list[float]) -> None:
+    """``--url localhost:7071`` (no scheme) or ``ftp://...``: httpx refuses the request before
+    it connects (UnsupportedProtocol, a TransportError). Any read was repeated after it like
+    after a failed connection: the same error again, after ~4 s of back-off."""
+    for error in (httpx.UnsupportedProtocol("Request URL is missing an 'http://' or "
+                                            "'https://' protocol."),
+                  httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'.")):
+        script = Script(error, ok(job_json()))
+        with pytest.raises(JobsConnectionError):
+            sync_client(script).get(UNKNOWN_ID)
+        assert len(script.requests) == 1 and sleeps == []
+
+
 def test_schedule_and_wait_sends_prefer_wait_then_polls_honouring_retry_after(
         sleeps: list[float]) -> None:
     script = Script(ok(job_json(), 202, **{"Retry-After": "3", "Location": "/api/jobs/x"}),

@@ -71,6 +71,12 @@ class TransportFailure(Exception):
         """Whether the request may have reached the server (not a refused connection)."""
         return not isinstance(self.error, httpx.ConnectError | httpx.ConnectTimeout)
 
+    @property
+    def refused(self) -> bool:
+        """Whether httpx refused to send the request (a URL without http:// or https://):
+        sent again, it fails the same."""
+        return isinstance(self.error, httpx.UnsupportedProtocol)
+
 
 Step = Request | Sleep | Emit
 Flow = Generator[Step, Any, T]
@@ -128,7 +134,8 @@ def send(request: Request, retry: RetryConfig) -> Flow[httpx.Response]:
             # never sent: any request may go again; a read changes nothing, so a reset, a
             # closed keep-alive connection or a read timeout does not end it either (a long
             # wait() ended on one stale pooled connection)
-            repeatable = not failure.sent or request.method in SAFE_METHODS
+            repeatable = not failure.refused and (
+                not failure.sent or request.method in SAFE_METHODS)
         else:
             if response.is_success:
                 return response
