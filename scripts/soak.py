@@ -3,6 +3,8 @@
     .venv/bin/python scripts/soak.py --until 20000          # run chunks until seed 19,999
     .venv/bin/python scripts/soak.py --tally                # what the log holds so far
     .venv/bin/python scripts/soak.py --tree /tmp/soak ...   # a checkout of another revision
+    .venv/bin/python scripts/soak.py --same-as core:...,sim:... --start 7000
+                                   # replay a logged chunk here: are its counts identical?
 
 Each chunk is ``python -m tests.sim --seeds CHUNK --start S --workers W`` under ``nice`` with
 its summary appended to the log (default ``.soak/soak.log``), headed by the trees of
@@ -10,6 +12,11 @@ its summary appended to the log (default ``.soak/soak.log``), headed by the tree
 for those trees, so a soak survives a stopped machine; a change to either tree starts the count
 again (another key in the log). ``touch .soak/stop`` ends it after the running chunk. Seeds are
 deterministic: a chunk's result is the same on every run of the same trees.
+
+``--same-as KEY`` runs one chunk (``--start``) on this tree and compares its summary (seeds,
+failures, operations, every fault, duplicate and operation count) with that chunk in the log
+under ``KEY``: a core change that the simulated worlds never reach (a path no workload takes)
+replays those worlds identically, and that is how it shows.
 """
 
 from __future__ import annotations
@@ -85,6 +92,37 @@ def tally(log: Path, key: str) -> int:
     return 1 if bad else 0
 
 
+def run_chunk(tree: Path, start: int, seeds: int,
+              workers: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nice", "-n", "19", sys.executable, "-m", "tests.sim", "--seeds", str(seeds),
+         "--start", str(start), "--workers", str(workers)],
+        cwd=tree, capture_output=True, text=True)
+
+
+def summary_line(text: str) -> str | None:
+    return next((line for line in text.splitlines() if SUMMARY.match(line)), None)
+
+
+def same_as(log: Path, key: str, tree: Path, start: int, workers: int) -> int:
+    """Replay the logged chunk of ``key`` from ``start`` on ``tree``; 0 when its summary is
+    identical."""
+    logged = read_log(log, key).get(start)
+    before = summary_line(logged[1]) if logged else None
+    match = SUMMARY.match(before) if before else None
+    if before is None or match is None:
+        print(f"the log has no finished chunk from seed {start} under {key}", file=sys.stderr)
+        return 2
+    seeds = int(match.group(1))
+    now = summary_line(run_chunk(tree, start, seeds, workers).stdout)
+    span = f"seeds {start}..{start + seeds - 1}"
+    if now == before:
+        print(f"{span}: identical to {key} ({now})")
+        return 0
+    print(f"{span} differ from {key}:\n  logged: {before}\n  here:   {now}")
+    return 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/soak.py", description=__doc__.split("\n")[0])
     parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")
@@ -95,11 +133,15 @@ def main() -> int:
                         help="the checkout whose core and sim run (default: this one)")
     parser.add_argument("--log", type=Path, default=ROOT / ".soak" / "soak.log")
     parser.add_argument("--tally", action="store_true", help="print the log's totals only")
+    parser.add_argument("--same-as", metavar="KEY",
+                        help="replay the chunk from --start logged under KEY, compare")
     args = parser.parse_args()
     key = trees(args.tree)
     args.log.parent.mkdir(parents=True, exist_ok=True)
     if args.tally:
         return tally(args.log, key)
+    if args.same_as:
+        return same_as(args.log, args.same_as, args.tree, args.start, args.workers)
     stop = args.log.parent / "stop"
     stop.unlink(missing_ok=True)
     done = read_log(args.log, key)
@@ -110,10 +152,7 @@ def main() -> int:
             continue
         seeds = min(args.chunk, args.until - start)
         began = time.monotonic()
-        run = subprocess.run(
-            ["nice", "-n", "19", sys.executable, "-m", "tests.sim", "--seeds", str(seeds),
-             "--start", str(start), "--workers", str(args.workers)],
-            cwd=args.tree, capture_output=True, text=True)
+        run = run_chunk(args.tree, start, seeds, args.workers)
         with args.log.open("a") as log:
             log.write(f"=== chunk {start}+{seeds} trees {key} rc {run.returncode} secs "
                       f"{time.monotonic() - began:.0f}\n{run.stdout}{run.stderr}")
