@@ -70,12 +70,16 @@ async def list_shards(req: func.HttpRequest,
 
 
 def shard_json(row: ShardRow) -> dict[str, Any]:
+    """A row as JSON. An ``unreadable`` row's log was not replayed: its counts and pending are
+    unknown (``null``), never 0, which would say the blob holds no jobs."""
+    known = row.counts_source != "unreadable"
     return {
         "name": row.name, "slot": row.slot, "bucket": iso(row.bucket), "index": row.index,
         "size": row.size, "blocks": row.blocks, "block_limit": APPEND_BLOB_BLOCK_LIMIT,
         "owner": row.claim.owner, "epoch": row.claim.epoch,
         "claim_expires": iso(row.claim.expires),
-        "counts": row.counts, "pending": row.pending, "next_due": iso(row.next_due),
+        "counts": row.counts if known else None, "pending": row.pending if known else None,
+        "next_due": iso(row.next_due),
         "counts_source": row.counts_source, "error": row.error,
     }
 

@@ -25,7 +25,8 @@ slots, with B shard blobs listed:
                  (finished jobs kept as counts only): the whole blob the first time (one GET
                  per 4 MiB), afterwards one ranged GET of the new bytes, or none when the size
                  did not change.
-  ``unreadable``: the log holds a record of a newer format; ``error`` says so, counts are 0.
+  ``unreadable``: the log holds a record of a newer format; ``error`` says so, counts are 0
+  here (``GET /api/shards`` answers them as ``null``: unknown).
 
 Cold page, worst case: ``ceil(B/5000) + S + N + N * ceil(size / 4 MiB)``; the same page again
 with nothing appended: ``ceil(B/5000) + S``.

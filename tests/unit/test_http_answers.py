@@ -343,3 +343,27 @@ async def test_a_handler_filter_that_names_no_handler_is_a_400(store: ReadFailsA
     code, _, page = await answer(http_api.list_jobs, route(
         "GET", "/api/jobs", params={"handler": "echo"}))
     assert code == 200 and [j["id"] for j in page["jobs"]] == [made["id"]]
+
+
+async def test_a_shard_whose_log_cannot_be_read_has_unknown_counts_not_zero(
+        store: ReadFailsAfterAdd) -> None:
+    """A blob holding a record of a newer format (a rolling upgrade) is ``unreadable`` in
+    ``GET /api/shards``: its row answered ``counts`` of 0 in every status and ``pending: 0``,
+    and the dashboard showed a blob with a waiting job as one with no jobs at all. Unknown
+    figures are ``null``; ``error`` says why."""
+    from jobs_api import insights
+    from jobs_core.ids import parse_job_id
+    from jobs_core.records import FORMAT_VERSION
+
+    code, _, job = await answer(http_api.create_job, request({"handler": "echo", "delay": 600}))
+    assert code == 201
+    home = parse_job_id(job["id"]).name
+    newer = {"v": FORMAT_VERSION + 1, "op": "later", "id": job["id"], "at": job["created_at"]}
+    await store.append(home, b"\n" + json.dumps(newer).encode() + b"\n",
+                       create_metadata={})
+
+    code, _, page = await answer(insights.list_shards, route("GET", "/api/shards"))
+    assert code == 200, page
+    [row] = [r for r in page["shards"] if r["name"] == home]
+    assert row["counts_source"] == "unreadable" and "version" in row["error"], row
+    assert row["counts"] is None and row["pending"] is None and row["next_due"] is None, row
