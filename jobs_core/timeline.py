@@ -38,6 +38,7 @@ from functools import partial
 from .clock import Clock, utcnow
 from .errors import JobValidationError, UnsupportedRecordVersionError
 from .ids import SHARD_PREFIX, bucket_of, parse_shard_name
+from .model import Job
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_overview import gather_bounded
@@ -97,17 +98,15 @@ class TimelineReader:
         states += await self._read(extra, errors)
         due = [0] * minutes
         finished = [0] * minutes
-        scanned = 0
-        for state in states:
-            for job in state.jobs.values():
-                scanned += 1
-                if start <= job.due_at <= now:
-                    due[_minute(job.due_at, start)] += 1
-                if job.finished_at is not None and start <= job.finished_at <= now:
-                    finished[_minute(job.finished_at, start)] += 1
+        jobs = _each_job_once(states)
+        for job in jobs:
+            if start <= job.due_at <= now:
+                due[_minute(job.due_at, start)] += 1
+            if job.finished_at is not None and start <= job.finished_at <= now:
+                finished[_minute(job.finished_at, start)] += 1
         points = [TimelinePoint(start + timedelta(minutes=i), due[i], finished[i])
                   for i in range(minutes)]
-        return Timeline(start, now, points, scanned, len(states), errors)
+        return Timeline(start, now, points, len(jobs), len(states), errors)
 
     async def _read(self, blobs: list[BlobInfo], errors: list[str]) -> list[ShardState]:
         found = await gather_bounded([partial(self._refresh, info, errors) for info in blobs],
@@ -121,6 +120,21 @@ class TimelineReader:
             self.cache.forget(info.name)
             errors.append(str(exc))
         return None
+
+
+def _each_job_once(states: list[ShardState]) -> list[Job]:
+    """The jobs of the blobs read, each once. While a move is half done (its ``add`` in the
+    destination, not yet its ``moved`` in the source: an evacuation moves every waiting job of
+    a blob at once, and a failed last step waits for the planner's next cycle) both blobs hold
+    the job; the copy that is not *moving* is the job (the moving one is stale: the job may
+    have run from the destination since)."""
+    jobs: dict[str, Job] = {}
+    for state in states:
+        for job in state.jobs.values():
+            held = jobs.get(job.id)
+            if held is None or (held.moving_to is not None and job.moving_to is None):
+                jobs[job.id] = job
+    return list(jobs.values())
 
 
 def _minute(moment: datetime, start: datetime) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
 
 from jobs_core import InMemoryStore, JobRequest
-from jobs_core.errors import JobValidationError
+from jobs_core.errors import JobValidationError, TransientStoreError
 from jobs_core.timeline import TimelineReader
 from tests.jobs_helpers import T0, Clock, Recorder, drain, make
 
@@ -86,3 +87,49 @@ async def test_minutes_out_of_range_is_a_validation_error() -> None:
         with pytest.raises(JobValidationError) as caught:
             await reader.timeline(minutes)
         assert caught.value.field == "minutes"
+
+
+class NoMoved:
+    """A store whose blob ``source`` refuses the ``moved`` record: a move out of it stays half
+    done (the job *moving* in the source, already added to the destination) until a planner
+    finishes it."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store, self.source = store, ""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        if name == self.source and b'"op":"moved"' in data:
+            raise TransientStoreError(f"append {name}: 503 ServerBusy")
+        return await self._store.append(name, data, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_job_half_way_through_a_move_counts_once() -> None:
+    """Between a move's ``add`` in the destination and its ``moved`` in the source (an
+    evacuation moves every waiting job of a blob at once; a failed last step waits for the
+    planner's next cycle), both blobs hold the job: it was counted due twice, and once more
+    as finished when it ran from the destination."""
+    store, clock, recorder = InMemoryStore(), Clock(), Recorder()
+    wrapped = NoMoved(store)
+    scheduler, executor = make(wrapped, recorder, clock, slots=1,  # type: ignore[arg-type]
+                               commit_linger_ms=0)
+    job = (await scheduler.schedule(JobRequest("echo", "x", delay=120))).job
+    found, source = await scheduler._locate(job.id)
+    assert found is not None
+    wrapped.source = source
+    with contextlib.suppress(TransientStoreError):
+        await scheduler.mover.move(source, [found])
+    dest = (await scheduler._locate(job.id))[1]
+    assert dest != source
+    clock.now = T0 + 3 * MINUTE
+    await drain(executor, 1)
+    assert (await scheduler.get(job.id)).status.value == "succeeded"
+
+    line = await TimelineReader(store, scheduler.settings, clock=clock).timeline(10)
+
+    assert line.shards_read == 2
+    assert sum(p.due for p in line.points) == 1
+    assert sum(p.finished for p in line.points) == 1
+    assert line.jobs_scanned == 1
