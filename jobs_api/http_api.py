@@ -115,6 +115,22 @@ def check_time_zone(recurrence: Any) -> None:
                                      "as 'Europe/Berlin' or 'UTC'") from None
 
 
+def check_cron(recurrence: Any) -> None:
+    """A recurrence's ``cron`` holding a character other than ASCII is a 400. The core's
+    reading of the fields (``jobs_core/recurrence.py``) takes what ``str.isdigit`` calls a
+    digit for a number, and ``int()`` refuses superscripts ('0 0 ³ * *', '²-1 * * * *'):
+    a ``ValueError``, so POST and PATCH answered 500 and a batch lost every item with it.
+    (Other digits, such as Arabic-Indic, were read as numbers in a range that wraps
+    around (Arabic-Indic '5-1' ran as '5-59,0-1'), and were refused elsewhere.)"""
+    cron = recurrence.get("cron") if isinstance(recurrence, dict) else None
+    if isinstance(cron, str) and not cron.isascii():
+        shown = cron if len(cron) <= 80 else cron[:77] + "..."
+        raise InvalidRecurrenceError(
+            f"cron {shown!r} is not a valid 5-field cron expression: only ASCII digits, "
+            "names and * , - / are allowed (minute hour day-of-month month day-of-week, "
+            "e.g. '0 2 * * *')")
+
+
 def to_request(item: Any, header_key: str | None = None,
                traceparent: str | None = None) -> JobRequest:
     if not isinstance(item, dict):
@@ -131,6 +147,7 @@ def to_request(item: Any, header_key: str | None = None,
                                      field="idempotency_key")
         key = header_key
     check_time_zone(item.get("recurrence"))
+    check_cron(item.get("recurrence"))
     return JobRequest(handler=item["handler"], payload=item.get("payload"),
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
@@ -305,6 +322,7 @@ async def update_job(req: func.HttpRequest,
     body = read_json(req, runtime.api.max_body_bytes)
     if isinstance(body, dict):
         check_time_zone(body.get("recurrence"))
+        check_cron(body.get("recurrence"))
     scheduler = await runtime.scheduler()
     job = await scheduler.update(req.route_params["id"], body)
     await wake_slots(client, [Scheduled(job, created=True)])

@@ -367,3 +367,28 @@ async def test_a_shard_whose_log_cannot_be_read_has_unknown_counts_not_zero(
     [row] = [r for r in page["shards"] if r["name"] == home]
     assert row["counts_source"] == "unreadable" and "version" in row["error"], row
     assert row["counts"] is None and row["pending"] is None and row["next_due"] is None, row
+
+
+@pytest.mark.parametrize("cron", ["0 0 ³ * *", "²-1 * * * *", "0 ¹-2 * * *",
+                                  "\u0665-\u0661 * * * *"])
+async def test_a_cron_with_a_digit_other_than_ascii_is_a_400(store: ReadFailsAfterAdd,
+                                                             cron: str) -> None:
+    """``'³'.isdigit()`` is true but ``int('³')`` raises ``ValueError``, which the core's
+    reading of a cron field did not expect: POST and PATCH answered 500, and a batch with one
+    such item lost every other item with it. (Arabic-Indic '5-1' was read as the range 5-59,0-1.)"""
+    recurrence = {"cron": cron}
+    code, _, problem = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": recurrence}))
+    assert (code, problem["field"]) == (400, "recurrence"), problem
+    assert await store.list("shards/") == []
+    code, _, body = await answer(http_api.create_batch, request({"jobs": [
+        {"handler": "echo", "payload": 1}, {"handler": "echo", "recurrence": recurrence}]}))
+    assert code == 200 and [r["status"] for r in body["results"]] == [201, 400], body
+    _, _, job = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": {"cron": "0 2 * * *"}}))
+    code, _, problem = await answer(http_api.update_job, route(
+        "PATCH", "/api/jobs/x", {"recurrence": recurrence}, route_params={"id": job["id"]}))
+    assert (code, problem["field"]) == (400, "recurrence"), problem
+    _, _, now = await answer(http_api.get_job, route("GET", "/api/jobs/x",
+                                                     route_params={"id": job["id"]}))
+    assert now["recurrence"]["cron"] == "0 2 * * *"
