@@ -131,8 +131,32 @@ def check_cron(recurrence: Any) -> None:
             "e.g. '0 2 * * *')")
 
 
+def check_anchor(recurrence: Any, horizon_days: int, now: datetime) -> None:
+    """A fixed-rate recurrence's ``anchor`` more than the horizon ahead is a 400, like a
+    ``due_at`` that far: the grid's first occurrence is the anchor, so it became the job's
+    due time (year 9999 was accepted) or, after an explicit first one, its next. Near the
+    end of year 9999 the occurrence's jitter overflowed: POST answered 500, and an executor
+    that finished such a job's run could not record its outcome (``OverflowError`` in the
+    cycle), so the run started again after each lease. An anchor in the past is fine, and
+    a bad one is left to the recurrence's own check."""
+    value = recurrence.get("anchor") if isinstance(recurrence, dict) else None
+    if not isinstance(value, str):
+        return
+    try:
+        anchor = datetime.fromisoformat(value.strip())
+        if anchor.tzinfo is None or anchor.utcoffset() is None:
+            return
+        anchor = anchor.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return
+    if anchor > now + timedelta(days=horizon_days):
+        raise InvalidRecurrenceError(
+            f"recurrence.anchor {anchor.isoformat()} is more than {horizon_days} days ahead "
+            "(JOBS_HORIZON_DAYS): an occurrence would be due there; anchor the grid closer")
+
+
 def to_request(item: Any, header_key: str | None = None,
-               traceparent: str | None = None) -> JobRequest:
+               traceparent: str | None = None, *, horizon_days: int) -> JobRequest:
     if not isinstance(item, dict):
         raise JobValidationError("a job must be a JSON object")
     unknown = set(item) - JOB_FIELDS
@@ -148,6 +172,7 @@ def to_request(item: Any, header_key: str | None = None,
         key = header_key
     check_time_zone(item.get("recurrence"))
     check_cron(item.get("recurrence"))
+    check_anchor(item.get("recurrence"), horizon_days, datetime.now(UTC))
     return JobRequest(handler=item["handler"], payload=item.get("payload"),
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
@@ -204,7 +229,8 @@ async def create_job(req: func.HttpRequest,
     wait = wait_seconds(req)
     body = read_json(req, runtime.api.max_body_bytes)
     request = to_request(body, req.headers.get("idempotency-key"),
-                         req.headers.get("traceparent"))
+                         req.headers.get("traceparent"),
+                         horizon_days=runtime.settings.horizon_days)
     scheduler = await runtime.scheduler()
     scheduled = await scheduler.schedule(request)
     await wake_slots(client, [scheduled])
@@ -254,7 +280,8 @@ async def create_batch(req: func.HttpRequest,
     positions: list[int] = []
     for i, item in enumerate(items):
         try:
-            requests.append(to_request(item, traceparent=req.headers.get("traceparent")))
+            requests.append(to_request(item, traceparent=req.headers.get("traceparent"),
+                                       horizon_days=runtime.settings.horizon_days))
             positions.append(i)
         except JobsError as exc:
             problem = problem_of(exc)
@@ -323,6 +350,7 @@ async def update_job(req: func.HttpRequest,
     if isinstance(body, dict):
         check_time_zone(body.get("recurrence"))
         check_cron(body.get("recurrence"))
+        check_anchor(body.get("recurrence"), runtime.settings.horizon_days, datetime.now(UTC))
     scheduler = await runtime.scheduler()
     job = await scheduler.update(req.route_params["id"], body)
     await wake_slots(client, [Scheduled(job, created=True)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
@@ -392,3 +393,39 @@ async def test_a_cron_with_a_digit_other_than_ascii_is_a_400(store: ReadFailsAft
     _, _, now = await answer(http_api.get_job, route("GET", "/api/jobs/x",
                                                      route_params={"id": job["id"]}))
     assert now["recurrence"]["cron"] == "0 2 * * *"
+
+
+@pytest.mark.parametrize("anchor", ["9999-12-31T23:59:59.999999Z", "9999-12-31T00:00:00-12:00",
+                                    "2400-01-01T00:00:00+01:00"])
+async def test_a_fixed_rate_anchor_beyond_the_horizon_is_a_400(store: ReadFailsAfterAdd,
+                                                               anchor: str) -> None:
+    """The grid's first occurrence is its anchor: with no due_at the job was due in year 9999
+    (due_at itself is held to JOBS_HORIZON_DAYS), and with jitter the occurrence overflowed
+    (POST: 500; after an explicit first run, the executor's cycle raised OverflowError and the
+    run started again after each lease). An anchor within the horizon, or past, is fine."""
+    def rate(anchor: str) -> dict[str, Any]:
+        return {"interval_seconds": 60, "interval_mode": "fixed_rate", "anchor": anchor,
+                "jitter_seconds": 30}
+    for body in ({"handler": "echo", "recurrence": rate(anchor)},
+                 {"handler": "echo", "delay": 0, "recurrence": rate(anchor)}):
+        code, _, problem = await answer(http_api.create_job, request(body))
+        assert (code, problem["field"]) == (400, "recurrence"), problem
+        assert "JOBS_HORIZON_DAYS" in problem["detail"]
+    assert await store.list("shards/") == []
+    code, _, body = await answer(http_api.create_batch, request({"jobs": [
+        {"handler": "echo", "payload": 1}, {"handler": "echo", "recurrence": rate(anchor)}]}))
+    assert code == 200 and [r["status"] for r in body["results"]] == [201, 400], body
+    soon = (datetime.now(UTC) + timedelta(days=300)).isoformat()
+    code, _, job = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": {**rate(soon), "jitter_seconds": None}}))
+    assert code == 201 and datetime.fromisoformat(job["due_at"]) == \
+        datetime.fromisoformat(soon), job
+    code, _, job = await answer(http_api.create_job, request(
+        {"handler": "echo", "recurrence": rate("2001-01-01T00:00:30Z")}))
+    assert code == 201, job
+    code, _, problem = await answer(http_api.update_job, route(
+        "PATCH", "/api/jobs/x", {"recurrence": rate(anchor)}, route_params={"id": job["id"]}))
+    assert (code, problem["field"]) == (400, "recurrence"), problem
+    _, _, now = await answer(http_api.get_job, route("GET", "/api/jobs/x",
+                                                     route_params={"id": job["id"]}))
+    assert now["recurrence"]["anchor"].startswith("2001-01-01") and now["due_at"] == job["due_at"]
