@@ -11,13 +11,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from jobs_core import Job, JobRequest, JobStatus, Scheduled
-from jobs_core.errors import InvalidRecurrenceError, JobsError, JobValidationError
+from jobs_core.errors import JobsError, JobValidationError
 from jobs_core.handlers import validate_handler_name
 from jobs_core.ids import parse_job_id
 from jobs_core.labels import has_control, parse_label_filter
@@ -25,6 +24,7 @@ from jobs_core.limits import MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
 from .query_params import parse_int, parse_time
+from .recurrence_checks import check_recurrence
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -96,65 +96,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def check_time_zone(recurrence: Any) -> None:
-    """A recurrence's ``timezone`` that makes ``ZoneInfo`` raise ``OSError`` is a 400 like any
-    unknown zone: a folder of the zone database (``America``, ``Europe``) opens a directory,
-    and a name longer than the file system allows fails to open. The recurrence's own check
-    (``jobs_core/recurrence.py``) catches the other errors of an unknown zone, not these: POST
-    and PATCH answered 500, and a batch lost every item with one such item."""
-    zone = recurrence.get("timezone") if isinstance(recurrence, dict) else None
-    if not isinstance(zone, str) or not zone:
-        return
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        return  # the recurrence's check answers these (400)
-    except OSError:
-        shown = zone if len(zone) <= 80 else zone[:77] + "..."
-        raise InvalidRecurrenceError(f"time zone {shown!r} is unknown; use an IANA name such "
-                                     "as 'Europe/Berlin' or 'UTC'") from None
-
-
-def check_cron(recurrence: Any) -> None:
-    """A recurrence's ``cron`` holding a character other than ASCII is a 400. The core's
-    reading of the fields (``jobs_core/recurrence.py``) takes what ``str.isdigit`` calls a
-    digit for a number, and ``int()`` refuses superscripts ('0 0 ³ * *', '²-1 * * * *'):
-    a ``ValueError``, so POST and PATCH answered 500 and a batch lost every item with it.
-    (Other digits, such as Arabic-Indic, were read as numbers in a range that wraps
-    around (Arabic-Indic '5-1' ran as '5-59,0-1'), and were refused elsewhere.)"""
-    cron = recurrence.get("cron") if isinstance(recurrence, dict) else None
-    if isinstance(cron, str) and not cron.isascii():
-        shown = cron if len(cron) <= 80 else cron[:77] + "..."
-        raise InvalidRecurrenceError(
-            f"cron {shown!r} is not a valid 5-field cron expression: only ASCII digits, "
-            "names and * , - / are allowed (minute hour day-of-month month day-of-week, "
-            "e.g. '0 2 * * *')")
-
-
-def check_anchor(recurrence: Any, horizon_days: int, now: datetime) -> None:
-    """A fixed-rate recurrence's ``anchor`` more than the horizon ahead is a 400, like a
-    ``due_at`` that far: the grid's first occurrence is the anchor, so it became the job's
-    due time (year 9999 was accepted) or, after an explicit first one, its next. Near the
-    end of year 9999 the occurrence's jitter overflowed: POST answered 500, and an executor
-    that finished such a job's run could not record its outcome (``OverflowError`` in the
-    cycle), so the run started again after each lease. An anchor in the past is fine, and
-    a bad one is left to the recurrence's own check."""
-    value = recurrence.get("anchor") if isinstance(recurrence, dict) else None
-    if not isinstance(value, str):
-        return
-    try:
-        anchor = datetime.fromisoformat(value.strip())
-        if anchor.tzinfo is None or anchor.utcoffset() is None:
-            return
-        anchor = anchor.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return
-    if anchor > now + timedelta(days=horizon_days):
-        raise InvalidRecurrenceError(
-            f"recurrence.anchor {anchor.isoformat()} is more than {horizon_days} days ahead "
-            "(JOBS_HORIZON_DAYS): an occurrence would be due there; anchor the grid closer")
-
-
 def to_request(item: Any, header_key: str | None = None,
                traceparent: str | None = None, *, horizon_days: int) -> JobRequest:
     if not isinstance(item, dict):
@@ -170,9 +111,7 @@ def to_request(item: Any, header_key: str | None = None,
             raise JobValidationError("the Idempotency-Key header and idempotency_key differ",
                                      field="idempotency_key")
         key = header_key
-    check_time_zone(item.get("recurrence"))
-    check_cron(item.get("recurrence"))
-    check_anchor(item.get("recurrence"), horizon_days, datetime.now(UTC))
+    check_recurrence(item.get("recurrence"), horizon_days)
     return JobRequest(handler=item["handler"], payload=item.get("payload"),
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
@@ -348,9 +287,7 @@ async def update_job(req: func.HttpRequest,
     runtime = get_runtime()
     body = read_json(req, runtime.api.max_body_bytes)
     if isinstance(body, dict):
-        check_time_zone(body.get("recurrence"))
-        check_cron(body.get("recurrence"))
-        check_anchor(body.get("recurrence"), runtime.settings.horizon_days, datetime.now(UTC))
+        check_recurrence(body.get("recurrence"), runtime.settings.horizon_days)
     scheduler = await runtime.scheduler()
     job = await scheduler.update(req.route_params["id"], body)
     await wake_slots(client, [Scheduled(job, created=True)])
