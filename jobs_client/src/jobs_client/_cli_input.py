@@ -8,36 +8,40 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._codec import TooDeepError, to_json
+
+N = TypeVar("N", int, float)
 
 
 class UsageError(Exception):
     pass
 
 
+def _number(text: str, convert: Callable[[str], N], fits: Callable[[N], bool],
+            what: str) -> N:
+    """``text`` read by ``convert`` if it ``fits``; else an argparse error naming ``what``."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not fits(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+    return value
+
+
 def seconds(text: str) -> float:
     """A number of seconds >= 0 (a negative or infinite one was a traceback, or silently
     nothing: hunt of stop 29)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0,
+                   "a number of seconds >= 0")
 
 
 def finite(text: str) -> float:
     """A finite number (the API judges its range; inf and nan cannot even be sent)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
+    return _number(text, float, math.isfinite, "a finite number")
 
 
 def some_seconds(text: str) -> float:
@@ -48,13 +52,7 @@ def some_seconds(text: str) -> float:
 
 
 def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return value
+    return _number(text, int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def payload(args: argparse.Namespace) -> Any:
