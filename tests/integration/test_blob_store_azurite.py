@@ -1,4 +1,4 @@
-"""Adapter-specific tests for ``AzureBlobStore``: request counts, big reads, errors, settings."""
+"""Adapter-specific tests for ``AzureBlobStore`` on Azurite: request counts, big reads, retries."""
 
 from __future__ import annotations
 
@@ -8,27 +8,19 @@ import time
 from typing import Any
 
 import pytest
-from azure.core.exceptions import (
-    DecodeError,
-    HttpResponseError,
-    IncompleteReadError,
-    ServiceRequestError,
-)
 from azure.core.pipeline.policies import AsyncHTTPPolicy
 from azure.storage.blob.aio import ContainerClient
 
 from jobs_core import blob_store
-from jobs_core.blob_errors import TRANSIENT_STATUS, translate_error
 from jobs_core.blob_store import AzureBlobStore
 from jobs_core.errors import (
     BlobNotFoundError,
-    BlockLimitError,
     ConcurrencyConflictError,
     StoreError,
     TransientStoreError,
 )
 from jobs_core.request_counter import RequestCounter, operation_name
-from jobs_core.storage_settings import ConfigurationError, StorageSettings
+from jobs_core.storage_settings import StorageSettings
 from tests import azurite as azurite_helpers
 
 MiB = 1024 * 1024
@@ -301,140 +293,3 @@ def test_a_stalled_storage_request_ends_well_within_the_http_limit() -> None:
     assert (options["connection_timeout"], options["read_timeout"]) == \
         (blob_store.CONNECTION_TIMEOUT_S, blob_store.READ_TIMEOUT_S)
     assert blob_store.WORST_CASE_REQUEST_S <= 120
-
-
-def _http_error(status: int, code: str) -> HttpResponseError:
-    err = HttpResponseError(message=f"{status} {code}\nRequestId:1")
-    err.status_code = status
-    err.error_code = code
-    return err
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "expected"),
-    [
-        (404, "BlobNotFound", BlobNotFoundError),
-        (404, "ContainerNotFound", StoreError),
-        (412, "ConditionNotMet", ConcurrencyConflictError),
-        (412, "AppendPositionConditionNotMet", ConcurrencyConflictError),
-        (409, "BlobAlreadyExists", ConcurrencyConflictError),
-        (409, "BlockCountExceedsLimit", BlockLimitError),
-        (409, "LeaseAlreadyPresent", StoreError),
-        (403, "AuthorizationPermissionMismatch", StoreError),
-        *[(status, "X", TransientStoreError) for status in sorted(TRANSIENT_STATUS)],
-    ],
-)
-def test_translate_error(status: int, code: str, expected: type[StoreError]) -> None:
-    err = translate_error(_http_error(status, code), "append", "s/a")
-    assert type(err) is expected
-    assert f"{status} {code}" in str(err)
-    assert "RequestId" not in str(err)  # first line of the service message only
-
-
-def test_connection_failures_are_transient() -> None:
-    assert type(translate_error(ServiceRequestError("refused"), "read", "x")) is (
-        TransientStoreError
-    )
-
-
-def test_a_download_that_broke_off_is_transient_also_as_the_sdk_wraps_it() -> None:
-    """After its own retries of a chunk, the SDK raises ``HttpResponseError(error)``: no
-    status, the read error inside (or "Download stream interrupted.", an error carrying the
-    answer's 2xx status). Both read as a permanent ``StoreError``."""
-    reset = IncompleteReadError("Connection reset by peer")
-    wrapped = HttpResponseError(reset, error=reset)
-    interrupted = HttpResponseError(message="Download stream interrupted.")
-    interrupted.status_code = 206
-    for err in (wrapped, interrupted, HttpResponseError(DecodeError("x"), error=DecodeError("x"))):
-        assert type(translate_error(err, "read", "x")) is TransientStoreError, err
-    assert type(translate_error(HttpResponseError("odd"), "read", "x")) is StoreError
-
-
-@pytest.mark.parametrize(
-    ("method", "url", "headers", "expected"),
-    [
-        ("PUT", "http://h/a/c/b?comp=appendblock", {}, "append"),
-        ("PUT", "http://h/a/c/b?comp=metadata", {}, "set_metadata"),
-        ("PUT", "http://h/a/c/b", {"x-ms-blob-type": "AppendBlob"}, "create"),
-        ("PUT", "http://h/a/c?restype=container", {}, "create_container"),
-        ("HEAD", "http://h/a/c/b", {}, "get_properties"),
-        ("GET", "http://h/a/c?restype=container&comp=list&prefix=p", {}, "list"),
-        ("GET", "http://h/a/c/b", {"x-ms-range": "bytes=0-1"}, "read"),
-        ("DELETE", "http://h/a/c/b", {}, "delete"),
-        ("PUT", "http://h/a/c/b?comp=lease", {}, "other:PUT"),
-    ],
-)
-def test_operation_names(method: str, url: str, headers: dict[str, str], expected: str) -> None:
-    assert operation_name(method, url, headers) == expected
-
-
-# --- settings -------------------------------------------------------------------------------
-
-CONN = azurite_helpers.connection_string("http://127.0.0.1:10000/devstoreaccount1")
-
-
-def test_settings_connection_string() -> None:
-    settings = StorageSettings.from_env({"JOBS_STORAGE_CONNECTION_STRING": CONN})
-    assert settings == StorageSettings(container="jobs", connection_string=CONN)
-    assert not settings.uses_identity
-    assert azurite_helpers.ACCOUNT_KEY not in repr(settings)
-
-
-def test_settings_connection_string_wins_over_account_url() -> None:
-    settings = StorageSettings.from_env(
-        {
-            "JOBS_STORAGE_CONNECTION_STRING": CONN,
-            "JOBS_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
-            "JOBS_CONTAINER": "my-jobs",
-            "JOBS_STORAGE_API_VERSION": "2025-11-05",
-        }
-    )
-    assert (settings.connection_string, settings.account_url) == (CONN, None)
-    assert (settings.container, settings.api_version) == ("my-jobs", "2025-11-05")
-
-
-def test_settings_managed_identity() -> None:
-    settings = StorageSettings.from_env(
-        {
-            "JOBS_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net",
-            "JOBS_STORAGE__clientId": "00000000-0000-0000-0000-000000000001",
-        }
-    )
-    assert settings.uses_identity
-    assert settings.account_url == "https://acct.blob.core.windows.net"
-    assert settings.client_id == "00000000-0000-0000-0000-000000000001"
-
-
-def test_settings_from_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("JOBS_STORAGE_CONNECTION_STRING", raising=False)
-    monkeypatch.setenv("JOBS_STORAGE__blobServiceUri", "https://acct.blob.core.windows.net")
-    assert StorageSettings.from_env().account_url == "https://acct.blob.core.windows.net"
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({}, "storage is not configured"),
-        ({"JOBS_STORAGE_CONNECTION_STRING": "  "}, "storage is not configured"),
-        ({"JOBS_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}, "not supported"),
-        ({"JOBS_STORAGE_CONNECTION_STRING": "nonsense"}, "not a connection string"),
-        ({"JOBS_STORAGE__blobServiceUri": "acct.blob.core.windows.net"}, "must be a URL"),
-        ({"JOBS_STORAGE_CONNECTION_STRING": CONN, "JOBS_CONTAINER": "Bad_Name"}, "container"),
-    ],
-)
-def test_settings_errors(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message) as info:
-        StorageSettings.from_env(env)
-    assert isinstance(info.value, ValueError)
-
-
-@pytest.mark.parametrize("client_id", [None, "00000000-0000-0000-0000-000000000001"])
-async def test_from_settings_with_identity_sends_nothing(client_id: str | None) -> None:
-    settings = StorageSettings(
-        account_url="https://acct.blob.core.windows.net", client_id=client_id
-    )
-    store = AzureBlobStore.from_settings(settings)
-    expected = "ManagedIdentityCredential" if client_id else "DefaultAzureCredential"
-    assert type(store._credential).__name__ == expected
-    assert store.container_name == "jobs"
-    await store.close()
