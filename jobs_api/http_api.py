@@ -24,7 +24,6 @@ from jobs_core.limits import MAX_CANCEL_REASON_CHARS, MAX_LIST_LIMIT
 
 from .problems import ApiProblem, error_response, problem_of
 from .query_params import parse_int, parse_time
-from .recurrence_checks import check_recurrence
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def _no_constant(name: str) -> Any:
 
 
 def to_request(item: Any, header_key: str | None = None,
-               traceparent: str | None = None, *, horizon_days: int) -> JobRequest:
+               traceparent: str | None = None) -> JobRequest:
     if not isinstance(item, dict):
         raise JobValidationError("a job must be a JSON object")
     unknown = set(item) - JOB_FIELDS
@@ -111,7 +110,6 @@ def to_request(item: Any, header_key: str | None = None,
             raise JobValidationError("the Idempotency-Key header and idempotency_key differ",
                                      field="idempotency_key")
         key = header_key
-    check_recurrence(item.get("recurrence"), horizon_days)
     return JobRequest(handler=item["handler"], payload=item.get("payload"),
                       due_at=item.get("due_at"), delay=item.get("delay"), idempotency_key=key,
                       retry=item.get("retry"), recurrence=item.get("recurrence"),
@@ -168,8 +166,7 @@ async def create_job(req: func.HttpRequest,
     wait = wait_seconds(req)
     body = read_json(req, runtime.api.max_body_bytes)
     request = to_request(body, req.headers.get("idempotency-key"),
-                         req.headers.get("traceparent"),
-                         horizon_days=runtime.settings.horizon_days)
+                         req.headers.get("traceparent"))
     scheduler = await runtime.scheduler()
     scheduled = await scheduler.schedule(request)
     await wake_slots(client, [scheduled])
@@ -219,8 +216,7 @@ async def create_batch(req: func.HttpRequest,
     positions: list[int] = []
     for i, item in enumerate(items):
         try:
-            requests.append(to_request(item, traceparent=req.headers.get("traceparent"),
-                                       horizon_days=runtime.settings.horizon_days))
+            requests.append(to_request(item, traceparent=req.headers.get("traceparent")))
             positions.append(i)
         except JobsError as exc:
             problem = problem_of(exc)
@@ -286,8 +282,6 @@ async def update_job(req: func.HttpRequest,
     paused job (``jobs_core/job_update.py``)."""
     runtime = get_runtime()
     body = read_json(req, runtime.api.max_body_bytes)
-    if isinstance(body, dict):
-        check_recurrence(body.get("recurrence"), runtime.settings.horizon_days)
     scheduler = await runtime.scheduler()
     job = await scheduler.update(req.route_params["id"], body)
     await wake_slots(client, [Scheduled(job, created=True)])

@@ -31,6 +31,7 @@ from jobs_core.recurrence import (
     MAX_MISFIRE_GRACE_SECONDS,
     MAX_RUNS_LIMIT,
     MIN_INTERVAL_SECONDS,
+    MIN_MISFIRE_GRACE_SECONDS,
     OVERLAP_POLICIES,
 )
 
@@ -76,10 +77,13 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
                      "description": "at most this many occurrences (the job's runs), then the "
                                     "job is final"}}
     ends["misfire_grace_seconds"] = {
-        "type": "number", "minimum": 0, "maximum": MAX_MISFIRE_GRACE_SECONDS,
+        "type": "number", "minimum": MIN_MISFIRE_GRACE_SECONDS,
+        "maximum": MAX_MISFIRE_GRACE_SECONDS,
         "description": "misfire policy: an occurrence that would start more than this many "
                        "seconds late (after downtime) is skipped and the job waits for its "
-                       "next one; without it a late occurrence runs once (run_once)"}
+                       "next one; lateness counts from the due time, or from the reschedule "
+                       "or run-now that set it; without it a late occurrence runs once "
+                       "(run_once)"}
     ends["catch_up_max"] = {
         "type": "integer", "minimum": 1, "maximum": MAX_CATCH_UP,
         "description": "misfire policy run_all (cron or fixed_rate): after downtime the missed "
@@ -96,7 +100,8 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
         "description": "each occurrence computed after a run (and the first one, when no "
                        "due_at or delay is given) is delayed by a random 0..jitter_seconds, "
                        "to spread load; a resume or a recurrence PATCH is not delayed"}
-    cron = obj({"cron": {"type": "string", "minLength": 9, "examples": ["0 2 * * *"],
+    cron = obj({"cron": {"type": "string", "minLength": 9, "pattern": "^[ -~]+$",
+                         "examples": ["0 2 * * *"],
                          "description": "5 fields: minute hour day-of-month month day-of-week"},
                 "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"],
                              "description": "IANA time zone the cron is evaluated in"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jobs_core.errors import JobValidationError
+from jobs_core.model import read_iso
 
 
 def parse_time(name: str, raw: str | None) -> datetime | None:
@@ -13,7 +14,7 @@ def parse_time(name: str, raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        moment = datetime.fromisoformat(raw)
+        moment = read_iso(raw)
     except ValueError:
         raise JobValidationError(f"{name} {raw!r} is not an ISO-8601 date-time",
                                  field=name) from None

@@ -162,7 +162,11 @@ class AttemptRunner:
             return None
         try:
             nxt = next_occurrence(job.recurrence, max(at, job.due_at)) if runs_done is not None \
-                else after_run(job.recurrence, job.due_at, job.started_at, at)
+                else after_run(job.recurrence, job.due_at, job.started_at, at, job.due_set_at)
+        except OverflowError:  # (a grid anchored near year 9999 by an earlier release)
+            log.error("job %s: recurrence ends, its next occurrence is past the calendar's "
+                      "end", job.id)
+            return None
         except JobsError as exc:  # a stored expression this release no longer accepts
             log.error("job %s: recurrence ends, its next occurrence cannot be computed: %s",
                       job.id, exc)

@@ -110,7 +110,7 @@ class Executor(SlotPlanner):
             if job.status.is_waiting and job.due_at <= now and job.moving_to is None:
                 if full:
                     overflow.append(job.id)
-                elif misfired(job.recurrence, job.attempts, job.due_at, now) and \
+                elif misfired(job.recurrence, job.attempts, job.due_at, now, job.due_set_at) and \
                         (nxt := self._next(job, now, runs_done=job.runs)) is not None:
                     work.append(self._skip_misfire(batch, job, nxt, now, result))
                 else:

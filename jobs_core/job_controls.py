@@ -101,8 +101,8 @@ class JobControls:
     async def update(self, job_id: str, body: dict[str, Any]) -> Job:
         """Change a waiting or paused job's payload, retry policy, recurrence or timeout
         (``job_update.py``); checked like scheduling before anything is read or written."""
-        change = parse_update(body, self.settings)
         at = self.clock()
+        change = parse_update(body, self.settings, at)
 
         def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
             values = updated_values(job, change, at)

@@ -115,6 +115,8 @@ def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
             out["err"] = job.last_error.to_dict()
         if job.result is not None:
             out["res"] = job.result
+        if job.due_set_at is not None:
+            out["dsa"] = ts(job.due_set_at)
     return out
 
 
@@ -131,6 +133,7 @@ def _job_of(wire: Wire) -> Job:
         runs=as_int(wire.get("runs", 0)), last_error=as_error(err) if err else None,
         result=wire.get("res"), labels=_labels(wire.get("lb")),
         traceparent=as_str(wire["tp"]) if wire.get("tp") else None,
+        due_set_at=parse_ts(wire["dsa"]) if wire.get("dsa") else None,
     )
 
 

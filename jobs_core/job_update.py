@@ -20,7 +20,7 @@ from .labels import parse_labels
 from .model import JSON, Job, Recurrence
 from .recurrence import first_anchor, next_occurrence, parse_recurrence
 from .settings import JobsSettings
-from .validation import check_json_size, parse_retry, parse_timeout
+from .validation import check_json_size, check_within_horizon, parse_retry, parse_timeout
 
 UPDATABLE = ("payload", "retry", "recurrence", "timeout_seconds", "labels")
 
@@ -38,7 +38,7 @@ class JobUpdate:
     labels: dict[str, str] | None = None
 
 
-def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
+def parse_update(body: Any, settings: JobsSettings, now: datetime) -> JobUpdate:
     """Raises ``JobValidationError`` (400) naming the field; nothing is read or written."""
     if not isinstance(body, dict):
         raise JobValidationError("the body must be a JSON object of the fields to change: "
@@ -63,11 +63,7 @@ def parse_update(body: Any, settings: JobsSettings) -> JobUpdate:
                                      field="recurrence")
         recurrence = parse_recurrence(body["recurrence"])
         assert recurrence is not None
-        if recurrence.interval_seconds is not None and \
-                recurrence.interval_seconds > settings.horizon_days * 86400:
-            raise InvalidRecurrenceError(
-                f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
-                f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
+        check_within_horizon(recurrence, settings.horizon_days, now)
     timeout = parse_timeout(body.get("timeout_seconds"))
     labels = parse_labels(body.get("labels"))
     return JobUpdate(frozenset(body), body.get("payload"), retry, recurrence, timeout, labels)

@@ -141,6 +141,16 @@ def iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
 
 
+def read_iso(text: str) -> datetime:
+    """A caller's ISO-8601 date-time, spaces around it ignored; RFC 3339's lower-case ``z``
+    for UTC is read like ``Z`` (``fromisoformat`` takes a lower-case ``t`` but not ``z``).
+    Raises ``ValueError`` for text that is no date-time; the offset is the caller's to check."""
+    text = text.strip()
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
+    return datetime.fromisoformat(text)
+
+
 def _parse_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
@@ -185,6 +195,10 @@ class Job:
     moving_to: str | None = None  # set while the job moves to another blob
     labels: dict[str, str] | None = None  # (labels.py)
     traceparent: str | None = None  # the scheduling request's trace (telemetry.py), if on
+    # when a reschedule or run-now set ``due_at`` (None: the recurrence or the scheduling
+    # request did): the occurrence is late only from then (misfire grace), and catch-up
+    # counts the occurrences missed after it, not those before, which ran or were skipped
+    due_set_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,7 @@ on raw keys.
     add         Add         a job was scheduled, or arrived by a move    id h due p k r rc n to
                                                                          lb (v4);
                                                                          moved in: ca from st a
-                                                                         runs err res
+                                                                         runs err res dsa
     cancel      Cancel      cancelled before it ran                      id why rid run
     run_now     RunNow      due time moved to now                        id rid run
     reschedule  Reschedule  due time moved                               id due rid run
@@ -63,6 +63,8 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     runs   (moved in) finished occurrences
     err    error: type, message, attempt, permanent; (moved in) the last error
     res    result; (moved in) the last result
+    dsa    (moved in) when a reschedule or run-now set the due time (a reader that ignores it
+           counts lateness and missed occurrences from the due time instead)
     why    cancel reason
     rid    random id of a control request, or of an outcome record: the replay applies each
            rid once and remembers whether it applied, so the writer can answer the truth

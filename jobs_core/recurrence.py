@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from .errors import InvalidRecurrenceError
-from .model import Recurrence
+from .model import Recurrence, read_iso
 
 MIN_INTERVAL_SECONDS = 1.0
 MAX_RUNS_LIMIT = 1_000_000_000
@@ -26,8 +27,10 @@ FIELDS = frozenset({"cron", "timezone", "interval_seconds", "interval_mode", "an
                     "catch_up_max", "overlap"})
 OVERLAP_POLICIES = ("skip", "buffer_one", "allow")
 MAX_CATCH_UP = 1000
-MAX_CATCH_UP_SCAN = 100_000  # missed occurrences counted at most (then the latest are kept)
+MAX_CATCH_UP_SCAN = 100_000  # occurrences one look back for the missed ones reads at most
 MAX_MISFIRE_GRACE_SECONDS = 86_400.0
+# no start is exactly on time (a cycle plans, then starts): a smaller grace skipped them all
+MIN_MISFIRE_GRACE_SECONDS = 1.0
 # Any fixed start: parse_recurrence only asks whether the expression ever matches.
 _CRON_PROBE_FROM = datetime(2000, 1, 1)
 
@@ -50,7 +53,7 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                                                        MAX_JITTER_SECONDS),
                          misfire_grace_seconds=_parse_seconds(
                              "misfire_grace_seconds", value.get("misfire_grace_seconds"),
-                             MAX_MISFIRE_GRACE_SECONDS),
+                             MAX_MISFIRE_GRACE_SECONDS, MIN_MISFIRE_GRACE_SECONDS),
                          catch_up_max=_parse_catch_up(value.get("catch_up_max")),
                          overlap=_parse_overlap(value.get("overlap")))
     else:
@@ -64,12 +67,22 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
     if rec.cron is not None:
         if not isinstance(rec.cron, str) or len(rec.cron.split()) != 5:
             raise _bad_cron(rec.cron)
+        if not rec.cron.isascii():
+            # str.isdigit() holds for '³' and Arabic-Indic digits: int() refused the first (a
+            # ValueError, a 500) and read the others as numbers
+            raise InvalidRecurrenceError(
+                f"cron {_shown(rec.cron)!r} is not a valid 5-field cron expression: only ASCII "
+                "digits, names and * , - / ? are allowed (minute hour day-of-month month "
+                "day-of-week, e.g. '0 2 * * *')")
         try:
             ZoneInfo(rec.timezone)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
+        except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+            # (OSError: a folder of the zone database, 'America', opens a directory; a name
+            # longer than the file system allows cannot be opened)
+            zone = _shown(rec.timezone) if isinstance(rec.timezone, str) else rec.timezone
             raise InvalidRecurrenceError(
-                f"time zone {rec.timezone!r} is unknown; use an IANA name such as "
-                "'Europe/Berlin' or 'UTC'") from None
+                f"time zone {zone!r} is unknown; use an IANA name such as 'Europe/Berlin' or "
+                "'UTC'") from None
         expr = _for_cronsim(rec.cron)
         try:
             next(CronSim(expr, _CRON_PROBE_FROM))
@@ -130,32 +143,56 @@ def _parse_overlap(value: object) -> str:
 
 
 def after_run(rec: Recurrence, due: datetime, started: datetime | None,
-              finished: datetime) -> datetime:
+              finished: datetime, since: datetime | None = None) -> datetime:
     """The next occurrence once the one due at ``due`` (started at ``started``) finished at
     ``finished``, by the recurrence's policies:
 
     * ``catch_up_max`` (run_all): the next one after ``due``, even if it has passed (missed
       during downtime, or while this one ran); of the missed ones only the latest
-      ``catch_up_max`` run, back to back;
+      ``catch_up_max`` run, back to back. When a reschedule or run-now set ``due``
+      (``since``: when), only those after ``since`` were missed: the earlier ones ran, or
+      were skipped, before it;
     * ``overlap`` ``buffer_one``: the first one that came due while this one ran;
     * otherwise the first one after ``finished``: missed ones are skipped.
     """
     if rec.catch_up_max is not None:
-        missed: list[datetime] = []
-        moment = due
-        for _ in range(MAX_CATCH_UP_SCAN):
-            moment = next_occurrence(rec, moment)
-            if moment > finished or (rec.until is not None and moment > rec.until):
-                break  # (the missed ones to catch up are those before the recurrence ended)
-            missed.append(moment)
-            if len(missed) > rec.catch_up_max:
-                del missed[0]
-        return missed[0] if missed else moment
+        return _catch_up(rec, due if since is None else max(due, since), finished,
+                         rec.catch_up_max)
     if rec.overlap == "buffer_one" and started is not None:
         first = next_occurrence(rec, max(due, started))
         if first <= finished:
             return first
     return next_occurrence(rec, max(finished, due))
+
+
+def _catch_up(rec: Recurrence, after: datetime, finished: datetime, keep: int) -> datetime:
+    """The next occurrence to run when those after ``after`` up to ``finished`` (and the
+    recurrence's ``until``) were missed: the earliest of the latest ``keep`` of them, or the
+    next one if none was missed. A fixed-rate grid is counted by arithmetic; a cron is read
+    back from the end over a window that doubles until it holds ``keep`` occurrences (or
+    reaches back to ``after``), so a long downtime costs the occurrences near its end, not
+    every one missed."""
+    first = next_occurrence(rec, after)
+    end = finished if rec.until is None else min(finished, rec.until)
+    if first > end:
+        return first
+    if rec.interval_seconds is not None and rec.anchor is not None:  # fixed_rate: a grid
+        step = timedelta(seconds=rec.interval_seconds)
+        last = rec.anchor + step * ((end - rec.anchor) // step)  # (first >= anchor: on it)
+        return max(first, last - step * (keep - 1))
+    window = timedelta(minutes=keep)  # (a cron fires at most once a minute)
+    while True:
+        start = after if window >= end - after else end - window
+        latest: deque[datetime] = deque(maxlen=keep)
+        moment = start
+        for _ in range(MAX_CATCH_UP_SCAN):  # (a bound for a cron dense after a long lull)
+            moment = next_occurrence(rec, moment)
+            if moment > end:
+                break
+            latest.append(moment)
+        if len(latest) == keep or start == after:
+            return latest[0] if latest else first
+        window *= 2
 
 
 def _parse_mode(value: object) -> str:
@@ -167,30 +204,38 @@ def _parse_mode(value: object) -> str:
     return str(value)
 
 
-def _parse_seconds(name: str, value: object, limit: float) -> float | None:
+def _parse_seconds(name: str, value: object, limit: float, low: float = 0.0) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value) or \
-            not 0 <= value <= limit:
-        raise InvalidRecurrenceError(f"recurrence.{name} must be a number in 0..{limit:g}, "
-                                     f"got {value!r}")
+            not low <= value <= limit:
+        raise InvalidRecurrenceError(f"recurrence.{name} must be a number in "
+                                     f"{low:g}..{limit:g}, got {value!r}")
     return float(value)
 
 
-def misfired(rec: Recurrence | None, attempts: int, due: datetime, now: datetime) -> bool:
+def misfired(rec: Recurrence | None, attempts: int, due: datetime, now: datetime,
+             since: datetime | None = None) -> bool:
     """Whether an occurrence starting at ``now`` is to be skipped: its recurrence skips
     occurrences later than ``misfire_grace_seconds`` (a retry of one that ran is never
-    skipped)."""
+    skipped). Lateness counts from ``due``, or from ``since`` if later: when a reschedule or
+    run-now set that due time (``Job.due_set_at``), a due time in the recent past that the
+    caller asked for runs at once. A grace stored below the minimum (accepted by an earlier
+    release) counts as the minimum."""
     if rec is None or rec.misfire_grace_seconds is None or attempts > 0:
         return False
-    return (now - due).total_seconds() > rec.misfire_grace_seconds
+    late_from = due if since is None else max(due, since)
+    grace = max(rec.misfire_grace_seconds, MIN_MISFIRE_GRACE_SECONDS)
+    return (now - late_from).total_seconds() > grace
 
 
 def with_jitter(rec: Recurrence, due: datetime, rng: random.Random) -> datetime:
-    """An occurrence's due time, delayed by its random share of ``jitter_seconds``."""
+    """An occurrence's due time, delayed by its random share of ``jitter_seconds`` (none at
+    the end of the calendar, where the delay does not fit)."""
     if not rec.jitter_seconds:
         return due
-    return due + timedelta(seconds=rng.uniform(0, rec.jitter_seconds))
+    delay = timedelta(seconds=rng.uniform(0, rec.jitter_seconds))
+    return due + delay if due <= datetime.max.replace(tzinfo=UTC) - delay else due
 
 
 def first_anchor(rec: Recurrence, first_due: datetime) -> Recurrence:
@@ -206,7 +251,7 @@ def _parse_time(name: str, value: object) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidRecurrenceError(f"recurrence.{name} must be an ISO-8601 date-time string")
     try:
-        moment = datetime.fromisoformat(value.strip())
+        moment = read_iso(value)
     except ValueError:
         raise InvalidRecurrenceError(f"recurrence.{name} {value!r} is not an ISO-8601 "
                                      "date-time") from None
@@ -267,6 +312,11 @@ def _for_cronsim(cron: str) -> str:
             parts.append(part)
         fields[index] = ",".join(parts)
     return " ".join(fields)
+
+
+def _shown(text: str) -> str:
+    """A caller's text as an error message quotes it: at most 80 characters."""
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _bad_cron(cron: object) -> InvalidRecurrenceError:

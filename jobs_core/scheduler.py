@@ -22,6 +22,7 @@ from .errors import (
     JobConflictError,
     JobNotFoundError,
     JobsError,
+    StoreError,
 )
 from .events import EventPublisher, EventState, JobEvent, publish_to
 from .group_commit import GroupCommitter
@@ -210,7 +211,16 @@ class JobScheduler(JobControls):
             job, blob.name,
             revived=blob.key.bucket < bucket_of(now, self.settings.bucket_minutes))
         await self._add_at(blob, [job])
-        added, _ = await self._locate(job.id)
+        try:
+            added, _ = await self._locate(job.id)
+        except StoreError:
+            if not claim.created:
+                raise  # (an add to an older blob may have been dropped: only a read tells)
+            # A fresh claim's id is new, made for its shard's current blob, and its add is
+            # durable: the job exists, and a 503 would leave the caller unsure of a written
+            # job. (The one other add of this id is a request with the same key completing
+            # the claim: the same handler and payload, whichever add landed first.)
+            return Scheduled(job, created=True)
         if added is None:  # the blob dropped the add: answer the job it holds, never ours
             return await self._held_by_blob(blob.name, key_text, job.id)
         ours = added.created_at == job.created_at and added.due_at == job.due_at and \

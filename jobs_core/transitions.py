@@ -83,17 +83,17 @@ def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) 
     if at < job.due_at:  # planned on an older due time: a reschedule was committed first
         raise InvalidTransitionError("skip a misfire", job.status.value, JobStatus.SCHEDULED.value,
                                      f"it is not due until {job.due_at.isoformat()}")
-    return replace(job, due_at=next_due, updated_at=at)
+    return replace(job, due_at=next_due, updated_at=at, due_set_at=None)
 
 
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "run now", job.status, run)
-    return replace(job, due_at=min(job.due_at, at), updated_at=at)
+    return replace(job, due_at=min(job.due_at, at), updated_at=at, due_set_at=at)
 
 
 def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "reschedule", job.status, run)
-    return replace(job, due_at=due_at, updated_at=at)
+    return replace(job, due_at=due_at, updated_at=at, due_set_at=at)
 
 
 def retry(job: Job, at: datetime, run: int | None = None) -> Job:
@@ -108,7 +108,7 @@ def retry(job: Job, at: datetime, run: int | None = None) -> Job:
     return replace(job, status=JobStatus.SCHEDULED, due_at=at, attempts=0, runs=job.runs + 1,
                    updated_at=at, started_at=None, finished_at=None, last_error=None,
                    result=None, compensation=None, cancel_reason=None, token=None,
-                   lease_until=None, moving_to=None)
+                   lease_until=None, moving_to=None, due_set_at=None)
 
 
 def move(job: Job, to: str) -> Job:
@@ -170,7 +170,7 @@ def succeed(job: Job, attempt: int, at: datetime, result: object,
     if next_due is not None:
         return replace(job, status=JobStatus.SCHEDULED, due_at=next_due, attempts=0, result=result,
                        runs=job.runs + 1, finished_at=at, updated_at=at, last_error=None,
-                       token=None, lease_until=None)
+                       token=None, lease_until=None, due_set_at=None)
     return replace(job, status=JobStatus.SUCCEEDED, result=result, runs=job.runs + 1,
                    finished_at=at, updated_at=at, token=None, lease_until=None)
 
@@ -188,6 +188,7 @@ def fail(job: Job, attempt: int, at: datetime, error: ErrorInfo, *,
     if next_due is not None:
         return replace(job, status=JobStatus.SCHEDULED, due_at=next_due, attempts=0,
                        last_error=error, runs=job.runs + 1, finished_at=at, updated_at=at,
-                       compensation=compensation, token=None, lease_until=None)
+                       compensation=compensation, token=None, lease_until=None,
+                       due_set_at=None)
     return replace(job, status=JobStatus.FAILED, last_error=error, finished_at=at, updated_at=at,
                    compensation=compensation, token=None, lease_until=None)

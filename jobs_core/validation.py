@@ -27,7 +27,7 @@ from .limits import (
     MAX_TIMEOUT_SECONDS,
     SECONDS_PER_DAY,
 )
-from .model import JSON, Recurrence, RetryPolicy
+from .model import JSON, Recurrence, RetryPolicy, read_iso
 from .notify_targets import parse_notify
 from .recurrence import finite, first_anchor, next_occurrence, parse_recurrence, with_jitter
 from .settings import JobsSettings
@@ -85,23 +85,21 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
     if handler.check_payload is not None:
         handler.check_payload(request.payload)
     recurrence = parse_recurrence(request.recurrence)
-    if recurrence is not None and recurrence.interval_seconds is not None and \
-            recurrence.interval_seconds > settings.horizon_days * SECONDS_PER_DAY:
-        raise InvalidRecurrenceError(
-            f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
-            f"{settings.horizon_days} days (JOBS_HORIZON_DAYS)")
+    if recurrence is not None:
+        check_within_horizon(recurrence, settings.horizon_days, now)
     due = resolve_due(request.due_at, request.delay, settings, now)
     computed = recurrence is not None and request.due_at is None and request.delay is None
     if recurrence is not None:
         if computed:
             due = next_occurrence(recurrence, now)
         recurrence = first_anchor(recurrence, due)  # (the grid starts at the nominal time)
+        if recurrence.until is not None and due > recurrence.until:
+            raise InvalidRecurrenceError(
+                f"recurrence.until {recurrence.until.isoformat()} is before the first "
+                f"occurrence ({due.isoformat()}): the job would never run")
         if computed:  # a computed occurrence is spread by the jitter, an explicit time not
+            # (after the until check: an occurrence at until runs, even jittered past it)
             due = with_jitter(recurrence, due, rng or random.Random())
-    if recurrence is not None and recurrence.until is not None and due > recurrence.until:
-        raise InvalidRecurrenceError(
-            f"recurrence.until {recurrence.until.isoformat()} is before the first occurrence "
-            f"({due.isoformat()}): the job would never run")
     return ValidJob(
         handler=request.handler,
         payload=request.payload,
@@ -114,6 +112,22 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
         labels=parse_labels(request.labels),
         traceparent=current_traceparent(request.traceparent),
     )
+
+
+def check_within_horizon(recurrence: Recurrence, horizon_days: int, now: datetime) -> None:
+    """A recurrence whose interval, or whose fixed-rate grid's anchor (its first occurrence),
+    is further than the horizon away is refused like a ``due_at`` that far (an anchor in
+    year 9999 was accepted, and its jitter overflowed the calendar)."""
+    if recurrence.interval_seconds is not None and \
+            recurrence.interval_seconds > horizon_days * SECONDS_PER_DAY:
+        raise InvalidRecurrenceError(
+            f"interval_seconds {recurrence.interval_seconds} is beyond the horizon of "
+            f"{horizon_days} days (JOBS_HORIZON_DAYS)")
+    if recurrence.anchor is not None and recurrence.anchor > now + timedelta(days=horizon_days):
+        raise InvalidRecurrenceError(
+            f"recurrence.anchor {recurrence.anchor.isoformat()} is more than {horizon_days} "
+            "days ahead (JOBS_HORIZON_DAYS): an occurrence would be due there; anchor the "
+            "grid closer")
 
 
 def check_json_size(value: JSON, limit: int, what: str) -> int:
@@ -151,7 +165,7 @@ def parse_due_at(value: str | datetime) -> datetime:
         moment = value
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = read_iso(value)
         except ValueError:
             raise InvalidDueTimeError(
                 f"due_at {value!r} is not an ISO-8601 date-time; write it like "

@@ -1,9 +1,7 @@
-"""Open defects of the core found by a review of the API's answers (stop 31).
+"""Defects of the core found by a review of the API's answers (stop 31), kept as strict-xfail
+tests while the core was frozen for the #12 soak, and fixed on the next core change (the HTTP
+layer's own pre-checks, ``jobs_api/recurrence_checks.py``, went with them)."""
 
-Strict xfail, like ``test_time_findings_open.py``: the core was frozen for the #12 soak, and
-these paths are taken by the simulated worlds (keyed adds under read faults), so a fix needs a
-new soak. The HTTP layer guards the first (``jobs_api/recurrence_checks.py``); README I1 says
-what the second means for a caller (a 503 leaves the outcome open; retry with the key)."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +13,6 @@ from jobs_core.errors import InvalidRecurrenceError, StoreError, TransientStoreE
 from jobs_core.memory_store import InMemoryStore
 from jobs_core.recurrence import parse_recurrence
 from tests.jobs_helpers import Clock, Recorder, make
-
-pytestmark = pytest.mark.xfail(strict=True, reason="open core defect (stop 31): see the test")
 
 
 def test_a_zone_folder_is_an_invalid_recurrence() -> None:

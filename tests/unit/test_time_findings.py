@@ -1,24 +1,25 @@
-"""Open defects of time handling in the core, found by a review through the API (stop 31).
-
-Each test asserts the right behaviour and is expected to fail (``xfail(strict=True)``) until
-the core is next changed: the core was frozen for the #12 soak, and these paths are taken by
-the simulated worlds (misfire grace, catch-up, jitter), so a fix needs a new soak. When one is
-fixed, its test passes, the strict xfail fails CI, and the marker goes."""
+"""Defects of time handling in the core, found by a review through the API (stop 31), kept
+as strict-xfail tests while the core was frozen for the #12 soak, and fixed on the next core
+change: lateness and catch-up count from when a reschedule or run-now set the due time
+(``Job.due_set_at``), a misfire grace of at least 1 s, catch-up that reads back from the end,
+jitter after the ``until`` check, an anchor held to the horizon, an overflow that ends a
+recurrence instead of the cycle, a lower-case ``z``, and an ASCII-only cron."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from jobs_core import JobRequest
+from jobs_core import JobRequest, records, transitions, validation
 from jobs_core.errors import InvalidRecurrenceError
 from jobs_core.memory_store import InMemoryStore
+from jobs_core.model import Job
 from jobs_core.recurrence import after_run, parse_recurrence
 from tests.jobs_helpers import T0, Clock, Recorder, drain, make
-
-pytestmark = pytest.mark.xfail(strict=True, reason="open core defect (stop 31): see the test")
 
 SLOTS = 4
 
@@ -93,11 +94,14 @@ async def test_rescheduling_into_the_recent_past_runs_despite_misfire_grace() ->
     assert rec.runs[job.id] == 1
 
 
-async def test_an_anchor_near_year_9999_does_not_crash_the_cycle_or_rerun() -> None:
-    """fixed_rate with an anchor at the end of year 9999 (accepted: the horizon is not checked
-    for it) and jitter: after the first run the next occurrence is the anchor, and its jitter
-    overflows datetime; the cycle raises OverflowError, the outcome is never recorded and the
-    same occurrence runs again after each lease."""
+async def test_an_anchor_near_year_9999_does_not_crash_the_cycle_or_rerun(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """fixed_rate with an anchor at the end of year 9999 (accepted by an earlier release: the
+    horizon was not checked for it; refused now, see the next test) and jitter: after the
+    first run the next occurrence is the anchor, and its jitter overflowed datetime; the cycle
+    raised OverflowError, the outcome was never recorded and the same occurrence ran again
+    after each lease."""
+    monkeypatch.setattr(validation, "check_within_horizon", lambda *args: None)
     store, rec, clock = InMemoryStore(), Recorder(), Clock()
     scheduler, executor = make(store, rec, clock)
     job = (await scheduler.schedule(JobRequest("echo", delay=0, recurrence={
@@ -148,3 +152,63 @@ async def test_a_lowercase_z_offset_is_accepted() -> None:
     scheduler, _ = make(store, rec, clock)
     job = (await scheduler.schedule(JobRequest("echo", due_at="2026-11-22T14:05:00z"))).job
     assert job.due_at == T0 + timedelta(minutes=5)
+
+
+# --- the mechanism behind the first fixes: ``Job.due_set_at`` --------------------------------
+
+async def test_run_now_of_an_overdue_occurrence_runs_despite_misfire_grace() -> None:
+    """A run-now answered 200 on a job whose occurrence is overdue (its executor was down) was
+    skipped as a misfire: lateness counted from the old due time, not from the request."""
+    store, rec, clock = InMemoryStore(), Recorder(), Clock()
+    scheduler, executor = make(store, rec, clock)
+    job = (await scheduler.schedule(JobRequest("echo", recurrence={
+        "cron": "0 * * * *", "misfire_grace_seconds": 60}))).job
+    clock.now = job.due_at + timedelta(minutes=30)  # down for half an hour
+    await scheduler.run_now(job.id)
+    clock.advance(0.5)
+    await drain(executor, SLOTS)
+    assert rec.runs[job.id] == 1
+    after = await scheduler.get(job.id)
+    assert after.due_set_at is None and after.due_at == job.due_at + timedelta(hours=1)
+
+
+def test_a_move_carries_when_a_reschedule_set_the_due_time() -> None:
+    """A job rescheduled and then moved (an evacuation) keeps ``due_set_at`` in the moved-in
+    add; a job whose due time its recurrence set carries none."""
+    job = Job(id="j", handler="echo", due_at=T0, created_at=T0,
+              recurrence=parse_recurrence({"cron": "*/10 * * * *", "catch_up_max": 10}))
+    rescheduled = transitions.reschedule(job, T0 - timedelta(hours=1), T0 + timedelta(seconds=5))
+    assert rescheduled.due_set_at == T0 + timedelta(seconds=5)
+    for state in (job, rescheduled):
+        wire = json.loads(records.encode_line(records.carry(state, "shards/old", T0)))
+        carried = records.decode(wire)
+        assert isinstance(carried, records.Add)
+        assert carried.job.due_set_at == state.due_set_at, wire
+
+
+def test_catch_up_after_a_long_downtime_reads_the_end_not_every_missed_occurrence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every minute, catch_up_max 5, 200 days down (288,000 missed): the latest 5 run, found
+    by reading back from the end; before, 100,000 occurrences were computed (seconds of the
+    executor's loop) and the 5 kept were months old."""
+    from jobs_core import recurrence as module
+    calls = 0
+    real = module.next_occurrence
+
+    def counted(rec: Any, after: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(rec, after)
+
+    monkeypatch.setattr(module, "next_occurrence", counted)
+    rec = parse_recurrence({"cron": "* * * * *", "catch_up_max": 5})
+    assert rec is not None
+    finished = T0 + timedelta(days=200, seconds=30)
+    assert after_run(rec, T0, T0, finished) == finished - timedelta(seconds=30, minutes=4)
+    assert calls < 100, calls
+
+
+def test_an_until_or_anchor_with_a_lowercase_z_is_read_as_utc() -> None:
+    rec = parse_recurrence({"interval_seconds": 60, "interval_mode": "fixed_rate",
+                            "anchor": "2026-11-22T14:00:00z", "until": "2026-11-23t00:00:00z"})
+    assert rec is not None and rec.anchor == T0 and rec.until == T0 + timedelta(hours=10)
