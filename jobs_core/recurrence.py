@@ -169,9 +169,9 @@ def _catch_up(rec: Recurrence, after: datetime, finished: datetime, keep: int) -
     """The next occurrence to run when those after ``after`` up to ``finished`` (and the
     recurrence's ``until``) were missed: the earliest of the latest ``keep`` of them, or the
     next one if none was missed. A fixed-rate grid is counted by arithmetic; a cron is read
-    back from the end over a window that doubles until it holds ``keep`` occurrences (or
-    reaches back to ``after``), so a long downtime costs the occurrences near its end, not
-    every one missed."""
+    back from the end over a window that doubles (by less than ``MAX_CATCH_UP_SCAN`` minutes
+    at a time) until it holds ``keep`` occurrences (or reaches back to ``after``), so a long
+    downtime costs the occurrences near its end, not every one missed."""
     first = next_occurrence(rec, after)
     end = finished if rec.until is None else min(finished, rec.until)
     if first > end:
@@ -181,18 +181,22 @@ def _catch_up(rec: Recurrence, after: datetime, finished: datetime, keep: int) -
         last = rec.anchor + step * ((end - rec.anchor) // step)  # (first >= anchor: on it)
         return max(first, last - step * (keep - 1))
     window = timedelta(minutes=keep)  # (a cron fires at most once a minute)
+    # The last window held fewer than ``keep``; growing it by less than the scan's bound in
+    # minutes keeps every window's scan within that bound, so it always reaches the end (a
+    # doubling of months took in a dense stretch past the bound: the latest were lost).
+    most = timedelta(minutes=max(1, MAX_CATCH_UP_SCAN - keep - 2))
     while True:
         start = after if window >= end - after else end - window
         latest: deque[datetime] = deque(maxlen=keep)
         moment = start
-        for _ in range(MAX_CATCH_UP_SCAN):  # (a bound for a cron dense after a long lull)
+        for _ in range(MAX_CATCH_UP_SCAN):  # (not reached: see ``most``)
             moment = next_occurrence(rec, moment)
             if moment > end:
                 break
             latest.append(moment)
         if len(latest) == keep or start == after:
             return latest[0] if latest else first
-        window *= 2
+        window += min(window, most)
 
 
 def _parse_mode(value: object) -> str:

@@ -212,3 +212,22 @@ def test_an_until_or_anchor_with_a_lowercase_z_is_read_as_utc() -> None:
     rec = parse_recurrence({"interval_seconds": 60, "interval_mode": "fixed_rate",
                             "anchor": "2026-11-22T14:00:00z", "until": "2026-11-23t00:00:00z"})
     assert rec is not None and rec.anchor == T0 and rec.until == T0 + timedelta(hours=10)
+
+
+def test_catch_up_of_a_cron_dense_after_a_lull_keeps_the_latest_even_past_the_scan_cap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From review of the look-back window: the window doubles while it holds fewer than
+    catch_up_max occurrences, so the last doubling can take in a dense stretch of more than
+    MAX_CATCH_UP_SCAN of them; the scan then stopped at the cap, months before the end, and
+    its 'latest' were the last of the first MAX_CATCH_UP_SCAN (every minute of January to
+    March, 2024-12 end, catch_up_max 5: 2024-03-10 10:35, not 2024-03-31 23:55). The cap is
+    made small here (2,000) so the test stays fast; the real one failed the same way."""
+    from datetime import UTC, datetime
+
+    from jobs_core import recurrence as module
+    monkeypatch.setattr(module, "MAX_CATCH_UP_SCAN", 2000)
+    rec = parse_recurrence({"cron": "* * * 1-3 *", "catch_up_max": 5})
+    assert rec is not None
+    due = datetime(2022, 12, 31, 23, 59, tzinfo=UTC)
+    finished = datetime(2024, 12, 15, tzinfo=UTC)
+    assert after_run(rec, due, due, finished) == datetime(2024, 3, 31, 23, 55, tzinfo=UTC)
