@@ -198,6 +198,7 @@ class Job:
     # when a reschedule or run-now set ``due_at`` (None: the recurrence or the scheduling
     # request did): the occurrence is late only from then (misfire grace), and catch-up
     # counts the occurrences missed after it, not those before, which ran or were skipped
+    # (for catch-up, the due time it replaced if that was earlier: ``transitions._set_at``)
     due_set_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:

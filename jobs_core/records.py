@@ -63,8 +63,9 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     runs   (moved in) finished occurrences
     err    error: type, message, attempt, permanent; (moved in) the last error
     res    result; (moved in) the last result
-    dsa    (moved in) when a reschedule or run-now set the due time (a reader that ignores it
-           counts lateness and missed occurrences from the due time instead)
+    dsa    (moved in) when a reschedule or run-now set the due time (for catch-up: or the
+           earlier due time it replaced; a reader that ignores it counts lateness and missed
+           occurrences from the due time instead)
     why    cancel reason
     rid    random id of a control request, or of an outcome record: the replay applies each
            rid once and remembers whether it applied, so the writer can answer the truth

@@ -88,12 +88,25 @@ def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) 
 
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "run now", job.status, run)
-    return replace(job, due_at=min(job.due_at, at), updated_at=at, due_set_at=at)
+    return replace(job, due_at=min(job.due_at, at), updated_at=at, due_set_at=_set_at(job, at))
 
 
 def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "reschedule", job.status, run)
-    return replace(job, due_at=due_at, updated_at=at, due_set_at=at)
+    return replace(job, due_at=due_at, updated_at=at, due_set_at=_set_at(job, at))
+
+
+def _set_at(job: Job, at: datetime) -> datetime:
+    """``Job.due_set_at`` after a reschedule or run-now at ``at``. For the misfire grace, the
+    request: lateness counts from it. For catch-up (its own misfire policy: never with a
+    grace), occurrences are missed only after the request, or after the due time the
+    occurrence had (or counted from) if that was earlier: an overdue occurrence's missed
+    ones had neither run nor been skipped, and a run-now or reschedule of it must not drop
+    them."""
+    if job.recurrence is None or job.recurrence.catch_up_max is None:
+        return at
+    counted = job.due_at if job.due_set_at is None else max(job.due_at, job.due_set_at)
+    return min(counted, at)
 
 
 def retry(job: Job, at: datetime, run: int | None = None) -> Job:

@@ -177,8 +177,9 @@ def test_a_move_carries_when_a_reschedule_set_the_due_time() -> None:
     add; a job whose due time its recurrence set carries none."""
     job = Job(id="j", handler="echo", due_at=T0, created_at=T0,
               recurrence=parse_recurrence({"cron": "*/10 * * * *", "catch_up_max": 10}))
-    rescheduled = transitions.reschedule(job, T0 - timedelta(hours=1), T0 + timedelta(seconds=5))
-    assert rescheduled.due_set_at == T0 + timedelta(seconds=5)
+    # (before its due time: for catch-up, an overdue occurrence counts from its due time)
+    rescheduled = transitions.reschedule(job, T0 - timedelta(hours=1), T0 - timedelta(seconds=5))
+    assert rescheduled.due_set_at == T0 - timedelta(seconds=5)
     for state in (job, rescheduled):
         wire = json.loads(records.encode_line(records.carry(state, "shards/old", T0)))
         carried = records.decode(wire)
@@ -231,3 +232,26 @@ def test_catch_up_of_a_cron_dense_after_a_lull_keeps_the_latest_even_past_the_sc
     due = datetime(2022, 12, 31, 23, 59, tzinfo=UTC)
     finished = datetime(2024, 12, 15, tzinfo=UTC)
     assert after_run(rec, due, due, finished) == datetime(2024, 3, 31, 23, 55, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("control", ["run_now", "reschedule"])
+async def test_a_control_on_an_overdue_catch_up_occurrence_keeps_the_missed_ones(
+        control: str) -> None:
+    """From review of ``due_set_at``: an hourly cron with catch_up_max 10 whose executor was
+    down from its 15:00 occurrence to 18:30 catches up 16:00, 17:00 and 18:00 after running
+    15:00. A run-now of that overdue occurrence (or a reschedule of it to 14:30) at 18:30 set
+    ``due_set_at`` 18:30, and catch-up counted only occurrences after it: the three missed
+    ones were dropped, though none of them had run or been skipped."""
+    store, rec, clock = InMemoryStore(), Recorder(), Clock()
+    scheduler, executor = make(store, rec, clock)
+    job = (await scheduler.schedule(JobRequest("echo", recurrence={
+        "cron": "0 * * * *", "catch_up_max": 10}))).job
+    clock.now = job.due_at + timedelta(hours=3, minutes=30)  # down for 3.5 h: 3 missed
+    if control == "run_now":
+        await scheduler.run_now(job.id)
+    else:
+        await scheduler.reschedule(job.id, (job.due_at - timedelta(minutes=30)).isoformat())
+    clock.advance(0.5)
+    await drain(executor, SLOTS)
+    assert rec.runs[job.id] == 4, "the occurrence and the 3 missed after it"
+    assert (await scheduler.get(job.id)).due_at == job.due_at + timedelta(hours=4)
