@@ -47,7 +47,7 @@ from .settings import MIN_RETENTION_DAYS, JobsSettings
 from .shard_cache import ShardCache
 from .shard_indexes import ShardIndexes
 from .shard_state import ShardState
-from .store import JobStore
+from .store import AppendResult, JobStore
 from .validation import JobRequest, ValidJob, occurrence_key, validate
 
 log = logging.getLogger(__name__)
@@ -210,22 +210,32 @@ class JobScheduler(JobControls):
         await self._touch_if_earlier(
             job, blob.name,
             revived=blob.key.bucket < bucket_of(now, self.settings.bucket_minutes))
-        await self._add_at(blob, [job])
+        appended = await self._add_at(blob, [job])
         try:
             added, _ = await self._locate(job.id)
         except StoreError:
-            if not claim.created:
-                raise  # (an add to an older blob may have been dropped: only a read tells)
+            if not claim.created or not self._add_kept(blob.name, job.id, appended):
+                raise  # (an add may have been dropped: only a read tells)
             # A fresh claim's id is new, made for its shard's current blob, and its add is
-            # durable: the job exists, and a 503 would leave the caller unsure of a written
-            # job. (The one other add of this id is a request with the same key completing
-            # the claim: the same handler and payload, whichever add landed first.)
+            # durable and kept: the job exists, and a 503 would leave the caller unsure of a
+            # written job. (The one other add of this id is a request with the same key
+            # completing the claim: the same handler and payload, whichever add landed first.)
             return Scheduled(job, created=True)
         if added is None:  # the blob dropped the add: answer the job it holds, never ours
             return await self._held_by_blob(blob.name, key_text, job.id)
         ours = added.created_at == job.created_at and added.due_at == job.due_at and \
             added.handler == job.handler
         return Scheduled(added, created=claim.created, added=job if ours else None)
+
+    def _add_kept(self, blob: str, job_id: str, appended: AppendResult) -> bool:
+        """Whether the replay certainly kept our add of ``job_id`` without a read: this
+        process's view of ``blob`` replayed it, or nothing was before it in the blob. A
+        blob's earlier version-1 add with the key drops it (``_held_by_blob``): a fresh claim
+        does not rule that out (the key index never heard of version-1 keys)."""
+        state = self.cache.cached(blob)
+        if state is not None and (self.cache.known_size(blob) or 0) >= appended.size:
+            return state.knows(job_id)
+        return appended.offset == 0
 
     async def _held_by_blob(self, blob: str, key: str, job_id: str) -> Scheduled:
         """After an add the replay dropped: a version-1 job of the blob holds the key (its
@@ -267,12 +277,13 @@ class JobScheduler(JobControls):
                 continue
             return [Scheduled(job, created=True, added=job) for job in placed]
 
-    async def _add_at(self, shard: ShardBlob, jobs: list[Job]) -> None:
+    async def _add_at(self, shard: ShardBlob, jobs: list[Job]) -> AppendResult:
         result = await self.committer.append(shard.name, [records.add(job) for job in jobs],
                                              shard_metadata(shard))
         if result.block_count >= self.settings.seal_blocks or \
                 result.size >= self.settings.seal_bytes:
             self.shards.advance(shard.key, shard.index)
+        return result
 
     # --- queries and control -----------------------------------------------------------------
     async def _read(self, blob: str) -> ShardState:
