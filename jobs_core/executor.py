@@ -35,7 +35,7 @@ from .plans import (
     DueOrder,
     Plan,
 )
-from .recurrence import misfired
+from .recurrence import late_from, misfired
 from .settings import JobsSettings
 from .shard_cache import ShardCache
 from .shard_state import ShardState
@@ -138,8 +138,9 @@ class Executor(SlotPlanner):
         rid = self._token()
         try:
             _, made = await self.committer.write_made(
-                batch.blob, records.misfire(job.id, nxt, now, rid=rid, run=job.runs), rid,
-                job.id)
+                batch.blob, records.misfire(job.id, nxt, now, rid=rid, run=job.runs,
+                                            late_from=late_from(job.due_at, job.due_set_at)),
+                rid, job.id)
         except JobsError as exc:  # not written (or cannot tell): the next cycle decides again
             log.warning("could not skip the misfired occurrence of %s: %s", job.id, exc)
             return

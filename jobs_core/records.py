@@ -18,7 +18,7 @@ on raw keys.
     resume      Resume      waiting again, due at ``due`` (v3)            id due rid run
     update      Update      new field values, due at ``due`` (v3)         id due set p r rc
                                                                          to lb rid run
-    misfire     Misfire     occurrence skipped (too late), next ``due``  id due rid run
+    misfire     Misfire     occurrence skipped (too late), next ``due``  id due rid run late
                             (v3)
     retry       Retry       a finished job runs again: its new state     as a moved-in add
                             (a new run, no attempts yet) (v4)            but ``from``; rid run
@@ -66,6 +66,8 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     dsa    (moved in) when a reschedule or run-now set the due time (for catch-up: or the
            earlier due time it replaced; a reader that ignores it counts lateness and missed
            occurrences from the due time instead)
+    late   (misfire) what the skipped occurrence's lateness was counted from: the record
+           applies only while the job still counts from it
     why    cancel reason
     rid    random id of a control request, or of an outcome record: the replay applies each
            rid once and remembers whether it applied, so the writer can answer the truth
@@ -168,10 +170,23 @@ class Pause(_Control):
     VERSION = 3
 
 
-class Misfire(_DueControl):
-    __slots__ = ()
+@dataclass(frozen=True, slots=True)
+class Misfire(Fields):
+    """An occurrence skipped as too late. ``late_from``: what its lateness was counted from
+    when it was judged (``recurrence.late_from``: the due time, or when a reschedule or
+    run-now set it). The record applies only while the job still counts from it: a
+    reschedule or run-now committed before it makes it void. A record without it (written
+    before 2026-12; a reader that ignores it) applies as before."""
+
     OP = Op.MISFIRE
     VERSION = 3
+    WIRE = (*_DUE_CONTROL, ("late_from", "late", "time"))
+    id: str
+    at: datetime
+    due: datetime
+    rid: str | None = None
+    run: int | None = None
+    late_from: datetime | None = None
 
 
 class Resume(_DueControl):
@@ -360,8 +375,8 @@ def update(job_id: str, values: dict[str, Any], due: datetime, at: datetime, *,
 
 
 def misfire(job_id: str, next_due: datetime, at: datetime, *, rid: str | None = None,
-            run: int | None = None) -> Misfire:
-    return Misfire(job_id, at, next_due, rid, run)
+            run: int | None = None, late_from: datetime | None = None) -> Misfire:
+    return Misfire(job_id, at, next_due, rid, run, late_from)
 
 
 def retry(job: Job, at: datetime, *, rid: str | None = None, run: int | None = None) -> Retry:

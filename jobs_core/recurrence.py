@@ -228,9 +228,14 @@ def misfired(rec: Recurrence | None, attempts: int, due: datetime, now: datetime
     release) counts as the minimum."""
     if rec is None or rec.misfire_grace_seconds is None or attempts > 0:
         return False
-    late_from = due if since is None else max(due, since)
     grace = max(rec.misfire_grace_seconds, MIN_MISFIRE_GRACE_SECONDS)
-    return (now - late_from).total_seconds() > grace
+    return (now - late_from(due, since)).total_seconds() > grace
+
+
+def late_from(due: datetime, since: datetime | None) -> datetime:
+    """What an occurrence's lateness counts from: its due time, or when a reschedule or
+    run-now set it (``Job.due_set_at``) if that was later."""
+    return due if since is None else max(due, since)
 
 
 def with_jitter(rec: Recurrence, due: datetime, rng: random.Random) -> datetime:

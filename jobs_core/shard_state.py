@@ -268,7 +268,7 @@ _TRANSITIONS: dict[type, Callable[[Job, Any], Job]] = {
     records.Pause: lambda job, r: transitions.pause(job, r.at, r.run),
     records.Resume: lambda job, r: transitions.resume(job, r.due, r.at, r.run),
     records.Update: lambda job, r: transitions.update(job, r.values, r.due, r.at, r.run),
-    records.Misfire: lambda job, r: transitions.misfire(job, r.due, r.at, r.run),
+    records.Misfire: lambda job, r: transitions.misfire(job, r.due, r.at, r.run, r.late_from),
     records.Start: lambda job, r: transitions.start(job, r.attempt, r.epoch, r.at, token=r.token,
                                                     run=r.run, lease=r.lease),
     records.Ok: lambda job, r: transitions.succeed(job, r.attempt, r.at, r.result, r.next_due,

@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import InvalidTransitionError
 from .model import ErrorInfo, Job, JobStatus
+from .recurrence import late_from
 
 
 def _require(job: Job, operation: str, to: JobStatus, allowed: tuple[JobStatus, ...]) -> None:
@@ -73,7 +74,8 @@ def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
     return replace(job, **values, due_at=due_at, updated_at=at)
 
 
-def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) -> Job:
+def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None,
+            judged_from: datetime | None = None) -> Job:
     """A recurring occurrence that came due too late for its misfire policy is skipped: the
     job waits for ``next_due`` without running (``runs`` counts occurrences that ran)."""
     _require_waiting(job, "skip a misfire", JobStatus.SCHEDULED, run)
@@ -83,6 +85,11 @@ def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None) 
     if at < job.due_at:  # planned on an older due time: a reschedule was committed first
         raise InvalidTransitionError("skip a misfire", job.status.value, JobStatus.SCHEDULED.value,
                                      f"it is not due until {job.due_at.isoformat()}")
+    if judged_from is not None and judged_from != late_from(job.due_at, job.due_set_at):
+        # judged before a reschedule (into the recent past) or a run-now committed first: the
+        # occurrence that control asked for is another, and it runs
+        raise InvalidTransitionError("skip a misfire", job.status.value, JobStatus.SCHEDULED.value,
+                                     "a reschedule or run-now set its due time since")
     return replace(job, due_at=next_due, updated_at=at, due_set_at=None)
 
 

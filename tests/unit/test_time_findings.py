@@ -255,3 +255,57 @@ async def test_a_control_on_an_overdue_catch_up_occurrence_keeps_the_missed_ones
     await drain(executor, SLOTS)
     assert rec.runs[job.id] == 4, "the occurrence and the 3 missed after it"
     assert (await scheduler.get(job.id)).due_at == job.due_at + timedelta(hours=4)
+
+
+@pytest.mark.parametrize(("control", "at"), [("reschedule", 1.0), ("reschedule", -0.05),
+                                             ("run_now", 1.0), ("run_now", -0.05)])
+def test_a_misfire_judged_before_a_control_that_set_the_due_time_does_not_apply(
+        control: str, at: float) -> None:
+    """From the review of ``due_set_at``: an executor judges at 14:00 that an occurrence due
+    13:50 is late (grace 60 s); a reschedule to 13:55 ('a due time in the recent past runs at
+    once') or a run-now, at about the same time, is committed first and answered 200. The
+    misfire record then applied (only ``at < due_at`` was checked: judged before a reschedule
+    into the future), and the occurrence the caller asked for was skipped. The record now
+    names what the lateness was counted from, and applies only while the job still counts
+    from it; a record without it (an earlier release's) applies as before."""
+    from jobs_core.recurrence import late_from
+    from jobs_core.shard_state import ShardState
+    rec = parse_recurrence({"cron": "*/10 * * * *", "misfire_grace_seconds": 60})
+    job = Job(id="j", handler="echo", due_at=T0 - timedelta(minutes=10),
+              created_at=T0 - timedelta(hours=1), recurrence=rec)
+    state = ShardState("shards/x")
+    state.apply(records.add(job))
+    judged = late_from(job.due_at, job.due_set_at)  # what the executor read, before the control
+    control_at = T0 + timedelta(seconds=at)
+    if control == "reschedule":
+        state.apply(records.reschedule("j", T0 - timedelta(minutes=5), control_at, rid="r1"))
+    else:
+        state.apply(records.run_now("j", control_at, rid="r1"))
+    before = state.jobs["j"]
+    nxt = T0 + timedelta(minutes=10)
+    state.apply(records.misfire("j", nxt, T0 + timedelta(seconds=1.5), rid="r2", run=0,
+                                late_from=judged))
+    assert state.jobs["j"].due_at == before.due_at, "the occurrence the control set was skipped"
+    assert state.rids["r2"] == 0
+    # judged again after the control, later than the grace: it applies
+    state.apply(records.misfire("j", nxt, control_at + timedelta(seconds=61), rid="r3", run=0,
+                                late_from=late_from(before.due_at, before.due_set_at)))
+    assert state.jobs["j"].due_at == nxt
+
+
+def test_a_misfire_record_of_an_earlier_release_applies_as_before() -> None:
+    """A misfire without ``late`` (written before 2026-12) after a reschedule applies as it
+    did when it was written: replaying an old log gives the state it gave then."""
+    from jobs_core.shard_state import ShardState
+    rec = parse_recurrence({"cron": "*/10 * * * *", "misfire_grace_seconds": 60})
+    job = Job(id="j", handler="echo", due_at=T0 - timedelta(minutes=10),
+              created_at=T0 - timedelta(hours=1), recurrence=rec)
+    state = ShardState("shards/x")
+    state.apply(records.add(job))
+    state.apply(records.reschedule("j", T0 - timedelta(minutes=5), T0, rid="r1"))
+    wire = json.loads(records.encode_line(records.misfire("j", T0 + timedelta(minutes=10),
+                                                          T0 + timedelta(seconds=1), rid="r2",
+                                                          run=0)))
+    assert "late" not in wire
+    state.apply(records.decode(wire))
+    assert state.jobs["j"].due_at == T0 + timedelta(minutes=10)
