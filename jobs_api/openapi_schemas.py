@@ -100,7 +100,7 @@ def recurrence_schemas(settings: JobsSettings) -> dict[str, Schema]:
         "description": "each occurrence computed after a run (and the first one, when no "
                        "due_at or delay is given) is delayed by a random 0..jitter_seconds, "
                        "to spread load; a resume or a recurrence PATCH is not delayed"}
-    cron = obj({"cron": {"type": "string", "minLength": 9, "pattern": "^[ -~]+$",
+    cron = obj({"cron": {"type": "string", "minLength": 9, "pattern": "^[\\t-\\r -~]+$",
                          "examples": ["0 2 * * *"],
                          "description": "5 fields: minute hour day-of-month month day-of-week"},
                 "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin"],
