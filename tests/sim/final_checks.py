@@ -174,6 +174,7 @@ class FinalChecks:
         if EPOCH + timedelta(seconds=end) - last_due > allowed:
             self.violate("I7", f"recurring {job_id} stopped: last run due {last_due:%d %H:%M}, "
                                f"status {job.status.value}, runs {job.runs}")
+        self._check_passed_occurrences(job_id, info)
         rec = info.request.recurrence
         moved_by_user = any(c[0] in ("run_now", "reschedule", "resume", "retry")
                             and c[1] in ("200", "error") for c in info.controls)
@@ -184,6 +185,34 @@ class FinalChecks:
             if twice:
                 self.violate("I7", f"daily {rec['cron']} {rec['timezone']} {job_id} ran twice on "
                                    f"{twice}")
+
+    def _check_passed_occurrences(self, job_id: str, info: Accepted) -> None:
+        """I7: an occurrence once passed does not run again: each run whose due time no
+        control set (a run-now, reschedule, resume or retry that may have taken effect between
+        the previous run's start and its own) is due after every earlier run. (A reschedule
+        into the past of a catch-up job ran the occurrences it had already run again.)"""
+        rec = info.request.recurrence
+        if isinstance(rec, dict) and rec.get("overlap") == "allow":
+            return  # (its occurrences are jobs of their own: fired_jobs.py)
+        starts: dict[tuple[int, datetime], float] = {}
+        for inv in self.by_job.get(job_id, []):
+            if inv.attempt == 1:
+                key = (inv.run, inv.due_at)
+                starts[key] = min(inv.start, starts.get(key, inv.start))
+        moves = [(c[2], c[3]) for c in info.controls
+                 if c[0] in ("run_now", "reschedule", "resume", "retry")
+                 and c[1] in ("200", "error")]
+        latest: datetime | None = None
+        previous = float("-inf")
+        for (run, due), start in sorted(starts.items(), key=lambda item: (item[0][0], item[1])):
+            moved = any(began < start and answered > previous for began, answered in moves)
+            if latest is not None and due <= latest and not moved:
+                self.violate("I7", f"recurring {job_id} run {run} was due {due:%d %H:%M:%S}, "
+                                   f"not after an earlier run due {latest:%d %H:%M:%S}: an "
+                                   "occurrence it had passed ran again")
+                return
+            latest = due if latest is None else max(latest, due)
+            previous = start
 
     def _check_controls(self, job_id: str, job: Job, info: Accepted) -> None:
         cancels = [c for c in info.controls if c[0] == "cancel"]

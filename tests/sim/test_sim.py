@@ -69,6 +69,13 @@ REGRESSION_SEEDS: tuple[tuple[int, int | None, int], ...] = (
     # in the orchestrator too
     # (test_after_plans_that_missed_the_deadline_a_cycle_waits_longer_for_its_own)
     (34542, None, 5),
+    # a fixed_rate job with catch_up_max ran its 22:13:00 occurrence, was rescheduled 30 s into
+    # the past, ran that, and then caught up 22:13:00 again: catch-up counted missed occurrences
+    # from the rescheduled due time (I7, "an occurrence it had passed ran again": the check was
+    # added when a review found the defect through the API; the soak's frozen core fails it).
+    # Job.due_set_at: catch-up counts from when a control set the due time
+    # (test_rescheduling_a_catch_up_job_into_the_past_reruns_no_occurrence_it_ran)
+    (70017, None, 5),
 )
 WORKERS = min(2, os.cpu_count() or 1)
 ROOT = Path(__file__).resolve().parents[2]
