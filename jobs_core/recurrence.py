@@ -3,11 +3,9 @@ next occurrence after a time, on the wall clock of its time zone."""
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from .cron_clock import for_cronsim, never_fires, next_time
 from .errors import InvalidRecurrenceError
 from .model import Recurrence, read_iso
 
@@ -83,7 +82,7 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
             raise InvalidRecurrenceError(
                 f"time zone {zone!r} is unknown; use an IANA name such as 'Europe/Berlin' or "
                 "'UTC'") from None
-        expr = _for_cronsim(rec.cron)
+        expr = for_cronsim(rec.cron)
         try:
             next(CronSim(expr, _CRON_PROBE_FROM))
         except CronSimError:
@@ -95,9 +94,9 @@ def parse_recurrence(value: Recurrence | dict[str, Any] | None) -> Recurrence | 
                 CronSim(f"0 0 * {month} *", _CRON_PROBE_FROM)
             except CronSimError:
                 raise _bad_cron(rec.cron) from None
-            raise _never_fires(rec.cron) from None
+            raise never_fires(rec.cron) from None
         except StopIteration:  # no match within cronsim's 50-year search window
-            raise _never_fires(rec.cron) from None
+            raise never_fires(rec.cron) from None
     else:
         interval = rec.interval_seconds
         if isinstance(interval, bool) or not isinstance(interval, int | float) or \
@@ -290,39 +289,6 @@ def recurrence_ends(rec: Recurrence, runs_done: int, next_due: datetime) -> bool
     return rec.until is not None and next_due > rec.until
 
 
-_CRON_NAMES = {name: number for names, first in (("SUN MON TUE WED THU FRI SAT", 0),
-                                                  ("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT "
-                                                   "NOV DEC", 1))
-               for number, name in enumerate(names.split(), first)}
-_CRON_SPANS = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
-
-
-@functools.lru_cache(maxsize=256)
-def _for_cronsim(cron: str) -> str:
-    """Spellings croniter accepted that cronsim lacks: '?' for '*' in the day fields, and
-    ranges that wrap around ('0 22-2 * * *', 'FRI-MON'), written out as two ranges. All else
-    reads as in cronsim / cronie: e.g. when day-of-month or day-of-week starts with '*',
-    both must match ('0 0 */2 * MON': odd days that are Mondays), otherwise either."""
-    fields = cron.upper().split()
-    for index, text in enumerate(fields):
-        if text == "?" and index in (2, 4):
-            fields[index] = "*"
-            continue
-        parts = []
-        for part in text.split(","):
-            first, dash, last = part.partition("-")
-            low = int(first) if first.isdigit() else _CRON_NAMES.get(first)
-            high = int(last) if last.isdigit() else _CRON_NAMES.get(last)
-            if dash and index == 4 and low == 7 and high is not None and high < 7:
-                low, part = 0, f"0-{high}"  # Sunday as 7 starting a range: '7-1' is SUN-MON
-            if dash and low is not None and high is not None and low > high:
-                span_low, span_high = _CRON_SPANS[index]
-                part = f"{low}-{span_high},{span_low}-{high}"
-            parts.append(part)
-        fields[index] = ",".join(parts)
-    return " ".join(fields)
-
-
 def _shown(text: str) -> str:
     """A caller's text as an error message quotes it: at most 80 characters."""
     return text if len(text) <= 80 else text[:77] + "..."
@@ -334,33 +300,15 @@ def _bad_cron(cron: object) -> InvalidRecurrenceError:
         "(minute hour day-of-month month day-of-week, e.g. '0 2 * * *')")
 
 
-def _never_fires(cron: str) -> InvalidRecurrenceError:
-    return InvalidRecurrenceError(f"cron {cron!r} never fires (a day that no month has)")
-
-
 def finite(number: float) -> bool:
     """Ints of any size are finite (math.isfinite overflows on ints beyond a float)."""
     return isinstance(number, int) or math.isfinite(number)
 
 
 def next_occurrence(rec: Recurrence, after: datetime) -> datetime:
-    """The first run strictly after ``after`` (aware), in UTC.
-
-    A cron expression is read on the wall clock of ``rec.timezone``; around DST changes this
-    follows cronie / Debian cron (and cronsim, whose parser and calendar matching are used):
-
-    * Minute and hour both specific (neither field starts with ``*``, e.g. ``30 2 * * *``,
-      ``0 9-17 * * *``): each matching local time runs once. A time that occurs twice when
-      the clocks go back runs at its first occurrence only; a time that does not exist when
-      they go forward runs once at the first instant after the gap (02:30 on Berlin's
-      spring-forward day runs at 03:00 CEST); times in the same gap share that one run.
-    * Minute or hour starting with ``*`` (``*/15 * * * *``, ``0 * * * *``, ``0 */2 * * *``):
-      elapsed time. Every instant whose local clock matches runs, so the repeated hour runs
-      again and local times that do not exist do not run.
-
-    Feeding a result (plus the run time) back as ``after`` never yields the same run twice
-    and skips none that is still ahead of ``after``.
-    """
+    """The first run strictly after ``after`` (aware), in UTC: on an interval's grid or after
+    it, or when the cron fires next on the wall clock of ``rec.timezone``
+    (``cron_clock.next_time``, which says how DST changes are read)."""
     if rec.interval_seconds is not None:
         step = timedelta(seconds=rec.interval_seconds)
         if rec.interval_mode == "fixed_rate" and rec.anchor is not None:
@@ -369,81 +317,4 @@ def next_occurrence(rec: Recurrence, after: datetime) -> datetime:
             return rec.anchor + step * ((after - rec.anchor) // step + 1)  # missed: skipped
         return after + step
     assert rec.cron is not None
-    tz = ZoneInfo(rec.timezone)
-    fields = rec.cron.split()
-    if fields[0].startswith("*") or fields[1].startswith("*"):
-        return _next_elapsed(_for_cronsim(rec.cron), tz, after.astimezone(UTC))
-    return _next_wall_clock(_for_cronsim(rec.cron), tz, after.astimezone(UTC))
-
-
-def _local_times(cron: str, start: datetime) -> Iterator[datetime]:
-    """Matching naive wall-clock times strictly after naive ``start``, ascending."""
-    try:
-        yield from CronSim(cron, start)
-    except CronSimError as exc:  # parse_recurrence has vetted it: a recurrence from elsewhere
-        raise InvalidRecurrenceError(f"cron {cron!r} is not usable: {exc}") from None
-    raise _never_fires(cron)
-
-
-def _instant(wall: datetime, tz: ZoneInfo, fold: int) -> datetime:
-    return wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
-
-
-def _exists(wall: datetime, tz: ZoneInfo) -> bool:
-    return _wall(_instant(wall, tz, 0), tz) == wall
-
-
-def _wall(moment: datetime, tz: ZoneInfo) -> datetime:
-    return moment.astimezone(tz).replace(tzinfo=None, fold=0)
-
-
-def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
-    """For a wall time inside a spring-forward gap: the instant the gap ends."""
-    # fold=1 reads it with the offset after the change (an instant before the change),
-    # fold=0 with the offset before it (an instant after the change).
-    lo = int(_instant(wall, tz, 1).timestamp())
-    hi = int(_instant(wall, tz, 0).timestamp())
-    while hi - lo > 1:  # invariant: wall clock at lo is before the gap, at hi after it
-        mid = (lo + hi) // 2
-        if _wall(datetime.fromtimestamp(mid, UTC), tz) > wall:
-            hi = mid
-        else:
-            lo = mid
-    return datetime.fromtimestamp(hi, UTC)
-
-
-def _next_wall_clock(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
-    # Each local time maps to one instant: the first if repeated, the gap's end if skipped.
-    # That map never decreases, so local times up to after's own clock reading map to
-    # instants <= after; later ones only need the "> after" check (a time in the repeated
-    # hour whose first occurrence was before ``after`` is over).
-    for wall in _local_times(cron, _wall(after, tz)):
-        moment = _instant(wall, tz, 0) if _exists(wall, tz) else _gap_end(wall, tz)
-        if moment > after:
-            return moment
-    raise AssertionError("unreachable")  # _local_times raises when it runs dry
-
-
-def _next_elapsed(cron: str, tz: ZoneInfo, after: datetime) -> datetime:
-    # Each local time maps to every instant showing it: none in a gap, two when repeated.
-    local = after.astimezone(tz)
-    start = local.replace(tzinfo=None, fold=0)
-    other = local.replace(fold=1 - local.fold)
-    if local.fold == 0 and other.utcoffset() != local.utcoffset():
-        # ``after`` is in the first pass of a repeated period: the second pass of clock
-        # readings up to `shift` earlier is still ahead of it.
-        shift = (local.utcoffset() or timedelta()) - (other.utcoffset() or timedelta())
-        start -= shift
-    # Clock readings up to after's own can only be ahead of it in that second pass; the
-    # first later reading that is ahead of it at all comes before every reading after it.
-    reading = _wall(after, tz)
-    best: datetime | None = None
-    for wall in _local_times(cron, start):
-        first, second = _instant(wall, tz, 0), _instant(wall, tz, 1)
-        moments = (first,) if first == second else (first, second)
-        ahead = [moment for moment in moments if moment > after and _wall(moment, tz) == wall]
-        if ahead:
-            best = min(ahead if best is None else [*ahead, best])
-            if wall > reading:
-                return best
-    raise AssertionError("unreachable")
+    return next_time(rec.cron, rec.timezone, after)
