@@ -122,6 +122,7 @@ class FinalChecks:
             except JobsError:
                 continue
             state = ShardState(info.name)
+            set_at: dict[str, datetime] = {}  # job -> when an applied control set its due time
             for line in data.split(b"\n"):
                 try:
                     record = json.loads(line) if line.strip() else None
@@ -134,6 +135,8 @@ class FinalChecks:
                 after = state.jobs.get(str(record.get("id")))
                 token = record.get("x")
                 applied = after is not None and (before is None or after.version != before.version)
+                if applied and before is not None:
+                    self._check_misfire_after_control(record, before, set_at)
                 if record.get("op") not in ("ok", "fail") or not token or not applied:
                     continue
                 mine = by_token.get(token)
@@ -146,6 +149,25 @@ class FinalChecks:
                     self.violate("I9", f"{mine.job_id}: the outcome of execution {token} "
                                        f"(started {mine.start:.3f}) was recorded at {at:%H:%M:%S} "
                                        f"after a newer execution started at {newer[0].start:.3f}")
+
+    def _check_misfire_after_control(self, record: dict[str, Any], before: Job,
+                                     set_at: dict[str, datetime]) -> None:
+        """I6 (from the log): a due time a reschedule or run-now set is the caller's, and its
+        lateness counts from the request: a ``misfire`` that applied within the misfire grace
+        of that request skipped the occurrence the control was answered 200 for. ``set_at``
+        follows the applied controls of this blob's jobs (a move loses it: no check then)."""
+        op, at = record.get("op"), datetime.fromisoformat(str(record["at"]))
+        if op in ("reschedule", "run_now"):
+            set_at[before.id] = at
+        elif op == "misfire" and before.id in set_at:
+            grace = before.recurrence.misfire_grace_seconds if before.recurrence else None
+            since = max(before.due_at, set_at[before.id])
+            if grace is not None and (at - since).total_seconds() <= max(grace, 1.0):
+                self.violate("I6", f"{before.id}: its occurrence due {before.due_at:%H:%M:%S}, "
+                                   f"set by a control at {set_at[before.id]:%H:%M:%S}, was "
+                                   f"skipped as a misfire at {at:%H:%M:%S} (grace {grace:g} s)")
+        if op in ("ok", "fail", "misfire", "retry"):
+            set_at.pop(before.id, None)
 
     @staticmethod
     def _left_paused(job: Job, info: Accepted) -> bool:

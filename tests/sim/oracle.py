@@ -14,7 +14,8 @@ I5 idempotency       one key -> one job id; a different body with a used key -> 
 I6 truthful controls 200 means the change happened (a cancelled job never starts after,
                      unless a retry is asked for; a paused one not before a resume is asked
                      for; an updated one starts with what the update set; a retried one
-                     is waiting);
+                     is waiting; the occurrence a run-now or reschedule set is not skipped
+                     as a misfire within the grace of the request: from the log);
                      409 means it did not
 I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included;
                      an occurrence once passed never runs again: a run whose due time no

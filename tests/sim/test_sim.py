@@ -76,6 +76,13 @@ REGRESSION_SEEDS: tuple[tuple[int, int | None, int], ...] = (
     # Job.due_set_at: catch-up counts from when a control set the due time
     # (test_rescheduling_a_catch_up_job_into_the_past_reruns_no_occurrence_it_ran)
     (70017, None, 5),
+    # a cron job with a misfire grace of 120 s was rescheduled 600 s into the past, and the
+    # executor skipped that occurrence as a misfire at once: lateness counted from the due time,
+    # not from the request the caller was answered 200 for (I6, checked from the log since
+    # workload 6, which also aims half the reschedules at recurring jobs; 3 of 20 seeds fail on
+    # the soak's frozen core). Job.due_set_at and the misfire record's fence
+    # (test_rescheduling_into_the_recent_past_runs_despite_misfire_grace)
+    (80008, None, 6),
 )
 WORKERS = min(2, os.cpu_count() or 1)
 ROOT = Path(__file__).resolve().parents[2]

@@ -124,8 +124,12 @@ class Workload:
             await self.purge()
         else:
             oracle = self.w.oracle
+            # (workload 6: half the reschedules and run-nows go to recurring jobs, where a
+            # misfire grace or catch-up meets a due time a control set)
+            aimed = op in ("reschedule", "run_now") and self.w.config.workload >= 6 and \
+                self.rng.random() < 0.5
             job_id = oracle.pick_paused(self.rng) if op == "resume" else \
-                oracle.pick_recurring(self.rng) if op == "update" else \
+                oracle.pick_recurring(self.rng) if op == "update" or aimed else \
                 oracle.pick_finished(self.rng) if op == "retry" else None
             job_id = job_id or oracle.pick_job(self.rng)
             if job_id is not None:
@@ -217,7 +221,10 @@ class Workload:
 
         payload = None
         if op == "reschedule":
-            due = w.clock() + timedelta(seconds=self.rng.choice([-30.0, 5.0, 120.0, 5000.0]))
+            offsets = [-30.0, 5.0, 120.0, 5000.0]
+            if w.config.workload >= 6:  # into the past by more than the misfire grace (120 s)
+                offsets.append(-600.0)
+            due = w.clock() + timedelta(seconds=self.rng.choice(offsets))
         if op == "update":  # the same behaviour, marked: the oracle checks who sees which
             payload = {**(oracle.jobs[job_id].request.payload or {}),
                        "u": self.rng.randrange(10**6)}

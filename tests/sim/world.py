@@ -54,6 +54,9 @@ WORKLOADS = {
        "orchestrator's do: cycles of a slot overlap; half the compensations outlast a cycle "
        "(after plans that missed it, a cycle waits longer, as the orchestrator's has "
        "since stop 29)",
+    6: "+ reschedules 600 s into the past (beyond the misfire grace), and half the "
+       "reschedules and run-nows aimed at recurring jobs: due times a control set, which "
+       "the I6 log check and I7 follow",
 }
 LATEST_WORKLOAD = max(WORKLOADS)
 
