@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from jobs_core import (
     RetryPolicy,
 )
 from jobs_core.errors import TransientStoreError
+from jobs_core.memory_store import InMemoryStore
 from jobs_core.model import FINAL_STATUSES
 
 T0 = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)
@@ -132,3 +134,32 @@ class FailingAppend:
             self.fail -= 1
             raise TransientStoreError(f"{name}: 503 ServerBusy")
         return await self._store.append(name, data, **kwargs)  # type: ignore[attr-defined]
+
+
+def never(data: bytes) -> bool:
+    return False
+
+
+def any_append(data: bytes) -> bool:
+    return True
+
+
+class ReadFailsAfterAdd(InMemoryStore):
+    """In memory; once an append to a shard blob whose data ``arms_on`` accepts was kept,
+    the next read of a shard blob fails once (a storage blip right after an acknowledged
+    write). ``arms_on`` may be set while a test runs."""
+
+    def __init__(self, arms_on: Callable[[bytes], bool] = never) -> None:
+        super().__init__()
+        self.arms_on, self.armed = arms_on, False
+
+    async def append(self, name: str, data: bytes, **kwargs: object) -> object:
+        result = await super().append(name, data, **kwargs)  # type: ignore[arg-type]
+        self.armed = self.armed or (name.startswith("shards/") and self.arms_on(data))
+        return result
+
+    async def read(self, name: str, offset: int = 0) -> object:
+        if self.armed and name.startswith("shards/"):
+            self.armed = False
+            raise TransientStoreError(f"read {name}: 503 ServerBusy")
+        return await super().read(name, offset)

@@ -4,15 +4,13 @@ layer's own pre-checks, ``jobs_api/recurrence_checks.py``, went with them)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from jobs_core import JobRequest
-from jobs_core.errors import InvalidRecurrenceError, StoreError, TransientStoreError
+from jobs_core.errors import InvalidRecurrenceError, StoreError
 from jobs_core.memory_store import InMemoryStore
 from jobs_core.recurrence import parse_recurrence
-from tests.jobs_helpers import Clock, Recorder, make
+from tests.jobs_helpers import Clock, ReadFailsAfterAdd, Recorder, make
 
 
 def test_a_zone_folder_is_an_invalid_recurrence() -> None:
@@ -22,26 +20,15 @@ def test_a_zone_folder_is_an_invalid_recurrence() -> None:
         parse_recurrence({"cron": "0 2 * * *", "timezone": "America"})
 
 
-class ReadFailsAfterAdd(InMemoryStore):
-    armed = False
-
-    async def append(self, name: str, data: bytes, **kw: Any) -> Any:
-        result = await super().append(name, data, **kw)
-        self.armed = self.armed or (name.startswith("shards/") and b'"add"' in data)
-        return result
-
-    async def read(self, name: str, offset: int = 0) -> Any:
-        if self.armed and name.startswith("shards/"):
-            self.armed = False
-            raise TransientStoreError("read: 503 ServerBusy")
-        return await super().read(name, offset)
+def adds(data: bytes) -> bool:
+    return b'"add"' in data
 
 
 async def test_a_keyed_job_whose_add_was_acknowledged_is_not_answered_with_an_error() -> None:
     """``_schedule_keyed`` re-reads the blob after its acknowledged add (``_locate``): a failed
     read raises ``StoreError`` (503) for a job durably written; it could answer 201 from
     what it wrote."""
-    store = ReadFailsAfterAdd()
+    store = ReadFailsAfterAdd(arms_on=adds)
     scheduler, _ = make(store, Recorder(), Clock(), slots=1, commit_linger_ms=0)
     try:
         await scheduler.schedule(JobRequest("echo", {"n": 1}, idempotency_key="k-1"))
@@ -62,7 +49,7 @@ async def test_a_keyed_add_the_blob_dropped_is_not_answered_when_the_read_back_f
     from jobs_core.errors import JobNotFoundError
     from jobs_core.ids import ShardKey, bucket_of
     clock = Clock()
-    store = ReadFailsAfterAdd()
+    store = ReadFailsAfterAdd(arms_on=adds)
     scheduler, _ = make(store, Recorder(), clock, slots=1, commit_linger_ms=0)
     bucket = ShardKey(bucket_of(clock.now, 60), 0)
     old_id = f"j{bucket.bucket:%Y%m%dT%H%M}-s000-0000-00000000000000aa"

@@ -16,6 +16,7 @@ from jobs_api import http_api, starter
 from jobs_api import runtime as runtime_module
 from jobs_core.errors import SettingsError, TransientStoreError
 from jobs_core.memory_store import InMemoryStore
+from tests.jobs_helpers import ReadFailsAfterAdd, any_append
 
 
 class Client:
@@ -26,26 +27,6 @@ class Client:
 
     async def raise_event(self, *args: Any, **kwargs: Any) -> None:
         return None
-
-
-class ReadFailsAfterAdd(InMemoryStore):
-    """With ``blip``: once a shard blob was appended to, its next read fails (a storage
-    blip)."""
-
-    blip = False
-    armed = False
-
-    async def append(self, name: str, data: bytes, *,
-                     create_metadata: dict[str, str]) -> Any:
-        result = await super().append(name, data, create_metadata=create_metadata)
-        self.armed = self.armed or (self.blip and name.startswith("shards/"))
-        return result
-
-    async def read(self, name: str, offset: int = 0) -> Any:
-        if self.armed and name.startswith("shards/"):
-            self.armed = False
-            raise TransientStoreError(f"read {name}: 503 ServerBusy")
-        return await super().read(name, offset)
 
 
 @pytest.fixture
@@ -75,7 +56,7 @@ async def test_a_wait_whose_read_fails_answers_202_for_the_written_job(
         store: ReadFailsAfterAdd) -> None:
     """The job was durable; one read during ``?wait=`` failed, and the answer was 503 ("not
     written"): a caller without a key would schedule it again."""
-    store.blip = True
+    store.arms_on = any_append
     code, headers, body = await answer(http_api.create_job, request(
         {"handler": "echo", "delay": 60}, params={"wait": "1"}))
     assert code == 202, body
