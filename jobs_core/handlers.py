@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .clock import Clock, utcnow
-from .errors import InvalidHandlerNameError, UnknownHandlerError
+from .errors import InvalidHandlerNameError, InvalidPayloadError, JobsError, UnknownHandlerError
 from .errors import PermanentJobError as PermanentJobError  # (re-exported: their home was here)
 from .errors import RetryLaterError as RetryLaterError
 from .limits import HANDLER_NAME_PATTERN
@@ -51,6 +51,23 @@ class Handler:
     check_payload: Callable[[Any], None] | None = None
     max_concurrency: int | None = None  # attempts running at once, everywhere (handler_limits)
     max_per_second: float | None = None  # starts per second, everywhere
+
+    def check(self, payload: Any) -> None:
+        """Run ``check_payload`` on ``payload``. A ``JobsError`` it raises goes out as it is;
+        a ``ValueError``, ``TypeError`` or ``LookupError`` (what a plain validator raises for
+        a payload of the wrong shape: a pydantic ``ValidationError``, ``payload["to"]`` on a
+        payload without it) is an ``InvalidPayloadError`` (400, nothing written). Anything
+        else is the check's own failure and goes out as it is (a 500)."""
+        if self.check_payload is None:
+            return
+        try:
+            self.check_payload(payload)
+        except JobsError:
+            raise
+        except (ValueError, TypeError, LookupError) as error:
+            raise InvalidPayloadError(
+                f"handler {self.name!r} refused the payload: {type(error).__name__}: {error}"
+            ) from error
 
     def compensate(self, func: HandlerFunc) -> HandlerFunc:
         """Decorator: ``@send_email.compensate`` registers the compensation step."""

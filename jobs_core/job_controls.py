@@ -107,8 +107,8 @@ class JobControls:
         def resolved(job: Job) -> tuple[dict[str, Any], datetime]:
             values = updated_values(job, change, at)
             handler = self.registry.find(job.handler)
-            if "payload" in values and handler is not None and handler.check_payload:
-                handler.check_payload(values["payload"])  # (400, nothing written)
+            if "payload" in values and handler is not None:
+                handler.check(values["payload"])  # (400, nothing written)
             return values, updated_due(job, values, at)
 
         return await self._control(

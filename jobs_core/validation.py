@@ -82,8 +82,7 @@ def validate(request: JobRequest, registry: HandlerRegistry, settings: JobsSetti
     the simulation, then schedules the same job every time; None: a fresh generator)."""
     handler = registry.get(validate_handler_name(request.handler))
     check_json_size(request.payload, settings.max_payload_bytes, "payload")
-    if handler.check_payload is not None:
-        handler.check_payload(request.payload)
+    handler.check(request.payload)
     recurrence = parse_recurrence(request.recurrence)
     if recurrence is not None:
         check_within_horizon(recurrence, settings.horizon_days, now)
