@@ -117,6 +117,7 @@ def _job_wire(job: Job, at: datetime, *, full: bool) -> Wire:
             out["res"] = job.result
         if job.due_set_at is not None:
             out["dsa"] = ts(job.due_set_at)
+            out["v"] = 6  # (an older reader counts lateness and catch-up from the due time)
     return out
 
 

@@ -63,11 +63,11 @@ Keys (every key any record writes; ``tests/unit/test_log_format.py`` checks the 
     runs   (moved in) finished occurrences
     err    error: type, message, attempt, permanent; (moved in) the last error
     res    result; (moved in) the last result
-    dsa    (moved in) when a reschedule or run-now set the due time (for catch-up: or the
-           earlier due time it replaced; a reader that ignores it counts lateness and missed
-           occurrences from the due time instead)
-    late   (misfire) what the skipped occurrence's lateness was counted from: the record
-           applies only while the job still counts from it
+    dsa    (moved in; v6) when a reschedule or run-now set the due time (misfire grace:
+           lateness counts from it); for catch-up, where the count of missed occurrences
+           starts (``transitions.catch_up_from``; also set by a retry's back-off)
+    late   (misfire; v6) what the skipped occurrence's lateness was counted from: the
+           record applies only while the job still counts from it
     why    cancel reason
     rid    random id of a control request, or of an outcome record: the replay applies each
            rid once and remembers whether it applied, so the writer can answer the truth
@@ -93,7 +93,11 @@ version-2 reader refuses a blob with them rather than misread it. Version 4 adde
 (a finished job runs again; the record carries the job's whole state, like a moved-in add)
 and labels (``lb``, in an add or an update): only records that use them are version 4.
 Version 5 added ``take_over`` (only that record is version 5: it is written only when a lost
-execution's last attempt is compensated).
+execution's last attempt is compensated). Version 6 added ``late`` (a misfire that names it
+applies in fewer cases than an older reader would apply it) and ``dsa`` (a moved job whose
+due time a control or a retry's back-off set: an older process would judge and count it from
+the due time): only records with them are version 6, so an older reader refuses a blob it
+would replay, or act on, differently.
 
 Every block we append starts with a newline, so a torn or foreign partial line can never glue
 itself to the next record: it stays a malformed line of its own, which the reader skips.
@@ -111,8 +115,8 @@ from .job_records import Add, Retry, Update
 from .model import ErrorInfo, Job
 from .record_codec import Fields, Op, Wire, parse_ts, ts
 
-FORMAT_VERSION = 5  # the newest version written (take_over; retry 4; pause, resume... 3; else 2)
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6  # the newest version written (late, dsa; take_over 5; retry 4; pause... 3)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 
 _CONTROL = (("id", "id", "str"), ("at", "at", "time"), ("rid", "rid", "str"),
@@ -187,6 +191,14 @@ class Misfire(Fields):
     rid: str | None = None
     run: int | None = None
     late_from: datetime | None = None
+
+    def encode(self) -> Wire:
+        # with ``late`` it applies in fewer cases than a reader before version 6 would apply
+        # it: that reader must refuse the blob rather than replay it to another state
+        out = Fields.encode(self)
+        if self.late_from is not None:
+            out["v"] = 6
+        return out
 
 
 class Resume(_DueControl):

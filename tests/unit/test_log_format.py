@@ -138,6 +138,8 @@ def _every_record() -> list[records.Record]:
             records.pause(JOB_ID, T0, rid="r6", run=1),
             records.resume(JOB_ID, later, T0, rid="r7", run=1),
             records.misfire(JOB_ID, later, T0, rid="r9", run=3),
+            records.misfire(JOB_ID, later, T0, rid="r13", run=3, late_from=T0),
+            records.carry(replace(moved_in, due_set_at=T0), BLOB, later),
             records.retry(replace(moved_in, status=JobStatus.SCHEDULED, attempts=0, result=None,
                                   last_error=None), later, rid="r10", run=2),
             records.carry(a_job(status=JobStatus.PAUSED), BLOB, later),
@@ -171,7 +173,9 @@ def test_every_record_type_reads_back_what_it_wrote() -> None:
         labelled = (isinstance(record, records.Add) and (record.job.labels or (
             record.job.recurrence is not None and record.job.recurrence.needs_v4))) or \
             (isinstance(record, records.Update) and "labels" in record.values)
-        version = 5 if isinstance(record, records.TakeOver) else \
+        counted = (isinstance(record, records.Misfire) and record.late_from is not None) or \
+            (isinstance(record, records.Add) and record.job.due_set_at is not None)
+        version = 6 if counted else 5 if isinstance(record, records.TakeOver) else \
             4 if isinstance(record, records.Retry) or labelled else 3 if newer else 2
         assert wire["v"] == version and wire["op"] == record.OP.value
         back = records.decode(wire)
@@ -236,6 +240,27 @@ def test_a_version_2_reader_refuses_a_pause_it_could_not_apply() -> None:
     state.apply(records.add(a_job()).encode())
     state.apply(wire)
     assert state.jobs[JOB_ID].status is JobStatus.PAUSED and state.rids["r"]
+
+
+def test_a_reader_before_version_6_refuses_what_it_would_replay_differently(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the second review of ``due_set_at`` (stop 33): a misfire with ``late`` (voided
+    after a control by a new reader, applied by an older one) and a moved-in add with ``dsa``
+    were written as version 3 and 2: a process of the release before, during a rolling
+    upgrade, replayed the same log to another state (the occurrence a run-now asked for
+    skipped, then started again). Now they are version 6, which that reader refuses (the
+    README's rule for a rolling upgrade), and a misfire without ``late`` stays version 3."""
+    fenced = records.misfire(JOB_ID, T0, T0, rid="r", run=0, late_from=T0).encode()
+    assert fenced["v"] == 6
+    assert records.misfire(JOB_ID, T0, T0, rid="r", run=0).encode()["v"] == 3
+    carried = records.carry(replace(a_job(), due_set_at=T0), BLOB, T0).encode()
+    assert carried["v"] == 6 and records.carry(a_job(), BLOB, T0).encode()["v"] == 2
+    monkeypatch.setattr(records, "READABLE_VERSIONS", (1, 2, 3, 4, 5))
+    monkeypatch.setattr(records, "FORMAT_VERSION", 5)
+    for wire in (fenced, carried):
+        state = ShardState(BLOB)
+        with pytest.raises(UnsupportedRecordVersionError):
+            state.apply(wire)
 
 
 def test_pause_holds_a_waiting_job_and_resume_lets_it_go() -> None:
