@@ -195,10 +195,10 @@ class Job:
     moving_to: str | None = None  # set while the job moves to another blob
     labels: dict[str, str] | None = None  # (labels.py)
     traceparent: str | None = None  # the scheduling request's trace (telemetry.py), if on
-    # when a reschedule or run-now set ``due_at`` (None: the recurrence or the scheduling
-    # request did): the occurrence is late only from then (misfire grace), and catch-up
-    # counts the occurrences missed after it, not those before, which ran or were skipped
-    # (for catch-up, the due time it replaced if that was earlier: ``transitions._set_at``)
+    # set when something other than the recurrence or the scheduling request set ``due_at``
+    # (None: they did). Misfire grace: when a reschedule or run-now set it (the occurrence is
+    # late only from then). Catch-up: where the count of missed occurrences starts once it
+    # ran (a control's, or a retry's back-off: ``transitions.catch_up_from``)
     due_set_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -148,15 +148,13 @@ def after_run(rec: Recurrence, due: datetime, started: datetime | None,
 
     * ``catch_up_max`` (run_all): the next one after ``due``, even if it has passed (missed
       during downtime, or while this one ran); of the missed ones only the latest
-      ``catch_up_max`` run, back to back. When a reschedule or run-now set ``due``
-      (``since``: when), only those after ``since`` were missed: the earlier ones ran, or
-      were skipped, before it;
+      ``catch_up_max`` run, back to back. When a control or a retry's back-off moved
+      ``due``, the count starts at ``since`` instead (``transitions.catch_up_from``);
     * ``overlap`` ``buffer_one``: the first one that came due while this one ran;
     * otherwise the first one after ``finished``: missed ones are skipped.
     """
     if rec.catch_up_max is not None:
-        return _catch_up(rec, due if since is None else max(due, since), finished,
-                         rec.catch_up_max)
+        return _catch_up(rec, due if since is None else since, finished, rec.catch_up_max)
     if rec.overlap == "buffer_one" and started is not None:
         first = next_occurrence(rec, max(due, started))
         if first <= finished:

@@ -63,7 +63,9 @@ def resume(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> 
             f"the request was for occurrence {run}, the job is on occurrence {job.runs}")
     retrying = job.attempts > 0 and job.last_error is not None
     status = JobStatus.RETRYING if retrying else JobStatus.SCHEDULED
-    return replace(job, status=status, due_at=due_at, updated_at=at)
+    regridded = job.recurrence is not None and job.attempts == 0 and due_at != job.due_at
+    return replace(job, status=status, due_at=due_at, updated_at=at,
+                   due_set_at=None if regridded else job.due_set_at)
 
 
 def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
@@ -71,7 +73,11 @@ def update(job: Job, values: dict[str, Any], due_at: datetime, at: datetime,
     """A waiting or paused job gets new field values (``job_update.py`` resolves them); a
     running attempt is never changed under its feet."""
     _require_waiting(job, "update", job.status, run, also=(JobStatus.PAUSED,))
-    return replace(job, **values, due_at=due_at, updated_at=at)
+    # a new recurrence waits for its own next occurrence: the due time is its grid's again
+    regridded = "recurrence" in values and values["recurrence"] != job.recurrence and \
+        job.attempts == 0
+    return replace(job, **values, due_at=due_at, updated_at=at,
+                   due_set_at=None if regridded else job.due_set_at)
 
 
 def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None,
@@ -95,25 +101,34 @@ def misfire(job: Job, next_due: datetime, at: datetime, run: int | None = None,
 
 def run_now(job: Job, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "run now", job.status, run)
-    return replace(job, due_at=min(job.due_at, at), updated_at=at, due_set_at=_set_at(job, at))
+    due_at = min(job.due_at, at)
+    return replace(job, due_at=due_at, updated_at=at, due_set_at=_set_at(job, due_at, at))
 
 
 def reschedule(job: Job, due_at: datetime, at: datetime, run: int | None = None) -> Job:
     _require_waiting(job, "reschedule", job.status, run)
-    return replace(job, due_at=due_at, updated_at=at, due_set_at=_set_at(job, at))
+    return replace(job, due_at=due_at, updated_at=at, due_set_at=_set_at(job, due_at, at))
 
 
-def _set_at(job: Job, at: datetime) -> datetime:
-    """``Job.due_set_at`` after a reschedule or run-now at ``at``. For the misfire grace, the
-    request: lateness counts from it. For catch-up (its own misfire policy: never with a
-    grace), occurrences are missed only after the request, or after the due time the
-    occurrence had (or counted from) if that was earlier: an overdue occurrence's missed
-    ones had neither run nor been skipped, and a run-now or reschedule of it must not drop
-    them."""
+def _set_at(job: Job, due_at: datetime, at: datetime) -> datetime:
+    """``Job.due_set_at`` after a reschedule or run-now at ``at`` to ``due_at``. For the
+    misfire grace, the request: lateness counts from it. For catch-up (its own misfire
+    policy: never with a grace) it is where the count of missed occurrences starts
+    (``catch_up_from``): if the count already started before the request (the occurrence
+    was overdue: its missed ones had neither run nor been skipped), there still, wherever
+    the occurrence moves; else after the new due time and the request (the occurrences the
+    move passes over are skipped on purpose)."""
     if job.recurrence is None or job.recurrence.catch_up_max is None:
         return at
-    counted = job.due_at if job.due_set_at is None else max(job.due_at, job.due_set_at)
-    return min(counted, at)
+    counted = catch_up_from(job)
+    return counted if counted < at else max(due_at, at)
+
+
+def catch_up_from(job: Job) -> datetime:
+    """After which time a catch-up recurrence's occurrences count as missed once the current
+    one ran: its own due time, unless a control or a retry's back-off moved it
+    (``Job.due_set_at``)."""
+    return job.due_at if job.due_set_at is None else job.due_set_at
 
 
 def retry(job: Job, at: datetime, run: int | None = None) -> Job:
@@ -202,8 +217,12 @@ def fail(job: Job, attempt: int, at: datetime, error: ErrorInfo, *,
     fails for good (a recurring job then moves on to its next occurrence at ``next_due``)."""
     if retry_at is not None:
         _require_attempt(job, "retry", JobStatus.RETRYING, attempt, token)
+        # (catch-up: the occurrences the back-off passes are missed, counted from the due
+        # time the occurrence had, not from the retry's)
+        catch_up = job.recurrence is not None and job.recurrence.catch_up_max is not None
         return replace(job, status=JobStatus.RETRYING, due_at=retry_at, last_error=error,
-                       updated_at=at, token=None, lease_until=None)
+                       updated_at=at, token=None, lease_until=None,
+                       due_set_at=catch_up_from(job) if catch_up else job.due_set_at)
     _require_attempt(job, "fail", JobStatus.FAILED, attempt, token)
     if next_due is not None:
         return replace(job, status=JobStatus.SCHEDULED, due_at=next_due, attempts=0,

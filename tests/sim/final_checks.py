@@ -211,8 +211,10 @@ class FinalChecks:
     def _check_passed_occurrences(self, job_id: str, info: Accepted) -> None:
         """I7: an occurrence once passed does not run again: each run whose due time no
         control set (a run-now, reschedule, resume or retry that may have taken effect between
-        the previous run's start and its own) is due after every earlier run. (A reschedule
-        into the past of a catch-up job ran the occurrences it had already run again.)"""
+        the previous run's start and its own) is due after every earlier such run. (A
+        reschedule into the past of a catch-up job ran the occurrences it had already run
+        again.) A run a control moved does not count: an overdue catch-up occurrence moved
+        later still leaves the ones missed after its own due time to run after it."""
         rec = info.request.recurrence
         if isinstance(rec, dict) and rec.get("overlap") == "allow":
             return  # (its occurrences are jobs of their own: fired_jobs.py)
@@ -233,7 +235,8 @@ class FinalChecks:
                                    f"not after an earlier run due {latest:%d %H:%M:%S}: an "
                                    "occurrence it had passed ran again")
                 return
-            latest = due if latest is None else max(latest, due)
+            if not moved:
+                latest = due if latest is None else max(latest, due)
             previous = start
 
     def _check_controls(self, job_id: str, job: Job, info: Accepted) -> None:
