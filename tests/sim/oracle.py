@@ -19,9 +19,9 @@ I6 truthful controls 200 means the change happened (a cancelled job never starts
                      409 means it did not
 I7 recurrence        one run per occurrence (a daily cron: one per local day, DST included;
                      an occurrence once passed never runs again: a run whose due time no
-                     control set is due after every earlier run), and recurring jobs keep
-                     running (no blob limit stops them); with overlap allow, one job per
-                     occurrence, each run (fired_jobs.py, also I1, I5)
+                     control set is due after every earlier such run), and recurring jobs
+                     keep running (no blob limit stops them); with overlap allow, one job
+                     per occurrence, each run (fired_jobs.py, also I1, I5)
 I8 retention         a purge never removes a job that is not final
 I9 fencing           (checked from the log) an outcome is recorded only by the execution that
                      the job's latest start belongs to
