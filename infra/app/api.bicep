@@ -147,6 +147,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     name: 'appsettings'
     properties: appSettings
   }
+
+  // no basic-auth publishing: azd deploys with an Entra token (to the deployment container);
+  // FTP and the SCM site refuse user/password credentials
+  resource ftpBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'ftp'
+    properties: { allow: false }
+  }
+
+  resource scmBasicAuth 'basicPublishingCredentialsPolicies' = {
+    name: 'scm'
+    properties: { allow: false }
+  }
 }
 
 output name string = functionApp.name

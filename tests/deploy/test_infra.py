@@ -111,6 +111,11 @@ def test_hosting_storage_and_roles() -> None:
     assert ready and set(re.findall(r"name: '(\w+)'", ready.group(1))) == {"durable", "http"}
     assert re.search(r"name: 'python'\s+version: '3.11'", api)
     assert "type: 'UserAssigned'" in api and "'azd-service-name': serviceName" in api
+    # publishing takes an Entra token only: no basic-auth credentials on FTP or SCM
+    assert "ftpsState: 'Disabled'" in api and "httpsOnly: true" in api
+    policies = re.findall(r"resource \w+ 'basicPublishingCredentialsPolicies' = \{\s+"
+                          r"name: '(\w+)'\s+properties: \{ allow: false \}", api)
+    assert sorted(policies) == ["ftp", "scm"]
     for prop in ("allowSharedKeyAccess: false", "allowBlobPublicAccess: false",
                  "minimumTlsVersion: 'TLS1_2'", "supportsHttpsTrafficOnly: true"):
         assert prop in storage, prop
